@@ -1,0 +1,109 @@
+//! Command-line interface: clap types and dispatch only.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+
+use crate::build::{self, BuildError};
+use crate::config::Config;
+use crate::content;
+
+/// Markdown posts → Atom, RSS and JSON feeds, and an email digest.
+#[derive(Debug, Parser)]
+#[command(name = "newsletter", version, about)]
+pub struct Cli {
+    /// The config file; relative paths in it are relative to its folder.
+    #[arg(
+        long,
+        global = true,
+        default_value = "config.toml",
+        value_name = "PATH"
+    )]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write the Atom, RSS and JSON feeds of the posts published by now.
+    Build {
+        /// Write the feeds here instead of feeds.output_dir.
+        #[arg(long, value_name = "DIR")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        clock: Clock,
+    },
+    /// Read every post and report every problem as path:line: message.
+    Check,
+}
+
+/// The moment that decides what is published.
+#[derive(Debug, clap::Args)]
+pub struct Clock {
+    /// Treat this RFC 3339 time as now (scheduled posts up to it are published).
+    #[arg(long, env = "NEWSLETTER_NOW", value_name = "TIMESTAMP", value_parser = parse_now)]
+    pub now: Option<DateTime<Utc>>,
+}
+
+impl Clock {
+    /// The given time, else the real clock: the one place that reads it.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now.unwrap_or_else(Utc::now)
+    }
+}
+
+fn parse_now(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{e}; write it like 2026-11-25T09:00:00Z"))
+}
+
+/// What `run` wants `main` to do on success.
+pub enum Outcome {
+    Ok,
+    /// Problems were reported; exit with failure.
+    Problems,
+}
+
+/// Runs one command; errors come back to `main`, which prints them.
+pub fn run(cli: Cli) -> Result<Outcome> {
+    let config = Config::load(&cli.config)?;
+    match cli.command {
+        Command::Build { output, clock } => {
+            let output_dir = output.unwrap_or_else(|| config.feeds.output_dir.clone());
+            match build::build(&config, &output_dir, clock.now()) {
+                Ok(report) => {
+                    println!("{report}");
+                    Ok(Outcome::Ok)
+                }
+                Err(BuildError::Content(problems)) => {
+                    for problem in &problems {
+                        eprintln!("{problem}");
+                    }
+                    Err(BuildError::Content(problems).into())
+                }
+                Err(e) => Err(e).context("the build stopped; feeds already written are intact"),
+            }
+        }
+        Command::Check => {
+            let corpus = content::read_posts(&config);
+            for problem in &corpus.problems {
+                println!("{problem}");
+            }
+            if corpus.problems.is_empty() {
+                println!("checked {} posts: no problems", corpus.posts.len());
+                Ok(Outcome::Ok)
+            } else {
+                eprintln!(
+                    "{} problem(s) in {} post file(s) read",
+                    corpus.problems.len(),
+                    corpus.posts.len() + corpus.problems.len()
+                );
+                Ok(Outcome::Problems)
+            }
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! `config.toml`: the site, where content lives and how feeds are written.
+//!
+//! Every section has defaults except `site.base_url`, unknown keys are
+//! refused, and relative paths are resolved against the config file's folder.
+
+use std::path::{Path, PathBuf};
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+use url::Url;
+
+/// A configuration problem, always naming the key or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{path}: `{key}` {message}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
+}
+
+/// The whole configuration, after validation.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub site: Site,
+    pub content: Content,
+    pub feeds: Feeds,
+}
+
+/// `[site]`: what the blog is and where it lives.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub title: String,
+    /// Absolute http(s) URL with no trailing slash in its path.
+    pub base_url: Url,
+    pub description: String,
+    /// Fallback author for posts that name none.
+    pub author: String,
+    pub language: String,
+    /// Zone for bare dates and for the date parts of permalinks.
+    pub timezone: Tz,
+}
+
+/// `[content]`: where posts are and how their URLs look.
+#[derive(Debug, Clone)]
+pub struct Content {
+    pub dir: PathBuf,
+    pub permalink: String,
+}
+
+/// What feeds do with `<iframe>` elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IframePolicy {
+    /// Replace each iframe by a link to what it showed.
+    Link,
+    /// Keep iframes as written.
+    Keep,
+}
+
+/// `[feeds]`: which feeds are written where.
+#[derive(Debug, Clone)]
+pub struct Feeds {
+    pub output_dir: PathBuf,
+    /// Most entries per feed; 0 means all.
+    pub limit: usize,
+    pub full_content: bool,
+    pub per_tag: bool,
+    pub iframes: IframePolicy,
+    /// File names of the feeds inside `output_dir`; also their URL paths under `base_url`.
+    pub atom: String,
+    pub rss: String,
+    pub json: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    site: RawSite,
+    #[serde(default)]
+    content: RawContent,
+    #[serde(default)]
+    feeds: RawFeeds,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    #[serde(default = "default_title")]
+    title: String,
+    base_url: Option<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    author: Option<String>,
+    #[serde(default = "default_language")]
+    language: String,
+    #[serde(default = "default_timezone")]
+    timezone: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawContent {
+    dir: PathBuf,
+    permalink: String,
+}
+
+impl Default for RawContent {
+    fn default() -> Self {
+        RawContent {
+            dir: PathBuf::from("content"),
+            permalink: "/blog/:year/:month/:day/:slug/".into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawFeeds {
+    output_dir: PathBuf,
+    limit: usize,
+    full_content: bool,
+    per_tag: bool,
+    iframes: IframePolicy,
+    atom: String,
+    rss: String,
+    json: String,
+}
+
+impl Default for RawFeeds {
+    fn default() -> Self {
+        RawFeeds {
+            output_dir: PathBuf::from("public"),
+            limit: 20,
+            full_content: true,
+            per_tag: false,
+            iframes: IframePolicy::Link,
+            atom: "atom.xml".into(),
+            rss: "rss.xml".into(),
+            json: "feed.json".into(),
+        }
+    }
+}
+
+fn default_title() -> String {
+    "Blog".into()
+}
+
+fn default_language() -> String {
+    "en".into()
+}
+
+fn default_timezone() -> String {
+    "UTC".into()
+}
+
+/// The placeholders a permalink pattern may use.
+pub const PERMALINK_TOKENS: [&str; 4] = [":year", ":month", ":day", ":slug"];
+
+impl Config {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let folder = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, path, folder)
+    }
+
+    /// Parses config text; `path` names it in errors, relative paths are joined to `folder`.
+    pub fn parse(text: &str, path: &Path, folder: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
+
+        let base = raw.site.base_url.ok_or_else(|| {
+            invalid(
+                "site.base_url",
+                "is missing: set it to the blog's absolute URL, e.g. \"https://example.org\""
+                    .into(),
+            )
+        })?;
+        let mut base_url = Url::parse(&base).map_err(|e| {
+            invalid(
+                "site.base_url",
+                format!(
+                    "= {base:?} is not an absolute URL ({e}); write it like \"https://example.org\""
+                ),
+            )
+        })?;
+        if !matches!(base_url.scheme(), "http" | "https") || base_url.host_str().is_none() {
+            return Err(invalid(
+                "site.base_url",
+                format!("= {base:?} must be an http or https URL with a host"),
+            ));
+        }
+        let trimmed = base_url.path().trim_end_matches('/').to_string();
+        base_url.set_path(&trimmed);
+        base_url.set_query(None);
+        base_url.set_fragment(None);
+
+        let timezone: Tz = raw.site.timezone.parse().map_err(|_| {
+            invalid(
+                "site.timezone",
+                format!(
+                    "= {:?} is not a time zone name; use an IANA name such as \"UTC\" or \"Europe/Berlin\"",
+                    raw.site.timezone
+                ),
+            )
+        })?;
+
+        let permalink = raw.content.permalink;
+        if !permalink.starts_with('/') || !permalink.contains(":slug") {
+            return Err(invalid(
+                "content.permalink",
+                format!(
+                    "= {permalink:?} must start with '/' and contain :slug (placeholders: {})",
+                    PERMALINK_TOKENS.join(", ")
+                ),
+            ));
+        }
+
+        let feeds = raw.feeds;
+        for (key, name) in [
+            ("feeds.atom", &feeds.atom),
+            ("feeds.rss", &feeds.rss),
+            ("feeds.json", &feeds.json),
+        ] {
+            let bad = name.is_empty()
+                || name.starts_with('/')
+                || name.split('/').any(|part| part.is_empty() || part == "..");
+            if bad {
+                return Err(invalid(
+                    key,
+                    format!("= {name:?} must be a relative file path inside feeds.output_dir"),
+                ));
+            }
+        }
+        if feeds.atom == feeds.rss || feeds.atom == feeds.json || feeds.rss == feeds.json {
+            return Err(invalid(
+                "feeds.atom",
+                "feeds.atom, feeds.rss and feeds.json must be different files".into(),
+            ));
+        }
+
+        Ok(Config {
+            site: Site {
+                title: raw.site.title,
+                author: raw.site.author.unwrap_or_else(|| "Anonymous".into()),
+                base_url,
+                description: raw.site.description,
+                language: raw.site.language,
+                timezone,
+            },
+            content: Content {
+                dir: folder.join(raw.content.dir),
+                permalink,
+            },
+            feeds: Feeds {
+                output_dir: folder.join(feeds.output_dir),
+                limit: feeds.limit,
+                full_content: feeds.full_content,
+                per_tag: feeds.per_tag,
+                iframes: feeds.iframes,
+                atom: feeds.atom,
+                rss: feeds.rss,
+                json: feeds.json,
+            },
+        })
+    }
+}
+
+impl Site {
+    /// The absolute URL of a site path such as `/blog/x/` or `atom.xml`.
+    pub fn url_for(&self, path: &str) -> String {
+        let base = self.base_url.as_str().trim_end_matches('/');
+        format!("{base}/{}", path.trim_start_matches('/'))
+    }
+
+    /// The host name, for `tag:` URIs and message ids.
+    pub fn host(&self) -> &str {
+        self.base_url.host_str().unwrap_or("localhost")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("config.toml"), Path::new("/site"))
+    }
+
+    #[test]
+    fn defaults_fill_everything_but_base_url() {
+        let config = parse("[site]\nbase_url = \"https://example.org/\"\n").unwrap();
+        assert_eq!(config.site.base_url.as_str(), "https://example.org/");
+        assert_eq!(config.content.dir, Path::new("/site/content"));
+        assert_eq!(config.feeds.output_dir, Path::new("/site/public"));
+        assert_eq!(config.feeds.limit, 20);
+        assert_eq!(config.feeds.iframes, IframePolicy::Link);
+        assert_eq!(
+            config.site.url_for("/blog/a/"),
+            "https://example.org/blog/a/"
+        );
+    }
+
+    #[test]
+    fn base_url_under_a_path_keeps_it() {
+        let config = parse("[site]\nbase_url = \"https://example.org/blog/\"\n").unwrap();
+        assert_eq!(
+            config.site.url_for("atom.xml"),
+            "https://example.org/blog/atom.xml"
+        );
+    }
+
+    #[test]
+    fn missing_or_relative_base_url_names_the_key() {
+        let err = parse("[site]\ntitle = \"x\"\n").unwrap_err().to_string();
+        assert!(
+            err.contains("site.base_url") && err.contains("missing"),
+            "{err}"
+        );
+        let err = parse("[site]\nbase_url = \"/blog\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("site.base_url") && err.contains("absolute"),
+            "{err}"
+        );
+        let err = parse("[site]\nbase_url = \"ftp://x.org\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("site.base_url"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse("[site]\nbase_url = \"https://x.org\"\n[feeds]\nlimt = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("config.toml") && err.contains("limt"), "{err}");
+    }
+
+    #[test]
+    fn bad_timezone_and_permalink_are_named() {
+        let err = parse("[site]\nbase_url = \"https://x.org\"\ntimezone = \"Mars/Base\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("site.timezone"), "{err}");
+        let err =
+            parse("[site]\nbase_url = \"https://x.org\"\n[content]\npermalink = \"/:year/\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("content.permalink"), "{err}");
+    }
+
+    #[test]
+    fn feed_paths_stay_inside_the_output_dir() {
+        let err = parse("[site]\nbase_url = \"https://x.org\"\n[feeds]\natom = \"../x.xml\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("feeds.atom"), "{err}");
+    }
+}

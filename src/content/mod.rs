@@ -1,0 +1,410 @@
+//! The content model: posts read from the content folder.
+
+pub mod date;
+pub mod front_matter;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Datelike, FixedOffset, Utc};
+use chrono_tz::Tz;
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use rayon::prelude::*;
+
+use crate::config::Config;
+use front_matter::LineError;
+
+/// One post, as its front matter and file name describe it. The body stays
+/// Markdown until a feed or digest needs it rendered.
+#[derive(Debug, Clone)]
+pub struct Post {
+    /// The file it came from.
+    pub path: PathBuf,
+    pub title: String,
+    pub published: DateTime<FixedOffset>,
+    /// The `updated` key, else `published`.
+    pub updated: DateTime<FixedOffset>,
+    /// Empty when the post names no author (the site's author is used then).
+    pub authors: Vec<String>,
+    pub draft: bool,
+    pub tags: Vec<String>,
+    /// The `summary` key, Markdown; it replaces the excerpt when present.
+    pub summary: Option<String>,
+    /// URL-safe, percent-encoded where needed.
+    pub slug: String,
+    /// Site path, e.g. `/blog/2017/09/04/promcon-2017-recap/`.
+    pub permalink: String,
+    /// Markdown after the front matter.
+    pub body: String,
+}
+
+/// Where a post stands at a given moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Published,
+    Draft,
+    /// Dated after "now": published when its time comes.
+    Scheduled,
+}
+
+impl Post {
+    pub fn status(&self, now: DateTime<Utc>) -> Status {
+        if self.draft {
+            Status::Draft
+        } else if self.published > now {
+            Status::Scheduled
+        } else {
+            Status::Published
+        }
+    }
+}
+
+/// A problem with one content file, shown as `path:line: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: PathBuf,
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.path.display(), self.line, self.message)
+    }
+}
+
+/// All posts of the content folder, newest first, and every problem found.
+#[derive(Debug, Default)]
+pub struct Corpus {
+    pub posts: Vec<Post>,
+    pub problems: Vec<Problem>,
+}
+
+/// Reads every `*.md` / `*.markdown` file under `config.content.dir`.
+pub fn read_posts(config: &Config) -> Corpus {
+    let dir = &config.content.dir;
+    let (files, mut problems) = find_post_files(dir);
+    let results: Vec<Result<Post, Problem>> = files
+        .par_iter()
+        .map(|path| read_post(path, config))
+        .collect();
+    let mut posts = Vec::with_capacity(results.len());
+    for result in results {
+        match result {
+            Ok(post) => posts.push(post),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    problems.extend(duplicate_permalinks(&posts));
+    posts.sort_by(|a, b| {
+        b.published
+            .cmp(&a.published)
+            .then_with(|| a.permalink.cmp(&b.permalink))
+    });
+    Corpus { posts, problems }
+}
+
+/// Post files in a stable order; hidden files and folders are skipped.
+fn find_post_files(dir: &Path) -> (Vec<PathBuf>, Vec<Problem>) {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    if !dir.is_dir() {
+        problems.push(Problem {
+            path: dir.to_path_buf(),
+            line: 0,
+            message:
+                "the content folder does not exist: create it or set content.dir in the config"
+                    .into(),
+        });
+        return (files, problems);
+    }
+    let walk = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|entry| entry.depth() == 0 || !is_hidden(entry.file_name()));
+    for entry in walk {
+        match entry {
+            Ok(entry) if entry.file_type().is_file() && is_markdown(entry.path()) => {
+                files.push(entry.into_path());
+            }
+            Ok(_) => {}
+            Err(e) => problems.push(Problem {
+                path: e.path().unwrap_or(dir).to_path_buf(),
+                line: 0,
+                message: if e.loop_ancestor().is_some() {
+                    "symbolic link loop: this link points at a folder that contains it; remove the link"
+                        .into()
+                } else {
+                    format!("cannot read: {e}")
+                },
+            }),
+        }
+    }
+    (files, problems)
+}
+
+fn is_hidden(name: &std::ffi::OsStr) -> bool {
+    name.to_str().is_some_and(|n| n.starts_with('.'))
+}
+
+fn is_markdown(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("md" | "markdown")
+    )
+}
+
+fn read_post(path: &Path, config: &Config) -> Result<Post, Problem> {
+    let problem = |e: LineError| Problem {
+        path: path.to_path_buf(),
+        line: e.line,
+        message: e.message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| Problem {
+        path: path.to_path_buf(),
+        line: 0,
+        message: format!("cannot read: {e}"),
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        problem(LineError::new(
+            line,
+            format!("is not UTF-8 text (bad byte at offset {at}); save the file as UTF-8"),
+        ))
+    })?;
+    parse_post(&text, path, config).map_err(problem)
+}
+
+/// Builds a post from its source text; `path` gives the fallback slug and date.
+pub fn parse_post(text: &str, path: &Path, config: &Config) -> Result<Post, LineError> {
+    let text = normalize_source(text);
+    let split = front_matter::split(&text)?;
+    let fm = front_matter::parse(&split)?;
+    let zone: Tz = config.site.timezone;
+
+    let title = fm.title.filter(|t| !t.is_empty()).ok_or_else(|| {
+        LineError::new(
+            1,
+            "the post has no title: add `title: ...` to its front matter",
+        )
+    })?;
+    let (file_date, file_slug) = name_parts(path);
+    let published = match (&fm.date, file_date) {
+        (Some(d), _) => date::parse_date(&d.text, zone)
+            .map_err(|e| LineError::new(d.line, format!("`{}`: {e}", d.key)))?,
+        (None, Some(d)) => date::parse_date(d, zone).map_err(|e| LineError::new(1, e))?,
+        (None, None) => {
+            return Err(LineError::new(
+                1,
+                "the post has no date: add `created_at: YYYY-MM-DD` to its front matter",
+            ));
+        }
+    };
+    let updated = match &fm.updated {
+        Some(d) => date::parse_date(&d.text, zone)
+            .map_err(|e| LineError::new(d.line, format!("`{}`: {e}", d.key)))?,
+        None => published,
+    };
+    let slug = encode_slug(fm.slug.as_deref().unwrap_or(&file_slug));
+    if slug.is_empty() {
+        return Err(LineError::new(
+            1,
+            "the post has no slug: name the file like 2017-09-04-my-post.md or add `slug: ...`",
+        ));
+    }
+    let permalink = permalink(&config.content.permalink, &published, &slug);
+    Ok(Post {
+        path: path.to_path_buf(),
+        title,
+        published,
+        updated,
+        authors: fm.authors,
+        draft: fm.draft,
+        tags: fm.tags,
+        summary: fm.summary,
+        slug,
+        permalink,
+        body: split.body.to_string(),
+    })
+}
+
+/// Drops a byte-order mark and turns CRLF / CR line endings into LF.
+fn normalize_source(text: &str) -> std::borrow::Cow<'_, str> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.contains('\r') {
+        text.replace("\r\n", "\n").replace('\r', "\n").into()
+    } else {
+        text.into()
+    }
+}
+
+/// The date and slug a file name carries: `2017-09-04-my-post.md` → (2017-09-04, my-post).
+/// A Hugo page bundle (`my-post/index.md`) takes its folder's name.
+fn name_parts(path: &Path) -> (Option<&str>, String) {
+    let mut stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    if matches!(stem, "index" | "_index") {
+        stem = path
+            .parent()
+            .and_then(|p| p.file_name())
+            .and_then(|s| s.to_str())
+            .unwrap_or(stem);
+    }
+    let dated = stem.len() > 11
+        && stem.as_bytes()[10] == b'-'
+        && chrono::NaiveDate::parse_from_str(&stem[..10], "%Y-%m-%d").is_ok();
+    if dated {
+        (Some(&stem[..10]), stem[11..].to_string())
+    } else {
+        (None, stem.to_string())
+    }
+}
+
+/// Characters a path segment may not carry as they are (RFC 3986 pchar keeps the rest).
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+fn encode_slug(slug: &str) -> String {
+    utf8_percent_encode(slug.trim(), SEGMENT).to_string()
+}
+
+fn permalink(pattern: &str, date: &DateTime<FixedOffset>, slug: &str) -> String {
+    pattern
+        .replace(":year", &format!("{:04}", date.year()))
+        .replace(":month", &format!("{:02}", date.month()))
+        .replace(":day", &format!("{:02}", date.day()))
+        .replace(":slug", slug)
+}
+
+fn duplicate_permalinks(posts: &[Post]) -> Vec<Problem> {
+    let mut seen: HashMap<&str, &Post> = HashMap::new();
+    let mut problems = Vec::new();
+    for post in posts {
+        if let Some(first) = seen.insert(&post.permalink, post) {
+            let (a, b) = if first.path < post.path {
+                (first, post)
+            } else {
+                (post, first)
+            };
+            problems.push(Problem {
+                path: b.path.clone(),
+                line: 1,
+                message: format!(
+                    "has the same permalink {} as {}: give one of them another `slug:` or date",
+                    post.permalink,
+                    a.path.display()
+                ),
+            });
+        }
+    }
+    problems.sort_by(|a, b| a.path.cmp(&b.path));
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config::parse(
+            "[site]\nbase_url = \"https://example.org\"\n",
+            Path::new("config.toml"),
+            Path::new("."),
+        )
+        .unwrap()
+    }
+
+    fn post(name: &str, text: &str) -> Result<Post, LineError> {
+        parse_post(text, Path::new(name), &config())
+    }
+
+    #[test]
+    fn slug_and_permalink_from_file_name_and_created_at() {
+        let p = post(
+            "2021-02-18-introducing-the-@-modifier.md",
+            "---\ntitle: x\ncreated_at: 2021-02-18\n---\n",
+        )
+        .unwrap();
+        assert_eq!(p.slug, "introducing-the-@-modifier");
+        assert_eq!(p.permalink, "/blog/2021/02/18/introducing-the-@-modifier/");
+        // created_at wins over the file-name date.
+        let p = post(
+            "2017-04-10-sneak.md",
+            "---\ntitle: x\ncreated_at: 2017-04-11\n---\n",
+        )
+        .unwrap();
+        assert_eq!(p.permalink, "/blog/2017/04/11/sneak/");
+    }
+
+    #[test]
+    fn slug_key_and_encoding() {
+        let p = post(
+            "a.md",
+            "---\ntitle: x\ndate: 2020-01-01\nslug: hé llo?\n---\n",
+        )
+        .unwrap();
+        assert_eq!(p.slug, "h%C3%A9%20llo%3F");
+        let p = post("my-post/index.md", "---\ntitle: x\ndate: 2020-01-01\n---\n").unwrap();
+        assert_eq!(p.slug, "my-post");
+    }
+
+    #[test]
+    fn file_name_date_is_the_fallback() {
+        let p = post("2019-05-06-x.md", "---\ntitle: x\n---\n").unwrap();
+        assert_eq!(p.published.to_rfc3339(), "2019-05-06T00:00:00+00:00");
+        let err = post("x.md", "---\ntitle: x\n---\n").unwrap_err();
+        assert!(err.message.contains("no date"));
+    }
+
+    #[test]
+    fn bom_crlf_and_no_trailing_newline() {
+        let p = post(
+            "2019-05-06-x.md",
+            "\u{feff}---\r\ntitle: \"Crlf: yes\"\r\ncreated_at: 2019-05-06\r\n---\r\nBody\r\nline",
+        )
+        .unwrap();
+        assert_eq!(p.title, "Crlf: yes");
+        assert_eq!(p.body, "Body\nline");
+    }
+
+    #[test]
+    fn missing_title_and_bad_date_name_the_line() {
+        let err = post("x.md", "---\ncreated_at: 2019-05-06\n---\n").unwrap_err();
+        assert!(err.message.contains("no title"));
+        let err = post("x.md", "---\ntitle: x\n\ncreated_at: 2019-13-06\n---\n").unwrap_err();
+        assert_eq!(err.line, 4);
+        assert!(err.message.contains("created_at"), "{}", err.message);
+    }
+
+    #[test]
+    fn status_draft_scheduled_published() {
+        let now: DateTime<Utc> = "2020-01-01T00:00:00Z".parse().unwrap();
+        let p = post("x.md", "---\ntitle: x\ndate: 2020-01-01\n---\n").unwrap();
+        assert_eq!(p.status(now), Status::Published);
+        let p = post("x.md", "---\ntitle: x\ndate: 2020-01-01T00:00:01Z\n---\n").unwrap();
+        assert_eq!(p.status(now), Status::Scheduled);
+        let p = post(
+            "x.md",
+            "---\ntitle: x\ndate: 2019-01-01\ndraft: true\n---\n",
+        )
+        .unwrap();
+        assert_eq!(p.status(now), Status::Draft);
+    }
+}

@@ -1,0 +1,95 @@
+//! JSON Feed 1.1 (https://jsonfeed.org/version/1.1), `application/feed+json`.
+
+use serde::Serialize;
+
+use super::{Entry, FeedInfo};
+use crate::config::Site;
+
+#[derive(Serialize)]
+struct JsonFeed<'a> {
+    version: &'static str,
+    title: &'a str,
+    home_page_url: &'a str,
+    feed_url: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    description: &'a str,
+    language: &'a str,
+    authors: Vec<Author<'a>>,
+    items: Vec<Item<'a>>,
+}
+
+#[derive(Serialize)]
+struct Author<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct Item<'a> {
+    id: &'a str,
+    url: &'a str,
+    title: &'a str,
+    summary: String,
+    content_html: &'a str,
+    date_published: String,
+    date_modified: String,
+    authors: Vec<Author<'a>>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tags: &'a [String],
+}
+
+/// The JSON Feed document for `entries`, newest first.
+pub fn render(site: &Site, info: &FeedInfo, entries: &[Entry<'_>]) -> Vec<u8> {
+    let feed = JsonFeed {
+        version: "https://jsonfeed.org/version/1.1",
+        title: &info.title,
+        home_page_url: &info.home_url,
+        feed_url: &info.json_url,
+        description: &info.description,
+        language: &site.language,
+        authors: vec![Author { name: &site.author }],
+        items: entries.iter().map(item).collect(),
+    };
+    let mut out = serde_json::to_vec_pretty(&feed).expect("a feed always serialises");
+    out.push(b'\n');
+    out
+}
+
+fn item<'a>(e: &'a Entry<'_>) -> Item<'a> {
+    Item {
+        id: &e.id,
+        url: &e.url,
+        title: &e.title,
+        // JSON Feed's summary is plain text; the HTML excerpt is the content
+        // when the config asks for summaries only.
+        summary: html_to_plain(&e.summary_html),
+        content_html: e.content_html.as_deref().unwrap_or(&e.summary_html),
+        date_published: e.published.to_rfc3339(),
+        date_modified: e.updated.to_rfc3339(),
+        authors: e.authors.iter().map(|a| Author { name: a }).collect(),
+        tags: &e.tags,
+    }
+}
+
+/// Plain text of an HTML fragment: tags dropped, entities decoded, space collapsed.
+fn html_to_plain(html: &str) -> String {
+    let mut text = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                text.push(' ');
+            }
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    let decoded = text
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    decoded.split_whitespace().collect::<Vec<_>>().join(" ")
+}

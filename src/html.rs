@@ -1,0 +1,327 @@
+//! Post HTML made safe for feeds: absolute URLs, no scripts or event
+//! handlers, iframes turned into links. One pass of lol_html does it all.
+
+use std::borrow::Cow;
+
+use lol_html::html_content::{ContentType, Element};
+use lol_html::{RewriteStrSettings, doc_comments, element, rewrite_str};
+use url::Url;
+
+use crate::config::IframePolicy;
+use crate::render::escape_text;
+
+/// Attributes that hold one URL.
+const URL_ATTRIBUTES: [&str; 8] = [
+    "href",
+    "src",
+    "poster",
+    "cite",
+    "action",
+    "formaction",
+    "background",
+    "longdesc",
+];
+
+/// Elements dropped with everything inside them.
+const DROPPED: [&str; 13] = [
+    "script", "style", "object", "embed", "applet", "frame", "frameset", "base", "meta", "link",
+    "title", "head", "noembed",
+];
+
+/// Rewrites `html` (a fragment from a post at `page_url`) so that it is safe
+/// to put in a feed. Comments are dropped too: they can hide markup.
+pub fn feed_safe(html: &str, page_url: &Url, iframes: IframePolicy) -> String {
+    let drop_selector = DROPPED.join(", ");
+    let settings = RewriteStrSettings::new()
+        .with_strict(false)
+        .append_element_content_handler(element!(drop_selector, |el| {
+            el.remove();
+            Ok(())
+        }))
+        .append_element_content_handler(element!("*", |el| {
+            clean_attributes(el, page_url);
+            Ok(())
+        }))
+        .append_element_content_handler(element!("iframe", |el| {
+            if iframes == IframePolicy::Link {
+                replace_iframe(el);
+            }
+            Ok(())
+        }))
+        .append_document_content_handler(doc_comments!(|c| {
+            c.remove();
+            Ok(())
+        }));
+    let out =
+        rewrite_str(html, settings).unwrap_or_else(|_| escape_text(html).replace('\n', "<br>\n"));
+    strip_xml_illegal(&out).into_owned()
+}
+
+fn clean_attributes(el: &mut Element<'_, '_>, page_url: &Url) {
+    let names: Vec<String> = el.attributes().iter().map(|a| a.name()).collect();
+    for name in names {
+        let lower = name.to_ascii_lowercase();
+        if lower.starts_with("on") || lower == "style" && !safe_style(el, &name) {
+            el.remove_attribute(&name);
+            continue;
+        }
+        let Some(value) = el.get_attribute(&name) else {
+            continue;
+        };
+        let rewritten = if URL_ATTRIBUTES.contains(&lower.as_str()) {
+            absolute_url(&value, page_url, is_image_source(el, &lower))
+        } else if lower == "srcset" {
+            absolute_srcset(&value, page_url)
+        } else {
+            continue;
+        };
+        match rewritten {
+            Some(url) if url != value => {
+                let _ = el.set_attribute(&name, &url);
+            }
+            Some(_) => {}
+            None => el.remove_attribute(&name),
+        }
+    }
+}
+
+/// Inline styles stay only when they are plain declarations without URLs or
+/// expressions, which is what feed readers accept.
+fn safe_style(el: &Element<'_, '_>, name: &str) -> bool {
+    let value = el
+        .get_attribute(name)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    !value.contains("url(")
+        && !value.contains("expression")
+        && !value.contains("javascript")
+        && !value.contains('\\')
+        && !value.contains("/*")
+}
+
+fn is_image_source(el: &Element<'_, '_>, attr: &str) -> bool {
+    attr == "src" && matches!(el.tag_name().as_str(), "img" | "source")
+}
+
+/// `value` resolved against the page; `None` when it must go (scripts, or
+/// not a URL at all). Protocol-relative URLs become https.
+pub fn absolute_url(value: &str, page_url: &Url, image: bool) -> Option<String> {
+    let trimmed = value.trim();
+    let url = if let Some(rest) = trimmed.strip_prefix("//") {
+        Url::parse(&format!("https://{rest}")).ok()?
+    } else {
+        page_url.join(trimmed).ok()?
+    };
+    match url.scheme() {
+        "http" | "https" | "mailto" | "tel" | "ftp" | "ftps" | "sftp" | "irc" | "ircs" | "xmpp"
+        | "news" | "gopher" | "magnet" | "geo" | "sms" => Some(url.into()),
+        "data"
+            if image
+                && url.path().starts_with("image/")
+                && !url.path().starts_with("image/svg") =>
+        {
+            Some(url.into())
+        }
+        _ => None,
+    }
+}
+
+/// A `srcset` list with each candidate's URL made absolute.
+fn absolute_srcset(value: &str, page_url: &Url) -> Option<String> {
+    let mut out = Vec::new();
+    for candidate in value.split(',') {
+        let candidate = candidate.trim();
+        if candidate.is_empty() {
+            continue;
+        }
+        let (url, descriptor) = match candidate.split_once(char::is_whitespace) {
+            Some((url, d)) => (url, d.trim()),
+            None => (candidate, ""),
+        };
+        let url = absolute_url(url, page_url, true)?;
+        out.push(if descriptor.is_empty() {
+            url
+        } else {
+            format!("{url} {descriptor}")
+        });
+    }
+    Some(out.join(", "))
+}
+
+/// Replaces an iframe by a link to what it showed; a YouTube embed becomes
+/// its watch page with the video's thumbnail.
+fn replace_iframe(el: &mut Element<'_, '_>) {
+    let Some(src) = el.get_attribute("src") else {
+        el.remove();
+        return;
+    };
+    let title = el
+        .get_attribute("title")
+        .filter(|t| !t.trim().is_empty() && t != "YouTube video player");
+    let replacement = match youtube_id(&src) {
+        Some(id) => {
+            let alt = match &title {
+                Some(t) => format!("Watch the video: {t}"),
+                None => "Watch the video on YouTube".into(),
+            };
+            format!(
+                "<a href=\"https://www.youtube.com/watch?v={id}\"><img src=\"https://i.ytimg.com/vi/{id}/hqdefault.jpg\" alt=\"{}\" width=\"480\" height=\"360\"></a>",
+                escape_attribute(&alt)
+            )
+        }
+        None => {
+            let text = title.unwrap_or_else(|| src.clone());
+            format!(
+                "<a href=\"{}\">{}</a>",
+                escape_attribute(&src),
+                escape_text(&text)
+            )
+        }
+    };
+    el.replace(&replacement, ContentType::Html);
+}
+
+/// The video id of a YouTube embed URL (`/embed/ID`, on youtube.com or youtube-nocookie.com).
+pub fn youtube_id(src: &str) -> Option<String> {
+    let url = Url::parse(src).ok()?;
+    let host = url.host_str()?.trim_start_matches("www.");
+    if !matches!(
+        host,
+        "youtube.com" | "youtube-nocookie.com" | "m.youtube.com"
+    ) {
+        return None;
+    }
+    let id = url.path().strip_prefix("/embed/")?;
+    let valid = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    valid.then(|| id.to_string())
+}
+
+fn escape_attribute(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    pulldown_cmark_escape::escape_html(&mut out, text).expect("writing to a String cannot fail");
+    out
+}
+
+/// Drops characters XML 1.0 forbids (C0 controls but tab, LF, CR; U+FFFE/U+FFFF).
+pub fn strip_xml_illegal(text: &str) -> Cow<'_, str> {
+    let illegal = |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
+    if text.contains(illegal) {
+        Cow::Owned(text.chars().filter(|&c| !illegal(c)).collect())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn safe(html: &str) -> String {
+        let page = Url::parse("https://prometheus.io/blog/2017/09/04/post/").unwrap();
+        feed_safe(html, &page, IframePolicy::Link)
+    }
+
+    #[test]
+    fn urls_become_absolute() {
+        assert_eq!(
+            safe(r#"<img src="/assets/x.png" alt="x">"#),
+            r#"<img src="https://prometheus.io/assets/x.png" alt="x">"#
+        );
+        assert_eq!(
+            safe(r#"<a href="img.png">a</a><a href="../x">b</a>"#),
+            r#"<a href="https://prometheus.io/blog/2017/09/04/post/img.png">a</a><a href="https://prometheus.io/blog/2017/09/04/x">b</a>"#
+        );
+        assert_eq!(
+            safe(r#"<a href="//cdn.example.org/x">a</a>"#),
+            r#"<a href="https://cdn.example.org/x">a</a>"#
+        );
+        assert_eq!(
+            safe(r##"<a href="#fn-1">1</a>"##),
+            r#"<a href="https://prometheus.io/blog/2017/09/04/post/#fn-1">1</a>"#
+        );
+        assert_eq!(
+            safe(
+                r#"<video poster="p.jpg" src="/v.mp4"></video><blockquote cite="/q">q</blockquote>"#
+            ),
+            r#"<video poster="https://prometheus.io/blog/2017/09/04/post/p.jpg" src="https://prometheus.io/v.mp4"></video><blockquote cite="https://prometheus.io/q">q</blockquote>"#
+        );
+        assert_eq!(
+            safe(r#"<img srcset="/a.png 1x, b.png 2x" alt="">"#),
+            r#"<img srcset="https://prometheus.io/a.png 1x, https://prometheus.io/blog/2017/09/04/post/b.png 2x" alt="">"#
+        );
+        assert_eq!(
+            safe(r#"<a href="mailto:a@b.org">m</a>"#),
+            r#"<a href="mailto:a@b.org">m</a>"#
+        );
+    }
+
+    #[test]
+    fn a_url_wrapped_onto_the_next_line_is_joined() {
+        assert_eq!(
+            safe("<a href=\"https://example.org/a\n/b\">x</a>"),
+            r#"<a href="https://example.org/a/b">x</a>"#
+        );
+    }
+
+    #[test]
+    fn scripts_handlers_and_javascript_urls_go() {
+        assert_eq!(
+            safe(
+                r#"<p onclick="x()">hi<script>alert(1)</script></p><script src="/w.js"></script>"#
+            ),
+            "<p>hi</p>"
+        );
+        assert_eq!(safe(r#"<a href="javascript:alert(1)">x</a>"#), "<a>x</a>");
+        assert_eq!(safe(r#"<a href=" JaVaScRiPt:alert(1)">x</a>"#), "<a>x</a>");
+        assert_eq!(safe(r#"<img src="vbscript:x" onerror="y">"#), "<img>");
+        assert_eq!(safe("<p>a<!-- c --></p><style>p{}</style>"), "<p>a</p>");
+        assert_eq!(
+            safe(r#"<span style="color: red">a</span><span style="background: url(x)">b</span>"#),
+            r#"<span style="color: red">a</span><span>b</span>"#
+        );
+    }
+
+    #[test]
+    fn youtube_iframe_becomes_a_thumbnail_link() {
+        let out = safe(
+            r#"<iframe width="560" height="315" src="https://www.youtube.com/embed/dQw4w9WgXcQ?rel=0" title="PromCon talk" allowfullscreen></iframe>"#,
+        );
+        assert_eq!(
+            out,
+            r#"<a href="https://www.youtube.com/watch?v=dQw4w9WgXcQ"><img src="https://i.ytimg.com/vi/dQw4w9WgXcQ/hqdefault.jpg" alt="Watch the video: PromCon talk" width="480" height="360"></a>"#
+        );
+        let out = safe(r#"<iframe src="//www.youtube.com/embed/abc_-1"></iframe>"#);
+        assert!(out.contains("watch?v=abc_-1"), "{out}");
+    }
+
+    #[test]
+    fn other_iframes_become_links_or_stay_when_kept() {
+        assert_eq!(
+            safe(r#"<iframe src="/demo/" title="Demo"></iframe>"#),
+            r#"<a href="https://prometheus.io/demo/">Demo</a>"#
+        );
+        let page = Url::parse("https://x.org/p/").unwrap();
+        assert_eq!(
+            feed_safe(
+                r#"<iframe src="/demo/"></iframe>"#,
+                &page,
+                IframePolicy::Keep
+            ),
+            r#"<iframe src="https://x.org/demo/"></iframe>"#
+        );
+        assert_eq!(safe(r#"<iframe src="javascript:x"></iframe>"#), "");
+    }
+
+    #[test]
+    fn xml_illegal_characters_are_dropped() {
+        assert_eq!(
+            strip_xml_illegal("a\u{1}b\u{b}c\td\ne\u{fffe}"),
+            "abc\td\ne"
+        );
+        assert!(matches!(strip_xml_illegal("clean"), Cow::Borrowed(_)));
+    }
+}

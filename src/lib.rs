@@ -1,0 +1,12 @@
+//! `newsletter`: a folder of Markdown posts → Atom, RSS and JSON feeds.
+//!
+//! Data flows one way: content files → [`content::Post`] → rendered HTML
+//! ([`render`], made feed-safe by [`html`]) → [`feed`] documents, written by [`build`].
+
+pub mod build;
+pub mod cli;
+pub mod config;
+pub mod content;
+pub mod feed;
+pub mod html;
+pub mod render;

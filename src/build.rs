@@ -1,7 +1,8 @@
 //! `newsletter build`: posts → feeds in the output folder.
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use url::Url;
 use crate::config::Config;
 use crate::content::{self, Post, Problem, Status};
 use crate::feed::{self, Entry, FeedInfo};
-use crate::html::feed_safe;
+use crate::html::Sanitizer;
 use crate::render::render_post;
 
 /// Why a build wrote nothing (or stopped writing).
@@ -85,37 +86,77 @@ pub fn build(
     if !corpus.problems.is_empty() {
         return Err(BuildError::Content(corpus.problems));
     }
+    let read = corpus.posts.len();
     let (published, drafts, scheduled) = count_statuses(&corpus.posts, now);
-    let files = render_feeds(config, &corpus.posts, now);
+    let (entries, plans) = plan_feeds(config, corpus.posts, now);
     let mut written = 0;
-    for (path, bytes) in &files {
-        if write_if_changed(&output_dir.join(path), bytes)? {
-            written += 1;
+    let mut files = 0;
+    for plan in &plans {
+        let list: Vec<&Entry> = plan.members.iter().map(|&i| &entries[i]).collect();
+        let [atom, rss, json] = &plan.paths;
+        let info = FeedInfo::new(
+            &config.site,
+            plan.title.clone(),
+            [atom, rss, json],
+            &list,
+            now.fixed_offset(),
+        );
+        let site = &config.site;
+        // Atom and JSON in parallel, RSS after: each XML writer holds a copy
+        // of the entries' HTML, and one copy at a time keeps memory bounded.
+        let (a, j) = rayon::join(
+            || {
+                write_file(&output_dir.join(atom), |w| {
+                    feed::atom::write(site, &info, &list, w)
+                })
+            },
+            || {
+                write_file(&output_dir.join(json), |w| {
+                    feed::json::write(site, &info, &list, w)
+                })
+            },
+        );
+        let r = write_file(&output_dir.join(rss), |w| {
+            feed::rss::write(site, &info, &list, w)
+        });
+        for changed in [a?, j?, r?] {
+            files += 1;
+            written += usize::from(changed);
         }
     }
     Ok(BuildReport {
-        read: corpus.posts.len(),
+        read,
         published,
         drafts,
         scheduled,
         written,
-        unchanged: files.len() - written,
+        unchanged: files - written,
         output_dir: output_dir.to_path_buf(),
         elapsed: started.elapsed(),
     })
 }
 
-/// Every feed file (path inside the output folder → bytes) for `posts`
-/// (newest first) as they stand at `now`.
-pub fn render_feeds<'a>(
+/// One feed to write: its title, its three file paths inside the output
+/// folder, and its entries (indices into the rendered entries, newest first).
+#[derive(Debug, Clone)]
+pub struct FeedPlan {
+    pub title: String,
+    pub paths: [String; 3],
+    pub members: Vec<usize>,
+}
+
+/// Renders the posts that some feed carries (each once, in parallel; a
+/// post's Markdown is dropped as soon as it is rendered) and says which feed
+/// carries which. `posts` are newest first.
+pub fn plan_feeds(
     config: &Config,
-    posts: &'a [Post],
+    posts: Vec<Post>,
     now: DateTime<Utc>,
-) -> BTreeMap<String, Vec<u8>> {
+) -> (Vec<Entry>, Vec<FeedPlan>) {
     let site = &config.site;
     let feeds = &config.feeds;
-    let live: Vec<&Post> = posts
-        .iter()
+    let live: Vec<Post> = posts
+        .into_iter()
         .filter(|p| p.status(now) == Status::Published)
         .collect();
     let limit = if feeds.limit == 0 {
@@ -123,81 +164,78 @@ pub fn render_feeds<'a>(
     } else {
         feeds.limit
     };
-    let take = |list: Vec<&'a Post>| -> Vec<&'a Post> { list.into_iter().take(limit).collect() };
 
-    // Each feed is a title, three paths and its posts.
-    let mut plans: Vec<(String, [String; 3], Vec<&Post>)> = vec![(
-        site.title.clone(),
-        [feeds.atom.clone(), feeds.rss.clone(), feeds.json.clone()],
-        take(live.clone()),
-    )];
+    let mut plans = vec![FeedPlan {
+        title: site.title.clone(),
+        paths: [feeds.atom.clone(), feeds.rss.clone(), feeds.json.clone()],
+        members: (0..live.len().min(limit)).collect(),
+    }];
     if feeds.per_tag {
-        let mut by_tag: BTreeMap<String, (String, Vec<&Post>)> = BTreeMap::new();
-        for post in &live {
+        let mut by_tag: BTreeMap<String, (String, Vec<usize>)> = BTreeMap::new();
+        for (i, post) in live.iter().enumerate() {
             for tag in &post.tags {
-                by_tag
+                let members = &mut by_tag
                     .entry(tag_folder(tag))
                     .or_insert_with(|| (tag.clone(), Vec::new()))
-                    .1
-                    .push(post);
+                    .1;
+                if members.len() < limit && members.last() != Some(&i) {
+                    members.push(i);
+                }
             }
         }
-        for (folder, (tag, list)) in by_tag {
+        for (folder, (tag, members)) in by_tag {
             let path = |name: &str| format!("tags/{folder}/{}", file_name(name));
-            plans.push((
-                format!("{}: {tag}", site.title),
-                [path(&feeds.atom), path(&feeds.rss), path(&feeds.json)],
-                take(list),
-            ));
+            plans.push(FeedPlan {
+                title: format!("{}: {tag}", site.title),
+                paths: [path(&feeds.atom), path(&feeds.rss), path(&feeds.json)],
+                members,
+            });
         }
     }
 
-    // Render each post once, however many feeds carry it.
-    let mut needed: Vec<&Post> = plans.iter().flat_map(|p| p.2.iter().copied()).collect();
-    needed.sort_by_key(|p| p.permalink.as_str());
-    needed.dedup_by_key(|p| p.permalink.as_str());
-    let rendered: HashMap<&str, Entry<'_>> = needed
-        .par_iter()
-        .map(|post| (post.permalink.as_str(), entry_for(config, post)))
-        .collect();
-
-    let now = now.fixed_offset();
-    let mut files = BTreeMap::new();
-    for (title, paths, list) in &plans {
-        let entries: Vec<Entry<'_>> = list
-            .iter()
-            .map(|p| rendered[p.permalink.as_str()].clone())
-            .collect();
-        let [atom, rss, json] = paths;
-        let info = FeedInfo::new(site, title.clone(), [atom, rss, json], &entries, now);
-        let (atom_bytes, (rss_bytes, json_bytes)) = rayon::join(
-            || feed::atom::render(site, &info, &entries),
-            || {
-                rayon::join(
-                    || feed::rss::render(site, &info, &entries),
-                    || feed::json::render(site, &info, &entries),
-                )
-            },
-        );
-        files.insert(atom.clone(), atom_bytes);
-        files.insert(rss.clone(), rss_bytes);
-        files.insert(json.clone(), json_bytes);
+    // Only the posts some feed carries are rendered; the index of each
+    // rendered entry is its position among them.
+    let mut needed = vec![false; live.len()];
+    for plan in &plans {
+        for &i in &plan.members {
+            needed[i] = true;
+        }
     }
-    files
+    let mut position = vec![usize::MAX; live.len()];
+    let mut next = 0;
+    for (i, &need) in needed.iter().enumerate() {
+        if need {
+            position[i] = next;
+            next += 1;
+        }
+    }
+    for plan in &mut plans {
+        for i in &mut plan.members {
+            *i = position[*i];
+        }
+    }
+    let entries: Vec<Entry> = live
+        .into_par_iter()
+        .zip(needed)
+        .filter(|(_, need)| *need)
+        .map(|(post, _)| entry_for(config, post))
+        .collect();
+    (entries, plans)
 }
 
-fn entry_for<'a>(config: &Config, post: &'a Post) -> Entry<'a> {
+fn entry_for(config: &Config, mut post: Post) -> Entry {
     let site = &config.site;
     let page = Url::parse(&site.url_for(&post.permalink))
         .expect("a permalink under an absolute base URL is a URL");
-    let rendered = render_post(&post.body, post.summary.as_deref(), &post.title);
-    let policy = config.feeds.iframes;
-    let summary = feed_safe(&rendered.excerpt, &page, policy);
-    let content = config
-        .feeds
-        .full_content
-        .then(|| feed_safe(&rendered.content, &page, policy));
-    Entry::new(site, post, summary, content)
+    let body = std::mem::take(&mut post.body);
+    let safe = Sanitizer {
+        page_url: &page,
+        iframes: config.feeds.iframes,
+    };
+    let rendered = render_post(&body, post.summary.as_deref(), &post.title, &safe);
+    drop(body);
+    let content = config.feeds.full_content.then_some(rendered.content);
+    Entry::new(site, &post, rendered.excerpt, content)
 }
 
 /// A tag as a folder name: lowercase words joined by `-`, percent-encoded in URLs.
@@ -219,28 +257,84 @@ fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// Replaces `path` with `bytes` through a temporary file and a rename, so a
-/// reader sees the old file or the new one, never half of one. Returns false
-/// when the file already held exactly these bytes.
-pub fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, BuildError> {
+/// Writes a file through a temporary file and a rename, so a reader sees the
+/// old file or the new one, never half of one. `fill` streams the content.
+/// Returns false, leaving the old file untouched, when the bytes are the same.
+pub fn write_file(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<bool, BuildError> {
     let error = |source| BuildError::Write {
         path: path.to_path_buf(),
         source,
     };
-    if std::fs::read(path).is_ok_and(|old| old == bytes) {
-        return Ok(false);
-    }
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(error)?;
-    let mut file = tempfile::Builder::new()
+    let temp = tempfile::Builder::new()
         .prefix(".newsletter-")
         .tempfile_in(dir)
         .map_err(error)?;
-    file.write_all(bytes).map_err(error)?;
-    file.as_file().sync_all().map_err(error)?;
-    set_readable(file.as_file()).map_err(error)?;
-    file.persist(path).map_err(|e| error(e.error))?;
+    let old = File::open(path)
+        .ok()
+        .map(|f| BufReader::with_capacity(1 << 16, f));
+    let mut writer = CompareWriter {
+        inner: BufWriter::with_capacity(1 << 20, temp),
+        old,
+        same: true,
+        scratch: Vec::new(),
+    };
+    fill(&mut writer).map_err(error)?;
+    let unchanged = writer.finish_comparing();
+    let temp = writer
+        .inner
+        .into_inner()
+        .map_err(|e| error(e.into_error()))?;
+    if unchanged {
+        return Ok(false);
+    }
+    temp.as_file().sync_all().map_err(error)?;
+    set_readable(temp.as_file()).map_err(error)?;
+    temp.persist(path).map_err(|e| error(e.error))?;
     Ok(true)
+}
+
+/// Passes bytes to `inner` and compares them with the old file as they go.
+struct CompareWriter<W> {
+    inner: W,
+    old: Option<BufReader<File>>,
+    same: bool,
+    scratch: Vec<u8>,
+}
+
+impl<W> CompareWriter<W> {
+    /// True when everything written equals the whole old file.
+    fn finish_comparing(&mut self) -> bool {
+        match (&mut self.old, self.same) {
+            (Some(old), true) => matches!(old.read(&mut [0u8; 1]), Ok(0)),
+            _ => false,
+        }
+    }
+}
+
+impl<W: Write> Write for CompareWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(data)?;
+        if self.same {
+            match &mut self.old {
+                Some(old) => {
+                    self.scratch.resize(n, 0);
+                    self.same =
+                        old.read_exact(&mut self.scratch).is_ok() && self.scratch == data[..n];
+                }
+                None => self.same = false,
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 #[cfg(unix)]

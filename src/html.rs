@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use lol_html::html_content::{ContentType, Element};
 use lol_html::{RewriteStrSettings, doc_comments, element, rewrite_str};
+
 use url::Url;
 
 use crate::config::IframePolicy;
@@ -28,33 +29,88 @@ const DROPPED: [&str; 13] = [
     "title", "head", "noembed",
 ];
 
-/// Rewrites `html` (a fragment from a post at `page_url`) so that it is safe
-/// to put in a feed. Comments are dropped too: they can hide markup.
-pub fn feed_safe(html: &str, page_url: &Url, iframes: IframePolicy) -> String {
-    let drop_selector = DROPPED.join(", ");
-    let settings = RewriteStrSettings::new()
-        .with_strict(false)
-        .append_element_content_handler(element!(drop_selector, |el| {
-            el.remove();
-            Ok(())
-        }))
-        .append_element_content_handler(element!("*", |el| {
-            clean_attributes(el, page_url);
-            Ok(())
-        }))
-        .append_element_content_handler(element!("iframe", |el| {
-            if iframes == IframePolicy::Link {
-                replace_iframe(el);
-            }
-            Ok(())
-        }))
-        .append_document_content_handler(doc_comments!(|c| {
-            c.remove();
-            Ok(())
-        }));
-    let out =
-        rewrite_str(html, settings).unwrap_or_else(|_| escape_text(html).replace('\n', "<br>\n"));
-    strip_xml_illegal(&out).into_owned()
+/// Makes post HTML safe for feeds: URLs absolute against the post's page,
+/// no scripts or event handlers, iframes handled by the policy.
+#[derive(Debug, Clone, Copy)]
+pub struct Sanitizer<'a> {
+    pub page_url: &'a Url,
+    pub iframes: IframePolicy,
+}
+
+impl Sanitizer<'_> {
+    /// A URL from the post made absolute; `None` when it must go.
+    pub fn url(&self, value: &str, image: bool) -> Option<String> {
+        absolute_url(value, self.page_url, image)
+    }
+
+    /// True for elements that are dropped with their content.
+    pub fn drops_element(&self, name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        DROPPED.contains(&name.as_str()) || name == "iframe" && self.iframes == IframePolicy::Link
+    }
+
+    /// One raw HTML tag as Markdown passes it inline: plain tags go through
+    /// untouched, tags with attributes are rewritten, comments are dropped.
+    pub fn inline_tag<'t>(&self, tag: &'t str) -> Cow<'t, str> {
+        if tag.starts_with("<!") || tag.starts_with("<?") {
+            return Cow::Borrowed("");
+        }
+        if let Some(name) = tag.strip_prefix("</") {
+            let name = name.trim_end_matches('>').trim();
+            return if self.drops_element(name) {
+                Cow::Borrowed("")
+            } else {
+                Cow::Borrowed(tag)
+            };
+        }
+        let plain = tag[1..]
+            .trim_end_matches('>')
+            .trim_end_matches('/')
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if plain && !self.drops_element(tag_name(tag)) && tag_name(tag) != "iframe" {
+            Cow::Borrowed(tag)
+        } else {
+            Cow::Owned(self.fragment(tag))
+        }
+    }
+
+    /// Rewrites a fragment of raw HTML with lol_html. Comments are dropped
+    /// too: they can hide markup.
+    pub fn fragment(&self, html: &str) -> String {
+        let page_url = self.page_url;
+        let iframes = self.iframes;
+        let settings = RewriteStrSettings::new()
+            .with_strict(false)
+            .append_element_content_handler(element!("*", |el| {
+                let name = el.tag_name();
+                if DROPPED.contains(&name.as_str()) {
+                    el.remove();
+                    return Ok(());
+                }
+                if !el.attributes().is_empty() {
+                    clean_attributes(el, page_url);
+                }
+                if name == "iframe" && iframes == IframePolicy::Link {
+                    replace_iframe(el);
+                }
+                Ok(())
+            }))
+            .append_document_content_handler(doc_comments!(|c| {
+                c.remove();
+                Ok(())
+            }));
+        rewrite_str(html, settings).unwrap_or_else(|_| escape_text(html))
+    }
+}
+
+/// The element name of a start or end tag, e.g. `script` for `<script src=x>`.
+pub fn tag_name(tag: &str) -> &str {
+    let rest = tag.trim_start_matches('<').trim_start_matches('/');
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .unwrap_or(rest.len());
+    &rest[..end]
 }
 
 fn clean_attributes(el: &mut Element<'_, '_>, page_url: &Url) {
@@ -209,7 +265,11 @@ fn escape_attribute(text: &str) -> String {
 /// Drops characters XML 1.0 forbids (C0 controls but tab, LF, CR; U+FFFE/U+FFFF).
 pub fn strip_xml_illegal(text: &str) -> Cow<'_, str> {
     let illegal = |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
-    if text.contains(illegal) {
+    // A byte scan first: each illegal character is a C0 byte or starts with 0xEF.
+    let suspect = text
+        .bytes()
+        .any(|b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0xEF);
+    if suspect && text.contains(illegal) {
         Cow::Owned(text.chars().filter(|&c| !illegal(c)).collect())
     } else {
         Cow::Borrowed(text)
@@ -222,7 +282,11 @@ mod tests {
 
     fn safe(html: &str) -> String {
         let page = Url::parse("https://prometheus.io/blog/2017/09/04/post/").unwrap();
-        feed_safe(html, &page, IframePolicy::Link)
+        Sanitizer {
+            page_url: &page,
+            iframes: IframePolicy::Link,
+        }
+        .fragment(html)
     }
 
     #[test]
@@ -306,14 +370,34 @@ mod tests {
         );
         let page = Url::parse("https://x.org/p/").unwrap();
         assert_eq!(
-            feed_safe(
-                r#"<iframe src="/demo/"></iframe>"#,
-                &page,
-                IframePolicy::Keep
-            ),
+            Sanitizer {
+                page_url: &page,
+                iframes: IframePolicy::Keep
+            }
+            .fragment(r#"<iframe src="/demo/"></iframe>"#),
             r#"<iframe src="https://x.org/demo/"></iframe>"#
         );
         assert_eq!(safe(r#"<iframe src="javascript:x"></iframe>"#), "");
+    }
+
+    #[test]
+    fn inline_tags_take_the_fast_path_when_plain() {
+        let page = Url::parse("https://x.org/p/").unwrap();
+        let s = Sanitizer {
+            page_url: &page,
+            iframes: IframePolicy::Link,
+        };
+        assert!(matches!(s.inline_tag("<sup>"), Cow::Borrowed("<sup>")));
+        assert!(matches!(s.inline_tag("</sup>"), Cow::Borrowed("</sup>")));
+        assert_eq!(s.inline_tag("<br/>"), "<br/>");
+        assert_eq!(s.inline_tag("<!-- c -->"), "");
+        assert_eq!(s.inline_tag("<script>"), "");
+        assert_eq!(s.inline_tag("</script>"), "");
+        assert_eq!(s.inline_tag("</iframe>"), "");
+        assert_eq!(
+            s.inline_tag(r#"<a href="/x" onclick="y">"#),
+            r#"<a href="https://x.org/x">"#
+        );
     }
 
     #[test]

@@ -1,14 +1,21 @@
-//! Markdown → HTML, and the excerpt that ends at `<!-- more -->`.
+//! Markdown → feed-safe HTML, and the excerpt that ends at `<!-- more -->`.
 //!
 //! The marker is looked for only in the HTML events pulldown-cmark reports,
 //! so a marker inside a code block or inline code is never a split point.
+//! URLs and raw HTML are made safe on the events themselves: what
+//! pulldown-cmark writes from Markdown is escaped already, so only link and
+//! image URLs and the raw HTML fragments need rewriting.
 
-use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd, html};
+use std::collections::HashMap;
+
+use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd, html};
+
+use crate::html::{Sanitizer, strip_xml_illegal, tag_name};
 
 /// About this many words make an automatic excerpt.
 pub const AUTO_EXCERPT_WORDS: usize = 70;
 
-/// A post body rendered to HTML, before any URL rewriting.
+/// A post body rendered to safe HTML.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
     /// The whole post.
@@ -21,30 +28,59 @@ fn options() -> Options {
     Options::ENABLE_TABLES | Options::ENABLE_FOOTNOTES | Options::ENABLE_STRIKETHROUGH
 }
 
-/// Renders Markdown to HTML.
-pub fn markdown_to_html(markdown: &str) -> String {
-    let mut out = String::with_capacity(markdown.len() + markdown.len() / 4);
-    html::push_html(&mut out, Parser::new_ext(markdown, options()));
-    out
+/// Renders Markdown to safe HTML.
+pub fn markdown_to_html(markdown: &str, safe: &Sanitizer<'_>) -> String {
+    let events = sanitize_events(merge_html_runs(Parser::new_ext(markdown, options())), safe);
+    finish(push(events))
 }
 
 /// Renders a post body and its excerpt. `summary` (Markdown), when given, is
 /// the excerpt; `title` is the last resort for a post with no text at all.
-pub fn render_post(body: &str, summary: Option<&str>, title: &str) -> Rendered {
-    let events = merge_html_runs(Parser::new_ext(body, options()));
-    let mut content = String::with_capacity(body.len() + body.len() / 4);
-    html::push_html(&mut content, events.iter().cloned());
+pub fn render_post(
+    body: &str,
+    summary: Option<&str>,
+    title: &str,
+    safe: &Sanitizer<'_>,
+) -> Rendered {
+    let raw = merge_html_runs(Parser::new_ext(body, options()));
+    let marker = find_marker(&raw);
+    // The raw HTML before the marker, in the event that holds the marker.
+    let marker_head: Option<(usize, String)> = marker.and_then(|(i, at)| match &raw[i] {
+        Event::Html(text) | Event::InlineHtml(text) if !text[..at].trim().is_empty() => {
+            Some((i, safe.fragment(&text[..at])))
+        }
+        _ => None,
+    });
+    let events = sanitize_events(raw, safe);
 
     let excerpt = match summary {
-        Some(summary) => markdown_to_html(summary),
-        None => explicit_excerpt(&events).unwrap_or_else(|| auto_excerpt(&events)),
+        Some(summary) => markdown_to_html(summary, safe),
+        None => marker
+            .and_then(|(i, _)| explicit_excerpt(&events[..i], marker_head.map(|(_, h)| h)))
+            .unwrap_or_else(|| auto_excerpt(&events)),
     };
     let excerpt = if has_text(&excerpt) {
-        excerpt
+        finish(excerpt)
     } else {
-        format!("<p>{}</p>", escape_text(title))
+        format!("<p>{}</p>", escape_text(&strip_xml_illegal(title)))
     };
-    Rendered { content, excerpt }
+    Rendered {
+        content: finish(push(events)),
+        excerpt,
+    }
+}
+
+fn push<'a>(events: impl IntoIterator<Item = Event<'a>>) -> String {
+    let mut out = String::new();
+    html::push_html(&mut out, events.into_iter());
+    out
+}
+
+fn finish(html: String) -> String {
+    match strip_xml_illegal(&html) {
+        std::borrow::Cow::Borrowed(_) => html,
+        std::borrow::Cow::Owned(clean) => clean,
+    }
 }
 
 /// Joins the line-by-line `Html` events of an HTML block, so a comment that
@@ -59,6 +95,142 @@ fn merge_html_runs<'a>(parser: Parser<'a>) -> Vec<Event<'a>> {
         events.push(event);
     }
     events
+}
+
+/// The event holding the first `<!-- more -->` marker and the marker's offset in it.
+fn find_marker(events: &[Event<'_>]) -> Option<(usize, usize)> {
+    events
+        .iter()
+        .enumerate()
+        .find_map(|(i, event)| match event {
+            Event::Html(text) | Event::InlineHtml(text) => {
+                find_more_marker(text).map(|(at, _)| (i, at))
+            }
+            _ => None,
+        })
+}
+
+/// Rewrites events so that the HTML they render is safe: link and image
+/// URLs absolute (dropped when unsafe), raw HTML through the sanitizer,
+/// footnote links absolute. Start and end events stay balanced.
+fn sanitize_events<'a>(events: Vec<Event<'a>>, safe: &Sanitizer<'_>) -> Vec<Event<'a>> {
+    let empty = || Event::Html(CowStr::Borrowed(""));
+    let mut out = Vec::with_capacity(events.len());
+    // For each open link or image: was its start tag dropped?
+    let mut dropped: Vec<bool> = Vec::new();
+    // An inline element being dropped with its content, e.g. `<script>`.
+    let mut skipping: Option<String> = None;
+    let mut footnotes: HashMap<CowStr<'a>, usize> = HashMap::new();
+    let page = safe.page_url.as_str();
+    for event in events {
+        if let Some(name) = &skipping {
+            match &event {
+                Event::InlineHtml(tag)
+                    if tag.starts_with("</") && tag_name(tag).eq_ignore_ascii_case(name) =>
+                {
+                    skipping = None;
+                    out.push(empty());
+                    continue;
+                }
+                Event::Start(_) | Event::End(_) => skipping = None,
+                _ => {
+                    out.push(empty());
+                    continue;
+                }
+            }
+        }
+        let event = match event {
+            Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => match safe.url(&dest_url, false) {
+                Some(url) => {
+                    dropped.push(false);
+                    Event::Start(Tag::Link {
+                        link_type,
+                        dest_url: url.into(),
+                        title,
+                        id,
+                    })
+                }
+                None => {
+                    dropped.push(true);
+                    empty()
+                }
+            },
+            Event::Start(Tag::Image {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => match safe.url(&dest_url, true) {
+                Some(url) => {
+                    dropped.push(false);
+                    Event::Start(Tag::Image {
+                        link_type,
+                        dest_url: url.into(),
+                        title,
+                        id,
+                    })
+                }
+                None => {
+                    dropped.push(true);
+                    empty()
+                }
+            },
+            Event::End(end @ (TagEnd::Link | TagEnd::Image)) => {
+                if dropped.pop().unwrap_or(false) {
+                    empty()
+                } else {
+                    Event::End(end)
+                }
+            }
+            Event::Html(text) => Event::Html(safe.fragment(&text).into()),
+            Event::InlineHtml(text) => {
+                let name = tag_name(&text);
+                let opens =
+                    text.starts_with('<') && !text.starts_with("</") && !text.ends_with("/>");
+                if opens && !name.is_empty() && safe.drops_element(name) {
+                    skipping = Some(name.to_string());
+                }
+                match safe.inline_tag(&text) {
+                    std::borrow::Cow::Borrowed(same) if same.len() == text.len() => {
+                        Event::InlineHtml(text)
+                    }
+                    other => Event::InlineHtml(other.into_owned().into()),
+                }
+            }
+            Event::FootnoteReference(name) => {
+                let next = footnotes.len() + 1;
+                let number = *footnotes.entry(name.clone()).or_insert(next);
+                Event::InlineHtml(
+                    format!(
+                        "<sup class=\"footnote-reference\"><a href=\"{}#{}\">{number}</a></sup>",
+                        escape_text(page),
+                        escape_text(&name)
+                    )
+                    .into(),
+                )
+            }
+            Event::Start(Tag::FootnoteDefinition(name)) => {
+                let next = footnotes.len() + 1;
+                let number = *footnotes.entry(name.clone()).or_insert(next);
+                Event::Html(
+                    format!(
+                        "<div class=\"footnote-definition\" id=\"{}\"><sup class=\"footnote-definition-label\">{number}</sup>\n",
+                        escape_text(&name)
+                    )
+                    .into(),
+                )
+            }
+            Event::End(TagEnd::FootnoteDefinition) => Event::Html("</div>\n".into()),
+            other => other,
+        };
+        out.push(event);
+    }
+    out
 }
 
 /// The position of a `<!-- more -->` comment in raw HTML: any case, any
@@ -80,32 +252,27 @@ pub fn find_more_marker(html: &str) -> Option<(usize, usize)> {
     None
 }
 
-/// The HTML before the first marker, with open tags closed; `None` when
-/// there is no marker or nothing but whitespace before it.
-fn explicit_excerpt(events: &[Event<'_>]) -> Option<String> {
+/// The excerpt from the events before the marker (and the raw HTML that
+/// precedes it in its own event), with open tags closed; `None` when that is
+/// only whitespace.
+fn explicit_excerpt(before: &[Event<'_>], head: Option<String>) -> Option<String> {
     let mut open: Vec<TagEnd> = Vec::new();
-    for (i, event) in events.iter().enumerate() {
+    for event in before {
         match event {
             Event::Start(tag) => open.push(tag.to_end()),
             Event::End(_) => {
                 open.pop();
             }
-            Event::Html(text) | Event::InlineHtml(text) => {
-                if let Some((at, _)) = find_more_marker(text) {
-                    let mut kept: Vec<Event<'_>> = events[..i].to_vec();
-                    if !text[..at].trim().is_empty() {
-                        kept.push(Event::Html(text[..at].to_string().into()));
-                    }
-                    kept.extend(open.iter().rev().map(|end| Event::End(*end)));
-                    let mut out = String::new();
-                    html::push_html(&mut out, kept.into_iter());
-                    return has_text_or_media(&out).then_some(out);
-                }
-            }
             _ => {}
         }
     }
-    None
+    let mut kept: Vec<Event<'_>> = before.to_vec();
+    if let Some(head) = head {
+        kept.push(Event::Html(head.into()));
+    }
+    kept.extend(open.iter().rev().map(|end| Event::End(*end)));
+    let out = push(kept);
+    has_text_or_media(&out).then_some(out)
 }
 
 /// The leading paragraphs (lists and quotes count too), about
@@ -236,9 +403,23 @@ pub fn escape_text(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::IframePolicy;
+    use url::Url;
+
+    fn with_safe<T>(f: impl FnOnce(&Sanitizer<'_>) -> T) -> T {
+        let page = Url::parse("https://example.org/blog/post/").unwrap();
+        f(&Sanitizer {
+            page_url: &page,
+            iframes: IframePolicy::Link,
+        })
+    }
+
+    fn render(body: &str, summary: Option<&str>, title: &str) -> Rendered {
+        with_safe(|s| render_post(body, summary, title, s))
+    }
 
     fn excerpt(body: &str) -> String {
-        render_post(body, None, "Title").excerpt
+        render(body, None, "Title").excerpt
     }
 
     #[test]
@@ -264,7 +445,7 @@ mod tests {
     #[test]
     fn marker_in_code_is_not_a_marker() {
         let body = "Intro.\n\n```\n<!-- more -->\n```\n\nText `<!-- more -->` here.\n\n<!-- more -->\n\nRest.";
-        let r = render_post(body, None, "T");
+        let r = render(body, None, "T");
         assert!(
             r.excerpt.contains("<pre><code>&lt;!-- more --&gt;"),
             "{}",
@@ -282,7 +463,7 @@ mod tests {
     #[test]
     fn explicit_excerpt_is_a_prefix_of_the_content() {
         let body = "# Heading\n\nPara one.\n\n<!-- more -->\n\nMore.";
-        let r = render_post(body, None, "T");
+        let r = render(body, None, "T");
         assert!(r.content.starts_with(&r.excerpt));
         assert_eq!(r.excerpt, "<h1>Heading</h1>\n<p>Para one.</p>\n");
     }
@@ -323,24 +504,89 @@ mod tests {
     #[test]
     fn never_empty() {
         assert_eq!(excerpt(""), "<p>Title</p>");
-        assert_eq!(render_post("", None, "A & B").excerpt, "<p>A &amp; B</p>");
+        assert_eq!(render("", None, "A & B").excerpt, "<p>A &amp; B</p>");
         assert_eq!(excerpt("```\ncode only\n```"), "<p>Title</p>");
     }
 
     #[test]
     fn summary_wins() {
-        let r = render_post("Body.\n\n<!-- more -->\n\nx", Some("The *summary*"), "T");
+        let r = render("Body.\n\n<!-- more -->\n\nx", Some("The *summary*"), "T");
         assert_eq!(r.excerpt, "<p>The <em>summary</em></p>\n");
     }
 
     #[test]
     fn tables_footnotes_strikethrough_and_raw_html() {
-        let html = markdown_to_html(
-            "| a | b |\n|---|---|\n| 1 | 2 |\n\nNote[^1] ~~old~~\n\n[^1]: The note.\n\n<div class=\"x\">raw</div>\n",
-        );
+        let html = with_safe(|s| {
+            markdown_to_html(
+                "| a | b |\n|---|---|\n| 1 | 2 |\n\nNote[^1] ~~old~~\n\n[^1]: The note.\n\n<div class=\"x\">raw</div>\n",
+                s,
+            )
+        });
         assert!(html.contains("<table>"));
         assert!(html.contains("<del>old</del>"));
         assert!(html.contains("footnote-definition"));
         assert!(html.contains("<div class=\"x\">raw</div>"));
+    }
+
+    #[test]
+    fn markdown_links_and_images_become_absolute_or_go() {
+        let html = with_safe(|s| {
+            markdown_to_html(
+                "[a](/docs/) [b](rel.html) ![c](/img.png) [x](javascript:alert(1)) <javascript:alert(2)> ![y](vbscript:z)",
+                s,
+            )
+        });
+        assert!(
+            html.contains(r#"<a href="https://example.org/docs/">a</a>"#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"<a href="https://example.org/blog/post/rel.html">b</a>"#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"<img src="https://example.org/img.png" alt="c" />"#),
+            "{html}"
+        );
+        assert!(
+            !html.contains("=\"javascript") && !html.contains("vbscript"),
+            "{html}"
+        );
+        assert!(
+            html.contains(" x ") && html.contains(" y"),
+            "link text stays: {html}"
+        );
+    }
+
+    #[test]
+    fn inline_script_is_dropped_with_its_text() {
+        let html = with_safe(|s| {
+            markdown_to_html("a <script>alert(1)</script> b <em onclick=\"x\">c</em>", s)
+        });
+        assert_eq!(html, "<p>a  b <em>c</em></p>\n");
+    }
+
+    #[test]
+    fn footnote_links_are_absolute() {
+        let html = with_safe(|s| markdown_to_html("Text[^n].\n\n[^n]: Note.\n", s));
+        assert!(
+            html.contains(r##"<a href="https://example.org/blog/post/#n">1</a>"##),
+            "{html}"
+        );
+        assert!(html.contains(r#"<div class="footnote-definition" id="n"><sup class="footnote-definition-label">1</sup>"#), "{html}");
+    }
+
+    #[test]
+    fn marker_inside_an_html_block_keeps_the_html_before_it() {
+        let r = render(
+            "<p>Raw intro with <a href=\"/x\">link</a></p>\n<!-- more -->\n\nRest.",
+            None,
+            "T",
+        );
+        assert_eq!(
+            r.excerpt,
+            "<p>Raw intro with <a href=\"https://example.org/x\">link</a></p>\n"
+        );
+        assert!(!r.content.contains("<!--"));
     }
 }

@@ -4,11 +4,13 @@ use atom_syndication::{
     Category, Content, Entry as AtomEntry, Feed, Generator, Link, Person, Text,
 };
 
+use std::io::{self, Write};
+
 use super::{Entry, FeedInfo, GENERATOR};
 use crate::config::Site;
 
-/// The Atom document for `entries`, newest first.
-pub fn render(site: &Site, info: &FeedInfo, entries: &[Entry<'_>]) -> Vec<u8> {
+/// Writes the Atom document for `entries`, newest first.
+pub fn write<W: Write>(site: &Site, info: &FeedInfo, entries: &[&Entry], out: W) -> io::Result<()> {
     let feed = Feed {
         id: info.atom_url.clone(),
         title: Text::plain(info.title.clone()),
@@ -25,17 +27,14 @@ pub fn render(site: &Site, info: &FeedInfo, entries: &[Entry<'_>]) -> Vec<u8> {
             version: Some(env!("CARGO_PKG_VERSION").into()),
         }),
         lang: Some(site.language.clone()),
-        entries: entries.iter().map(entry).collect(),
+        entries: entries.iter().map(|e| entry(e)).collect(),
         ..Feed::default()
     };
-    let mut out = Vec::with_capacity(64 * 1024);
-    feed.write_to(&mut out)
-        .expect("writing XML to memory cannot fail");
-    out.push(b'\n');
-    out
+    let mut out = feed.write_to(out).map_err(io::Error::other)?;
+    out.write_all(b"\n")
 }
 
-fn entry(e: &Entry<'_>) -> AtomEntry {
+fn entry(e: &Entry) -> AtomEntry {
     AtomEntry {
         id: e.id.clone(),
         title: Text::plain(e.title.clone()),

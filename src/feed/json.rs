@@ -1,5 +1,7 @@
 //! JSON Feed 1.1 (https://jsonfeed.org/version/1.1), `application/feed+json`.
 
+use std::io::{self, Write};
+
 use serde::Serialize;
 
 use super::{Entry, FeedInfo};
@@ -37,8 +39,13 @@ struct Item<'a> {
     tags: &'a [String],
 }
 
-/// The JSON Feed document for `entries`, newest first.
-pub fn render(site: &Site, info: &FeedInfo, entries: &[Entry<'_>]) -> Vec<u8> {
+/// Writes the JSON Feed document for `entries`, newest first.
+pub fn write<W: Write>(
+    site: &Site,
+    info: &FeedInfo,
+    entries: &[&Entry],
+    mut out: W,
+) -> io::Result<()> {
     let feed = JsonFeed {
         version: "https://jsonfeed.org/version/1.1",
         title: &info.title,
@@ -47,14 +54,13 @@ pub fn render(site: &Site, info: &FeedInfo, entries: &[Entry<'_>]) -> Vec<u8> {
         description: &info.description,
         language: &site.language,
         authors: vec![Author { name: &site.author }],
-        items: entries.iter().map(item).collect(),
+        items: entries.iter().map(|e| item(e)).collect(),
     };
-    let mut out = serde_json::to_vec_pretty(&feed).expect("a feed always serialises");
-    out.push(b'\n');
-    out
+    serde_json::to_writer_pretty(&mut out, &feed)?;
+    out.write_all(b"\n")
 }
 
-fn item<'a>(e: &'a Entry<'_>) -> Item<'a> {
+fn item(e: &Entry) -> Item<'_> {
     Item {
         id: &e.id,
         url: &e.url,

@@ -12,8 +12,7 @@ use crate::html::strip_xml_illegal;
 
 /// What a feed needs of one post, with its HTML already feed-safe.
 #[derive(Debug, Clone)]
-pub struct Entry<'a> {
-    pub post: &'a Post,
+pub struct Entry {
     /// Absolute permalink.
     pub url: String,
     /// `tag:` URI that never changes once published.
@@ -29,14 +28,14 @@ pub struct Entry<'a> {
     pub updated: DateTime<FixedOffset>,
 }
 
-impl<'a> Entry<'a> {
+impl Entry {
     /// Prepares a post whose HTML has been rendered and made feed-safe.
     pub fn new(
         site: &Site,
-        post: &'a Post,
+        post: &Post,
         summary_html: String,
         content_html: Option<String>,
-    ) -> Entry<'a> {
+    ) -> Entry {
         let clean = |s: &str| strip_xml_illegal(s).into_owned();
         let authors = if post.authors.is_empty() {
             vec![clean(&site.author)]
@@ -44,7 +43,6 @@ impl<'a> Entry<'a> {
             post.authors.iter().map(|a| clean(a)).collect()
         };
         Entry {
-            post,
             url: site.url_for(&post.permalink),
             id: entry_id(site, post),
             title: clean(&post.title),
@@ -89,7 +87,7 @@ impl FeedInfo {
         site: &Site,
         title: String,
         paths: [&str; 3],
-        entries: &[Entry<'_>],
+        entries: &[&Entry],
         now: DateTime<FixedOffset>,
     ) -> FeedInfo {
         let [atom, rss, json] = paths;

@@ -5,11 +5,13 @@ use rss::extension::atom::{AtomExtension, Link as AtomLink};
 use rss::extension::dublincore::DublinCoreExtension;
 use rss::{Category, Channel, Guid, Item};
 
+use std::io::{self, Write};
+
 use super::{Entry, FeedInfo, GENERATOR};
 use crate::config::Site;
 
-/// The RSS document for `entries`, newest first.
-pub fn render(site: &Site, info: &FeedInfo, entries: &[Entry<'_>]) -> Vec<u8> {
+/// Writes the RSS document for `entries`, newest first.
+pub fn write<W: Write>(site: &Site, info: &FeedInfo, entries: &[&Entry], out: W) -> io::Result<()> {
     let description = if info.description.is_empty() {
         info.title.clone()
     } else {
@@ -30,18 +32,14 @@ pub fn render(site: &Site, info: &FeedInfo, entries: &[Entry<'_>]) -> Vec<u8> {
                 ..AtomLink::default()
             }],
         }),
-        items: entries.iter().map(item).collect(),
+        items: entries.iter().map(|e| item(e)).collect(),
         ..Channel::default()
     };
-    let mut out = Vec::with_capacity(64 * 1024);
-    channel
-        .write_to(&mut out)
-        .expect("writing XML to memory cannot fail");
-    out.push(b'\n');
-    out
+    let mut out = channel.write_to(out).map_err(io::Error::other)?;
+    out.write_all(b"\n")
 }
 
-fn item(e: &Entry<'_>) -> Item {
+fn item(e: &Entry) -> Item {
     Item {
         title: Some(e.title.clone()),
         link: Some(e.url.clone()),

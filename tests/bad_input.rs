@@ -1,0 +1,292 @@
+//! Broken posts and broken configs: `check` and `build` name the file, the
+//! line and the fix, exit non-zero, and leave the feeds already written alone.
+
+mod common;
+
+use common::{Run, Site, problem_line, run};
+
+/// A bad post and what a user should be told about it.
+struct Bad<'a> {
+    /// Path inside the site, e.g. `content/x.md`.
+    file: &'a str,
+    contents: &'a [u8],
+    /// The line a problem is reported on.
+    line: usize,
+    /// The message names the problem: each of these is in it.
+    names: &'a [&'a str],
+    /// The message says how to fix it: at least one of these is in it.
+    fixes: &'a [&'a str],
+}
+
+/// Builds the fixture blog, adds the bad post, then checks and builds again:
+/// both must fail with `file:line: message`, and the feeds must not change.
+fn assert_reported(bad: Bad<'_>) -> (Run, Run) {
+    let site = Site::fixture("blog");
+    site.build();
+    site.check().success();
+    let before = site.snapshot("public");
+
+    site.write(bad.file, bad.contents);
+    let check = site.check().exit_code(1);
+    let build = run(&mut site.newsletter(["build", "--now", common::NOW])).failure();
+
+    for (what, run, stream) in [
+        ("check", &check, &check.stdout),
+        ("build", &build, &build.stderr),
+    ] {
+        let line = problem_line(stream, bad.file, bad.line);
+        let message = &line[line.find(&format!(":{}: ", bad.line)).unwrap()..];
+        for name in bad.names {
+            assert!(
+                message.contains(name),
+                "{what}: the message does not mention {name:?}\n{run}"
+            );
+        }
+        assert!(
+            bad.fixes.iter().any(|fix| message.contains(fix)),
+            "{what}: the message says nothing of how to fix it (looked for {:?})\n{run}",
+            bad.fixes
+        );
+    }
+    assert_eq!(
+        site.snapshot("public"),
+        before,
+        "the failed build changed the feeds"
+    );
+    (check, build)
+}
+
+#[test]
+fn good_content_checks_clean() {
+    let site = Site::fixture("blog");
+    let check = site.check().success();
+    assert!(!check.stdout.contains(".md:"), "{check}");
+}
+
+#[test]
+fn front_matter_that_is_never_closed() {
+    assert_reported(Bad {
+        file: "content/2025-01-01-unclosed.md",
+        contents: b"---\ntitle: Never closed\ncreated_at: 2025-01-01\n\nBody text.\n",
+        line: 1,
+        names: &["never closed"],
+        fixes: &["add a `---`", "`---` line"],
+    });
+}
+
+#[test]
+fn a_yaml_syntax_error() {
+    assert_reported(Bad {
+        file: "content/2025-01-02-colon.md",
+        contents: b"---\ntitle: Monitoring: a primer\ncreated_at: 2025-01-02\n---\n\nBody.\n",
+        line: 2,
+        names: &["YAML"],
+        fixes: &["quote"],
+    });
+}
+
+#[test]
+fn a_toml_syntax_error() {
+    assert_reported(Bad {
+        file: "content/2025-01-02-toml.md",
+        contents: b"+++\ntitle = \"Fine\"\ndate = 2025-01-02\nauthor = Unquoted Name\n+++\n\nBody.\n",
+        line: 4,
+        names: &["TOML"],
+        fixes: &["quote"],
+    });
+}
+
+#[test]
+fn an_invalid_date() {
+    let (check, _) = assert_reported(Bad {
+        file: "content/2025-02-28-bad-date.md",
+        contents: b"---\ntitle: Bad date\nkind: article\ncreated_at: 2025-02-30\n---\n\nBody.\n",
+        line: 4,
+        names: &["created_at", "2025-02-30"],
+        fixes: &["write", "use", "YYYY-MM-DD"],
+    });
+    // The fix shows a date that is one.
+    let line = problem_line(&check.stdout, "content/2025-02-28-bad-date.md", 4);
+    assert!(
+        has_valid_example_date(line),
+        "no example of a valid date in {line:?}"
+    );
+}
+
+/// True when `text` shows a real YYYY-MM-DD date, as an example to follow.
+fn has_valid_example_date(text: &str) -> bool {
+    (0..text.len()).any(|i| text.get(i..i + 10).is_some_and(is_real_date))
+}
+
+fn is_real_date(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    let [y, m, d] = parts[..] else {
+        return false;
+    };
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return false;
+    }
+    let (Ok(y), Ok(m), Ok(d)) = (y.parse::<u32>(), m.parse::<u32>(), d.parse::<u32>()) else {
+        return false;
+    };
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    (1..=12).contains(&m) && d >= 1 && d <= days[m as usize - 1]
+}
+
+#[test]
+fn a_missing_title() {
+    assert_reported(Bad {
+        file: "content/2025-01-03-no-title.md",
+        contents: b"---\ncreated_at: 2025-01-03\nauthor_name: Someone\n---\n\nBody.\n",
+        line: 1,
+        names: &["title"],
+        fixes: &["add"],
+    });
+}
+
+#[test]
+fn a_file_that_is_not_utf8() {
+    assert_reported(Bad {
+        file: "content/2025-01-04-latin1.md",
+        // "Café" in Latin-1, on line 6.
+        contents: b"---\ntitle: Latin-1\ncreated_at: 2025-01-04\n---\n\nCaf\xe9 au lait.\n",
+        line: 6,
+        names: &["UTF-8"],
+        fixes: &["save", "convert", "re-encode"],
+    });
+}
+
+#[test]
+fn two_posts_with_the_same_permalink() {
+    let site = Site::fixture("blog");
+    site.build();
+    let before = site.snapshot("public");
+    // Same date and slug as content/2024-01-15-plain-yaml.md.
+    site.write(
+        "content/archive/2024-01-15-plain-yaml.md",
+        "---\ntitle: Same permalink\ncreated_at: 2024-01-15\n---\n\nBody.\n",
+    );
+    let first = "content/2024-01-15-plain-yaml.md";
+    let second = "content/archive/2024-01-15-plain-yaml.md";
+    let check = site.check().exit_code(1);
+    let build = run(&mut site.newsletter(["build", "--now", common::NOW])).failure();
+    for (what, run, stream) in [
+        ("check", &check, &check.stdout),
+        ("build", &build, &build.stderr),
+    ] {
+        // Reported at either file, naming the other one and the permalink.
+        let line = stream
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!("{first}:1: ")) && l.contains(second)
+                    || l.starts_with(&format!("{second}:1: ")) && l.contains(first)
+            })
+            .unwrap_or_else(|| panic!("{what}: no line naming both files\n{run}"));
+        assert!(
+            line.contains("/posts/2024/01/15/plain-yaml/"),
+            "{what}: {line}"
+        );
+        assert!(line.contains("slug"), "{what}: no fix suggested: {line}");
+    }
+    assert_eq!(site.snapshot("public"), before);
+}
+
+#[test]
+fn every_bad_post_is_reported_in_one_run() {
+    let site = Site::fixture("blog");
+    site.write("content/a.md", "---\ntitle: A\ncreated_at: 2025-01-01\n");
+    site.write("content/b.md", "---\ncreated_at: 2025-01-01\n---\n");
+    site.write("content/c.md", "---\ntitle: C\ndate: soon\n---\n");
+    let check = site.check().exit_code(1);
+    problem_line(&check.stdout, "content/a.md", 1);
+    problem_line(&check.stdout, "content/b.md", 1);
+    problem_line(&check.stdout, "content/c.md", 3);
+}
+
+/// The closing count names the files read: the 7 posts of the fixture and
+/// one more whose permalink another already has (both read fine).
+#[test]
+fn check_counts_each_post_file_once() {
+    let site = Site::fixture("blog");
+    site.write(
+        "content/archive/2024-01-15-plain-yaml.md",
+        "---\ntitle: Same permalink\ncreated_at: 2024-01-15\n---\n\nBody.\n",
+    );
+    let check = site.check().exit_code(1);
+    assert!(
+        check.stderr.contains("in 8 post file(s)"),
+        "8 post files were read\n{check}"
+    );
+}
+
+fn config_error(config: &str, names: &[&str]) {
+    let site = Site::fixture("blog");
+    site.write("config.toml", config);
+    for args in [vec!["check"], vec!["build", "--now", common::NOW]] {
+        let out = run(&mut site.newsletter(&args)).failure();
+        for name in names {
+            assert!(out.stderr.contains(name), "{args:?}: {name:?} not named\n{out}");
+        }
+        assert!(
+            out.stderr.contains("config.toml"),
+            "{args:?}: the config file is not named\n{out}"
+        );
+    }
+    assert!(!site.path("public").exists(), "a feed was written");
+}
+
+const GOOD_CONFIG: &str = "[site]\ntitle = \"T\"\nbase_url = \"https://blog.example.org\"\n\n\
+                           [content]\ndir = \"content\"\n\n[feeds]\nlimit = 0\n";
+
+#[test]
+fn the_good_config_used_below_works() {
+    let site = Site::fixture("blog");
+    site.write("config.toml", GOOD_CONFIG);
+    site.build();
+    assert!(site.path("public/atom.xml").is_file());
+}
+
+#[test]
+fn an_unknown_config_key_is_named() {
+    config_error(&format!("{GOOD_CONFIG}limt = 3\n"), &["limt"]);
+}
+
+#[test]
+fn a_missing_base_url_is_named() {
+    config_error(
+        &GOOD_CONFIG.replace("base_url = \"https://blog.example.org\"\n", ""),
+        &["site.base_url"],
+    );
+}
+
+#[test]
+fn a_relative_base_url_is_named() {
+    config_error(
+        &GOOD_CONFIG.replace("https://blog.example.org", "/blog"),
+        &["site.base_url", "/blog"],
+    );
+}
+
+#[test]
+fn a_missing_config_file_is_named_once() {
+    let site = Site::empty();
+    let out = run(&mut site.newsletter(["check"])).failure();
+    assert!(out.stderr.contains("config.toml"), "{out}");
+    let first_line = out.stderr.lines().next().unwrap_or_default();
+    let reason = "No such file or directory";
+    assert_eq!(
+        first_line.matches(reason).count(),
+        1,
+        "the reason is said more than once: {first_line:?}"
+    );
+}
+
+#[test]
+fn a_bad_now_says_how_to_write_it() {
+    let site = Site::fixture("blog");
+    let out = run(&mut site.newsletter(["build", "--now", "yesterday"])).failure();
+    assert!(out.stderr.contains("yesterday"), "{out}");
+    assert!(has_valid_example_date(&out.stderr), "no example\n{out}");
+    assert!(!site.path("public").exists());
+}

@@ -1,0 +1,541 @@
+//! `newsletter build` on small fixture sites: front-matter dialects, dates,
+//! scheduling, which files count as posts, and the feed options.
+
+mod common;
+
+use common::{Feeds, NOW, Site, SiteFacts, feeds_check, newsletter, run};
+
+const FACTS: SiteFacts<'static> = SiteFacts {
+    base_url: "https://blog.example.org",
+    permalink: "/posts/:year/:month/:day/:slug/",
+    author: "Fixture Author",
+};
+
+/// The `blog` fixture built at [`NOW`], and its feeds as a reader sees them.
+fn built_blog() -> (Site, Feeds) {
+    let site = Site::fixture("blog");
+    site.build();
+    let feeds = site.feeds("public");
+    feeds.assert_clean();
+    (site, feeds)
+}
+
+/// Asserts that every feed has an entry titled `title`, and returns them.
+#[track_caller]
+fn in_every_feed<'a>(feeds: &'a Feeds, title: &str) -> Vec<(&'static str, &'a common::Entry)> {
+    feeds
+        .each()
+        .into_iter()
+        .map(|(name, feed)| (name, feed.entry(title)))
+        .collect()
+}
+
+#[track_caller]
+fn in_no_feed(feeds: &Feeds, title: &str) {
+    for (name, feed) in feeds.each() {
+        assert!(
+            !feed.has(title),
+            "{name} has {title:?}: {:?}",
+            feed.titles()
+        );
+    }
+}
+
+#[test]
+fn the_fixture_blog_reads_correctly_in_all_three_feeds() {
+    let site = Site::fixture("blog");
+    site.build();
+    let check = feeds_check(
+        &site.path("content"),
+        &site.path("public"),
+        FACTS,
+        &["--now", NOW, "--expect-count", "5"],
+    );
+    assert_eq!(
+        check.code,
+        Some(0),
+        "feeds_check.py found mismatches\n{check}"
+    );
+}
+
+#[test]
+fn toml_front_matter_with_a_toml_datetime() {
+    let (_site, feeds) = built_blog();
+    for (name, entry) in in_every_feed(&feeds, "Zola: TOML front matter") {
+        // 05:06:07 at +02:00.
+        assert_eq!(
+            entry.published.as_deref(),
+            Some("2021-03-04T03:06:07Z"),
+            "{name}"
+        );
+        assert_eq!(
+            entry.link.as_deref(),
+            Some("https://blog.example.org/posts/2021/03/04/zola-post/"),
+            "{name}"
+        );
+        assert_eq!(entry.authors, ["Grace Hopper"], "{name}");
+    }
+}
+
+#[test]
+fn jekyll_date_with_a_space_separated_offset() {
+    let (_site, feeds) = built_blog();
+    for (name, entry) in in_every_feed(&feeds, "A Jekyll date with an offset") {
+        // 2020-01-02 03:04:05 +0100.
+        assert_eq!(
+            entry.published.as_deref(),
+            Some("2020-01-02T02:04:05Z"),
+            "{name}"
+        );
+        assert_eq!(entry.authors, ["Margaret Hamilton"], "{name}");
+    }
+}
+
+#[test]
+fn zola_taxonomies_become_categories_in_every_feed() {
+    let (_site, feeds) = built_blog();
+    for (name, entry) in in_every_feed(&feeds, "Zola: TOML front matter") {
+        assert_eq!(entry.tags, ["zola", "toml"], "{name}");
+    }
+    for (name, entry) in in_every_feed(&feeds, "Plain YAML: the usual kind") {
+        assert_eq!(entry.tags, ["rust", "feeds"], "{name}");
+    }
+}
+
+#[test]
+fn bom_crlf_and_no_trailing_newline() {
+    let site = Site::fixture("blog");
+    site.write(
+        "content/2025-04-04-notepad.md",
+        "\u{feff}---\r\ntitle: \"Windows: CRLF\"\r\ncreated_at: 2025-04-04\r\ntags: [windows]\r\n\
+         ---\r\n\r\nFirst paragraph from Notepad.\r\n\r\n<!-- more -->\r\n\r\n\
+         Last line without newline",
+    );
+    site.build();
+    let feeds = site.feeds("public");
+    feeds.assert_clean();
+    for (name, entry) in in_every_feed(&feeds, "Windows: CRLF") {
+        assert_eq!(
+            entry.link.as_deref(),
+            Some("https://blog.example.org/posts/2025/04/04/notepad/"),
+            "{name}"
+        );
+        assert_eq!(entry.tags, ["windows"], "{name}");
+        assert_eq!(
+            entry.summary.as_ref().unwrap().text,
+            "First paragraph from Notepad.",
+            "{name}"
+        );
+        let content = &entry.content.as_ref().unwrap().text;
+        assert!(
+            content.ends_with("Last line without newline"),
+            "{name}: {content:?}"
+        );
+    }
+    let json = site.read_text("public/feed.json");
+    assert!(!json.contains("\\r"), "a carriage return reached feed.json");
+    for file in ["atom.xml", "rss.xml", "feed.json"] {
+        let text = site.read_text(&format!("public/{file}"));
+        assert!(!text.contains('\u{feff}'), "the BOM reached {file}");
+    }
+}
+
+#[test]
+fn the_summary_key_wins_over_the_excerpt() {
+    let (_site, feeds) = built_blog();
+    for (name, entry) in in_every_feed(&feeds, "A post with a summary key") {
+        let summary = &entry.summary.as_ref().unwrap().text;
+        assert_eq!(
+            summary, "Handwritten summary sentence, chosen by the author.",
+            "{name}"
+        );
+        // The body is still all there.
+        let content = &entry.content.as_ref().unwrap().text;
+        assert!(
+            content.contains("Automatically extracted opening paragraph")
+                && content.contains("Remainder paragraph after the marker"),
+            "{name}: {content:?}"
+        );
+    }
+}
+
+const SCHEDULED: &str = "Scheduled for December";
+
+#[test]
+fn a_scheduled_post_appears_when_its_time_comes() {
+    let site = Site::fixture("blog");
+    // Dated 2026-12-01 10:00:00 +0000.
+    for (now, published) in [
+        (NOW, false),
+        ("2026-12-01T09:59:59Z", false),
+        ("2026-12-01T10:00:00Z", true),
+        ("2026-12-01T11:00:00+01:00", true),
+        ("2027-01-01T00:00:00Z", true),
+    ] {
+        site.build_at(now);
+        let feeds = site.feeds("public");
+        for (name, feed) in feeds.each() {
+            assert_eq!(
+                feed.has(SCHEDULED),
+                published,
+                "{name} at {now}: {:?}",
+                feed.titles()
+            );
+        }
+        if published {
+            // Newest first: it heads every feed.
+            for (name, feed) in feeds.each() {
+                assert_eq!(feed.titles()[0], SCHEDULED, "{name} at {now}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_clock_can_come_from_newsletter_now() {
+    let site = Site::fixture("blog");
+    for (now, published) in [(NOW, false), ("2026-12-02T00:00:00Z", true)] {
+        run(site.newsletter(["build"]).env("NEWSLETTER_NOW", now)).success();
+        let feeds = site.feeds("public");
+        for (name, feed) in feeds.each() {
+            assert_eq!(feed.has(SCHEDULED), published, "{name} at {now}");
+        }
+    }
+}
+
+#[test]
+fn a_draft_is_never_published() {
+    let site = Site::fixture("blog");
+    site.append_config("per_tag = true");
+    site.build_at("2100-01-01T00:00:00Z");
+    let feeds = site.feeds("public");
+    in_no_feed(&feeds, "An unfinished draft");
+    assert!(
+        feeds.atom.has(SCHEDULED),
+        "the far-future build is not far enough"
+    );
+    // Nor in a tag feed, and its own tag has none.
+    in_no_feed(&site.feeds("public/tags/rust"), "An unfinished draft");
+    assert!(
+        !site.path("public/tags/secret").exists(),
+        "a tag only the draft uses got a feed"
+    );
+    for (file, bytes) in site.snapshot("public") {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("Unfinished thoughts"),
+            "{} carries the draft's text",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn hidden_files_and_folders_and_other_extensions_are_not_posts() {
+    let (site, feeds) = built_blog();
+    for title in [
+        "Hidden file post",
+        "Hidden folder post",
+        "Cached copy in a hidden folder",
+        "Text file post",
+        "Backup file post",
+    ] {
+        in_no_feed(&feeds, title);
+    }
+    // Nor are they problems to report.
+    let check = site.check().success();
+    assert!(!check.stdout.contains(".txt"), "{check}");
+}
+
+#[test]
+fn markdown_files_are_found_in_subfolders() {
+    let (_site, feeds) = built_blog();
+    for (name, entry) in in_every_feed(&feeds, "Deeply nested .markdown file") {
+        assert_eq!(
+            entry.link.as_deref(),
+            Some("https://blog.example.org/posts/2022/02/02/nested-markdown/"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn summaries_only_feeds_carry_no_full_content() {
+    let site = Site::fixture("blog");
+    site.append_config("full_content = false");
+    site.build();
+    let feeds = site.feeds("public");
+    feeds.assert_clean();
+    for (name, feed) in [("atom", &feeds.atom), ("rss", &feeds.rss)] {
+        assert_eq!(feed.entries.len(), 5, "{name}");
+        for entry in &feed.entries {
+            assert!(
+                entry.content.is_none(),
+                "{name}: {:?} has content",
+                entry.title
+            );
+        }
+    }
+    for (name, entry) in in_every_feed(&feeds, "Plain YAML: the usual kind") {
+        let summary = &entry.summary.as_ref().unwrap().text;
+        assert!(
+            summary.contains("Analytical engines"),
+            "{name}: {summary:?}"
+        );
+    }
+    // JSON Feed needs some content: the excerpt, not the post.
+    let entry = feeds.json.entry("Plain YAML: the usual kind");
+    let content = &entry.content.as_ref().unwrap().text;
+    assert!(
+        content.contains("Analytical engines") && !content.contains("Bernoulli"),
+        "{content:?}"
+    );
+    for (file, bytes) in site.snapshot("public") {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("Bernoulli"),
+            "{} carries text after <!-- more -->",
+            file.display()
+        );
+    }
+
+    let check = feeds_check(
+        &site.path("content"),
+        &site.path("public"),
+        FACTS,
+        &["--now", NOW, "--summaries-only"],
+    );
+    assert_eq!(
+        check.code,
+        Some(0),
+        "feeds_check.py found mismatches\n{check}"
+    );
+}
+
+#[test]
+fn per_tag_feeds_hold_the_posts_of_their_tag() {
+    let site = Site::fixture("blog");
+    site.append_config("per_tag = true");
+    site.build();
+    for (tag, titles) in [
+        (
+            "rust",
+            vec!["Plain YAML: the usual kind", "Deeply nested .markdown file"],
+        ),
+        (
+            "feeds",
+            vec!["Plain YAML: the usual kind", "A Jekyll date with an offset"],
+        ),
+        ("zola", vec!["Zola: TOML front matter"]),
+        ("toml", vec!["Zola: TOML front matter"]),
+    ] {
+        let feeds = site.feeds(&format!("public/tags/{tag}"));
+        feeds.assert_clean();
+        for (name, feed) in feeds.each() {
+            assert_eq!(feed.titles(), titles, "tags/{tag} {name}");
+            assert!(
+                feed.title.as_deref().is_some_and(|t| t.contains(tag)),
+                "tags/{tag} {name}: the feed's title {:?} does not name the tag",
+                feed.title
+            );
+        }
+    }
+    // The site feed still has every post.
+    assert_eq!(site.feeds("public").atom.entries.len(), 5);
+    // The scheduled post's tag feed does not list it yet.
+    in_no_feed(&site.feeds("public/tags/feeds"), SCHEDULED);
+}
+
+#[test]
+fn cdata_ends_and_xml_illegal_characters_keep_feeds_well_formed() {
+    let site = Site::fixture("blog");
+    site.write(
+        "content/2025-03-03-cdata.md",
+        "---\ntitle: \"Ends with ]]> and \\x01bell\\x07\"\ncreated_at: 2025-03-03\n\
+         author_name: \"Ctrl\\x0bAuthor\"\ntags: [\"x]]>y\"]\n---\n\n\
+         Text with ]]> inside and \u{1}\u{8}\u{b}\u{c}\u{1f} control \u{fffe}chars.\n\n\
+         <div>Raw HTML ]]> block</div>\n\n```\ncode ]]> block\n```\n\n<!-- more -->\n\n\
+         After <span title=\"a]]>b\">the marker ]]></span> too.\n",
+    );
+    site.build();
+    let feeds = site.feeds("public");
+    feeds.assert_clean();
+    let title = feeds.atom.titles()[0].to_string();
+    assert!(title.starts_with("Ends with ]]> and"), "{title:?}");
+    for (name, entry) in in_every_feed(&feeds, &title) {
+        assert_eq!(entry.tags, ["x]]>y"], "{name}");
+        let content = &entry.content.as_ref().unwrap().text;
+        for text in [
+            "Text with ]]> inside",
+            "Raw HTML ]]> block",
+            "code ]]> block",
+            "the marker ]]> too",
+        ] {
+            assert!(
+                content.contains(text),
+                "{name}: {text:?} not in {content:?}"
+            );
+        }
+        let summary = &entry.summary.as_ref().unwrap().text;
+        assert!(
+            summary.contains("Text with ]]> inside"),
+            "{name}: {summary:?}"
+        );
+        for shown in [&title, content, summary, &entry.authors.join(" ")] {
+            assert!(
+                !shown
+                    .chars()
+                    .any(|c| c.is_control() && !c.is_whitespace() || c == '\u{fffe}'),
+                "{name}: a control character survived in {shown:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn relative_config_paths_resolve_against_the_config_folder() {
+    let site = Site::fixture("blog");
+    // From the folder above the site, with a relative --config.
+    run(&mut newsletter(
+        site.outside(),
+        ["--config", "site/config.toml", "build", "--now", NOW],
+    ))
+    .success();
+    assert_eq!(site.feeds("public").atom.entries.len(), 5);
+    assert!(
+        !site.outside().join("public").exists(),
+        "feeds were written relative to the working directory"
+    );
+
+    // From an unrelated folder, with an absolute --config.
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::remove_dir_all(site.path("public")).unwrap();
+    let config = site.path("config.toml");
+    run(&mut newsletter(
+        elsewhere.path(),
+        [
+            "--config".as_ref(),
+            config.as_os_str(),
+            "build".as_ref(),
+            "--now".as_ref(),
+            NOW.as_ref(),
+        ],
+    ))
+    .success();
+    assert_eq!(site.feeds("public").atom.entries.len(), 5);
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path()).unwrap().count(),
+        0,
+        "something was written to the working directory"
+    );
+    run(&mut newsletter(
+        elsewhere.path(),
+        ["--config".as_ref(), config.as_os_str(), "check".as_ref()],
+    ))
+    .success();
+}
+
+#[test]
+fn output_writes_the_feeds_elsewhere_and_leaves_output_dir_alone() {
+    let site = Site::fixture("blog");
+    let out = tempfile::tempdir().unwrap();
+    run(&mut site.newsletter([
+        "build".as_ref(),
+        "--output".as_ref(),
+        out.path().as_os_str(),
+        "--now".as_ref(),
+        NOW.as_ref(),
+    ]))
+    .success();
+    assert_eq!(common::read_feeds(out.path()).rss.entries.len(), 5);
+    assert!(
+        !site.path("public").exists(),
+        "feeds.output_dir was written"
+    );
+}
+
+/// Config: "timezone: zone for bare dates and for the date parts of permalinks".
+#[test]
+fn permalink_dates_are_in_the_site_time_zone() {
+    let site = Site::fixture("blog");
+    // 00:30 at +01:00 is 23:30 the day before in UTC, the site's zone.
+    site.write(
+        "content/late-night.md",
+        "---\ntitle: Late night post\ndate: 2020-01-02 00:30:00 +0100\n---\n\nText.\n",
+    );
+    site.build();
+    let feeds = site.feeds("public");
+    for (name, entry) in in_every_feed(&feeds, "Late night post") {
+        assert_eq!(entry.published.as_deref(), Some("2020-01-01T23:30:00Z"));
+        assert_eq!(
+            entry.link.as_deref(),
+            Some("https://blog.example.org/posts/2020/01/01/late-night/"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn bare_dates_are_midnight_in_the_site_time_zone() {
+    let site = Site::fixture("blog");
+    let config = site
+        .read_text("config.toml")
+        .replace("timezone = \"UTC\"", "timezone = \"America/New_York\"");
+    site.write("config.toml", config);
+    site.build();
+    let feeds = site.feeds("public");
+    for (name, entry) in in_every_feed(&feeds, "Plain YAML: the usual kind") {
+        // 2024-01-15 at midnight in New York (UTC-5 in January).
+        assert_eq!(
+            entry.published.as_deref(),
+            Some("2024-01-15T05:00:00Z"),
+            "{name}"
+        );
+        assert_eq!(
+            entry.link.as_deref(),
+            Some("https://blog.example.org/posts/2024/01/15/plain-yaml/"),
+            "{name}"
+        );
+    }
+}
+
+/// JSON Feed's `summary` of a post with this body, built from the fixture blog.
+fn json_summary(body: &str) -> String {
+    let site = Site::fixture("blog");
+    site.write(
+        "content/2025-05-05-plain.md",
+        format!("---\ntitle: Plain text summary\ncreated_at: 2025-05-05\n---\n\n{body}"),
+    );
+    site.build();
+    let json: serde_json::Value =
+        serde_json::from_str(&site.read_text("public/feed.json")).unwrap();
+    let item = json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["title"] == "Plain text summary")
+        .expect("the post is in feed.json")
+        .clone();
+    item["summary"].as_str().expect("a summary").to_string()
+}
+
+/// JSON Feed's `summary` is plain text, shown as is: a link or emphasis
+/// must not leave a space before the punctuation that follows it.
+#[test]
+fn json_summary_has_no_stray_space_where_a_tag_ended() {
+    assert_eq!(
+        json_summary(
+            "Read [the manual](https://example.org/manual), then *try* it.\n\n\
+             <!-- more -->\n\nRest.\n"
+        ),
+        "Read the manual, then try it."
+    );
+}
+
+/// Raw HTML in a post keeps its entities; the plain-text summary must decode them.
+#[test]
+fn json_summary_decodes_html_entities() {
+    assert_eq!(
+        json_summary("<p>Fish &mdash; chips &amp; peas&nbsp;&#33;</p>\n\n<!-- more -->\n\nRest.\n"),
+        "Fish \u{2014} chips & peas\u{a0}!"
+    );
+}

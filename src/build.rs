@@ -21,7 +21,7 @@ use crate::render::render_post;
 pub enum BuildError {
     #[error("{} problem(s) in the content; fix them and build again (no feed was changed)", .0.len())]
     Content(Vec<Problem>),
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         path: PathBuf,
         source: std::io::Error,
@@ -88,7 +88,7 @@ pub fn build(
     }
     let read = corpus.posts.len();
     let (published, drafts, scheduled) = count_statuses(&corpus.posts, now);
-    let (entries, plans) = plan_feeds(config, corpus.posts, now);
+    let (entries, plans) = plan_feeds(config, corpus.posts, now)?;
     let mut written = 0;
     let mut files = 0;
     for plan in &plans {
@@ -146,13 +146,13 @@ pub struct FeedPlan {
 }
 
 /// Renders the posts that some feed carries (each once, in parallel; a
-/// post's Markdown is dropped as soon as it is rendered) and says which feed
-/// carries which. `posts` are newest first.
+/// post's Markdown is read only while it is rendered) and says which feed
+/// carries which. `posts` are newest first; their bodies are read here.
 pub fn plan_feeds(
     config: &Config,
     posts: Vec<Post>,
     now: DateTime<Utc>,
-) -> (Vec<Entry>, Vec<FeedPlan>) {
+) -> Result<(Vec<Entry>, Vec<FeedPlan>), BuildError> {
     let site = &config.site;
     let feeds = &config.feeds;
     let live: Vec<Post> = posts
@@ -214,20 +214,32 @@ pub fn plan_feeds(
             *i = position[*i];
         }
     }
-    let entries: Vec<Entry> = live
+    let results: Vec<Result<Entry, Problem>> = live
         .into_par_iter()
         .zip(needed)
         .filter(|(_, need)| *need)
-        .map(|(post, _)| entry_for(config, post))
+        .map(|(post, _)| entry_for(config, &post))
         .collect();
-    (entries, plans)
+    let mut entries = Vec::with_capacity(results.len());
+    let mut problems = Vec::new();
+    for result in results {
+        match result {
+            Ok(entry) => entries.push(entry),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    if problems.is_empty() {
+        Ok((entries, plans))
+    } else {
+        Err(BuildError::Content(problems))
+    }
 }
 
-fn entry_for(config: &Config, mut post: Post) -> Entry {
+fn entry_for(config: &Config, post: &Post) -> Result<Entry, Problem> {
     let site = &config.site;
     let page = Url::parse(&site.url_for(&post.permalink))
         .expect("a permalink under an absolute base URL is a URL");
-    let body = std::mem::take(&mut post.body);
+    let body = post.body()?;
     let safe = Sanitizer {
         page_url: &page,
         iframes: config.feeds.iframes,
@@ -235,7 +247,7 @@ fn entry_for(config: &Config, mut post: Post) -> Entry {
     let rendered = render_post(&body, post.summary.as_deref(), &post.title, &safe);
     drop(body);
     let content = config.feeds.full_content.then_some(rendered.content);
-    Entry::new(site, &post, rendered.excerpt, content)
+    Ok(Entry::new(site, post, rendered.excerpt, content))
 }
 
 /// A tag as a folder name: lowercase words joined by `-`, percent-encoded in URLs.

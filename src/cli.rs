@@ -100,7 +100,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 eprintln!(
                     "{} problem(s) in {} post file(s) read",
                     corpus.problems.len(),
-                    corpus.posts.len() + corpus.problems.len()
+                    corpus.files
                 );
                 Ok(Outcome::Problems)
             }

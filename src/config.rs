@@ -12,7 +12,7 @@ use url::Url;
 /// A configuration problem, always naming the key or file at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -45,7 +45,8 @@ pub struct Site {
     /// Fallback author for posts that name none.
     pub author: String,
     pub language: String,
-    /// Zone for bare dates and for the date parts of permalinks.
+    /// Zone for dates written without an offset. Permalinks use the date as
+    /// the post wrote it.
     pub timezone: Tz,
 }
 

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use html2text::render::TrivialDecorator;
 use lol_html::html_content::{ContentType, Element};
 use lol_html::{RewriteStrSettings, doc_comments, element, rewrite_str};
 
@@ -262,6 +263,18 @@ fn escape_attribute(text: &str) -> String {
     out
 }
 
+/// The visible text of an HTML fragment on one line: entities decoded,
+/// tags and layout whitespace gone.
+pub fn to_plain_text(html: &str) -> String {
+    let text = html2text::config::with_decorator(TrivialDecorator::new())
+        .raw_mode(true)
+        .no_link_wrapping()
+        .string_from_read(html.as_bytes(), 100_000)
+        .unwrap_or_else(|_| html.to_string());
+    // No-break spaces stay: the author put them there.
+    text.split_ascii_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Drops characters XML 1.0 forbids (C0 controls but tab, LF, CR; U+FFFE/U+FFFF).
 pub fn strip_xml_illegal(text: &str) -> Cow<'_, str> {
     let illegal = |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
@@ -397,6 +410,16 @@ mod tests {
         assert_eq!(
             s.inline_tag(r#"<a href="/x" onclick="y">"#),
             r#"<a href="https://x.org/x">"#
+        );
+    }
+
+    #[test]
+    fn plain_text_decodes_entities_and_keeps_inline_spacing() {
+        assert_eq!(
+            to_plain_text(
+                "<p>Read <a href=\"/m\">the manual</a>, then <em>try</em> it &mdash; &amp; go&#33;</p><p>Next</p>"
+            ),
+            "Read the manual, then try it — & go! Next"
         );
     }
 

@@ -76,11 +76,15 @@ fn push<'a>(events: impl IntoIterator<Item = Event<'a>>) -> String {
     out
 }
 
+/// Drops XML-illegal characters, and the spare capacity a growing String
+/// leaves: feeds keep every post's HTML in memory at once.
 fn finish(html: String) -> String {
-    match strip_xml_illegal(&html) {
+    let mut html = match strip_xml_illegal(&html) {
         std::borrow::Cow::Borrowed(_) => html,
         std::borrow::Cow::Owned(clean) => clean,
-    }
+    };
+    html.shrink_to_fit();
+    html
 }
 
 /// Joins the line-by-line `Html` events of an HTML block, so a comment that

@@ -455,9 +455,10 @@ fn output_writes_the_feeds_elsewhere_and_leaves_output_dir_alone() {
 
 /// Config: "timezone: zone for bare dates and for the date parts of permalinks".
 #[test]
-fn permalink_dates_are_in_the_site_time_zone() {
+fn permalink_dates_are_the_dates_the_post_was_written_with() {
     let site = Site::fixture("blog");
-    // 00:30 at +01:00 is 23:30 the day before in UTC, the site's zone.
+    // 00:30 at +01:00 is 23:30 the day before in UTC, the site's zone, but
+    // the author wrote January 2: the permalink keeps the post's own date.
     site.write(
         "content/late-night.md",
         "---\ntitle: Late night post\ndate: 2020-01-02 00:30:00 +0100\n---\n\nText.\n",
@@ -468,7 +469,7 @@ fn permalink_dates_are_in_the_site_time_zone() {
         assert_eq!(entry.published.as_deref(), Some("2020-01-01T23:30:00Z"));
         assert_eq!(
             entry.link.as_deref(),
-            Some("https://blog.example.org/posts/2020/01/01/late-night/"),
+            Some("https://blog.example.org/posts/2020/01/02/late-night/"),
             "{name}"
         );
     }

@@ -145,6 +145,9 @@ def read_corpus(folder, args, zone):
                 if name not in authors:
                     authors.append(name)
         marker = MARKER.search(body)
+        if marker and not WORD.search(body[: marker.start()].lower()):
+            # Nothing worth an excerpt before the marker: the excerpt is automatic.
+            marker = None
         posts.append(
             Expected(
                 path=str(relative),

@@ -15,8 +15,9 @@ use rayon::prelude::*;
 use crate::config::Config;
 use front_matter::LineError;
 
-/// One post, as its front matter and file name describe it. The body stays
-/// Markdown until a feed or digest needs it rendered.
+/// One post, as its front matter and file name describe it. The body is
+/// read from the file again when a feed or digest renders it, so a build of
+/// thousands of posts never holds all their Markdown at once.
 #[derive(Debug, Clone)]
 pub struct Post {
     /// The file it came from.
@@ -35,8 +36,9 @@ pub struct Post {
     pub slug: String,
     /// Site path, e.g. `/blog/2017/09/04/promcon-2017-recap/`.
     pub permalink: String,
-    /// Markdown after the front matter.
-    pub body: String,
+    /// Markdown after the front matter, when the post was parsed from text
+    /// rather than read from its file.
+    body: Option<String>,
 }
 
 /// Where a post stands at a given moment.
@@ -49,6 +51,21 @@ pub enum Status {
 }
 
 impl Post {
+    /// The Markdown body: re-read from the post's file unless it came with the post.
+    pub fn body(&self) -> Result<String, Problem> {
+        if let Some(body) = &self.body {
+            return Ok(body.clone());
+        }
+        let text = read_text(&self.path)?;
+        let text = normalize_source(&text);
+        let split = front_matter::split(&text).map_err(|e| Problem {
+            path: self.path.clone(),
+            line: e.line,
+            message: format!("changed while it was being read: {}", e.message),
+        })?;
+        Ok(split.body.to_string())
+    }
+
     pub fn status(&self, now: DateTime<Utc>) -> Status {
         if self.draft {
             Status::Draft
@@ -79,12 +96,15 @@ impl fmt::Display for Problem {
 pub struct Corpus {
     pub posts: Vec<Post>,
     pub problems: Vec<Problem>,
+    /// How many post files were found, readable or not.
+    pub files: usize,
 }
 
 /// Reads every `*.md` / `*.markdown` file under `config.content.dir`.
 pub fn read_posts(config: &Config) -> Corpus {
     let dir = &config.content.dir;
     let (files, mut problems) = find_post_files(dir);
+    let file_count = files.len();
     let results: Vec<Result<Post, Problem>> = files
         .par_iter()
         .map(|path| read_post(path, config))
@@ -102,7 +122,11 @@ pub fn read_posts(config: &Config) -> Corpus {
             .cmp(&a.published)
             .then_with(|| a.permalink.cmp(&b.permalink))
     });
-    Corpus { posts, problems }
+    Corpus {
+        posts,
+        problems,
+        files: file_count,
+    }
 }
 
 /// Post files in a stable order; hidden files and folders are skipped.
@@ -157,29 +181,43 @@ fn is_markdown(path: &Path) -> bool {
 }
 
 fn read_post(path: &Path, config: &Config) -> Result<Post, Problem> {
-    let problem = |e: LineError| Problem {
+    let text = read_text(path)?;
+    parse_text(&text, path, config, false).map_err(|e| Problem {
         path: path.to_path_buf(),
         line: e.line,
         message: e.message,
-    };
+    })
+}
+
+/// A post file's text; a file that is not UTF-8 is a problem on the line of its first bad byte.
+fn read_text(path: &Path) -> Result<String, Problem> {
     let bytes = std::fs::read(path).map_err(|e| Problem {
         path: path.to_path_buf(),
         line: 0,
         message: format!("cannot read: {e}"),
     })?;
-    let text = String::from_utf8(bytes).map_err(|e| {
+    String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-        problem(LineError::new(
+        Problem {
+            path: path.to_path_buf(),
             line,
-            format!("is not UTF-8 text (bad byte at offset {at}); save the file as UTF-8"),
-        ))
-    })?;
-    parse_post(&text, path, config).map_err(problem)
+            message: format!("is not UTF-8 text (bad byte at offset {at}); save the file as UTF-8"),
+        }
+    })
 }
 
 /// Builds a post from its source text; `path` gives the fallback slug and date.
 pub fn parse_post(text: &str, path: &Path, config: &Config) -> Result<Post, LineError> {
+    parse_text(text, path, config, true)
+}
+
+fn parse_text(
+    text: &str,
+    path: &Path,
+    config: &Config,
+    keep_body: bool,
+) -> Result<Post, LineError> {
     let text = normalize_source(text);
     let split = front_matter::split(&text)?;
     let fm = front_matter::parse(&split)?;
@@ -227,7 +265,7 @@ pub fn parse_post(text: &str, path: &Path, config: &Config) -> Result<Post, Line
         summary: fm.summary,
         slug,
         permalink,
-        body: split.body.to_string(),
+        body: keep_body.then(|| split.body.to_string()),
     })
 }
 
@@ -381,7 +419,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.title, "Crlf: yes");
-        assert_eq!(p.body, "Body\nline");
+        assert_eq!(p.body().unwrap(), "Body\nline");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{Entry, FeedInfo};
 use crate::config::Site;
+use crate::html::to_plain_text;
 
 #[derive(Serialize)]
 struct JsonFeed<'a> {
@@ -67,35 +68,11 @@ fn item(e: &Entry) -> Item<'_> {
         title: &e.title,
         // JSON Feed's summary is plain text; the HTML excerpt is the content
         // when the config asks for summaries only.
-        summary: html_to_plain(&e.summary_html),
+        summary: to_plain_text(&e.summary_html),
         content_html: e.content_html.as_deref().unwrap_or(&e.summary_html),
         date_published: e.published.to_rfc3339(),
         date_modified: e.updated.to_rfc3339(),
         authors: e.authors.iter().map(|a| Author { name: a }).collect(),
         tags: &e.tags,
     }
-}
-
-/// Plain text of an HTML fragment: tags dropped, entities decoded, space collapsed.
-fn html_to_plain(html: &str) -> String {
-    let mut text = String::with_capacity(html.len());
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => {
-                in_tag = false;
-                text.push(' ');
-            }
-            c if !in_tag => text.push(c),
-            _ => {}
-        }
-    }
-    let decoded = text
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&");
-    decoded.split_whitespace().collect::<Vec<_>>().join(" ")
 }

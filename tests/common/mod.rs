@@ -32,7 +32,13 @@ pub fn bin() -> &'static str {
 /// The Python that has feedparser, lxml and PyYAML (`scripts/test` makes it).
 pub fn python() -> PathBuf {
     if let Some(python) = std::env::var_os("NEWSLETTER_TEST_PYTHON") {
-        return PathBuf::from(python);
+        let python = PathBuf::from(python);
+        assert!(
+            python.exists(),
+            "NEWSLETTER_TEST_PYTHON={} does not exist; run scripts/test, which sets it",
+            python.display()
+        );
+        return python;
     }
     let venv = manifest_dir().join(".venv/bin/python");
     assert!(
@@ -149,7 +155,7 @@ pub fn run(command: &mut Command) -> Run {
 
 /// A site (config and content) in its own temp dir.
 pub struct Site {
-    _tmp: TempDir,
+    tmp: TempDir,
     root: PathBuf,
 }
 
@@ -172,7 +178,7 @@ impl Site {
             .expect("a temp dir");
         let root = tmp.path().join("site");
         std::fs::create_dir(&root).expect("create the site folder");
-        Site { _tmp: tmp, root }
+        Site { tmp, root }
     }
 
     /// A site whose content is the Prometheus corpus; `feeds` is the body of
@@ -199,7 +205,7 @@ impl Site {
 
     /// The temp dir that holds the site's folder (a place to run from elsewhere).
     pub fn outside(&self) -> &Path {
-        self._tmp.path()
+        self.tmp.path()
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {

@@ -12,7 +12,7 @@ use url::Url;
 
 use crate::config::Config;
 use crate::content::{self, Post, Problem, Status};
-use crate::feed::{self, Entry, FeedInfo};
+use crate::feed::{self, Entry, FeedInfo, Html};
 use crate::html::Sanitizer;
 use crate::render::render_post;
 
@@ -88,38 +88,11 @@ pub fn build(
     }
     let read = corpus.posts.len();
     let (published, drafts, scheduled) = count_statuses(&corpus.posts, now);
-    let (entries, plans) = plan_feeds(config, corpus.posts, now)?;
+    let (mut entries, plans) = plan_feeds(config, corpus.posts, now)?;
     let mut written = 0;
     let mut files = 0;
     for plan in &plans {
-        let list: Vec<&Entry> = plan.members.iter().map(|&i| &entries[i]).collect();
-        let [atom, rss, json] = &plan.paths;
-        let info = FeedInfo::new(
-            &config.site,
-            plan.title.clone(),
-            [atom, rss, json],
-            &list,
-            now.fixed_offset(),
-        );
-        let site = &config.site;
-        // Atom and JSON in parallel, RSS after: each XML writer holds a copy
-        // of the entries' HTML, and one copy at a time keeps memory bounded.
-        let (a, j) = rayon::join(
-            || {
-                write_file(&output_dir.join(atom), |w| {
-                    feed::atom::write(site, &info, &list, w)
-                })
-            },
-            || {
-                write_file(&output_dir.join(json), |w| {
-                    feed::json::write(site, &info, &list, w)
-                })
-            },
-        );
-        let r = write_file(&output_dir.join(rss), |w| {
-            feed::rss::write(site, &info, &list, w)
-        });
-        for changed in [a?, j?, r?] {
+        for changed in write_feed_files(config, output_dir, &mut entries, plan, now)? {
             files += 1;
             written += usize::from(changed);
         }
@@ -134,6 +107,61 @@ pub fn build(
         output_dir: output_dir.to_path_buf(),
         elapsed: started.elapsed(),
     })
+}
+
+/// Writes one feed's Atom, RSS and JSON files; says for each whether it changed.
+///
+/// The entries' HTML moves from the Atom document (written while the JSON
+/// file is written from the same strings) to the RSS document and back, so
+/// the build never holds two copies of it.
+fn write_feed_files(
+    config: &Config,
+    output_dir: &Path,
+    entries: &mut [Entry],
+    plan: &FeedPlan,
+    now: DateTime<Utc>,
+) -> Result<[bool; 3], BuildError> {
+    let site = &config.site;
+    let [atom, rss, json] = &plan.paths;
+    // Members are ascending positions, so one pass finds them all.
+    let mut members: Vec<&mut Entry> = Vec::with_capacity(plan.members.len());
+    let mut wanted = plan.members.iter().peekable();
+    for (i, entry) in entries.iter_mut().enumerate() {
+        if wanted.next_if(|&&m| m == i).is_some() {
+            members.push(entry);
+        }
+    }
+    let html: Vec<Html> = members
+        .iter_mut()
+        .map(|e| std::mem::take(&mut e.html))
+        .collect();
+    let list: Vec<&Entry> = members.iter().map(|e| &**e).collect();
+    let info = FeedInfo::new(
+        site,
+        plan.title.clone(),
+        [atom, rss, json],
+        &list,
+        now.fixed_offset(),
+    );
+
+    let atom_doc = feed::atom::document(site, &info, &list, html);
+    let (atom_changed, json_changed) = rayon::join(
+        || write_file(&output_dir.join(atom), |w| feed::atom::write(&atom_doc, w)),
+        || {
+            let html = feed::atom::html_refs(&atom_doc);
+            write_file(&output_dir.join(json), |w| {
+                feed::json::write(site, &info, &list, &html, w)
+            })
+        },
+    );
+    let rss_doc = feed::rss::document(site, &info, &list, feed::atom::into_html(atom_doc));
+    let rss_changed = write_file(&output_dir.join(rss), |w| feed::rss::write(&rss_doc, w));
+    let html = feed::rss::into_html(rss_doc);
+    drop(list);
+    for (entry, html) in members.into_iter().zip(html) {
+        entry.html = html;
+    }
+    Ok([atom_changed?, rss_changed?, json_changed?])
 }
 
 /// One feed to write: its title, its three file paths inside the output
@@ -246,8 +274,7 @@ fn entry_for(config: &Config, post: &Post) -> Result<Entry, Problem> {
     };
     let rendered = render_post(&body, post.summary.as_deref(), &post.title, &safe);
     drop(body);
-    let content = config.feeds.full_content.then_some(rendered.content);
-    Ok(Entry::new(site, post, rendered.excerpt, content))
+    Ok(Entry::new(site, post, rendered, config.feeds.full_content))
 }
 
 /// A tag as a folder name: lowercase words joined by `-`, percent-encoded in URLs.
@@ -269,8 +296,8 @@ fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// Writes a file through a temporary file and a rename, so a reader sees the
-/// old file or the new one, never half of one. `fill` streams the content.
+/// Writes a file through a temporary file in the same folder and a rename,
+/// so a reader sees the old file or the new one, never half of one. `fill` streams the content.
 /// Returns false, leaving the old file untouched, when the bytes are the same.
 pub fn write_file(
     path: &Path,
@@ -304,7 +331,8 @@ pub fn write_file(
     if unchanged {
         return Ok(false);
     }
-    temp.as_file().sync_all().map_err(error)?;
+    // No fsync: the rename is what keeps readers from seeing half a file,
+    // and a feed lost to a power cut is rebuilt by the next build.
     set_readable(temp.as_file()).map_err(error)?;
     temp.persist(path).map_err(|e| error(e.error))?;
     Ok(true)

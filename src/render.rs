@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd, html};
 
-use crate::html::{Sanitizer, strip_xml_illegal, tag_name};
+use crate::html::{Sanitizer, strip_xml_illegal, tag_name, to_plain_text};
 
 /// About this many words make an automatic excerpt.
 pub const AUTO_EXCERPT_WORDS: usize = 70;
@@ -22,6 +22,8 @@ pub struct Rendered {
     pub content: String,
     /// The excerpt: never empty.
     pub excerpt: String,
+    /// The excerpt's visible text on one line.
+    pub excerpt_text: String,
 }
 
 fn options() -> Options {
@@ -53,21 +55,64 @@ pub fn render_post(
     });
     let events = sanitize_events(raw, safe);
 
-    let excerpt = match summary {
-        Some(summary) => markdown_to_html(summary, safe),
+    let excerpt: Vec<Event<'_>> = match summary {
+        Some(summary) => {
+            sanitize_events(merge_html_runs(Parser::new_ext(summary, options())), safe)
+        }
         None => marker
             .and_then(|(i, _)| explicit_excerpt(&events[..i], marker_head.map(|(_, h)| h)))
             .unwrap_or_else(|| auto_excerpt(&events)),
     };
-    let excerpt = if has_text(&excerpt) {
-        finish(excerpt)
+    let excerpt_html = push(excerpt.iter().cloned());
+    let (excerpt, excerpt_text) = if has_text(&excerpt_html) {
+        (finish(excerpt_html), finish(events_to_text(&excerpt)))
     } else {
-        format!("<p>{}</p>", escape_text(&strip_xml_illegal(title)))
+        let title = strip_xml_illegal(title);
+        (
+            format!("<p>{}</p>", escape_text(&title)),
+            title.into_owned(),
+        )
     };
     Rendered {
         content: finish(push(events)),
         excerpt,
+        excerpt_text,
     }
+}
+
+/// The visible text of rendered events on one line: Markdown text as it
+/// reads, raw HTML blocks through html2text, tags dropped.
+fn events_to_text(events: &[Event<'_>]) -> String {
+    let mut text = String::new();
+    for event in events {
+        match event {
+            Event::Text(t) | Event::Code(t) => text.push_str(t),
+            Event::Html(html) => {
+                text.push(' ');
+                text.push_str(&to_plain_text(html));
+                text.push(' ');
+            }
+            Event::SoftBreak | Event::HardBreak | Event::Rule => text.push(' '),
+            Event::Start(tag) if !is_inline(tag) => text.push(' '),
+            Event::End(end) if !is_inline_end(end) => text.push(' '),
+            _ => {}
+        }
+    }
+    text.split_ascii_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn is_inline(tag: &Tag<'_>) -> bool {
+    matches!(
+        tag,
+        Tag::Emphasis | Tag::Strong | Tag::Strikethrough | Tag::Link { .. } | Tag::Image { .. }
+    )
+}
+
+fn is_inline_end(end: &TagEnd) -> bool {
+    matches!(
+        end,
+        TagEnd::Emphasis | TagEnd::Strong | TagEnd::Strikethrough | TagEnd::Link | TagEnd::Image
+    )
 }
 
 fn push<'a>(events: impl IntoIterator<Item = Event<'a>>) -> String {
@@ -91,12 +136,23 @@ fn finish(html: String) -> String {
 /// spans lines is seen whole.
 fn merge_html_runs<'a>(parser: Parser<'a>) -> Vec<Event<'a>> {
     let mut events: Vec<Event<'a>> = Vec::new();
+    // The lines of the HTML block being read, when it has more than one.
+    let mut run: Option<String> = None;
     for event in parser {
-        if let (Event::Html(next), Some(Event::Html(prev))) = (&event, events.last_mut()) {
-            *prev = format!("{prev}{next}").into();
-            continue;
+        if let Event::Html(next) = &event {
+            if let Some(Event::Html(prev)) = events.last_mut() {
+                run.get_or_insert_with(|| prev.to_string()).push_str(next);
+                continue;
+            }
+        } else if let Some(joined) = run.take() {
+            if let Some(last) = events.last_mut() {
+                *last = Event::Html(joined.into());
+            }
         }
         events.push(event);
+    }
+    if let (Some(joined), Some(last)) = (run, events.last_mut()) {
+        *last = Event::Html(joined.into());
     }
     events
 }
@@ -259,7 +315,7 @@ pub fn find_more_marker(html: &str) -> Option<(usize, usize)> {
 /// The excerpt from the events before the marker (and the raw HTML that
 /// precedes it in its own event), with open tags closed; `None` when that is
 /// only whitespace.
-fn explicit_excerpt(before: &[Event<'_>], head: Option<String>) -> Option<String> {
+fn explicit_excerpt<'a>(before: &[Event<'a>], head: Option<String>) -> Option<Vec<Event<'a>>> {
     let mut open: Vec<TagEnd> = Vec::new();
     for event in before {
         match event {
@@ -270,23 +326,22 @@ fn explicit_excerpt(before: &[Event<'_>], head: Option<String>) -> Option<String
             _ => {}
         }
     }
-    let mut kept: Vec<Event<'_>> = before.to_vec();
+    let mut kept: Vec<Event<'a>> = before.to_vec();
     if let Some(head) = head {
         kept.push(Event::Html(head.into()));
     }
     kept.extend(open.iter().rev().map(|end| Event::End(*end)));
-    let out = push(kept);
-    has_text_or_media(&out).then_some(out)
+    has_text_or_media(&push(kept.iter().cloned())).then_some(kept)
 }
 
 /// The leading paragraphs (lists and quotes count too), about
 /// [`AUTO_EXCERPT_WORDS`] words; a longer first block is cut between words,
 /// never inside a tag.
-fn auto_excerpt(events: &[Event<'_>]) -> String {
-    let mut kept: Vec<Event<'_>> = Vec::new();
+fn auto_excerpt<'a>(events: &[Event<'a>]) -> Vec<Event<'a>> {
+    let mut kept: Vec<Event<'a>> = Vec::new();
     let mut words = 0;
     let mut depth = 0usize;
-    let mut block: Vec<Event<'_>> = Vec::new();
+    let mut block: Vec<Event<'a>> = Vec::new();
     let mut block_words = 0;
     let mut eligible = false;
     for event in events {
@@ -321,9 +376,7 @@ fn auto_excerpt(events: &[Event<'_>]) -> String {
             }
         }
     }
-    let mut out = String::new();
-    html::push_html(&mut out, kept.into_iter());
-    out
+    kept
 }
 
 /// A block cut after `limit` words, with an ellipsis and its open tags closed.
@@ -510,6 +563,19 @@ mod tests {
         assert_eq!(excerpt(""), "<p>Title</p>");
         assert_eq!(render("", None, "A & B").excerpt, "<p>A &amp; B</p>");
         assert_eq!(excerpt("```\ncode only\n```"), "<p>Title</p>");
+    }
+
+    #[test]
+    fn excerpt_text_is_the_visible_text() {
+        let r = render(
+            "Read [the *manual*](/m), then `try` it &mdash; now&nbsp;!\n\n<div>Raw &amp; <b>bold</b></div>\n\n<!-- more -->\n\nRest.",
+            None,
+            "T",
+        );
+        assert_eq!(
+            r.excerpt_text,
+            "Read the manual, then try it \u{2014} now\u{a0}! Raw & bold"
+        );
     }
 
     #[test]

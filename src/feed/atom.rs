@@ -6,12 +6,13 @@ use atom_syndication::{
 
 use std::io::{self, Write};
 
-use super::{Entry, FeedInfo, GENERATOR};
+use super::{Entry, FeedInfo, GENERATOR, Html, HtmlRef};
 use crate::config::Site;
 
-/// Writes the Atom document for `entries`, newest first.
-pub fn write<W: Write>(site: &Site, info: &FeedInfo, entries: &[&Entry], out: W) -> io::Result<()> {
-    let feed = Feed {
+/// The Atom document for `entries` (newest first), taking ownership of
+/// their HTML (`html[i]` belongs to `entries[i]`); [`into_html`] gives it back.
+pub fn document(site: &Site, info: &FeedInfo, entries: &[&Entry], html: Vec<Html>) -> Feed {
+    Feed {
         id: info.atom_url.clone(),
         title: Text::plain(info.title.clone()),
         subtitle: (!info.description.is_empty()).then(|| Text::plain(info.description.clone())),
@@ -27,14 +28,44 @@ pub fn write<W: Write>(site: &Site, info: &FeedInfo, entries: &[&Entry], out: W)
             version: Some(env!("CARGO_PKG_VERSION").into()),
         }),
         lang: Some(site.language.clone()),
-        entries: entries.iter().map(|e| entry(e)).collect(),
+        entries: entries
+            .iter()
+            .zip(html)
+            .map(|(e, html)| entry(e, html))
+            .collect(),
         ..Feed::default()
-    };
+    }
+}
+
+/// Writes an Atom document.
+pub fn write<W: Write>(feed: &Feed, out: W) -> io::Result<()> {
     let mut out = feed.write_to(out).map_err(io::Error::other)?;
     out.write_all(b"\n")
 }
 
-fn entry(e: &Entry) -> AtomEntry {
+/// The entries' HTML as the document holds it.
+pub fn html_refs(feed: &Feed) -> Vec<HtmlRef<'_>> {
+    feed.entries
+        .iter()
+        .map(|e| HtmlRef {
+            summary: e.summary.as_ref().map_or("", |s| s.value.as_str()),
+            content: e.content.as_ref().and_then(|c| c.value.as_deref()),
+        })
+        .collect()
+}
+
+/// Takes the entries' HTML back out of the document.
+pub fn into_html(feed: Feed) -> Vec<Html> {
+    feed.entries
+        .into_iter()
+        .map(|e| Html {
+            summary: e.summary.map(|s| s.value).unwrap_or_default(),
+            content: e.content.and_then(|c| c.value),
+        })
+        .collect()
+}
+
+fn entry(e: &Entry, html: Html) -> AtomEntry {
     AtomEntry {
         id: e.id.clone(),
         title: Text::plain(e.title.clone()),
@@ -50,9 +81,9 @@ fn entry(e: &Entry) -> AtomEntry {
                 ..Category::default()
             })
             .collect(),
-        summary: Some(Text::html(e.summary_html.clone())),
-        content: e.content_html.as_ref().map(|html| Content {
-            value: Some(html.clone()),
+        summary: Some(Text::html(html.summary)),
+        content: html.content.map(|content| Content {
+            value: Some(content),
             content_type: Some("html".into()),
             ..Content::default()
         }),

@@ -4,9 +4,8 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{Entry, FeedInfo};
+use super::{Entry, FeedInfo, HtmlRef};
 use crate::config::Site;
-use crate::html::to_plain_text;
 
 #[derive(Serialize)]
 struct JsonFeed<'a> {
@@ -31,7 +30,7 @@ struct Item<'a> {
     id: &'a str,
     url: &'a str,
     title: &'a str,
-    summary: String,
+    summary: &'a str,
     content_html: &'a str,
     date_published: String,
     date_modified: String,
@@ -40,11 +39,13 @@ struct Item<'a> {
     tags: &'a [String],
 }
 
-/// Writes the JSON Feed document for `entries`, newest first.
+/// Writes the JSON Feed document for `entries`, newest first; `html[i]` is
+/// the HTML of `entries[i]`.
 pub fn write<W: Write>(
     site: &Site,
     info: &FeedInfo,
     entries: &[&Entry],
+    html: &[HtmlRef<'_>],
     mut out: W,
 ) -> io::Result<()> {
     let feed = JsonFeed {
@@ -55,21 +56,25 @@ pub fn write<W: Write>(
         description: &info.description,
         language: &site.language,
         authors: vec![Author { name: &site.author }],
-        items: entries.iter().map(|e| item(e)).collect(),
+        items: entries
+            .iter()
+            .zip(html)
+            .map(|(e, html)| item(e, *html))
+            .collect(),
     };
     serde_json::to_writer_pretty(&mut out, &feed)?;
     out.write_all(b"\n")
 }
 
-fn item(e: &Entry) -> Item<'_> {
+fn item<'a>(e: &'a Entry, html: HtmlRef<'a>) -> Item<'a> {
     Item {
         id: &e.id,
         url: &e.url,
         title: &e.title,
         // JSON Feed's summary is plain text; the HTML excerpt is the content
         // when the config asks for summaries only.
-        summary: to_plain_text(&e.summary_html),
-        content_html: e.content_html.as_deref().unwrap_or(&e.summary_html),
+        summary: &e.summary_text,
+        content_html: html.content.unwrap_or(html.summary),
         date_published: e.published.to_rfc3339(),
         date_modified: e.updated.to_rfc3339(),
         authors: e.authors.iter().map(|a| Author { name: a }).collect(),

@@ -9,6 +9,7 @@ use chrono::{DateTime, FixedOffset};
 use crate::config::Site;
 use crate::content::Post;
 use crate::html::strip_xml_illegal;
+use crate::render::Rendered;
 
 /// What a feed needs of one post, with its HTML already feed-safe.
 #[derive(Debug, Clone)]
@@ -18,9 +19,11 @@ pub struct Entry {
     /// `tag:` URI that never changes once published.
     pub id: String,
     pub title: String,
-    pub summary_html: String,
-    /// `None` when the config asks for summaries only.
-    pub content_html: Option<String>,
+    /// The excerpt and the full post, feed-safe. The feed writers borrow or
+    /// take it in turn (see [`Html`]).
+    pub html: Html,
+    /// The summary's visible text.
+    pub summary_text: String,
     /// The post's authors, else the site's.
     pub authors: Vec<String>,
     pub tags: Vec<String>,
@@ -30,12 +33,7 @@ pub struct Entry {
 
 impl Entry {
     /// Prepares a post whose HTML has been rendered and made feed-safe.
-    pub fn new(
-        site: &Site,
-        post: &Post,
-        summary_html: String,
-        content_html: Option<String>,
-    ) -> Entry {
+    pub fn new(site: &Site, post: &Post, rendered: Rendered, full_content: bool) -> Entry {
         let clean = |s: &str| strip_xml_illegal(s).into_owned();
         let authors = if post.authors.is_empty() {
             vec![clean(&site.author)]
@@ -46,12 +44,42 @@ impl Entry {
             url: site.url_for(&post.permalink),
             id: entry_id(site, post),
             title: clean(&post.title),
-            summary_html,
-            content_html,
+            html: Html {
+                summary: rendered.excerpt,
+                content: full_content.then_some(rendered.content),
+            },
+            summary_text: rendered.excerpt_text,
             authors,
             tags: post.tags.iter().map(|t| clean(t)).collect(),
             published: post.published,
             updated: post.updated.max(post.published),
+        }
+    }
+}
+
+/// An entry's HTML. The Atom and RSS crates want to own their strings; a
+/// full-content feed of thousands of posts holds ~100 MB of HTML, so the
+/// build hands the one copy from document to document instead of cloning.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Html {
+    /// The excerpt.
+    pub summary: String,
+    /// The full post; `None` when the config asks for summaries only.
+    pub content: Option<String>,
+}
+
+/// An entry's HTML, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct HtmlRef<'a> {
+    pub summary: &'a str,
+    pub content: Option<&'a str>,
+}
+
+impl Html {
+    pub fn as_ref(&self) -> HtmlRef<'_> {
+        HtmlRef {
+            summary: &self.summary,
+            content: self.content.as_deref(),
         }
     }
 }

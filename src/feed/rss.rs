@@ -7,17 +7,18 @@ use rss::{Category, Channel, Guid, Item};
 
 use std::io::{self, Write};
 
-use super::{Entry, FeedInfo, GENERATOR};
+use super::{Entry, FeedInfo, GENERATOR, Html};
 use crate::config::Site;
 
-/// Writes the RSS document for `entries`, newest first.
-pub fn write<W: Write>(site: &Site, info: &FeedInfo, entries: &[&Entry], out: W) -> io::Result<()> {
+/// The RSS document for `entries` (newest first), taking ownership of their
+/// HTML (`html[i]` belongs to `entries[i]`); [`into_html`] gives it back.
+pub fn document(site: &Site, info: &FeedInfo, entries: &[&Entry], html: Vec<Html>) -> Channel {
     let description = if info.description.is_empty() {
         info.title.clone()
     } else {
         info.description.clone()
     };
-    let channel = Channel {
+    Channel {
         title: info.title.clone(),
         link: info.home_url.clone(),
         description,
@@ -32,19 +33,39 @@ pub fn write<W: Write>(site: &Site, info: &FeedInfo, entries: &[&Entry], out: W)
                 ..AtomLink::default()
             }],
         }),
-        items: entries.iter().map(|e| item(e)).collect(),
+        items: entries
+            .iter()
+            .zip(html)
+            .map(|(e, html)| item(e, html))
+            .collect(),
         ..Channel::default()
-    };
+    }
+}
+
+/// Writes an RSS document.
+pub fn write<W: Write>(channel: &Channel, out: W) -> io::Result<()> {
     let mut out = channel.write_to(out).map_err(io::Error::other)?;
     out.write_all(b"\n")
 }
 
-fn item(e: &Entry) -> Item {
+/// Takes the entries' HTML back out of the document.
+pub fn into_html(channel: Channel) -> Vec<Html> {
+    channel
+        .items
+        .into_iter()
+        .map(|item| Html {
+            summary: item.description.unwrap_or_default(),
+            content: item.content,
+        })
+        .collect()
+}
+
+fn item(e: &Entry, html: Html) -> Item {
     Item {
         title: Some(e.title.clone()),
         link: Some(e.url.clone()),
-        description: Some(e.summary_html.clone()),
-        content: e.content_html.clone(),
+        description: Some(html.summary),
+        content: html.content,
         pub_date: Some(e.published.to_rfc2822()),
         guid: Some(Guid {
             value: e.url.clone(),

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono_tz::Tz;
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::Deserialize;
 use url::Url;
 
@@ -164,6 +165,18 @@ fn default_timezone() -> String {
     "UTC".into()
 }
 
+/// What a URL path cannot carry as it is; `/` and `%` stay.
+const PATH: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
 /// The placeholders a permalink pattern may use.
 pub const PERMALINK_TOKENS: [&str; 4] = [":year", ":month", ":day", ":slug"];
 
@@ -288,10 +301,13 @@ impl Config {
 }
 
 impl Site {
-    /// The absolute URL of a site path such as `/blog/x/` or `atom.xml`.
+    /// The absolute URL of a site path such as `/blog/x/` or `atom.xml`;
+    /// spaces and non-ASCII characters in the path are percent-encoded
+    /// (a `%` is taken as already encoded).
     pub fn url_for(&self, path: &str) -> String {
         let base = self.base_url.as_str().trim_end_matches('/');
-        format!("{base}/{}", path.trim_start_matches('/'))
+        let path = utf8_percent_encode(path.trim_start_matches('/'), PATH);
+        format!("{base}/{path}")
     }
 
     /// The host name, for `tag:` URIs and message ids.

@@ -91,11 +91,18 @@ pub fn build(
     let (mut entries, plans) = plan_feeds(config, corpus.posts, now)?;
     let mut written = 0;
     let mut files = 0;
+    let mut staged = Vec::new();
     for plan in &plans {
-        for changed in write_feed_files(config, output_dir, &mut entries, plan, now)? {
+        for file in write_feed_files(config, output_dir, &mut entries, plan, now)? {
             files += 1;
-            written += usize::from(changed);
+            staged.extend(file);
         }
+    }
+    // Every file is complete on disk before the first one is renamed into
+    // place, so a failed write (a full disk, say) changes no feed.
+    for file in staged {
+        file.commit()?;
+        written += 1;
     }
     Ok(BuildReport {
         read,
@@ -109,7 +116,7 @@ pub fn build(
     })
 }
 
-/// Writes one feed's Atom, RSS and JSON files; says for each whether it changed.
+/// Stages one feed's Atom, RSS and JSON files; `None` for a file that would not change.
 ///
 /// The entries' HTML moves from the Atom document (written while the JSON
 /// file is written from the same strings) to the RSS document and back, so
@@ -120,7 +127,7 @@ fn write_feed_files(
     entries: &mut [Entry],
     plan: &FeedPlan,
     now: DateTime<Utc>,
-) -> Result<[bool; 3], BuildError> {
+) -> Result<[Option<Staged>; 3], BuildError> {
     let site = &config.site;
     let [atom, rss, json] = &plan.paths;
     // Members are ascending positions, so one pass finds them all.
@@ -146,16 +153,16 @@ fn write_feed_files(
 
     let atom_doc = feed::atom::document(site, &info, &list, html);
     let (atom_changed, json_changed) = rayon::join(
-        || write_file(&output_dir.join(atom), |w| feed::atom::write(&atom_doc, w)),
+        || stage_file(&output_dir.join(atom), |w| feed::atom::write(&atom_doc, w)),
         || {
             let html = feed::atom::html_refs(&atom_doc);
-            write_file(&output_dir.join(json), |w| {
+            stage_file(&output_dir.join(json), |w| {
                 feed::json::write(site, &info, &list, &html, w)
             })
         },
     );
     let rss_doc = feed::rss::document(site, &info, &list, feed::atom::into_html(atom_doc));
-    let rss_changed = write_file(&output_dir.join(rss), |w| feed::rss::write(&rss_doc, w));
+    let rss_changed = stage_file(&output_dir.join(rss), |w| feed::rss::write(&rss_doc, w));
     let html = feed::rss::into_html(rss_doc);
     drop(list);
     for (entry, html) in members.into_iter().zip(html) {
@@ -199,11 +206,12 @@ pub fn plan_feeds(
         members: (0..live.len().min(limit)).collect(),
     }];
     if feeds.per_tag {
+        // Tags that differ only in case are one tag, named as first seen.
         let mut by_tag: BTreeMap<String, (String, Vec<usize>)> = BTreeMap::new();
         for (i, post) in live.iter().enumerate() {
             for tag in &post.tags {
                 let members = &mut by_tag
-                    .entry(tag_folder(tag))
+                    .entry(tag.to_lowercase())
                     .or_insert_with(|| (tag.clone(), Vec::new()))
                     .1;
                 if members.len() < limit && members.last() != Some(&i) {
@@ -211,7 +219,21 @@ pub fn plan_feeds(
                 }
             }
         }
-        for (folder, (tag, members)) in by_tag {
+        // Different tags may share a folder name ("C++" and "C#" are both
+        // "c"): the later ones, in sorted order, get "-2", "-3", ...
+        let mut folders_used = std::collections::HashSet::new();
+        for (tag, members) in by_tag.into_values() {
+            let base = tag_folder(&tag);
+            let folder = (1..)
+                .map(|n| {
+                    if n == 1 {
+                        base.clone()
+                    } else {
+                        format!("{base}-{n}")
+                    }
+                })
+                .find(|f| folders_used.insert(f.clone()))
+                .expect("an unused folder name exists");
             let path = |name: &str| format!("tags/{folder}/{}", file_name(name));
             plans.push(FeedPlan {
                 title: format!("{}: {tag}", site.title),
@@ -296,13 +318,14 @@ fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// Writes a file through a temporary file in the same folder and a rename,
-/// so a reader sees the old file or the new one, never half of one. `fill` streams the content.
-/// Returns false, leaving the old file untouched, when the bytes are the same.
-pub fn write_file(
+/// Writes a file's new content to a temporary file in the same folder, to
+/// be renamed into place by [`Staged::commit`], so a reader sees the old
+/// file or the new one, never half of one. `fill` streams the content.
+/// Returns `None` (and deletes the temporary file) when the bytes are the same.
+pub fn stage_file(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-) -> Result<bool, BuildError> {
+) -> Result<Option<Staged>, BuildError> {
     let error = |source| BuildError::Write {
         path: path.to_path_buf(),
         source,
@@ -329,13 +352,35 @@ pub fn write_file(
         .into_inner()
         .map_err(|e| error(e.into_error()))?;
     if unchanged {
-        return Ok(false);
+        return Ok(None);
     }
-    // No fsync: the rename is what keeps readers from seeing half a file,
-    // and a feed lost to a power cut is rebuilt by the next build.
     set_readable(temp.as_file()).map_err(error)?;
-    temp.persist(path).map_err(|e| error(e.error))?;
-    Ok(true)
+    Ok(Some(Staged {
+        temp,
+        path: path.to_path_buf(),
+    }))
+}
+
+/// A file written in full beside its destination, waiting to be renamed
+/// into place; dropped uncommitted, it is deleted.
+#[derive(Debug)]
+pub struct Staged {
+    temp: tempfile::NamedTempFile,
+    path: PathBuf,
+}
+
+impl Staged {
+    /// Renames the file into place. No fsync: the rename is what keeps
+    /// readers from seeing half a file, and a feed lost to a power cut is
+    /// rebuilt by the next build.
+    pub fn commit(self) -> Result<(), BuildError> {
+        let path = self.path;
+        self.temp.persist(&path).map_err(|e| BuildError::Write {
+            path: path.clone(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
 }
 
 /// Passes bytes to `inner` and compares them with the old file as they go.

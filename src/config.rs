@@ -13,7 +13,7 @@ use url::Url;
 /// A configuration problem, always naming the key or file at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}")]
+    #[error("cannot read {path} (pass --config PATH, or create it: see README.md)")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -239,6 +239,37 @@ impl Config {
             )
         })?;
 
+        let language = raw.site.language;
+        let valid_language = !language.is_empty()
+            && language.len() <= 35
+            && language
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !valid_language {
+            return Err(invalid(
+                "site.language",
+                format!("= {language:?} is not a language tag; write one like \"en\" or \"pt-BR\""),
+            ));
+        }
+        for (key, text) in [
+            ("site.title", &raw.site.title),
+            ("site.description", &raw.site.description),
+            (
+                "site.author",
+                raw.site.author.as_ref().unwrap_or(&String::new()),
+            ),
+        ] {
+            if text
+                .chars()
+                .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+            {
+                return Err(invalid(
+                    key,
+                    "contains a control character; remove it".into(),
+                ));
+            }
+        }
+
         let permalink = raw.content.permalink;
         if !permalink.starts_with('/') || !permalink.contains(":slug") {
             return Err(invalid(
@@ -279,7 +310,7 @@ impl Config {
                 author: raw.site.author.unwrap_or_else(|| "Anonymous".into()),
                 base_url,
                 description: raw.site.description,
-                language: raw.site.language,
+                language,
                 timezone,
             },
             content: Content {
@@ -386,6 +417,21 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("content.permalink"), "{err}");
+    }
+
+    #[test]
+    fn language_and_control_characters_are_checked() {
+        let err = parse("[site]\nbase_url = \"https://x.org\"\nlanguage = \"en us\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("site.language"), "{err}");
+        let err = parse("[site]\nbase_url = \"https://x.org\"\nauthor = \"Bad\\u0001\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("site.author") && err.contains("control"),
+            "{err}"
+        );
     }
 
     #[test]

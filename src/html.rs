@@ -13,7 +13,7 @@ use crate::config::IframePolicy;
 use crate::render::escape_text;
 
 /// Attributes that hold one URL.
-const URL_ATTRIBUTES: [&str; 8] = [
+const URL_ATTRIBUTES: [&str; 16] = [
     "href",
     "src",
     "poster",
@@ -22,12 +22,48 @@ const URL_ATTRIBUTES: [&str; 8] = [
     "formaction",
     "background",
     "longdesc",
+    "xlink:href",
+    "data",
+    "codebase",
+    "manifest",
+    "icon",
+    "dynsrc",
+    "lowsrc",
+    "usemap",
 ];
 
-/// Elements dropped with everything inside them.
-const DROPPED: [&str; 13] = [
-    "script", "style", "object", "embed", "applet", "frame", "frameset", "base", "meta", "link",
-    "title", "head", "noembed",
+/// Attributes dropped whatever their value: they run or load other documents.
+const DROPPED_ATTRIBUTES: [&str; 4] = ["srcdoc", "ping", "http-equiv", "xmlns:xlink"];
+
+/// Elements dropped with everything inside them: scripts and styles, plugins
+/// and frames, document-level elements, raw-text elements whose content a
+/// reader would parse differently, and SVG animation that can set an href.
+const DROPPED: [&str; 25] = [
+    "script",
+    "style",
+    "object",
+    "embed",
+    "applet",
+    "frame",
+    "frameset",
+    "base",
+    "meta",
+    "link",
+    "title",
+    "head",
+    "noembed",
+    "noframes",
+    "noscript",
+    "plaintext",
+    "xmp",
+    "template",
+    "textarea",
+    "set",
+    "animate",
+    "animatemotion",
+    "animatetransform",
+    "animatecolor",
+    "handler",
 ];
 
 /// Makes post HTML safe for feeds: URLs absolute against the post's page,
@@ -44,47 +80,16 @@ impl Sanitizer<'_> {
         absolute_url(value, self.page_url, image)
     }
 
-    /// True for elements that are dropped with their content.
-    pub fn drops_element(&self, name: &str) -> bool {
-        let name = name.to_ascii_lowercase();
-        DROPPED.contains(&name.as_str()) || name == "iframe" && self.iframes == IframePolicy::Link
-    }
-
-    /// One raw HTML tag as Markdown passes it inline: plain tags go through
-    /// untouched, tags with attributes are rewritten, comments are dropped.
-    pub fn inline_tag<'t>(&self, tag: &'t str) -> Cow<'t, str> {
-        if tag.starts_with("<!") || tag.starts_with("<?") {
-            return Cow::Borrowed("");
-        }
-        if let Some(name) = tag.strip_prefix("</") {
-            let name = name.trim_end_matches('>').trim();
-            return if self.drops_element(name) {
-                Cow::Borrowed("")
-            } else {
-                Cow::Borrowed(tag)
-            };
-        }
-        let plain = tag[1..]
-            .trim_end_matches('>')
-            .trim_end_matches('/')
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        if plain && !self.drops_element(tag_name(tag)) && tag_name(tag) != "iframe" {
-            Cow::Borrowed(tag)
-        } else {
-            Cow::Owned(self.fragment(tag))
-        }
-    }
-
-    /// Rewrites a fragment of raw HTML with lol_html. Comments are dropped
-    /// too: they can hide markup.
+    /// Rewrites HTML with lol_html. It must see a whole document fragment as
+    /// a reader will (not pieces of one), or a tag left open in one piece
+    /// could take attributes from the next. Comments are dropped too.
     pub fn fragment(&self, html: &str) -> String {
         let page_url = self.page_url;
         let iframes = self.iframes;
         let settings = RewriteStrSettings::new()
             .with_strict(false)
             .append_element_content_handler(element!("*", |el| {
-                let name = el.tag_name();
+                let name = el.tag_name().to_ascii_lowercase();
                 if DROPPED.contains(&name.as_str()) {
                     el.remove();
                     return Ok(());
@@ -105,20 +110,12 @@ impl Sanitizer<'_> {
     }
 }
 
-/// The element name of a start or end tag, e.g. `script` for `<script src=x>`.
-pub fn tag_name(tag: &str) -> &str {
-    let rest = tag.trim_start_matches('<').trim_start_matches('/');
-    let end = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .unwrap_or(rest.len());
-    &rest[..end]
-}
-
 fn clean_attributes(el: &mut Element<'_, '_>, page_url: &Url) {
     let names: Vec<String> = el.attributes().iter().map(|a| a.name()).collect();
     for name in names {
         let lower = name.to_ascii_lowercase();
-        if lower.starts_with("on") || lower == "style" && !safe_style(el, &name) {
+        let unsafe_style = lower == "style" && !safe_style(el, &name);
+        if lower.starts_with("on") || unsafe_style || DROPPED_ATTRIBUTES.contains(&lower.as_str()) {
             el.remove_attribute(&name);
             continue;
         }
@@ -394,23 +391,41 @@ mod tests {
     }
 
     #[test]
-    fn inline_tags_take_the_fast_path_when_plain() {
-        let page = Url::parse("https://x.org/p/").unwrap();
-        let s = Sanitizer {
-            page_url: &page,
-            iframes: IframePolicy::Link,
-        };
-        assert!(matches!(s.inline_tag("<sup>"), Cow::Borrowed("<sup>")));
-        assert!(matches!(s.inline_tag("</sup>"), Cow::Borrowed("</sup>")));
-        assert_eq!(s.inline_tag("<br/>"), "<br/>");
-        assert_eq!(s.inline_tag("<!-- c -->"), "");
-        assert_eq!(s.inline_tag("<script>"), "");
-        assert_eq!(s.inline_tag("</script>"), "");
-        assert_eq!(s.inline_tag("</iframe>"), "");
-        assert_eq!(
-            s.inline_tag(r#"<a href="/x" onclick="y">"#),
-            r#"<a href="https://x.org/x">"#
+    fn what_a_reader_would_run_is_gone() {
+        // A tag left open by one block takes attributes from the next.
+        let out = safe("<details title='\n<p>x' open ontoggle='alert(1)'</p>");
+        assert!(
+            out.starts_with("<details title='\n<p>x' open") && !out.contains("ontoggle"),
+            "{out}"
         );
+        // Raw-text elements go with their content.
+        // As a browser does, the `</xmp>` in the attribute ends the xmp; the
+        // img after it is a real element, and loses its handler.
+        assert_eq!(
+            safe(r#"a <xmp> b <img title="</xmp><img src=x onerror=alert(1)>"> c"#),
+            r#"a <img src="https://prometheus.io/blog/2017/09/04/post/x">"> c"#
+        );
+        assert_eq!(safe("<plaintext>rest"), "");
+        assert_eq!(
+            safe(
+                r#"<svg><a xlink:href="javascript:alert(4)"><text>t</text></a><set attributeName="href" to="javascript:x"/><image xlink:href="/r.png"/></svg>"#
+            ),
+            r#"<svg><a><text>t</text></a><image xlink:href="https://prometheus.io/r.png" /></svg>"#
+        );
+        let page = Url::parse("https://x.org/p/").unwrap();
+        let keep = Sanitizer {
+            page_url: &page,
+            iframes: IframePolicy::Keep,
+        };
+        assert_eq!(
+            keep.fragment(r#"<iframe srcdoc="<script>alert(9)</script>" src="/f"></iframe>"#),
+            r#"<iframe src="https://x.org/f"></iframe>"#
+        );
+        assert_eq!(
+            safe(r#"<meta http-equiv="refresh" content="0;url=javascript:x">"#),
+            ""
+        );
+        assert_eq!(safe(r#"<P ONCLICK="x">a</P>"#), "<P>a</P>");
     }
 
     #[test]

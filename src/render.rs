@@ -8,9 +8,9 @@
 
 use std::collections::HashMap;
 
-use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd, html};
+use pulldown_cmark::{CowStr, Event, LinkType, Options, Parser, Tag, TagEnd, html};
 
-use crate::html::{Sanitizer, strip_xml_illegal, tag_name, to_plain_text};
+use crate::html::{Sanitizer, strip_xml_illegal, to_plain_text};
 
 /// About this many words make an automatic excerpt.
 pub const AUTO_EXCERPT_WORDS: usize = 70;
@@ -32,39 +32,47 @@ fn options() -> Options {
 
 /// Renders Markdown to safe HTML.
 pub fn markdown_to_html(markdown: &str, safe: &Sanitizer<'_>) -> String {
-    let events = sanitize_events(merge_html_runs(Parser::new_ext(markdown, options())), safe);
-    finish(push(events))
+    let (events, raw_html) = sanitize_events(parse(markdown), safe);
+    let html = push(events);
+    finish(if raw_html { safe.fragment(&html) } else { html })
 }
 
 /// Renders a post body and its excerpt. `summary` (Markdown), when given, is
 /// the excerpt; `title` is the last resort for a post with no text at all.
+///
+/// HTML from Markdown alone is safe once link and image URLs are checked,
+/// which is done on the events. A post with raw HTML in it gets one more
+/// pass of the sanitizer over the whole rendered HTML: only the whole shows
+/// what a reader's parser will make of raw tags and the text around them.
 pub fn render_post(
     body: &str,
     summary: Option<&str>,
     title: &str,
     safe: &Sanitizer<'_>,
 ) -> Rendered {
-    let raw = merge_html_runs(Parser::new_ext(body, options()));
+    let raw = parse(body);
     let marker = find_marker(&raw);
     // The raw HTML before the marker, in the event that holds the marker.
-    let marker_head: Option<(usize, String)> = marker.and_then(|(i, at)| match &raw[i] {
+    let marker_head: Option<String> = marker.and_then(|(i, at)| match &raw[i] {
         Event::Html(text) | Event::InlineHtml(text) if !text[..at].trim().is_empty() => {
-            Some((i, safe.fragment(&text[..at])))
+            Some(text[..at].to_string())
         }
         _ => None,
     });
-    let events = sanitize_events(raw, safe);
+    let (events, raw_html) = sanitize_events(raw, safe);
 
-    let excerpt: Vec<Event<'_>> = match summary {
-        Some(summary) => {
-            sanitize_events(merge_html_runs(Parser::new_ext(summary, options())), safe)
-        }
-        None => marker
-            .and_then(|(i, _)| explicit_excerpt(&events[..i], marker_head.map(|(_, h)| h)))
-            .unwrap_or_else(|| auto_excerpt(&events)),
+    let (excerpt, excerpt_raw) = match summary {
+        Some(summary) => sanitize_events(parse(summary), safe),
+        None => match marker.and_then(|(i, _)| explicit_excerpt(&events[..i], marker_head)) {
+            Some(excerpt) => (excerpt, raw_html),
+            None => (auto_excerpt(&events), raw_html),
+        },
     };
-    let excerpt_html = push(excerpt.iter().cloned());
-    let (excerpt, excerpt_text) = if has_text(&excerpt_html) {
+    let mut excerpt_html = push(excerpt.iter().cloned());
+    if excerpt_raw {
+        excerpt_html = safe.fragment(&excerpt_html);
+    }
+    let (excerpt_html, excerpt_text) = if has_text_or_media(&excerpt_html) {
         (finish(excerpt_html), finish(events_to_text(&excerpt)))
     } else {
         let title = strip_xml_illegal(title);
@@ -73,15 +81,21 @@ pub fn render_post(
             title.into_owned(),
         )
     };
+    let content = push(events);
+    let content = if raw_html {
+        safe.fragment(&content)
+    } else {
+        content
+    };
     Rendered {
-        content: finish(push(events)),
-        excerpt,
+        content: finish(content),
+        excerpt: excerpt_html,
         excerpt_text,
     }
 }
 
 /// The visible text of rendered events on one line: Markdown text as it
-/// reads, raw HTML blocks through html2text, tags dropped.
+/// reads, raw HTML through html2text, tags dropped.
 fn events_to_text(events: &[Event<'_>]) -> String {
     let mut text = String::new();
     for event in events {
@@ -115,6 +129,10 @@ fn is_inline_end(end: &TagEnd) -> bool {
     )
 }
 
+fn parse(markdown: &str) -> Vec<Event<'_>> {
+    merge_runs(Parser::new_ext(markdown, options()))
+}
+
 fn push<'a>(events: impl IntoIterator<Item = Event<'a>>) -> String {
     let mut out = String::new();
     html::push_html(&mut out, events.into_iter());
@@ -133,28 +151,34 @@ fn finish(html: String) -> String {
 }
 
 /// Joins the line-by-line `Html` events of an HTML block, so a comment that
-/// spans lines is seen whole.
-fn merge_html_runs<'a>(parser: Parser<'a>) -> Vec<Event<'a>> {
+/// spans lines is seen whole, and the pieces pulldown-cmark splits text into
+/// at entities and escapes, so a word is one word.
+fn merge_runs<'a>(parser: Parser<'a>) -> Vec<Event<'a>> {
     let mut events: Vec<Event<'a>> = Vec::new();
-    // The lines of the HTML block being read, when it has more than one.
+    // The joined text of the run being read, when it has more than one piece.
     let mut run: Option<String> = None;
     for event in parser {
-        if let Event::Html(next) = &event {
-            if let Some(Event::Html(prev)) = events.last_mut() {
+        match (&event, events.last()) {
+            (Event::Html(next), Some(Event::Html(prev)))
+            | (Event::Text(next), Some(Event::Text(prev))) => {
                 run.get_or_insert_with(|| prev.to_string()).push_str(next);
                 continue;
             }
-        } else if let Some(joined) = run.take() {
-            if let Some(last) = events.last_mut() {
-                *last = Event::Html(joined.into());
-            }
+            _ => close_run(&mut events, &mut run),
         }
         events.push(event);
     }
-    if let (Some(joined), Some(last)) = (run, events.last_mut()) {
-        *last = Event::Html(joined.into());
-    }
+    close_run(&mut events, &mut run);
     events
+}
+
+fn close_run<'a>(events: &mut [Event<'a>], run: &mut Option<String>) {
+    if let (Some(joined), Some(last)) = (run.take(), events.last_mut()) {
+        *last = match last {
+            Event::Html(_) => Event::Html(joined.into()),
+            _ => Event::Text(joined.into()),
+        };
+    }
 }
 
 /// The event holding the first `<!-- more -->` marker and the marker's offset in it.
@@ -170,76 +194,62 @@ fn find_marker(events: &[Event<'_>]) -> Option<(usize, usize)> {
         })
 }
 
-/// Rewrites events so that the HTML they render is safe: link and image
-/// URLs absolute (dropped when unsafe), raw HTML through the sanitizer,
-/// footnote links absolute. Start and end events stay balanced.
-fn sanitize_events<'a>(events: Vec<Event<'a>>, safe: &Sanitizer<'_>) -> Vec<Event<'a>> {
+/// Makes link and image URLs absolute (an unsafe one drops its link, keeping
+/// the text) and footnote links absolute. Raw HTML stays for the sanitizer's
+/// pass over the whole; raw HTML that is only comments is dropped here. Says
+/// whether any other raw HTML is left. Start and end events stay balanced.
+fn sanitize_events<'a>(events: Vec<Event<'a>>, safe: &Sanitizer<'_>) -> (Vec<Event<'a>>, bool) {
     let empty = || Event::Html(CowStr::Borrowed(""));
     let mut out = Vec::with_capacity(events.len());
+    let mut raw_html = false;
     // For each open link or image: was its start tag dropped?
     let mut dropped: Vec<bool> = Vec::new();
-    // An inline element being dropped with its content, e.g. `<script>`.
-    let mut skipping: Option<String> = None;
     let mut footnotes: HashMap<CowStr<'a>, usize> = HashMap::new();
     let page = safe.page_url.as_str();
     for event in events {
-        if let Some(name) = &skipping {
-            match &event {
-                Event::InlineHtml(tag)
-                    if tag.starts_with("</") && tag_name(tag).eq_ignore_ascii_case(name) =>
-                {
-                    skipping = None;
-                    out.push(empty());
-                    continue;
-                }
-                Event::Start(_) | Event::End(_) => skipping = None,
-                _ => {
-                    out.push(empty());
-                    continue;
-                }
-            }
-        }
         let event = match event {
             Event::Start(Tag::Link {
                 link_type,
                 dest_url,
                 title,
                 id,
-            }) => match safe.url(&dest_url, false) {
-                Some(url) => {
-                    dropped.push(false);
-                    Event::Start(Tag::Link {
+            }) => {
+                // An email autolink's destination is the bare address; the
+                // HTML writer adds `mailto:` itself.
+                let url = if link_type == LinkType::Email {
+                    Some(dest_url.to_string())
+                } else {
+                    safe.url(&dest_url, false)
+                };
+                dropped.push(url.is_none());
+                match url {
+                    Some(url) => Event::Start(Tag::Link {
                         link_type,
                         dest_url: url.into(),
                         title,
                         id,
-                    })
+                    }),
+                    None => empty(),
                 }
-                None => {
-                    dropped.push(true);
-                    empty()
-                }
-            },
+            }
             Event::Start(Tag::Image {
                 link_type,
                 dest_url,
                 title,
                 id,
-            }) => match safe.url(&dest_url, true) {
-                Some(url) => {
-                    dropped.push(false);
-                    Event::Start(Tag::Image {
+            }) => {
+                let url = safe.url(&dest_url, true);
+                dropped.push(url.is_none());
+                match url {
+                    Some(url) => Event::Start(Tag::Image {
                         link_type,
                         dest_url: url.into(),
                         title,
                         id,
-                    })
+                    }),
+                    None => empty(),
                 }
-                None => {
-                    dropped.push(true);
-                    empty()
-                }
-            },
+            }
             Event::End(end @ (TagEnd::Link | TagEnd::Image)) => {
                 if dropped.pop().unwrap_or(false) {
                     empty()
@@ -247,20 +257,10 @@ fn sanitize_events<'a>(events: Vec<Event<'a>>, safe: &Sanitizer<'_>) -> Vec<Even
                     Event::End(end)
                 }
             }
-            Event::Html(text) => Event::Html(safe.fragment(&text).into()),
-            Event::InlineHtml(text) => {
-                let name = tag_name(&text);
-                let opens =
-                    text.starts_with('<') && !text.starts_with("</") && !text.ends_with("/>");
-                if opens && !name.is_empty() && safe.drops_element(name) {
-                    skipping = Some(name.to_string());
-                }
-                match safe.inline_tag(&text) {
-                    std::borrow::Cow::Borrowed(same) if same.len() == text.len() => {
-                        Event::InlineHtml(text)
-                    }
-                    other => Event::InlineHtml(other.into_owned().into()),
-                }
+            Event::Html(text) | Event::InlineHtml(text) if only_comments(&text) => empty(),
+            event @ (Event::Html(_) | Event::InlineHtml(_)) => {
+                raw_html = true;
+                event
             }
             Event::FootnoteReference(name) => {
                 let next = footnotes.len() + 1;
@@ -290,7 +290,19 @@ fn sanitize_events<'a>(events: Vec<Event<'a>>, safe: &Sanitizer<'_>) -> Vec<Even
         };
         out.push(event);
     }
-    out
+    (out, raw_html)
+}
+
+/// True when raw HTML is nothing but comments and whitespace.
+fn only_comments(html: &str) -> bool {
+    let mut rest = html.trim_start();
+    while let Some(after) = rest.strip_prefix("<!--") {
+        match after.find("-->") {
+            Some(end) => rest = after[end + 3..].trim_start(),
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 /// The position of a `<!-- more -->` comment in raw HTML: any case, any
@@ -300,7 +312,11 @@ pub fn find_more_marker(html: &str) -> Option<(usize, usize)> {
     while let Some(found) = html[from..].find("<!--") {
         let start = from + found;
         let inner = html[start + 4..].trim_start();
-        if inner.len() >= 4 && inner[..4].eq_ignore_ascii_case("more") {
+        if inner
+            .as_bytes()
+            .get(..4)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"more"))
+        {
             let rest = inner[4..].trim_start();
             if rest.starts_with("-->") {
                 let end = html.len() - rest.len() + 3;
@@ -365,8 +381,9 @@ fn auto_excerpt<'a>(events: &[Event<'a>]) -> Vec<Event<'a>> {
             if words + block_words <= AUTO_EXCERPT_WORDS * 3 / 2 {
                 kept.append(&mut block);
                 words += block_words;
-            } else if words == 0 {
-                kept.extend(cut_block(&block, AUTO_EXCERPT_WORDS));
+            } else if words < AUTO_EXCERPT_WORDS / 2 {
+                // Too little so far for an excerpt: fill up from this block.
+                kept.extend(cut_block(&block, AUTO_EXCERPT_WORDS - words));
                 words = AUTO_EXCERPT_WORDS;
             } else {
                 break;
@@ -658,5 +675,69 @@ mod tests {
             "<p>Raw intro with <a href=\"https://example.org/x\">link</a></p>\n"
         );
         assert!(!r.content.contains("<!--"));
+    }
+
+    #[test]
+    fn a_tag_left_open_across_blocks_cannot_take_a_handler() {
+        let html =
+            with_safe(|s| markdown_to_html("<details title='\n\nx' open ontoggle='alert(1)'\n", s));
+        assert!(!html.contains("ontoggle"), "{html}");
+        let r = render(
+            "<div title='\n\nx' onmouseover='alert(1)'\n\n<!-- more -->\n\nRest",
+            None,
+            "T",
+        );
+        assert!(
+            !r.excerpt.contains("onmouseover") && !r.content.contains("onmouseover"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn a_comment_with_multibyte_text_is_not_a_marker_and_no_panic() {
+        let r = render(
+            "Intro.\n\n<!-- It’s a draft note -->\n\n<!--日本語-->\n\nText.",
+            None,
+            "T",
+        );
+        assert!(r.content.contains("Text."));
+        assert!(!r.content.contains("<!--"));
+    }
+
+    #[test]
+    fn email_autolinks_stay_mailto() {
+        let html = with_safe(|s| markdown_to_html("Mail <team@example.com>.", s));
+        assert_eq!(
+            html,
+            "<p>Mail <a href=\"mailto:team@example.com\">team@example.com</a>.</p>\n"
+        );
+    }
+
+    #[test]
+    fn a_word_with_an_entity_is_one_word() {
+        let body = format!(
+            "{} caf&eacute; {}",
+            vec!["w"; 69].join(" "),
+            vec!["z"; 60].join(" ")
+        );
+        let e = render(&body, None, "T").excerpt;
+        assert!(e.contains("café…"), "{e}");
+    }
+
+    #[test]
+    fn an_image_only_excerpt_is_kept() {
+        let e = render("![pic](/a.png)\n\n<!-- more -->\n\nRest.", None, "T").excerpt;
+        assert_eq!(
+            e,
+            "<p><img src=\"https://example.org/a.png\" alt=\"pic\" /></p>\n"
+        );
+    }
+
+    #[test]
+    fn a_short_first_paragraph_is_filled_up_from_the_next() {
+        let body = format!("Two words.\n\n{}", vec!["w"; 200].join(" "));
+        let e = render(&body, None, "T").excerpt;
+        assert_eq!(e.split_whitespace().count(), AUTO_EXCERPT_WORDS, "{e}");
+        assert!(e.trim_end().ends_with("w…</p>"), "{e}");
     }
 }

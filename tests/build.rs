@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::path::PathBuf;
+
 use common::{Feeds, NOW, Site, SiteFacts, feeds_check, newsletter, run};
 
 const FACTS: SiteFacts<'static> = SiteFacts {
@@ -539,4 +541,55 @@ fn json_summary_decodes_html_entities() {
         json_summary("<p>Fish &mdash; chips &amp; peas&nbsp;&#33;</p>\n\n<!-- more -->\n\nRest.\n"),
         "Fish \u{2014} chips & peas\u{a0}!"
     );
+}
+
+#[test]
+fn tags_whose_folder_names_collide_get_their_own_feeds() {
+    let site = Site::fixture("blog");
+    site.append_config("per_tag = true");
+    site.write(
+        "content/2025-04-01-cpp.md",
+        "---\ntitle: On C++\ncreated_at: 2025-04-01\ntags: [\"C++\"]\n---\n\nText.\n",
+    );
+    site.write(
+        "content/2025-04-02-csharp.md",
+        "---\ntitle: On C#\ncreated_at: 2025-04-02\ntags: [\"C#\", \"c#\"]\n---\n\nText.\n",
+    );
+    site.build();
+    // "C#" and "C++" both fold to "c"; sorted, "c#" comes first.
+    for (folder, title) in [("c", "On C#"), ("c-2", "On C++")] {
+        let feeds = site.feeds(&format!("public/tags/{folder}"));
+        feeds.assert_clean();
+        for (name, feed) in feeds.each() {
+            assert_eq!(feed.titles(), vec![title], "tags/{folder} {name}");
+        }
+    }
+}
+
+#[test]
+fn a_failed_write_changes_no_feed() {
+    let site = Site::fixture("blog");
+    site.build();
+    let before = site.snapshot("public");
+    // Tag feeds would go under public/tags/, which is now a file: the main
+    // feeds are staged first, then writing a tag feed fails.
+    site.append_config("per_tag = true");
+    site.write("public/tags", "not a folder");
+    site.write(
+        "content/2025-05-05-new.md",
+        "---\ntitle: A new post\ncreated_at: 2025-05-05\ntags: [rust]\n---\n\nNew.\n",
+    );
+    let out = site.newsletter(["build", "--now", NOW]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tags"), "{stderr}");
+    let mut after = site.snapshot("public");
+    after.remove(&PathBuf::from("tags"));
+    assert_eq!(before, after, "a feed changed although the build failed");
+    let leftovers: Vec<_> = std::fs::read_dir(site.path("public"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".newsletter-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }

@@ -210,7 +210,9 @@ fn yaml_to_json(value: serde_yaml_ng::Value) -> Value {
     match value {
         Y::Null => Value::Null,
         Y::Bool(b) => Value::Bool(b),
-        Y::Number(n) => Value::String(n.to_string()),
+        // Kept as a number: `string_key` takes the text as written instead
+        // (a title `1.10` must not become "1.1").
+        Y::Number(n) => serde_json::to_value(&n).unwrap_or_else(|_| Value::String(n.to_string())),
         Y::String(s) => Value::String(s),
         Y::Sequence(items) => Value::Array(items.into_iter().map(yaml_to_json).collect()),
         Y::Mapping(mapping) => Value::Object(
@@ -254,8 +256,9 @@ fn parse_toml(front: &str) -> Result<Map<String, Value>, LineError> {
 fn toml_to_json(value: toml::Value) -> Value {
     match value {
         toml::Value::String(s) => Value::String(s),
-        toml::Value::Integer(i) => Value::String(i.to_string()),
-        toml::Value::Float(f) => Value::String(f.to_string()),
+        toml::Value::Integer(i) => Value::from(i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(f)
+            .map_or_else(|| Value::String(f.to_string()), Value::Number),
         toml::Value::Boolean(b) => Value::Bool(b),
         toml::Value::Datetime(d) => Value::String(d.to_string()),
         toml::Value::Array(items) => Value::Array(items.into_iter().map(toml_to_json).collect()),
@@ -271,6 +274,14 @@ struct KeyLines<'a> {
 }
 
 impl KeyLines<'_> {
+    /// The value of a one-line `key: value` as written, without a comment.
+    fn raw_value(&self, key: &str) -> Option<String> {
+        let line = self.front.lines().nth(self.find(key).checked_sub(2)?)?;
+        let (_, value) = line.split_once([':', '='])?;
+        let value = value.split(" #").next().unwrap_or(value).trim();
+        (!value.is_empty()).then(|| value.to_string())
+    }
+
     fn find(&self, key: &str) -> usize {
         for (i, line) in self.front.lines().enumerate() {
             let line = line.trim_start_matches([' ', '\t', '\u{a0}']);
@@ -293,6 +304,7 @@ fn string_key(
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
         Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+        Some(Value::Number(n)) => Ok(Some(lines.raw_value(key).unwrap_or_else(|| n.to_string()))),
         Some(_) => Err(LineError::new(
             lines.find(key),
             format!("`{key}` must be a single text value; quote it, e.g. {key}: \"...\""),
@@ -310,6 +322,7 @@ fn string_list(
         match value {
             Value::String(s) => Some(s.trim().to_string()),
             Value::Bool(b) => Some(b.to_string()),
+            Value::Number(n) => Some(n.to_string()),
             Value::Object(o) => o.get("name").and_then(name_of),
             _ => None,
         }
@@ -422,6 +435,15 @@ mod tests {
         assert_eq!(fm.tags, ["a", "b", "c"]);
         assert_eq!(fm.summary.as_deref(), Some("Short"));
         assert_eq!(fm.slug.as_deref(), Some("custom"));
+    }
+
+    #[test]
+    fn numbers_keep_the_text_they_were_written_with() {
+        let fm = front("---\ntitle: 1.10\nslug: 0x1F # hex\n---\n").unwrap();
+        assert_eq!(fm.title.as_deref(), Some("1.10"));
+        assert_eq!(fm.slug.as_deref(), Some("0x1F"));
+        let fm = front("+++\ntitle = 1.10\n+++\n").unwrap();
+        assert_eq!(fm.title.as_deref(), Some("1.10"));
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub fn render_post(
             title.into_owned(),
         )
     };
-    let content = push(events);
+    let content = push_sized(events, body.len());
     let content = if raw_html {
         safe.fragment(&content)
     } else {
@@ -134,7 +134,13 @@ fn parse(markdown: &str) -> Vec<Event<'_>> {
 }
 
 fn push<'a>(events: impl IntoIterator<Item = Event<'a>>) -> String {
-    let mut out = String::new();
+    push_sized(events, 0)
+}
+
+/// Renders events into a String made big enough for `source_len` bytes of
+/// Markdown, so it is not copied over and over as it grows.
+fn push_sized<'a>(events: impl IntoIterator<Item = Event<'a>>, source_len: usize) -> String {
+    let mut out = String::with_capacity(source_len + source_len / 4);
     html::push_html(&mut out, events.into_iter());
     out
 }
@@ -146,7 +152,9 @@ fn finish(html: String) -> String {
         std::borrow::Cow::Borrowed(_) => html,
         std::borrow::Cow::Owned(clean) => clean,
     };
-    html.shrink_to_fit();
+    if html.capacity() > html.len() + html.len() / 8 {
+        html.shrink_to_fit();
+    }
     html
 }
 

@@ -206,15 +206,16 @@ fn find_marker(events: &[Event<'_>]) -> Option<(usize, usize)> {
 /// the text) and footnote links absolute. Raw HTML stays for the sanitizer's
 /// pass over the whole; raw HTML that is only comments is dropped here. Says
 /// whether any other raw HTML is left. Start and end events stay balanced.
-fn sanitize_events<'a>(events: Vec<Event<'a>>, safe: &Sanitizer<'_>) -> (Vec<Event<'a>>, bool) {
+fn sanitize_events<'a>(mut events: Vec<Event<'a>>, safe: &Sanitizer<'_>) -> (Vec<Event<'a>>, bool) {
     let empty = || Event::Html(CowStr::Borrowed(""));
-    let mut out = Vec::with_capacity(events.len());
     let mut raw_html = false;
     // For each open link or image: was its start tag dropped?
     let mut dropped: Vec<bool> = Vec::new();
     let mut footnotes: HashMap<CowStr<'a>, usize> = HashMap::new();
     let page = safe.page_url.as_str();
-    for event in events {
+    // In place: a post's events are many, and this runs for every post.
+    for slot in events.iter_mut() {
+        let event = std::mem::replace(slot, empty());
         let event = match event {
             Event::Start(Tag::Link {
                 link_type,
@@ -296,9 +297,9 @@ fn sanitize_events<'a>(events: Vec<Event<'a>>, safe: &Sanitizer<'_>) -> (Vec<Eve
             Event::End(TagEnd::FootnoteDefinition) => Event::Html("</div>\n".into()),
             other => other,
         };
-        out.push(event);
+        *slot = event;
     }
-    (out, raw_html)
+    (events, raw_html)
 }
 
 /// True when raw HTML is nothing but comments and whitespace.

@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 use crate::build::{self, BuildError};
 use crate::config::Config;
 use crate::content;
+use crate::store::{Status, Store};
+use crate::subscribers;
 
 /// Markdown posts → Atom, RSS and JSON feeds, and an email digest.
 #[derive(Debug, Parser)]
@@ -38,6 +40,37 @@ pub enum Command {
     },
     /// Read every post and report every problem as path:line: message.
     Check,
+    /// Manage the subscribers in the store.
+    #[command(subcommand)]
+    Subscribers(SubscribersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscribersCommand {
+    /// Add an address (active at once).
+    Add {
+        email: String,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// Unsubscribe an address; it is kept so it is never mailed again.
+    Remove { email: String },
+    /// List subscribers: email, name, status, since (tab-separated).
+    List {
+        /// Only this status: active, pending, unsubscribed or bounced.
+        #[arg(long, value_parser = parse_status)]
+        status: Option<Status>,
+    },
+    /// Import a CSV file with an `email` column (and optionally `name`).
+    Import { file: PathBuf },
+    /// Write every subscriber as CSV to standard output.
+    Export,
+}
+
+fn parse_status(text: &str) -> Result<Status, String> {
+    Status::parse(text).ok_or_else(|| {
+        format!("unknown status {text:?}; use active, pending, unsubscribed or bounced")
+    })
 }
 
 /// The moment that decides what is published.
@@ -87,6 +120,40 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 }
                 Err(e) => Err(e).context("the build stopped; feeds already written are intact"),
             }
+        }
+        Command::Subscribers(command) => {
+            let mut store = Store::open(&config.store.path)?;
+            let now = Utc::now();
+            match command {
+                SubscribersCommand::Add { email, name } => {
+                    println!("{}", subscribers::add(&store, &email, &name, now)?)
+                }
+                SubscribersCommand::Remove { email } => {
+                    println!("{}", subscribers::remove(&store, &email, now)?)
+                }
+                SubscribersCommand::List { status } => {
+                    subscribers::list(&store, status, &mut std::io::stdout().lock())?;
+                }
+                SubscribersCommand::Export => {
+                    subscribers::export(&store, &mut std::io::stdout().lock())?
+                }
+                SubscribersCommand::Import { file } => {
+                    let report = subscribers::import(&mut store, &file, now)?;
+                    for problem in &report.problems {
+                        eprintln!("{problem}");
+                    }
+                    println!(
+                        "imported {} new, {} already subscribed, {} rows skipped",
+                        report.added,
+                        report.existing,
+                        report.problems.len()
+                    );
+                    if !report.problems.is_empty() {
+                        return Ok(Outcome::Problems);
+                    }
+                }
+            }
+            Ok(Outcome::Ok)
         }
         Command::Check => {
             let corpus = content::read_posts(&config);

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use chrono_tz::Tz;
+use lettre::Address;
+use lettre::message::Mailbox;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::Deserialize;
 use url::Url;
@@ -34,6 +36,88 @@ pub struct Config {
     pub site: Site,
     pub content: Content,
     pub feeds: Feeds,
+    pub email: Email,
+    pub digest: Digest,
+    pub store: Store,
+    /// `None`: messages go to `email.outbox` as `.eml` files.
+    pub smtp: Option<Smtp>,
+    pub server: Server,
+}
+
+/// `[email]`: who digests come from and how readers leave.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub from: Mailbox,
+    pub reply_to: Option<Mailbox>,
+    /// Also offered in `List-Unsubscribe` when set.
+    pub unsubscribe_mailto: Option<Address>,
+    /// Where messages go when there is no `[smtp]` section.
+    pub outbox: PathBuf,
+    pub dkim: Option<Dkim>,
+}
+
+/// `[email.dkim]`: sign messages (the key file is PEM, RSA or Ed25519).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dkim {
+    pub selector: String,
+    pub domain: String,
+    pub key_file: PathBuf,
+}
+
+/// `[digest]`: what a digest holds and how it is rendered.
+#[derive(Debug, Clone)]
+pub struct Digest {
+    /// A minijinja template string.
+    pub subject: String,
+    /// How many of the newest posts the very first digest carries.
+    pub first_run_posts: usize,
+    /// Above this, the rest are listed as linked titles only.
+    pub max_posts: usize,
+    /// The folder with digest.html and digest.txt.
+    pub templates: PathBuf,
+}
+
+/// `[store]`: the SQLite file with subscribers and the delivery ledger.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub path: PathBuf,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only to a loopback host.
+    None,
+}
+
+/// `[smtp]`: the server digests are sent through.
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub username: Option<String>,
+    /// Connections in the pool, and messages in flight at most.
+    pub connections: usize,
+    /// Messages per second; 0 = unlimited.
+    pub rate: f64,
+    /// Seconds to wait for the server at each step.
+    pub timeout: u64,
+    /// Extra trusted certificates (PEM); certificates are always verified.
+    pub tls_ca_file: Option<PathBuf>,
+}
+
+/// `[server]`: where `newsletter serve` is reachable.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// The URL that links in emails point at; default `site.base_url`.
+    pub public_url: Url,
 }
 
 /// `[site]`: what the blog is and where it lives.
@@ -91,6 +175,97 @@ struct RawConfig {
     content: RawContent,
     #[serde(default)]
     feeds: RawFeeds,
+    #[serde(default)]
+    email: RawEmail,
+    #[serde(default)]
+    digest: RawDigest,
+    #[serde(default)]
+    store: RawStore,
+    smtp: Option<RawSmtp>,
+    #[serde(default)]
+    server: RawServer,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawEmail {
+    from: Option<String>,
+    reply_to: Option<String>,
+    unsubscribe_mailto: Option<String>,
+    outbox: Option<PathBuf>,
+    dkim: Option<Dkim>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDigest {
+    subject: String,
+    first_run_posts: usize,
+    max_posts: usize,
+    templates: PathBuf,
+}
+
+impl Default for RawDigest {
+    fn default() -> Self {
+        RawDigest {
+            subject: DEFAULT_SUBJECT.into(),
+            first_run_posts: 1,
+            max_posts: 10,
+            templates: PathBuf::from("templates"),
+        }
+    }
+}
+
+/// The default digest subject: the newest post's title and how many more.
+pub const DEFAULT_SUBJECT: &str = "{{ site.title }}: {{ posts[0].title }}{% if posts|length > 1 %} and {{ posts|length - 1 }} more{% endif %}";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawStore {
+    path: PathBuf,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore {
+            path: PathBuf::from("newsletter.db"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: String,
+    port: Option<u16>,
+    #[serde(default = "default_security")]
+    security: Security,
+    username: Option<String>,
+    #[serde(default = "default_connections")]
+    connections: usize,
+    #[serde(default)]
+    rate: f64,
+    #[serde(default = "default_timeout")]
+    timeout: u64,
+    tls_ca_file: Option<PathBuf>,
+}
+
+fn default_security() -> Security {
+    Security::Starttls
+}
+
+fn default_connections() -> usize {
+    4
+}
+
+fn default_timeout() -> u64 {
+    30
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    public_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -304,7 +479,136 @@ impl Config {
             ));
         }
 
+        let site_host = base_url.host_str().unwrap_or("localhost").to_string();
+        let email = raw.email;
+        let mailbox = |key: &'static str, text: &str| {
+            text.parse::<Mailbox>().map_err(|e| {
+                invalid(
+                    key,
+                    format!("= {text:?} is not an email address ({e}); write it like \"Blog <blog@example.org>\""),
+                )
+            })
+        };
+        let from = match &email.from {
+            Some(text) => mailbox("email.from", text)?,
+            None => Mailbox::new(
+                Some(raw.site.title.clone()),
+                format!("newsletter@{site_host}").parse().map_err(|e| {
+                    invalid(
+                        "email.from",
+                        format!("is missing and cannot be made from the site's host ({e}); set it"),
+                    )
+                })?,
+            ),
+        };
+        let reply_to = email
+            .reply_to
+            .as_deref()
+            .map(|t| mailbox("email.reply_to", t))
+            .transpose()?;
+        let unsubscribe_mailto = email
+            .unsubscribe_mailto
+            .as_deref()
+            .map(|t| {
+                t.trim_start_matches("mailto:")
+                    .parse::<Address>()
+                    .map_err(|e| {
+                        invalid(
+                            "email.unsubscribe_mailto",
+                            format!("= {t:?} is not an email address ({e})"),
+                        )
+                    })
+            })
+            .transpose()?;
+        let dkim = email.dkim.map(|d| Dkim {
+            key_file: folder.join(d.key_file),
+            ..d
+        });
+
+        let digest = raw.digest;
+        if digest.max_posts == 0 {
+            return Err(invalid("digest.max_posts", "must be at least 1".into()));
+        }
+
+        let smtp = match raw.smtp {
+            None => None,
+            Some(smtp) => {
+                if smtp.security == Security::None && !is_loopback(&smtp.host) {
+                    return Err(invalid(
+                        "smtp.security",
+                        format!(
+                            "= \"none\" sends passwords and addresses in clear text; it is only allowed to a loopback host, not {:?}: use \"starttls\" or \"tls\"",
+                            smtp.host
+                        ),
+                    ));
+                }
+                if smtp.connections == 0 {
+                    return Err(invalid("smtp.connections", "must be at least 1".into()));
+                }
+                if !(smtp.rate >= 0.0 && smtp.rate.is_finite()) {
+                    return Err(invalid(
+                        "smtp.rate",
+                        "must be 0 (unlimited) or a positive number of messages per second".into(),
+                    ));
+                }
+                Some(Smtp {
+                    port: smtp.port.unwrap_or(match smtp.security {
+                        Security::Starttls => 587,
+                        Security::Tls => 465,
+                        Security::None => 25,
+                    }),
+                    host: smtp.host,
+                    security: smtp.security,
+                    username: smtp.username.filter(|u| !u.is_empty()),
+                    connections: smtp.connections,
+                    rate: smtp.rate,
+                    timeout: smtp.timeout.max(1),
+                    tls_ca_file: smtp
+                        .tls_ca_file
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .map(|p| folder.join(p)),
+                })
+            }
+        };
+
+        let public_url = match raw.server.public_url {
+            None => base_url.clone(),
+            Some(text) => {
+                let url = Url::parse(&text).map_err(|e| {
+                    invalid(
+                        "server.public_url",
+                        format!("= {text:?} is not an absolute URL ({e})"),
+                    )
+                })?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    return Err(invalid(
+                        "server.public_url",
+                        format!("= {text:?} must be an http or https URL"),
+                    ));
+                }
+                url
+            }
+        };
+
         Ok(Config {
+            email: Email {
+                from,
+                reply_to,
+                unsubscribe_mailto,
+                outbox: folder.join(email.outbox.unwrap_or_else(|| PathBuf::from("outbox"))),
+                dkim,
+            },
+            digest: Digest {
+                subject: digest.subject,
+                first_run_posts: digest.first_run_posts,
+                max_posts: digest.max_posts,
+                templates: folder.join(digest.templates),
+            },
+            store: Store {
+                path: folder.join(raw.store.path),
+            },
+            smtp,
+            server: Server { public_url },
             site: Site {
                 title: raw.site.title,
                 author: raw.site.author.unwrap_or_else(|| "Anonymous".into()),
@@ -329,6 +633,15 @@ impl Config {
             },
         })
     }
+}
+
+/// True for `localhost` and loopback IP addresses.
+pub fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl Site {
@@ -432,6 +745,34 @@ mod tests {
             err.contains("site.author") && err.contains("control"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn email_defaults_and_smtp_security() {
+        let config = parse("[site]\ntitle = \"T\"\nbase_url = \"https://x.org\"\n").unwrap();
+        assert_eq!(config.email.from.to_string(), "T <newsletter@x.org>");
+        assert!(config.smtp.is_none());
+        assert_eq!(config.email.outbox, Path::new("/site/outbox"));
+        assert_eq!(config.server.public_url.as_str(), "https://x.org/");
+        let config = parse(
+            "[site]\nbase_url = \"https://x.org\"\n[smtp]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.smtp.unwrap().port, 25);
+        let err = parse(
+            "[site]\nbase_url = \"https://x.org\"\n[smtp]\nhost = \"mail.x.org\"\nsecurity = \"none\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("smtp.security") && err.contains("loopback"),
+            "{err}"
+        );
+        let err =
+            parse("[site]\nbase_url = \"https://x.org\"\n[email]\nfrom = \"not an address\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("email.from"), "{err}");
     }
 
     #[test]

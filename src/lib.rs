@@ -10,3 +10,6 @@ pub mod content;
 pub mod feed;
 pub mod html;
 pub mod render;
+pub mod store;
+pub mod subscribers;
+pub mod token;

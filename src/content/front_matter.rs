@@ -285,10 +285,10 @@ impl KeyLines<'_> {
     fn find(&self, key: &str) -> usize {
         for (i, line) in self.front.lines().enumerate() {
             let line = line.trim_start_matches([' ', '\t', '\u{a0}']);
-            if let Some(rest) = line.strip_prefix(key) {
-                if rest.trim_start().starts_with([':', '=']) {
-                    return i + 2;
-                }
+            if let Some(rest) = line.strip_prefix(key)
+                && rest.trim_start().starts_with([':', '='])
+            {
+                return i + 2;
             }
         }
         2

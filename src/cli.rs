@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::build::{self, BuildError};
 use crate::config::Config;
 use crate::content;
+use crate::send::{self, SendOptions, SendReport};
 use crate::store::{Status, Store};
 use crate::subscribers;
 
@@ -40,6 +41,25 @@ pub enum Command {
     },
     /// Read every post and report every problem as path:line: message.
     Check,
+    /// Make the next digest of new posts and email it to every active
+    /// subscriber; resume an unfinished one first.
+    Send {
+        /// Render everything and report who would get what; record and send nothing.
+        #[arg(long, conflicts_with = "to")]
+        dry_run: bool,
+        /// Send the next digest to this one address as a test; record nothing.
+        #[arg(long, value_name = "EMAIL")]
+        to: Option<String>,
+        #[command(flatten)]
+        clock: Clock,
+    },
+    /// Write the next digest as digest.html, digest.txt and digest.eml.
+    Preview {
+        #[arg(long, value_name = "DIR", default_value = "preview")]
+        output: PathBuf,
+        #[command(flatten)]
+        clock: Clock,
+    },
     /// Manage the subscribers in the store.
     #[command(subcommand)]
     Subscribers(SubscribersCommand),
@@ -94,6 +114,117 @@ fn parse_now(text: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("{e}; write it like 2026-11-25T09:00:00Z"))
 }
 
+fn print_send_report(report: &SendReport) -> Outcome {
+    match report {
+        SendReport::NothingToSend => {
+            println!("nothing to send: no post is newer than the last digest");
+            Outcome::Ok
+        }
+        SendReport::DryRun {
+            subject,
+            posts,
+            recipients,
+        } => {
+            for email in recipients {
+                println!("{email}\t{subject}");
+            }
+            println!(
+                "dry run: {subject:?} ({posts} new posts) would go to {} subscribers; nothing was sent or recorded",
+                recipients.len()
+            );
+            Outcome::Ok
+        }
+        SendReport::Test { to, reply } => {
+            println!("sent a test of the next digest to {to} ({reply}); nothing was recorded");
+            Outcome::Ok
+        }
+        SendReport::Delivered {
+            digest_id,
+            subject,
+            counts,
+            elapsed,
+        } => {
+            println!(
+                "digest {digest_id} {subject:?}: {} sent, {} failed, {} pending, {} cancelled in {:.1} s",
+                counts.sent,
+                counts.failed,
+                counts.pending,
+                counts.cancelled,
+                elapsed.as_secs_f64()
+            );
+            if counts.pending > 0 {
+                eprintln!(
+                    "{} deliveries are still pending: run `newsletter send` again to retry them",
+                    counts.pending
+                );
+            }
+            if counts.failed > 0 || counts.pending > 0 {
+                Outcome::Problems
+            } else {
+                Outcome::Ok
+            }
+        }
+    }
+}
+
+/// A progress bar on a terminal; a log line every few seconds otherwise.
+struct ProgressOutput {
+    bar: Option<indicatif::ProgressBar>,
+    done: std::sync::atomic::AtomicUsize,
+    total: std::sync::atomic::AtomicUsize,
+    last_line: std::sync::Mutex<std::time::Instant>,
+}
+
+impl ProgressOutput {
+    fn new() -> ProgressOutput {
+        use std::io::IsTerminal;
+        ProgressOutput {
+            bar: std::io::stderr()
+                .is_terminal()
+                .then(indicatif::ProgressBar::hidden),
+            done: 0.into(),
+            total: 0.into(),
+            last_line: std::sync::Mutex::new(std::time::Instant::now()),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl send::Progress for ProgressOutput {
+    fn start(&self, digest_id: i64, total: usize) {
+        self.total
+            .store(total, std::sync::atomic::Ordering::Relaxed);
+        match &self.bar {
+            Some(bar) => {
+                bar.set_length(total as u64);
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                bar.set_message(format!("digest {digest_id}"));
+            }
+            None => eprintln!("digest {digest_id}: delivering {total} messages"),
+        }
+    }
+
+    fn delivered(&self) {
+        let done = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        match &self.bar {
+            Some(bar) => bar.inc(1),
+            None => {
+                let mut last = self.last_line.lock().expect("not poisoned");
+                if last.elapsed() >= std::time::Duration::from_secs(5) {
+                    *last = std::time::Instant::now();
+                    let total = self.total.load(std::sync::atomic::Ordering::Relaxed);
+                    eprintln!("{done}/{total} messages delivered");
+                }
+            }
+        }
+    }
+}
+
 /// What `run` wants `main` to do on success.
 pub enum Outcome {
     Ok,
@@ -120,6 +251,30 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 }
                 Err(e) => Err(e).context("the build stopped; feeds already written are intact"),
             }
+        }
+        Command::Send { dry_run, to, clock } => {
+            let options = SendOptions {
+                dry_run,
+                to,
+                smtp_password: std::env::var("NEWSLETTER_SMTP_PASSWORD").ok(),
+                secret: std::env::var("NEWSLETTER_SECRET").ok(),
+            };
+            let progress = ProgressOutput::new();
+            let report = send::send(&config, &options, clock.now(), &progress)?;
+            progress.finish();
+            Ok(print_send_report(&report))
+        }
+        Command::Preview { output, clock } => {
+            let secret = std::env::var("NEWSLETTER_SECRET").ok();
+            match send::preview(&config, &output, secret.as_deref(), clock.now())? {
+                Some(files) => {
+                    for file in files {
+                        println!("wrote {}", file.display());
+                    }
+                }
+                None => println!("nothing to send: no post is newer than the last digest"),
+            }
+            Ok(Outcome::Ok)
         }
         Command::Subscribers(command) => {
             let mut store = Store::open(&config.store.path)?;

@@ -125,6 +125,17 @@ pub struct Pending {
     pub attempts: i64,
 }
 
+/// How one delivery attempt ended, as the ledger records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted by the server (its reply).
+    Sent(String),
+    /// Refused for good (the reason).
+    Failed(String),
+    /// A temporary failure: the delivery stays pending, one attempt more.
+    Retry(String),
+}
+
 /// Delivery counts of one digest.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -416,6 +427,27 @@ impl Store {
         Ok(any.is_none())
     }
 
+    /// The id the next digest will get (valid while the send lock is held).
+    pub fn next_digest_id(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("SELECT coalesce(max(id), 0) + 1 FROM digests", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.error(e))
+    }
+
+    /// One digest.
+    pub fn digest(&self, id: i64) -> Result<Option<StoredDigest>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id, created_at, subject, html, text FROM digests WHERE id = ?1",
+                [id],
+                digest_row,
+            )
+            .optional()
+            .map_err(|e| self.error(e))
+    }
+
     /// The oldest digest that still has pending deliveries.
     pub fn unfinished_digest(&self) -> Result<Option<StoredDigest>, StoreError> {
         self.conn
@@ -423,15 +455,7 @@ impl Store {
                 "SELECT id, created_at, subject, html, text FROM digests WHERE id = \
                  (SELECT min(digest_id) FROM deliveries WHERE status = 'pending')",
                 [],
-                |r| {
-                    Ok(StoredDigest {
-                        id: r.get(0)?,
-                        created_at: r.get(1)?,
-                        subject: r.get(2)?,
-                        html: r.get(3)?,
-                        text: r.get(4)?,
-                    })
-                },
+                digest_row,
             )
             .optional()
             .map_err(|e| self.error(e))
@@ -519,62 +543,45 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
 
-    /// Records the server's acceptance of one message.
-    pub fn mark_sent(
-        &self,
+    /// Records the outcomes of several deliveries in one transaction (the
+    /// delivery loop's group commit).
+    pub fn record(
+        &mut self,
         digest_id: i64,
-        subscriber_id: i64,
-        reply: &str,
+        outcomes: &[(i64, Outcome)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.finish(digest_id, subscriber_id, "sent", reply, now)
-    }
-
-    /// Records a permanent refusal; the delivery is not tried again.
-    pub fn mark_failed(
-        &self,
-        digest_id: i64,
-        subscriber_id: i64,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.finish(digest_id, subscriber_id, "failed", reason, now)
-    }
-
-    /// Records a transient failure; the delivery stays pending.
-    pub fn mark_attempt(
-        &self,
-        digest_id: i64,
-        subscriber_id: i64,
-        error: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "UPDATE deliveries SET attempts = attempts + 1, reply = ?3, updated_at = ?4 \
-                 WHERE digest_id = ?1 AND subscriber_id = ?2 AND status = 'pending'",
-            )
-            .and_then(|mut s| s.execute(params![digest_id, subscriber_id, error, timestamp(now)]))
-            .map(|_| ())
-            .map_err(|e| self.error(e))
-    }
-
-    fn finish(
-        &self,
-        digest_id: i64,
-        subscriber_id: i64,
-        status: &str,
-        reply: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "UPDATE deliveries SET status = ?3, attempts = attempts + 1, reply = ?4, updated_at = ?5 \
-                 WHERE digest_id = ?1 AND subscriber_id = ?2 AND status = 'pending'",
-            )
-            .and_then(|mut s| s.execute(params![digest_id, subscriber_id, status, reply, timestamp(now)]))
-            .map(|_| ())
-            .map_err(|e| self.error(e))
+        let path = self.path.clone();
+        let error = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(error)?;
+        {
+            let mut finish = tx
+                .prepare_cached(
+                    "UPDATE deliveries SET status = ?3, attempts = attempts + 1, reply = ?4, updated_at = ?5 \
+                     WHERE digest_id = ?1 AND subscriber_id = ?2 AND status = 'pending'",
+                )
+                .map_err(error)?;
+            for (subscriber_id, outcome) in outcomes {
+                let (status, text) = match outcome {
+                    Outcome::Sent(reply) => ("sent", reply),
+                    Outcome::Failed(reason) => ("failed", reason),
+                    Outcome::Retry(reason) => ("pending", reason),
+                };
+                finish
+                    .execute(params![
+                        digest_id,
+                        subscriber_id,
+                        status,
+                        text,
+                        timestamp(now)
+                    ])
+                    .map_err(error)?;
+            }
+        }
+        tx.commit().map_err(error)
     }
 
     /// Delivery counts of a digest.
@@ -655,6 +662,16 @@ fn create_digest(
         params![id, at],
     )?;
     Ok((id, deliveries))
+}
+
+fn digest_row(r: &rusqlite::Row<'_>) -> Result<StoredDigest, rusqlite::Error> {
+    Ok(StoredDigest {
+        id: r.get(0)?,
+        created_at: r.get(1)?,
+        subject: r.get(2)?,
+        html: r.get(3)?,
+        text: r.get(4)?,
+    })
 }
 
 fn subscriber_row(row: &rusqlite::Row<'_>) -> Result<Subscriber, rusqlite::Error> {
@@ -811,8 +828,9 @@ mod tests {
             pending.iter().map(|p| p.email.as_str()).collect::<Vec<_>>(),
             ["a@x.org", "c@x.org"]
         );
+        let sent = Outcome::Sent("250 ok".into());
         store
-            .mark_sent(id, pending[0].subscriber_id, "250 ok", now())
+            .record(id, &[(pending[0].subscriber_id, sent)], now())
             .unwrap();
         // c leaves before their message goes out: cancelled, not mailed.
         let c = store.subscriber("c@x.org").unwrap().unwrap();
@@ -852,17 +870,21 @@ mod tests {
             )
             .unwrap();
         let p = store.pending(id, 0, 10, now()).unwrap();
-        store
-            .mark_attempt(id, p[0].subscriber_id, "451 later", now())
-            .unwrap();
-        store
-            .mark_failed(id, p[1].subscriber_id, "550 no such user", now())
-            .unwrap();
+        let outcomes = [
+            (p[0].subscriber_id, Outcome::Retry("451 later".into())),
+            (
+                p[1].subscriber_id,
+                Outcome::Failed("550 no such user".into()),
+            ),
+        ];
+        store.record(id, &outcomes, now()).unwrap();
         let p = store.pending(id, 0, 10, now()).unwrap();
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].attempts, 1);
         // A delivery already final is not changed by a late mark.
-        store.mark_sent(id, 2, "250", now()).unwrap();
+        store
+            .record(id, &[(2, Outcome::Sent("250".into()))], now())
+            .unwrap();
         assert_eq!(store.counts(id).unwrap().failed, 1);
     }
 }

@@ -14,6 +14,8 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod smtp;
+
 use serde::Deserialize;
 use tempfile::TempDir;
 

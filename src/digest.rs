@@ -1,0 +1,1176 @@
+//! The email digest: which posts the next digest carries, and its subject,
+//! HTML and plain-text bodies rendered from `templates/`.
+//!
+//! A digest is rendered once, not once per subscriber: what differs between
+//! subscribers (their address, their name, their unsubscribe link) is left
+//! in the output as merge tokens, and [`personalize`] fills them in for each
+//! message with one pass over the text.
+//!
+//! # Template variables
+//!
+//! `digest.html`, `digest.txt` (minijinja, i.e. Jinja2 syntax, with
+//! `trim_blocks` and `lstrip_blocks` on) and the `digest.subject` template
+//! string all see:
+//!
+//! | variable | what it is |
+//! | --- | --- |
+//! | `site.title`, `site.url`, `site.description`, `site.language`, `site.author` | from `[site]`; `url` is `base_url` |
+//! | `posts` | the posts with excerpts, newest first: the first `digest.max_posts` of the digest (in the subject: every post of the digest) |
+//! | `post.title` | the title |
+//! | `post.url` | the absolute permalink |
+//! | `post.date` | the publication date, like `4 September 2017` |
+//! | `post.date_iso` | the publication date, like `2017-09-04` |
+//! | `post.author` | the authors joined by `, `, else `site.author` |
+//! | `post.tags` | a list of tags |
+//! | `post.excerpt_html` | the excerpt as HTML made for email: absolute URLs, no scripts, a YouTube video as a linked "▶ Watch the video" line, other iframes as links, tweets as quotes with their links; printed as it is (it is safe) |
+//! | `post.excerpt_text` | the excerpt as plain text wrapped at 72 columns, links as `[1]` footnotes |
+//! | `more_posts` | the posts beyond `digest.max_posts`, newest first, each with `title`, `url`, `date`, `date_iso`, `author`, `tags` (no excerpt); empty in the subject |
+//! | `subscriber.email`, `subscriber.name` | who the message goes to (`name` may be empty) |
+//! | `unsubscribe_url` | the subscriber's one-click unsubscribe link |
+//! | `digest.id` | the digest's number |
+//!
+//! `subscriber.email`, `subscriber.name` and `unsubscribe_url` are values
+//! to print, and only to print: when the templates are rendered they hold
+//! placeholders that are replaced per message, so a test such as
+//! `{% if subscriber.name %}` is always true and a filter such as `|upper`
+//! or `|length` does not see the real value.
+//!
+//! In `digest.html` every printed value is HTML-escaped except
+//! `excerpt_html`; a filter `wrap(width=72)` folds prose in `digest.txt`
+//! without breaking words or URLs. The HTML is then given to css-inline:
+//! the rules of its `<style>` blocks become `style` attributes and the
+//! blocks go, as do any `<script>` elements.
+
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use chrono::{DateTime, Utc};
+use lol_html::html_content::ContentType;
+use lol_html::{RewriteStrSettings, element, end_tag, rewrite_str};
+use minijinja::value::Value;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, context};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::config::{Config, IframePolicy};
+use crate::content::{Post, Problem, Status};
+use crate::html::Sanitizer;
+use crate::render::{escape_text, render_post};
+
+/// The HTML template's file name inside `digest.templates`.
+pub const HTML_TEMPLATE: &str = "digest.html";
+/// The plain-text template's file name inside `digest.templates`.
+pub const TEXT_TEMPLATE: &str = "digest.txt";
+/// Where the plain text is folded.
+pub const TEXT_WIDTH: usize = 72;
+
+/// Merge tokens are a key between these two private-use characters, which
+/// nothing from a post or the config can carry (they are removed from it).
+const OPEN: char = '\u{E000}';
+const CLOSE: char = '\u{E001}';
+const EMAIL: &str = "\u{E000}email\u{E001}";
+const NAME: &str = "\u{E000}name\u{E001}";
+const UNSUBSCRIBE_URL: &str = "\u{E000}unsubscribe_url\u{E001}";
+/// The keys of the tokens above, in the order [`merge`] takes values.
+const KEYS: [&str; 3] = ["email", "name", "unsubscribe_url"];
+
+/// Why a digest could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum DigestError {
+    #[error(
+        "cannot read the digest template {path}: {source} (copy it from the project's templates/ folder, or set digest.templates in the config)"
+    )]
+    ReadTemplate {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}{}: {message}; fix the template (its variables are listed in README.md)", .path.display(), .line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Template {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+    #[error("config key `digest.subject`: {message}")]
+    Subject { message: String },
+    #[error("{0}")]
+    Post(Problem),
+    #[error("a digest needs at least one post")]
+    NoPosts,
+}
+
+/// The posts for the next digest.
+#[derive(Debug, Clone, Default)]
+pub struct Chosen<'a> {
+    /// To mail, newest first.
+    pub posts: Vec<&'a Post>,
+    /// To mark as announced without mailing them: on the first run, the
+    /// published posts older than the newest `digest.first_run_posts`.
+    pub skipped: Vec<&'a Post>,
+}
+
+impl Chosen<'_> {
+    /// True when there is nothing to mail.
+    pub fn is_empty(&self) -> bool {
+        self.posts.is_empty()
+    }
+}
+
+/// Chooses the posts of the next digest: those published at `now` that no
+/// earlier digest announced. `posts` come newest first; `announced` holds
+/// what earlier digests carried, as site paths (`post.permalink`) or
+/// absolute URLs (`RenderedDigest::post_urls`). On the `first_run`, only the
+/// newest `digest.first_run_posts` are mailed and the rest are `skipped`, so
+/// a new newsletter on an old blog does not mail the whole archive.
+pub fn choose_posts<'a>(
+    posts: &'a [Post],
+    announced: &HashSet<String>,
+    first_run: bool,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Chosen<'a> {
+    let mut fresh: Vec<&Post> = posts
+        .iter()
+        .filter(|p| p.status(now) == Status::Published)
+        .filter(|p| {
+            !announced.contains(&p.permalink)
+                && !announced.contains(&config.site.url_for(&p.permalink))
+        })
+        .collect();
+    // Stable: posts of the same moment keep the order they came in.
+    fresh.sort_by_key(|p| std::cmp::Reverse(p.published));
+    if first_run {
+        let keep = config.digest.first_run_posts.min(fresh.len());
+        let skipped = fresh.split_off(keep);
+        Chosen {
+            posts: fresh,
+            skipped,
+        }
+    } else {
+        Chosen {
+            posts: fresh,
+            skipped: Vec::new(),
+        }
+    }
+}
+
+/// A digest rendered for every subscriber at once, with merge tokens where
+/// the subscriber's values go (see [`personalize`]). Stored with the digest
+/// so a resumed send mails exactly what the first attempt rendered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderedDigest {
+    pub subject: String,
+    /// The HTML part, its CSS inlined.
+    pub html: String,
+    /// The plain-text part.
+    pub text: String,
+    /// Absolute URLs of every post in the digest, newest first.
+    pub post_urls: Vec<String>,
+}
+
+/// One subscriber's copy of a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Personal {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+/// Renders the digest of `posts` (newest first): the subject from
+/// `digest.subject`, the HTML part from `digest.html` with its CSS inlined,
+/// and the text part from `digest.txt`. The module documentation lists the
+/// template variables.
+pub fn render(
+    config: &Config,
+    posts: &[&Post],
+    digest_id: i64,
+) -> Result<RenderedDigest, DigestError> {
+    if posts.is_empty() {
+        return Err(DigestError::NoPosts);
+    }
+    let dir = &config.digest.templates;
+    let html_source = read_template(dir, HTML_TEMPLATE)?;
+    let text_source = read_template(dir, TEXT_TEMPLATE)?;
+
+    let split = config.digest.max_posts.min(posts.len());
+    let (full, rest) = posts.split_at(split);
+    let mut with_excerpts = Vec::with_capacity(full.len());
+    for post in full {
+        with_excerpts.push(post_value(config, post, Some(email_excerpt(config, post)?)));
+    }
+    let listed: Vec<Value> = rest.iter().map(|p| post_value(config, p, None)).collect();
+    let site = &config.site;
+    let site_value = context! {
+        title => clean(&site.title),
+        url => site.base_url.as_str(),
+        description => clean(&site.description),
+        language => site.language.as_str(),
+        author => clean(&site.author),
+    };
+    let common = context! {
+        site => site_value,
+        subscriber => context! { email => EMAIL, name => NAME },
+        unsubscribe_url => UNSUBSCRIBE_URL,
+        digest => context! { id => digest_id },
+    };
+
+    let mut env = environment(dir);
+    let subject_posts: Vec<Value> = with_excerpts.iter().chain(&listed).cloned().collect();
+    let subject = env
+        .render_named_str(
+            "digest.subject",
+            &config.digest.subject,
+            context! { posts => subject_posts, more_posts => Vec::<Value>::new(), ..common.clone() },
+        )
+        .map_err(|e| DigestError::Subject {
+            message: describe(&e),
+        })?;
+    let subject = one_line(&subject);
+    if subject.is_empty() {
+        return Err(DigestError::Subject {
+            message: "renders to an empty subject; make it print at least the site title".into(),
+        });
+    }
+
+    let ctx = context! { posts => with_excerpts, more_posts => listed, ..common };
+    let template_error = |e: minijinja::Error, file: &str| DigestError::Template {
+        path: dir.join(e.name().unwrap_or(file)),
+        line: e.line(),
+        message: describe(&e),
+    };
+    env.add_template_owned(HTML_TEMPLATE, html_source)
+        .map_err(|e| template_error(e, HTML_TEMPLATE))?;
+    env.add_template_owned(TEXT_TEMPLATE, text_source)
+        .map_err(|e| template_error(e, TEXT_TEMPLATE))?;
+    let render = |name: &str| {
+        env.get_template(name)
+            .and_then(|t| t.render(&ctx))
+            .map_err(|e| template_error(e, name))
+    };
+    let html = inline_css(&render(HTML_TEMPLATE)?).map_err(|message| DigestError::Template {
+        path: dir.join(HTML_TEMPLATE),
+        line: None,
+        message,
+    })?;
+    let text = tidy_text(&render(TEXT_TEMPLATE)?);
+
+    Ok(RenderedDigest {
+        subject,
+        html,
+        text,
+        post_urls: posts.iter().map(|p| site.url_for(&p.permalink)).collect(),
+    })
+}
+
+/// One subscriber's copy of a rendered digest: their address, name and
+/// unsubscribe link put in place of the merge tokens, HTML-escaped in the
+/// HTML part and as they are in the subject and the text part.
+pub fn personalize(
+    digest: &RenderedDigest,
+    email: &str,
+    name: &str,
+    unsubscribe_url: &str,
+) -> Personal {
+    let plain = [email, name, unsubscribe_url];
+    let escaped = plain.map(escape_text);
+    let escaped = escaped.each_ref().map(String::as_str);
+    Personal {
+        subject: merge(&digest.subject, plain),
+        html: merge(&digest.html, escaped),
+        text: merge(&digest.text, plain),
+    }
+}
+
+/// Replaces each merge token by its value (email, name, unsubscribe URL) in
+/// one pass; anything else between the delimiters is left as it is.
+fn merge(text: &str, values: [&str; 3]) -> String {
+    let extra: usize = values.iter().map(|v| v.len()).sum();
+    let mut out = String::with_capacity(text.len() + 2 * extra);
+    let mut rest = text;
+    while let Some(start) = rest.find(OPEN) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + OPEN.len_utf8()..];
+        let token = after.find(CLOSE).and_then(|end| {
+            let key = &after[..end];
+            // Case-blind, so `|upper` in a template does not lose the value.
+            KEYS.iter()
+                .position(|k| k.eq_ignore_ascii_case(key))
+                .map(|i| (i, end))
+        });
+        match token {
+            Some((i, end)) => {
+                out.push_str(values[i]);
+                rest = &after[end + CLOSE.len_utf8()..];
+            }
+            None => {
+                out.push(OPEN);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn read_template(dir: &Path, name: &str) -> Result<String, DigestError> {
+    let path = dir.join(name);
+    std::fs::read_to_string(&path).map_err(|source| DigestError::ReadTemplate { path, source })
+}
+
+/// The template environment: HTML escaping for `.html` files, an error for
+/// printing an undefined value (a misspelt variable), includes from `dir`.
+fn environment(dir: &Path) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") || name.ends_with(".htm") {
+            AutoEscape::Html
+        } else {
+            AutoEscape::None
+        }
+    });
+    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    let syntax = minijinja::syntax::SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .build()
+        .expect("the default delimiters are valid");
+    env.set_syntax(syntax);
+    env.set_loader(minijinja::path_loader(dir));
+    env.add_filter("wrap", |text: String, width: Option<usize>| {
+        wrap(&text, width.unwrap_or(TEXT_WIDTH))
+    });
+    env
+}
+
+/// A template error's kind and detail, without the location (the caller
+/// names the file and line).
+fn describe(error: &minijinja::Error) -> String {
+    match error.detail() {
+        Some(detail) => format!("{}: {detail}", error.kind()),
+        None => error.kind().to_string(),
+    }
+}
+
+/// A post's template variables; `excerpt` is its (HTML, text) excerpt.
+fn post_value(config: &Config, post: &Post, excerpt: Option<(String, String)>) -> Value {
+    let site = &config.site;
+    let author = if post.authors.is_empty() {
+        clean(&site.author)
+    } else {
+        clean(&post.authors.join(", "))
+    };
+    let tags: Vec<String> = post.tags.iter().map(|t| clean(t)).collect();
+    let base = context! {
+        title => clean(&post.title),
+        url => site.url_for(&post.permalink),
+        date => post.published.format("%-d %B %Y").to_string(),
+        date_iso => post.published.format("%Y-%m-%d").to_string(),
+        author => author,
+        tags => tags,
+    };
+    match excerpt {
+        Some((html, text)) => context! {
+            excerpt_html => Value::from_safe_string(html),
+            excerpt_text => text,
+            ..base
+        },
+        None => base,
+    }
+}
+
+/// The post's excerpt made for email: (HTML, plain text).
+fn email_excerpt(config: &Config, post: &Post) -> Result<(String, String), DigestError> {
+    let page = Url::parse(&config.site.url_for(&post.permalink))
+        .expect("a permalink under an absolute base URL is a URL");
+    let body = post.body().map_err(DigestError::Post)?;
+    let safe = Sanitizer {
+        page_url: &page,
+        iframes: IframePolicy::Link,
+    };
+    let rendered = render_post(&body, post.summary.as_deref(), &post.title, &safe);
+    let html = balance(&for_email(&clean(&rendered.excerpt)));
+    let text = wrap(&html_to_text(&html), TEXT_WIDTH);
+    Ok((html, text))
+}
+
+/// Rewrites feed-safe excerpt HTML for mail clients, which drop embeds:
+/// the YouTube thumbnail link the sanitizer makes of an embed becomes a
+/// linked "▶ Watch the video" line, a `<video>` or `<audio>` with a source
+/// a link to it, and every image gets an `alt` (empty when it had none).
+fn for_email(html: &str) -> String {
+    const YOUTUBE_LINK: &str = r#"a[href^="https://www.youtube.com/watch?v="]"#;
+    const THUMBNAIL: &str =
+        r#"a[href^="https://www.youtube.com/watch?v="] > img[src^="https://i.ytimg.com/vi/"]"#;
+
+    // First pass: which YouTube links hold a thumbnail.
+    let holds_thumbnail: Rc<std::cell::RefCell<Vec<bool>>> = Rc::default();
+    let (links, thumbs) = (holds_thumbnail.clone(), holds_thumbnail.clone());
+    let first = RewriteStrSettings::new()
+        .with_strict(false)
+        .append_element_content_handler(element!(YOUTUBE_LINK, move |_| {
+            links.borrow_mut().push(false);
+            Ok(())
+        }))
+        .append_element_content_handler(element!(THUMBNAIL, move |_| {
+            if let Some(last) = thumbs.borrow_mut().last_mut() {
+                *last = true;
+            }
+            Ok(())
+        }));
+    if rewrite_str(html, first).is_err() {
+        return escape_text(html);
+    }
+    let holds_thumbnail = holds_thumbnail.take();
+
+    // Second pass: rewrite. A video line is a paragraph of its own unless
+    // it already is inside one.
+    let paragraphs = Rc::new(Cell::new(0usize));
+    let in_paragraph = paragraphs.clone();
+    let next_link = Cell::new(0usize);
+    let second = RewriteStrSettings::new()
+        .with_strict(false)
+        .append_element_content_handler(element!("p", move |el| {
+            paragraphs.set(paragraphs.get() + 1);
+            let paragraphs = paragraphs.clone();
+            if let Some(handlers) = el.end_tag_handlers() {
+                handlers.push(end_tag!(move |_| {
+                    paragraphs.set(paragraphs.get().saturating_sub(1));
+                    Ok(())
+                }));
+            }
+            Ok(())
+        }))
+        .append_element_content_handler(element!(YOUTUBE_LINK, |el| {
+            let index = next_link.get();
+            next_link.set(index + 1);
+            if holds_thumbnail.get(index) == Some(&true) && in_paragraph.get() == 0 {
+                el.before("<p class=\"video\">", ContentType::Html);
+                el.after("</p>", ContentType::Html);
+            }
+            Ok(())
+        }))
+        .append_element_content_handler(element!(THUMBNAIL, |el| {
+            let alt = el
+                .get_attribute("alt")
+                .filter(|a| !a.trim().is_empty())
+                .unwrap_or_else(|| "Watch the video".into());
+            el.replace(&format!("▶ {}", escape_text(&alt)), ContentType::Html);
+            Ok(())
+        }))
+        .append_element_content_handler(element!("img", |el| {
+            if el.get_attribute("alt").is_none() {
+                el.set_attribute("alt", "")?;
+            }
+            Ok(())
+        }))
+        .append_element_content_handler(element!("video[src], audio[src]", |el| {
+            let src = el.get_attribute("src").unwrap_or_default();
+            let what = if el.tag_name().eq_ignore_ascii_case("audio") {
+                "▶ Listen to the audio"
+            } else {
+                "▶ Watch the video"
+            };
+            el.replace(
+                &format!("<a href=\"{}\">{what}</a>", escape_text(&src)),
+                ContentType::Html,
+            );
+            Ok(())
+        }));
+    rewrite_str(html, second).unwrap_or_else(|_| escape_text(html))
+}
+
+/// The fragment parsed as a browser would and written out again, so tags
+/// it leaves open are closed and stray end tags dropped: an excerpt can
+/// never close or open elements of the template around it.
+fn balance(html: &str) -> String {
+    css_inline::CSSInliner::options()
+        .load_remote_stylesheets(false)
+        .build()
+        .inline_fragment(html, "")
+        .unwrap_or_else(|_| escape_text(html))
+}
+
+/// Inlines the `<style>` rules into `style` attributes; the `<style>`
+/// blocks and any `<script>` go.
+fn inline_css(html: &str) -> Result<String, String> {
+    let inlined = css_inline::CSSInliner::options()
+        .keep_style_tags(false)
+        .keep_link_tags(false)
+        .load_remote_stylesheets(false)
+        .build()
+        .inline(html)
+        .map_err(|e| format!("cannot inline its CSS: {e}"))?;
+    let settings = RewriteStrSettings::new()
+        .with_strict(false)
+        .append_element_content_handler(element!("script, style", |el| {
+            el.remove();
+            Ok(())
+        }));
+    rewrite_str(&inlined, settings).map_err(|e| format!("cannot rewrite its HTML: {e}"))
+}
+
+/// Readable plain text of email HTML: paragraphs apart, lists with `*`,
+/// quotes with `>`, links as `[1]` footnotes after the text. Not wrapped.
+fn html_to_text(html: &str) -> String {
+    let text = html2text::config::plain()
+        .no_link_wrapping()
+        .string_from_read(html.as_bytes(), 100_000)
+        .unwrap_or_else(|_| crate::html::to_plain_text(html));
+    text.lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
+}
+
+/// Folds each line longer than `width` at spaces, never inside a word (so
+/// never inside a URL). Continuation lines keep the line's indentation,
+/// quote marks (`> `) and the hanging indent of a list marker (`* `,
+/// `1. `). Footnote lines (`[1]: URL`) are left whole.
+pub fn wrap(text: &str, width: usize) -> String {
+    let width = width.max(1);
+    let mut out = String::with_capacity(text.len() + text.len() / 16);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        if line.chars().count() <= width || is_footnote(line) {
+            out.push_str(line);
+            continue;
+        }
+        let (first, rest) = line_prefixes(line);
+        let body = &line[first.len()..];
+        let mut current = first.to_string();
+        let mut current_len = current.chars().count();
+        let mut empty = true;
+        for word in body.split(' ').filter(|w| !w.is_empty()) {
+            let len = word.chars().count();
+            if !empty && current_len + 1 + len > width {
+                out.push_str(&current);
+                out.push('\n');
+                current = rest.clone();
+                current_len = current.chars().count();
+                empty = true;
+            }
+            if !empty {
+                current.push(' ');
+                current_len += 1;
+            }
+            current.push_str(word);
+            current_len += len;
+            empty = false;
+        }
+        out.push_str(current.trim_end());
+    }
+    out
+}
+
+fn is_footnote(line: &str) -> bool {
+    line.strip_prefix('[')
+        .and_then(|l| l.split_once("]: "))
+        .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A line's leading indentation, quote marks and list marker, and what a
+/// continuation line starts with instead.
+fn line_prefixes(line: &str) -> (&str, String) {
+    let bytes = line.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() && bytes[at] == b' ' {
+        at += 1;
+    }
+    while line[at..].starts_with("> ") {
+        at += 2;
+    }
+    let quoted = line[..at].to_string();
+    let rest = &line[at..];
+    let marker = if rest.starts_with("* ") || rest.starts_with("- ") || rest.starts_with("+ ") {
+        2
+    } else {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && rest[digits..].starts_with(". ") {
+            digits + 2
+        } else {
+            0
+        }
+    };
+    (
+        &line[..at + marker],
+        format!("{quoted}{}", " ".repeat(marker)),
+    )
+}
+
+/// Template output made tidy: no trailing spaces (but the `-- ` signature
+/// line), at most one blank line in a row, one final newline.
+fn tidy_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blank = true;
+    for line in text.lines() {
+        let line = if line == "-- " { line } else { line.trim_end() };
+        if line.is_empty() {
+            if !blank {
+                out.push('\n');
+            }
+            blank = true;
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        blank = false;
+    }
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
+    out
+}
+
+/// A subject on one line: control characters (CR, LF, tab) become spaces,
+/// runs of spaces one.
+fn one_line(text: &str) -> String {
+    text.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Text from a post or the config without the merge-token delimiters, so
+/// nothing in a post can pose as a subscriber's value.
+fn clean(text: &str) -> String {
+    text.replace([OPEN, CLOSE], "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::parse_post;
+
+    const SITE: &str =
+        "[site]\ntitle = \"Tëst & <Blog>\"\nbase_url = \"https://blog.example.org\"\n";
+
+    /// A config whose templates are the project's own `templates/`.
+    fn config_with(extra: &str) -> Config {
+        Config::parse(
+            &format!("{SITE}{extra}"),
+            Path::new("config.toml"),
+            Path::new(env!("CARGO_MANIFEST_DIR")),
+        )
+        .unwrap()
+    }
+
+    fn config() -> Config {
+        config_with("")
+    }
+
+    fn post(config: &Config, name: &str, front: &str, body: &str) -> Post {
+        parse_post(
+            &format!("---\n{front}\n---\n{body}"),
+            Path::new(name),
+            config,
+        )
+        .unwrap()
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2024-06-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn personal(digest: &RenderedDigest) -> Personal {
+        personalize(
+            digest,
+            "ann@example.org",
+            "Ann",
+            "https://blog.example.org/unsubscribe/t0k",
+        )
+    }
+
+    /// Newest first: three published posts, a draft and a scheduled one.
+    fn archive(config: &Config) -> Vec<Post> {
+        vec![
+            post(config, "2024-07-01-later.md", "title: Later", "Not yet."),
+            post(config, "2024-05-03-c.md", "title: C", "Third."),
+            post(
+                config,
+                "2024-05-02-draft.md",
+                "title: D\ndraft: true",
+                "Draft.",
+            ),
+            post(config, "2024-05-02-b.md", "title: B", "Second."),
+            post(config, "2024-05-01-a.md", "title: A", "First."),
+        ]
+    }
+
+    fn titles(posts: &[&Post]) -> Vec<String> {
+        posts.iter().map(|p| p.title.clone()).collect()
+    }
+
+    #[test]
+    fn chooses_published_posts_not_yet_announced_newest_first() {
+        let config = config();
+        let posts = archive(&config);
+        let chosen = choose_posts(&posts, &HashSet::new(), false, &config, now());
+        assert_eq!(titles(&chosen.posts), ["C", "B", "A"]);
+        assert!(chosen.skipped.is_empty());
+
+        // Announced as a site path or as an absolute URL.
+        let announced: HashSet<String> = [
+            "/blog/2024/05/03/c/".to_string(),
+            "https://blog.example.org/blog/2024/05/01/a/".to_string(),
+        ]
+        .into();
+        let chosen = choose_posts(&posts, &announced, false, &config, now());
+        assert_eq!(titles(&chosen.posts), ["B"]);
+
+        let all: HashSet<String> = posts.iter().map(|p| p.permalink.clone()).collect();
+        assert!(choose_posts(&posts, &all, false, &config, now()).is_empty());
+    }
+
+    #[test]
+    fn first_run_mails_the_newest_and_skips_the_archive() {
+        let config = config();
+        let posts = archive(&config);
+        let chosen = choose_posts(&posts, &HashSet::new(), true, &config, now());
+        assert_eq!(titles(&chosen.posts), ["C"]);
+        assert_eq!(titles(&chosen.skipped), ["B", "A"]);
+
+        let config = config_with("[digest]\nfirst_run_posts = 0\n");
+        let chosen = choose_posts(&posts, &HashSet::new(), true, &config, now());
+        assert!(chosen.posts.is_empty());
+        assert_eq!(chosen.skipped.len(), 3);
+
+        let config = config_with("[digest]\nfirst_run_posts = 5\n");
+        let chosen = choose_posts(&posts, &HashSet::new(), true, &config, now());
+        assert_eq!(chosen.posts.len(), 3);
+        assert!(chosen.skipped.is_empty());
+    }
+
+    #[test]
+    fn renders_subject_html_and_text_once_with_merge_tokens() {
+        let config = config();
+        let posts = archive(&config);
+        let chosen = choose_posts(&posts, &HashSet::new(), false, &config, now());
+        let digest = render(&config, &chosen.posts, 42).unwrap();
+        assert_eq!(digest.subject, "Tëst & <Blog>: C and 2 more");
+        assert_eq!(
+            digest.post_urls,
+            [
+                "https://blog.example.org/blog/2024/05/03/c/",
+                "https://blog.example.org/blog/2024/05/02/b/",
+                "https://blog.example.org/blog/2024/05/01/a/",
+            ]
+        );
+        assert!(digest.html.contains(UNSUBSCRIBE_URL) && digest.html.contains(EMAIL));
+        assert!(digest.text.contains(UNSUBSCRIBE_URL) && digest.text.contains(EMAIL));
+
+        let mail = personal(&digest);
+        assert!(!mail.html.contains(OPEN) && !mail.text.contains(OPEN));
+        // Site values are escaped in HTML and plain in text.
+        assert!(
+            mail.html.contains("Tëst &amp; &lt;Blog&gt;"),
+            "{}",
+            mail.html
+        );
+        assert!(mail.text.starts_with("Tëst & <Blog>\n"), "{}", mail.text);
+        assert!(mail.html.contains("<html lang=\"en\""));
+        assert!(
+            mail.html
+                .contains("href=\"https://blog.example.org/unsubscribe/t0k\"",)
+        );
+        assert!(mail.html.contains("at ann@example.org."));
+        let text_end: Vec<&str> = mail.text.lines().rev().take(2).collect();
+        assert_eq!(
+            text_end,
+            [
+                "Tëst & <Blog>: https://blog.example.org/",
+                "Unsubscribe: https://blog.example.org/unsubscribe/t0k"
+            ]
+        );
+        for post in ["C", "B", "A"] {
+            assert!(mail.text.contains(&format!("\n{post}\n")), "{}", mail.text);
+        }
+        assert!(
+            mail.text
+                .contains("Read more: https://blog.example.org/blog/2024/05/03/c/")
+        );
+        assert!(mail.html.contains("Read more"));
+    }
+
+    /// How many elements `selector` matches, as a browser parses the HTML.
+    fn count_elements(html: &str, selector: &str) -> usize {
+        let count = Cell::new(0);
+        let settings =
+            RewriteStrSettings::new().append_element_content_handler(element!(selector, |_| {
+                count.set(count.get() + 1);
+                Ok(())
+            }));
+        rewrite_str(html, settings).unwrap();
+        count.get()
+    }
+
+    #[test]
+    fn html_part_has_inlined_css_and_no_style_or_script() {
+        let config = config();
+        let posts = archive(&config);
+        let digest = render(&config, &[&posts[1]], 1).unwrap();
+        let html = &digest.html;
+        assert_eq!(count_elements(html, "style, script"), 0, "{html}");
+        assert!(
+            !html.contains("<style") && !html.contains("<script"),
+            "{html}"
+        );
+        assert!(html.contains("style=\"") && html.contains("max-width: 600px"));
+        assert!(html.contains("role=\"presentation\""));
+        assert!(html.starts_with("<!DOCTYPE html>"));
+    }
+
+    #[test]
+    fn post_titles_and_markup_cannot_break_out_of_the_template() {
+        let config = config();
+        let evil = post(
+            &config,
+            "2024-05-01-evil.md",
+            "title: \"</a><script>alert(1)</script> \\\"quoted\\\" & \\uE000email\\uE001\"\ntags: [\"<b>t</b>\"]",
+            "Text <b>bold</td></tr></table></div><div><a href=\"/x\">unclosed\n\n<style>p{color:red}</style><script>alert(2)</script>\n\n<!-- more -->\n\nRest.",
+        );
+        let digest = render(&config, &[&evil], 1).unwrap();
+        let mail = personal(&digest);
+        let html = &mail.html;
+        assert_eq!(count_elements(html, "script, style, iframe"), 0, "{html}");
+        assert!(!html.contains("alert(2)"), "{html}");
+        // Escaped in text; in an attribute only `&` and `"` need to be.
+        assert!(
+            html.contains(
+                ">&lt;/a&gt;&lt;script&gt;alert(1)&lt;/script&gt; \"quoted\" &amp; email</a></h2>"
+            ),
+            "{html}"
+        );
+        // The token characters were removed from the title: the address is
+        // printed only where the template asks for it.
+        assert_eq!(html.matches("ann@example.org").count(), 1, "{html}");
+        assert_eq!(mail.text.matches("ann@example.org").count(), 1);
+        // The stray end tags were dropped and the open ones closed inside
+        // the excerpt: the read-more link and the footer are where they were.
+        let excerpt_start = html.find("class=\"excerpt\"").unwrap();
+        let excerpt = &html[excerpt_start..html.find("Read more").unwrap()];
+        assert!(excerpt.contains("unclosed"), "{excerpt}");
+        assert_eq!(
+            excerpt.matches("<div").count() + 1,
+            excerpt.matches("</div>").count(),
+            "{excerpt}"
+        );
+        assert_eq!(
+            html.matches("<table").count(),
+            html.matches("</table>").count()
+        );
+        assert_eq!(html.matches("<td").count(), html.matches("</td>").count());
+        assert!(html.find("Unsubscribe").unwrap() > html.find("Read more").unwrap());
+    }
+
+    #[test]
+    fn excerpts_are_made_for_mail_clients() {
+        let config = config();
+        let body = r#"Intro with [docs](/docs/) and ![a cat](cat.png) and <img src="/dog.png">.
+
+<iframe width="560" height="315" src="https://www.youtube.com/embed/dQw4w9WgXcQ?rel=0" title="PromCon talk" allowfullscreen></iframe>
+
+<iframe src="https://player.example.net/v/1" title="A demo"></iframe>
+
+<blockquote class="twitter-tweet"><p lang="en">Feeds are back.</p>&mdash; A Person (@aperson) <a href="https://twitter.com/aperson/status/1">May 1, 2024</a></blockquote> <script async src="https://platform.twitter.com/widgets.js" charset="utf-8"></script>
+
+<video src="/clip.mp4" controls></video>
+
+<!-- more -->
+
+Rest."#;
+        let p = post(&config, "2024-05-01-embeds.md", "title: Embeds", body);
+        let digest = render(&config, &[&p], 1).unwrap();
+        let html = &digest.html;
+        assert!(
+            !html.contains("<iframe") && !html.contains("<script") && !html.contains("<video"),
+            "{html}"
+        );
+        assert!(
+            html.contains("href=\"https://blog.example.org/docs/\""),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "src=\"https://blog.example.org/blog/2024/05/01/embeds/cat.png\" alt=\"a cat\""
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains("src=\"https://blog.example.org/dog.png\" alt=\"\""),
+            "{html}"
+        );
+        let video = html.find("<p class=\"video\"").expect("a video line");
+        let line = &html[video..html[video..].find("</p>").unwrap() + video];
+        assert!(
+            line.contains("href=\"https://www.youtube.com/watch?v=dQw4w9WgXcQ\""),
+            "{line}"
+        );
+        assert!(
+            line.contains("▶ Watch the video: PromCon talk</a>"),
+            "{line}"
+        );
+        assert!(!html.contains("i.ytimg.com"), "{html}");
+        assert!(
+            html.contains("href=\"https://player.example.net/v/1\"")
+                && html.contains(">A demo</a>")
+        );
+        assert!(
+            html.contains("<blockquote class=\"twitter-tweet\""),
+            "{html}"
+        );
+        assert!(html.contains("href=\"https://twitter.com/aperson/status/1\""));
+        assert!(
+            html.contains("<a href=\"https://blog.example.org/clip.mp4\""),
+            "{html}"
+        );
+        assert!(!html.contains("Rest."));
+
+        let text = &digest.text;
+        assert!(text.contains("[▶ Watch the video: PromCon talk]"), "{text}");
+        assert!(
+            text.contains("https://www.youtube.com/watch?v=dQw4w9WgXcQ"),
+            "{text}"
+        );
+        assert!(text.contains("> Feeds are back."), "{text}");
+        assert!(
+            text.contains("https://twitter.com/aperson/status/1"),
+            "{text}"
+        );
+        assert!(!text.contains("widgets.js"));
+    }
+
+    #[test]
+    fn a_video_inside_a_paragraph_stays_inline() {
+        let config = config();
+        let body = "Look: <iframe src=\"https://www.youtube.com/embed/abc_-1\"></iframe> here.\n\n<!-- more -->\n";
+        let p = post(&config, "2024-05-01-inline.md", "title: Inline", body);
+        let html = render(&config, &[&p], 1).unwrap().html;
+        assert!(!html.contains("class=\"video\""), "{html}");
+        let start = html.find("Look: ").expect("the paragraph");
+        let paragraph = &html[start..start + html[start..].find("</p>").unwrap()];
+        assert!(
+            paragraph.contains("href=\"https://www.youtube.com/watch?v=abc_-1\""),
+            "{paragraph}"
+        );
+        assert!(
+            paragraph.contains(">▶ Watch the video on YouTube</a> here."),
+            "{paragraph}"
+        );
+    }
+
+    #[test]
+    fn posts_beyond_max_posts_are_listed_as_linked_titles() {
+        let config = config_with("[digest]\nmax_posts = 2\n");
+        let posts = archive(&config);
+        let chosen = choose_posts(&posts, &HashSet::new(), false, &config, now());
+        let digest = render(&config, &chosen.posts, 3).unwrap();
+        // The subject counts every post, not only those with excerpts.
+        assert_eq!(digest.subject, "Tëst & <Blog>: C and 2 more");
+        let html = &digest.html;
+        assert!(html.contains("Third.") && html.contains("Second.") && !html.contains("First."));
+        let also = html.find("Also new").expect("the list of more posts");
+        assert!(html[also..].contains("href=\"https://blog.example.org/blog/2024/05/01/a/\""));
+        assert!(html[also..].contains(">A</a>"));
+        let text = &digest.text;
+        assert!(!text.contains("First."));
+        assert!(
+            text.contains("* A\n  1 May 2024: https://blog.example.org/blog/2024/05/01/a/"),
+            "{text}"
+        );
+        assert_eq!(digest.post_urls.len(), 3);
+    }
+
+    #[test]
+    fn text_part_is_wrapped_without_breaking_urls() {
+        let config = config();
+        let long_url = format!("https://example.org/{}", "x/".repeat(50));
+        let body = format!(
+            "{} see {long_url} and [a link]({long_url}y).\n\n* {}\n\n<!-- more -->\n",
+            "word ".repeat(40),
+            "item ".repeat(30)
+        );
+        let p = post(&config, "2024-05-01-long.md", "title: Long", &body);
+        let text = render(&config, &[&p], 1).unwrap().text;
+        for line in text.lines() {
+            assert!(
+                line.chars().count() <= TEXT_WIDTH || line.split(' ').any(|w| w.len() > 60),
+                "{line:?} in\n{text}"
+            );
+        }
+        assert!(text.contains(&long_url), "{text}");
+        assert!(text.contains(&format!("[1]: {long_url}y")), "{text}");
+        assert!(text.contains("\n* item item"), "{text}");
+        assert!(text.contains("\n  item item"), "{text}");
+    }
+
+    #[test]
+    fn personalize_escapes_in_html_only() {
+        let digest = RenderedDigest {
+            subject: format!("Hi {NAME}"),
+            html: format!("<p>{NAME} {EMAIL}</p><a href=\"{UNSUBSCRIBE_URL}\">u</a>"),
+            text: format!("{NAME} <{EMAIL}>\n{UNSUBSCRIBE_URL}\n"),
+            post_urls: vec![],
+        };
+        let mail = personalize(
+            &digest,
+            "o'neil@example.org",
+            "Bob <b> & Co",
+            "https://x.org/u/1?a=1&b=2",
+        );
+        assert_eq!(mail.subject, "Hi Bob <b> & Co");
+        assert_eq!(
+            mail.html,
+            "<p>Bob &lt;b&gt; &amp; Co o&#39;neil@example.org</p><a href=\"https://x.org/u/1?a=1&amp;b=2\">u</a>"
+        );
+        assert_eq!(
+            mail.text,
+            "Bob <b> & Co <o'neil@example.org>\nhttps://x.org/u/1?a=1&b=2\n"
+        );
+    }
+
+    #[test]
+    fn merge_tokens_survive_case_filters_and_unknown_ones_stay() {
+        let values = ["e", "n", "u"];
+        assert_eq!(merge("\u{E000}EMAIL\u{E001}!", values), "e!");
+        assert_eq!(
+            merge("a\u{E000}other\u{E001}b", values),
+            "a\u{E000}other\u{E001}b"
+        );
+        assert_eq!(merge("a\u{E000}name", values), "a\u{E000}name");
+        assert_eq!(merge("\u{E000}\u{E000}name\u{E001}", values), "\u{E000}n");
+    }
+
+    fn templates(html: &str, text: &str) -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(HTML_TEMPLATE), html).unwrap();
+        std::fs::write(dir.path().join(TEXT_TEMPLATE), text).unwrap();
+        let config = Config::parse(
+            &format!("{SITE}[digest]\ntemplates = {:?}\n", dir.path()),
+            Path::new("config.toml"),
+            dir.path(),
+        )
+        .unwrap();
+        (dir, config)
+    }
+
+    #[test]
+    fn template_errors_name_the_file_and_line() {
+        let config = config_with("[digest]\ntemplates = \"no-such-folder\"\n");
+        let p = archive(&config).remove(1);
+        let err = render(&config, &[&p], 1).unwrap_err().to_string();
+        assert!(
+            err.contains("no-such-folder/digest.html") && err.contains("digest.templates"),
+            "{err}"
+        );
+
+        let (dir, config) = templates("<p>\n{{ site.title }}\n{% for p in posts %}\n", "x");
+        let err = render(&config, &[&p], 1).unwrap_err().to_string();
+        let file = dir.path().join("digest.html");
+        assert!(err.starts_with(&format!("{}:", file.display())), "{err}");
+        assert!(err.contains("syntax error"), "{err}");
+
+        let (dir, config) = templates("<p>ok</p>", "line one\n{{ posts[0].titel }}\n");
+        let err = render(&config, &[&p], 1).unwrap_err().to_string();
+        let file = dir.path().join("digest.txt");
+        assert!(err.starts_with(&format!("{}:2:", file.display())), "{err}");
+        assert!(err.contains("undefined"), "{err}");
+
+        let (_dir, config) = templates("<p>ok</p>", "{% include \"missing.txt\" %}");
+        let err = render(&config, &[&p], 1).unwrap_err().to_string();
+        assert!(
+            err.contains("missing.txt") || err.contains("digest.txt"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn subject_errors_name_the_config_key() {
+        let config = config_with("[digest]\nsubject = \"{{ posts[0].title \"\n");
+        let p = archive(&config).remove(1);
+        let err = render(&config, &[&p], 1).unwrap_err().to_string();
+        assert!(
+            err.starts_with("config key `digest.subject`: syntax error"),
+            "{err}"
+        );
+        let config = config_with("[digest]\nsubject = \"{{ nothing }}\"\n");
+        let err = render(&config, &[&p], 1).unwrap_err().to_string();
+        assert!(
+            err.contains("digest.subject") && err.contains("undefined"),
+            "{err}"
+        );
+        let config = config_with(
+            "[digest]\nsubject = \"{{ site.title }}\\n{{ posts[0].title }}\\r\\nBcc: x@y.org\"\n",
+        );
+        let digest = render(&config, &[&p], 1).unwrap();
+        assert_eq!(digest.subject, "Tëst & <Blog> C Bcc: x@y.org");
+        assert!(matches!(render(&config, &[], 1), Err(DigestError::NoPosts)));
+    }
+
+    #[test]
+    fn includes_come_from_the_templates_folder_and_text_is_tidied() {
+        let (dir, config) = templates(
+            "{% include \"footer.html\" %}<style>p { color: #123456 }</style><p>{{ posts[0].title }}</p>",
+            "{{ digest.id }}  \n\n\n\n{% for p in posts %}\n- {{ p.title }}\n{% endfor %}\n\n\n",
+        );
+        std::fs::write(dir.path().join("footer.html"), "<p>{{ site.title }}</p>").unwrap();
+        let p = archive(&config).remove(1);
+        let digest = render(&config, &[&p], 9).unwrap();
+        assert!(
+            digest
+                .html
+                .contains("<p style=\"color: #123456;\">Tëst &amp; &lt;Blog&gt;</p>"),
+            "{}",
+            digest.html
+        );
+        assert_eq!(digest.text, "9\n\n- C\n");
+    }
+
+    #[test]
+    fn the_project_blog_renders_with_absolute_links_only() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let config = Config::load(&dir.join("config.toml")).unwrap();
+        let corpus = crate::content::read_posts(&config);
+        assert!(corpus.problems.is_empty(), "{:?}", corpus.problems);
+        let now: DateTime<Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
+        let chosen = choose_posts(&corpus.posts, &HashSet::new(), false, &config, now);
+        assert_eq!(chosen.posts.len(), 4, "no draft, nothing scheduled");
+        let digest = render(&config, &chosen.posts, 1).unwrap();
+        let mail = personal(&digest);
+        for attr in ["href=\"", "src=\""] {
+            for value in mail.html.split(attr).skip(1) {
+                assert!(
+                    value.starts_with("https://"),
+                    "{attr}{}",
+                    &value[..value.len().min(60)]
+                );
+            }
+        }
+        assert!(
+            mail.subject
+                .starts_with("Newsletter Blog: Bring your Hugo posts")
+        );
+        assert!(!mail.html.contains("Draft") && !mail.html.contains("1.0 is here"));
+    }
+
+    #[test]
+    fn wrap_folds_prose_and_keeps_words_whole() {
+        assert_eq!(wrap("aaa bbb ccc", 7), "aaa bbb\nccc");
+        assert_eq!(
+            wrap("aaa https://example.org/long bbb", 10),
+            "aaa\nhttps://example.org/long\nbbb"
+        );
+        assert_eq!(wrap("* one two three", 9), "* one two\n  three");
+        assert_eq!(wrap("12. one two three", 10), "12. one\n    two\n    three");
+        assert_eq!(wrap("> > one two three", 11), "> > one two\n> > three");
+        assert_eq!(
+            wrap("[12]: https://example.org/a/long/url", 10),
+            "[12]: https://example.org/a/long/url"
+        );
+        assert_eq!(wrap("short\n\nlines", 5), "short\n\nlines");
+    }
+}

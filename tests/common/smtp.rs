@@ -1,0 +1,243 @@
+//! A real SMTP server (aiosmtpd, `tests/smtp_server.py`) on loopback for the
+//! delivery tests, and what it received as Python's `email` package parses
+//! it (`tests/mail_dump.py`).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tempfile::TempDir;
+
+use super::{manifest_dir, python};
+
+/// A running test SMTP server; stopped when dropped.
+pub struct SmtpServer {
+    child: Child,
+    pub port: u16,
+    pub maildir: PathBuf,
+    /// Holds `ca.pem` when the server offers STARTTLS.
+    pub tls_dir: PathBuf,
+    _tmp: TempDir,
+}
+
+impl SmtpServer {
+    /// Starts `tests/smtp_server.py` with `args` (e.g. `--tls-dir` is added
+    /// by [`SmtpServer::start_tls`]) and waits for it to listen.
+    pub fn start(args: &[&str]) -> SmtpServer {
+        let tmp = tempfile::Builder::new().prefix("smtp-").tempdir().unwrap();
+        let maildir = tmp.path().join("mail");
+        let tls_dir = tmp.path().join("tls");
+        let log = std::fs::File::create(tmp.path().join("server.log")).unwrap();
+        let mut child = Command::new(python())
+            .arg(manifest_dir().join("tests/smtp_server.py"))
+            .args(["--port", "0", "--maildir"])
+            .arg(&maildir)
+            .args(
+                args.iter()
+                    .map(|a| a.replace("{tls}", &tls_dir.display().to_string())),
+            )
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start tests/smtp_server.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .strip_prefix("READY ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("the SMTP server did not start: {line:?}"));
+        SmtpServer {
+            child,
+            port,
+            maildir,
+            tls_dir,
+            _tmp: tmp,
+        }
+    }
+
+    /// A server that requires STARTTLS (certificate signed by its own CA)
+    /// and AUTH with `user`/`pass`, plus `extra` options.
+    pub fn start_tls(extra: &[&str]) -> SmtpServer {
+        let mut args = vec!["--tls-dir", "{tls}", "--auth", "newsletter:s3cret-pass"];
+        args.extend_from_slice(extra);
+        SmtpServer::start(&args)
+    }
+
+    /// The `[smtp]` table for a config pointing at this server.
+    pub fn config(&self, extra: &str) -> String {
+        let tls = self.tls_dir.join("ca.pem");
+        if tls.exists() {
+            format!(
+                "[smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"starttls\"\nusername = \"newsletter\"\n\
+                 tls_ca_file = {:?}\ntimeout = 10\n{extra}\n",
+                self.port,
+                tls.display().to_string()
+            )
+        } else {
+            format!(
+                "[smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\ntimeout = 10\n{extra}\n",
+                self.port
+            )
+        }
+    }
+
+    /// Every message received so far, parsed.
+    pub fn messages(&self) -> Vec<Mail> {
+        if !self.maildir.exists() {
+            return Vec::new();
+        }
+        mail_dump(&[self.maildir.as_os_str()])
+    }
+
+    /// The recipients of every message received, one entry per copy.
+    pub fn recipients(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .messages()
+            .into_iter()
+            .flat_map(|m| m.envelope.rcpt_tos)
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// Waits until the server has saved `n` messages.
+    pub fn wait_for(&self, n: usize, timeout: Duration) {
+        let start = Instant::now();
+        while count_eml(&self.maildir) < n {
+            assert!(
+                start.elapsed() < timeout,
+                "the SMTP server got fewer than {n} messages"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How many `.eml` files a folder holds.
+pub fn count_eml(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .count()
+    })
+}
+
+/// One message as `tests/mail_dump.py` reports it.
+#[derive(Debug, Deserialize)]
+pub struct Mail {
+    pub file: String,
+    /// Absent (null) for a single `.eml` file.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub envelope: Envelope,
+    pub headers: BTreeMap<String, Vec<HeaderValue>>,
+    pub defects: Vec<String>,
+    pub content_type: String,
+    pub parts: Vec<Part>,
+    pub html_links: Vec<String>,
+    pub html_tags: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Envelope {
+    #[serde(default)]
+    pub mail_from: String,
+    #[serde(default)]
+    pub rcpt_tos: Vec<String>,
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default)]
+    pub auth_user: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HeaderValue {
+    pub raw: String,
+    pub decoded: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Part {
+    pub content_type: String,
+    pub charset: Option<String>,
+    pub content: Option<String>,
+}
+
+impl Mail {
+    /// The decoded value of the only header called `name` (any case).
+    #[track_caller]
+    pub fn header(&self, name: &str) -> &str {
+        let values = self.headers_named(name);
+        assert_eq!(values.len(), 1, "{}: {name} headers: {values:?}", self.file);
+        &values[0].decoded
+    }
+
+    pub fn headers_named(&self, name: &str) -> Vec<&HeaderValue> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v)
+            .collect()
+    }
+
+    /// The decoded text of the part with this content type.
+    #[track_caller]
+    pub fn part(&self, content_type: &str) -> &str {
+        self.parts
+            .iter()
+            .find(|p| p.content_type == content_type)
+            .and_then(|p| p.content.as_deref())
+            .unwrap_or_else(|| panic!("{}: no {content_type} part", self.file))
+    }
+}
+
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Runs `tests/mail_dump.py` with `args`.
+pub fn mail_dump(args: &[&std::ffi::OsStr]) -> Vec<Mail> {
+    let out = Command::new(python())
+        .arg(manifest_dir().join("tests/mail_dump.py"))
+        .args(args)
+        .output()
+        .expect("run tests/mail_dump.py");
+    assert!(
+        out.status.success(),
+        "mail_dump.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("mail_dump.py prints JSON")
+}
+
+/// One `.eml` file, parsed.
+pub fn mail_file(path: &Path) -> Mail {
+    let out = Command::new(python())
+        .arg(manifest_dir().join("tests/mail_dump.py"))
+        .arg("--file")
+        .arg(path)
+        .output()
+        .expect("run tests/mail_dump.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("mail_dump.py prints JSON")
+}

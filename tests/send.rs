@@ -1,0 +1,362 @@
+//! `newsletter send` against a real SMTP server (aiosmtpd on loopback, with
+//! STARTTLS and AUTH), read back with Python's `email` parser.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::smtp::{SmtpServer, count_eml, mail_file};
+use common::{NOW, Run, Site, manifest_dir, run};
+
+const SECRET: &str = "test-secret-for-tokens";
+const PASSWORD: &str = "s3cret-pass";
+
+/// The fixture blog with mail settings and `smtp` as its `[smtp]` table.
+fn mail_site(smtp: &str) -> Site {
+    let site = Site::fixture("blog");
+    let config = site.read_text("config.toml");
+    site.write(
+        "config.toml",
+        format!(
+            "{config}\n[email]\nfrom = \"Fixture Blog <news@blog.example.org>\"\n\
+             unsubscribe_mailto = \"leave@blog.example.org\"\n\n\
+             [digest]\ntemplates = {:?}\nfirst_run_posts = 2\n\n\
+             [server]\npublic_url = \"https://news.example.org/\"\n\n{smtp}",
+            manifest_dir().join("templates").display().to_string()
+        ),
+    );
+    site
+}
+
+fn subscribe(site: &Site, emails: &[String]) {
+    let mut csv = String::from("email,name\n");
+    for (i, email) in emails.iter().enumerate() {
+        csv.push_str(&format!("{email},Reader {i}\n"));
+    }
+    site.write("list.csv", csv);
+    site.newsletter(["subscribers", "import", "list.csv"])
+        .success_run();
+}
+
+fn addresses(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("reader{i:03}@example.net"))
+        .collect()
+}
+
+trait RunExt {
+    fn success_run(&mut self) -> Run;
+}
+
+impl RunExt for std::process::Command {
+    fn success_run(&mut self) -> Run {
+        run(self).success()
+    }
+}
+
+fn send(site: &Site) -> Run {
+    run(site
+        .newsletter(["send", "--now", NOW])
+        .env("NEWSLETTER_SMTP_PASSWORD", PASSWORD)
+        .env("NEWSLETTER_SECRET", SECRET))
+}
+
+#[test]
+fn each_active_subscriber_gets_one_digest_over_starttls_with_auth() {
+    let server = SmtpServer::start_tls(&[]);
+    let site = mail_site(&server.config(""));
+    let readers = addresses(5);
+    subscribe(&site, &readers);
+    site.newsletter(["subscribers", "add", "pending@example.net"])
+        .success_run();
+    site.newsletter(["subscribers", "remove", "pending@example.net"])
+        .success_run();
+
+    let out = send(&site).success();
+    assert!(out.stdout.contains("5 sent, 0 failed, 0 pending"), "{out}");
+    assert_eq!(server.recipients(), readers);
+
+    let mut ids = Vec::new();
+    for mail in server.messages() {
+        assert!(mail.envelope.tls, "{}: not sent over STARTTLS", mail.file);
+        assert_eq!(mail.envelope.auth_user.as_deref(), Some("newsletter"));
+        assert!(mail.defects.is_empty(), "{}: {:?}", mail.file, mail.defects);
+        assert!(
+            mail.content_type.starts_with("multipart/alternative"),
+            "{}",
+            mail.content_type
+        );
+        let text = mail.part("text/plain");
+        let html = mail.part("text/html");
+        assert!(mail.header("From").contains("news@blog.example.org"));
+        let to = mail.header("To");
+        assert!(
+            mail.envelope
+                .rcpt_tos
+                .iter()
+                .all(|r| to.contains(r.as_str())),
+            "{to}"
+        );
+        assert!(
+            mail.header("Subject").starts_with("Fixture Blog: "),
+            "{}",
+            mail.header("Subject")
+        );
+        assert!(!mail.header("Date").is_empty());
+        assert_eq!(
+            mail.header("List-Unsubscribe-Post"),
+            "List-Unsubscribe=One-Click"
+        );
+        assert!(
+            mail.header("List-Id").contains("blog.example.org"),
+            "{}",
+            mail.header("List-Id")
+        );
+
+        // Message-ID <digest-1.ID@blog.example.org>, ID the subscriber's.
+        let message_id = mail.header("Message-ID");
+        let id: i64 = message_id
+            .strip_prefix("<digest-1.")
+            .and_then(|rest| rest.strip_suffix("@blog.example.org>"))
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected Message-ID {message_id}"));
+        ids.push(id);
+
+        // One-click unsubscribe: an https URL whose token is this subscriber's.
+        let unsubscribe = mail.header("List-Unsubscribe");
+        assert!(
+            unsubscribe.contains("<mailto:leave@blog.example.org"),
+            "{unsubscribe}"
+        );
+        let url = unsubscribe
+            .split(['<', '>'])
+            .find(|part| part.starts_with("https://"))
+            .unwrap_or_else(|| panic!("no https URL in {unsubscribe}"));
+        let token = url
+            .strip_prefix("https://news.example.org/unsubscribe/")
+            .unwrap_or_else(|| panic!("{url}"));
+        let purpose = newsletter::token::Purpose::Unsubscribe;
+        assert_eq!(
+            newsletter::token::verify(SECRET.as_bytes(), purpose, token, 0),
+            Ok(id)
+        );
+        let forged = newsletter::token::sign(b"another secret", purpose, id, None);
+        assert!(newsletter::token::verify(SECRET.as_bytes(), purpose, &forged, 0).is_err());
+        assert!(
+            html.contains(url) && text.contains(url),
+            "{}: the unsubscribe URL is not in both parts",
+            mail.file
+        );
+
+        for link in &mail.html_links {
+            assert!(
+                link.starts_with("https://") || link.starts_with("mailto:"),
+                "{}: relative or odd link {link}",
+                mail.file
+            );
+        }
+        for tag in ["script", "iframe", "style", "object", "embed"] {
+            assert!(
+                !mail.html_tags.iter().any(|t| t == tag),
+                "{}: <{tag}> in the HTML",
+                mail.file
+            );
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "each message has its subscriber's own id");
+
+    // Nothing new: nothing sent, no digest made.
+    let again = send(&site).success();
+    assert!(again.stdout.contains("nothing to send"), "{again}");
+    assert_eq!(server.messages().len(), 5);
+}
+
+#[test]
+fn temporary_refusals_are_retried_and_a_permanent_one_is_recorded_as_failed() {
+    let readers = addresses(6);
+    let server = SmtpServer::start(&[
+        "--tempfail",
+        &readers[1],
+        &readers[3],
+        "--tempfail-times",
+        "2",
+        "--permfail",
+        &readers[4],
+    ]);
+    let site = mail_site(&server.config("connections = 2"));
+    subscribe(&site, &readers);
+    let out = send(&site).exit_code(1);
+    assert!(out.stdout.contains("5 sent, 1 failed, 0 pending"), "{out}");
+    let mut expected = readers.clone();
+    expected.remove(4);
+    assert_eq!(server.recipients(), expected);
+    // The failed one is not tried again by the next run.
+    let again = send(&site).success();
+    assert!(again.stdout.contains("nothing to send"), "{again}");
+    assert_eq!(server.recipients(), expected);
+}
+
+#[test]
+fn dropped_connections_lose_no_one_and_duplicate_no_one() {
+    let readers = addresses(12);
+    let server = SmtpServer::start(&["--drop-every", "4"]);
+    let site = mail_site(&server.config("connections = 3"));
+    subscribe(&site, &readers);
+    let out = send(&site).success();
+    assert!(out.stdout.contains("12 sent, 0 failed, 0 pending"), "{out}");
+    assert_eq!(server.recipients(), readers);
+}
+
+#[test]
+fn a_killed_send_resumes_and_sends_each_message_once_but_for_those_in_flight() {
+    let readers = addresses(40);
+    let connections = 2;
+    let server = SmtpServer::start(&["--delay", "0.05"]);
+    let site = mail_site(&server.config(&format!("connections = {connections}")));
+    subscribe(&site, &readers);
+    let mut child = site
+        .newsletter(["send", "--now", NOW])
+        .env("NEWSLETTER_SECRET", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    server.wait_for(6, Duration::from_secs(30));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = count_eml(&server.maildir);
+    assert!(
+        before < readers.len(),
+        "the run finished before it was killed"
+    );
+
+    let out = send(&site).success();
+    assert!(out.stdout.contains("0 failed, 0 pending"), "{out}");
+    let received = server.recipients();
+    let mut unique = received.clone();
+    unique.dedup();
+    assert_eq!(unique, readers, "someone was skipped");
+    assert!(
+        received.len() - unique.len() <= connections,
+        "{} duplicates, more than the {connections} messages that can be in flight",
+        received.len() - unique.len()
+    );
+}
+
+#[test]
+fn a_second_send_while_one_runs_refuses_and_nobody_gets_two() {
+    let readers = addresses(20);
+    let server = SmtpServer::start(&["--delay", "0.05"]);
+    let site = mail_site(&server.config("connections = 1"));
+    subscribe(&site, &readers);
+    let first = site
+        .newsletter(["send", "--now", NOW])
+        .env("NEWSLETTER_SECRET", SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    server.wait_for(1, Duration::from_secs(30));
+    let second = send(&site).failure();
+    assert!(
+        second.stderr.contains("another `newsletter send`"),
+        "{second}"
+    );
+    let first = first.wait_with_output().unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(server.recipients(), readers);
+}
+
+#[test]
+fn an_unreachable_server_stops_the_run_quickly_and_keeps_everything_pending() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let site = mail_site(&format!(
+        "[smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\ntimeout = 2\n"
+    ));
+    subscribe(&site, &addresses(50));
+    let started = std::time::Instant::now();
+    let out = send(&site).failure();
+    assert!(out.stderr.contains("stays pending"), "{out}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    // Once the server is back, the same digest goes out, to everyone.
+    let server = SmtpServer::start(&[]);
+    let config = site.read_text("config.toml").replace(
+        &format!("port = {port}"),
+        &format!("port = {}", server.port),
+    );
+    site.write("config.toml", config);
+    let out = send(&site).success();
+    assert!(
+        out.stdout.contains("digest 1 ") && out.stdout.contains("50 sent"),
+        "{out}"
+    );
+    assert_eq!(server.recipients(), addresses(50));
+}
+
+#[test]
+fn without_smtp_messages_go_to_the_outbox() {
+    let site = mail_site("");
+    subscribe(&site, &addresses(3));
+    let out = send(&site).success();
+    assert!(out.stdout.contains("3 sent"), "{out}");
+    let outbox = site.path("outbox");
+    assert_eq!(count_eml(&outbox), 3);
+    let file = std::fs::read_dir(&outbox)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mail = mail_file(&file);
+    assert!(mail.content_type.starts_with("multipart/alternative"));
+    assert!(
+        mail.part("text/plain")
+            .contains("https://news.example.org/unsubscribe/")
+    );
+}
+
+#[test]
+fn dry_run_and_to_record_nothing() {
+    let server = SmtpServer::start(&[]);
+    let site = mail_site(&server.config(""));
+    subscribe(&site, &addresses(3));
+    let dry = send_with(&site, &["--dry-run"]).success();
+    assert!(dry.stdout.contains("would go to 3 subscribers"), "{dry}");
+    for address in addresses(3) {
+        assert!(dry.stdout.contains(&address), "{dry}");
+    }
+    assert_eq!(server.messages().len(), 0);
+
+    let test = send_with(&site, &["--to", "editor@example.com"]).success();
+    assert!(test.stdout.contains("editor@example.com"), "{test}");
+    assert_eq!(server.recipients(), ["editor@example.com"]);
+
+    // The real run still sends the digest to everyone.
+    let out = send(&site).success();
+    assert!(out.stdout.contains("3 sent"), "{out}");
+    assert_eq!(server.messages().len(), 4);
+}
+
+fn send_with(site: &Site, args: &[&str]) -> Run {
+    let mut all = vec!["send", "--now", NOW];
+    all.extend_from_slice(args);
+    run(site
+        .newsletter(all)
+        .env("NEWSLETTER_SMTP_PASSWORD", PASSWORD)
+        .env("NEWSLETTER_SECRET", SECRET))
+}

@@ -120,6 +120,12 @@ fn print_send_report(report: &SendReport) -> Outcome {
             println!("nothing to send: no post is newer than the last digest");
             Outcome::Ok
         }
+        SendReport::NoSubscribers => {
+            println!(
+                "nothing to send: there are no active subscribers (add one with `newsletter subscribers add EMAIL`)"
+            );
+            Outcome::Ok
+        }
         SendReport::DryRun {
             subject,
             posts,

@@ -53,6 +53,8 @@ pub struct SendOptions {
 #[derive(Debug, Clone)]
 pub enum SendReport {
     NothingToSend,
+    /// No active subscriber: no digest is made, so no post is used up.
+    NoSubscribers,
     /// `--dry-run`: the digest that would go out and who would get it.
     DryRun {
         subject: String,
@@ -102,6 +104,9 @@ pub fn send(
 
     let digest = match store.unfinished_digest()? {
         Some(digest) => digest,
+        None if store.count(crate::store::Status::Active)? == 0 => {
+            return Ok(SendReport::NoSubscribers);
+        }
         None => match create_next_digest(config, &mut store, now)? {
             Some(digest) => digest,
             None => return Ok(SendReport::NothingToSend),

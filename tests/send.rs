@@ -360,3 +360,27 @@ fn send_with(site: &Site, args: &[&str]) -> Run {
         .env("NEWSLETTER_SMTP_PASSWORD", PASSWORD)
         .env("NEWSLETTER_SECRET", SECRET))
 }
+
+#[test]
+fn with_no_subscribers_no_post_is_used_up() {
+    let site = mail_site("");
+    let out = send(&site).success();
+    assert!(out.stdout.contains("no active subscribers"), "{out}");
+    // The first subscriber still gets the newest posts (first_run_posts = 2).
+    subscribe(&site, &addresses(1));
+    let out = send(&site).success();
+    assert!(out.stdout.contains("1 sent"), "{out}");
+    let outbox = site.path("outbox");
+    let file = std::fs::read_dir(&outbox)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mail = mail_file(&file);
+    assert!(
+        mail.header("Subject").contains("and 1 more"),
+        "{}",
+        mail.header("Subject")
+    );
+}

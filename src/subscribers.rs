@@ -8,11 +8,20 @@ use chrono::{DateTime, Utc};
 
 use crate::store::{Added, Status, Store, normalize_email};
 
+/// A display name on one line: control characters (a line break could
+/// otherwise become a mail header) turn into spaces, runs of space into one.
+pub fn clean_name(name: &str) -> String {
+    name.split(|c: char| c.is_control() || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Adds an active subscriber; an address already there is reported, not changed.
 pub fn add(store: &Store, email: &str, name: &str, now: DateTime<Utc>) -> Result<String> {
     let email = normalize_email(email).map_err(anyhow::Error::msg)?;
     Ok(
-        match store.add_subscriber(&email, name.trim(), Status::Active, now)? {
+        match store.add_subscriber(&email, &clean_name(name), Status::Active, now)? {
             Added::New(_) => format!("added {email}"),
             Added::Exists(s) => format!("{email} is already a subscriber ({})", s.status),
         },
@@ -123,10 +132,7 @@ pub fn import(store: &mut Store, path: &Path, now: DateTime<Utc>) -> Result<Impo
                     ));
                     continue;
                 }
-                let name = name_column
-                    .and_then(|i| record.get(i))
-                    .unwrap_or("")
-                    .to_string();
+                let name = clean_name(name_column.and_then(|i| record.get(i)).unwrap_or(""));
                 rows.push((email, name));
             }
             Err(e) => report.problems.push(format!(
@@ -189,6 +195,11 @@ mod tests {
         let again = import(&mut store, &csv, now()).unwrap();
         assert_eq!((again.added, again.existing), (0, 2));
         assert_eq!(store.count(Status::Active).unwrap(), 2);
+    }
+
+    #[test]
+    fn names_stay_on_one_line() {
+        assert_eq!(clean_name(" Eve\r\nBcc: x@y.org\t "), "Eve Bcc: x@y.org");
     }
 
     #[test]

@@ -389,7 +389,8 @@ fn email_excerpt(config: &Config, post: &Post) -> Result<(String, String), Diges
         iframes: IframePolicy::Link,
     };
     let rendered = render_post(&body, post.summary.as_deref(), &post.title, &safe);
-    let html = balance(&for_email(&clean(&rendered.excerpt)));
+    let image_alt = format!("Image from “{}”", clean(&post.title));
+    let html = balance(&for_email(&clean(&rendered.excerpt), &image_alt));
     let text = wrap(&html_to_text(&html), TEXT_WIDTH);
     Ok((html, text))
 }
@@ -397,8 +398,9 @@ fn email_excerpt(config: &Config, post: &Post) -> Result<(String, String), Diges
 /// Rewrites feed-safe excerpt HTML for mail clients, which drop embeds:
 /// the YouTube thumbnail link the sanitizer makes of an embed becomes a
 /// linked "▶ Watch the video" line, a `<video>` or `<audio>` with a source
-/// a link to it, and every image gets an `alt` (empty when it had none).
-fn for_email(html: &str) -> String {
+/// a link to it, and an image with no alt text gets `image_alt`, so a
+/// reader whose client blocks images still knows one is there.
+fn for_email(html: &str, image_alt: &str) -> String {
     const YOUTUBE_LINK: &str = r#"a[href^="https://www.youtube.com/watch?v="]"#;
     const THUMBNAIL: &str =
         r#"a[href^="https://www.youtube.com/watch?v="] > img[src^="https://i.ytimg.com/vi/"]"#;
@@ -459,8 +461,8 @@ fn for_email(html: &str) -> String {
             Ok(())
         }))
         .append_element_content_handler(element!("img", |el| {
-            if el.get_attribute("alt").is_none() {
-                el.set_attribute("alt", "")?;
+            if el.get_attribute("alt").is_none_or(|a| a.trim().is_empty()) {
+                el.set_attribute("alt", image_alt)?;
             }
             Ok(())
         }))
@@ -901,7 +903,7 @@ Rest."#;
             "{html}"
         );
         assert!(
-            html.contains("src=\"https://blog.example.org/dog.png\" alt=\"\""),
+            html.contains("src=\"https://blog.example.org/dog.png\" alt=\"Image from “Embeds”\""),
             "{html}"
         );
         let video = html.find("<p class=\"video\"").expect("a video line");

@@ -13,6 +13,7 @@ pub mod html;
 pub mod mail;
 pub mod render;
 pub mod send;
+pub mod smtp;
 pub mod store;
 pub mod subscribers;
 pub mod token;

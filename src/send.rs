@@ -17,15 +17,13 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
 use lettre::message::dkim::DkimConfig;
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{FileTransport, Message, SmtpTransport, Transport};
+use lettre::{FileTransport, Message, Transport};
 
-use crate::config::{Config, Security, Smtp};
+use crate::config::Config;
 use crate::content;
 use crate::digest::{self, RenderedDigest};
 use crate::mail::{self, MessageIds};
+use crate::smtp;
 use crate::store::{Counts, NewDigest, Outcome, Pending, Store, StoredDigest};
 use crate::token::{self, Purpose};
 
@@ -203,7 +201,7 @@ fn preview_run(config: &Config, options: &SendOptions, now: DateTime<Utc>) -> Re
         let transport = Mailer::new(config, options.smtp_password.as_deref())?;
         let message =
             Composer::new(config, &digest, 0, &secret)?.message(id, &email, &name, now)?;
-        let reply = match transport.send(&message) {
+        let reply = match transport.session().send(&message) {
             Attempt::Sent(reply) => reply,
             Attempt::Permanent(e) | Attempt::Transient { reason: e, .. } => bail!("{email}: {e}"),
             Attempt::Fatal(e) => return Err(e),
@@ -462,6 +460,7 @@ fn worker(
     results: mpsc::Sender<Done>,
 ) {
     let (ack, acked) = mpsc::sync_channel(1);
+    let mut sender = transport.session();
     // Reports one outcome and waits until it is recorded; false: stop.
     let report = |subscriber_id, outcome, finished, fatal| {
         let done = Done {
@@ -492,7 +491,7 @@ fn worker(
         let mut backoff = FIRST_BACKOFF;
         for attempt in 1..=MAX_ATTEMPTS {
             pace.wait();
-            let (outcome, finished, fatal) = match transport.send(&message) {
+            let (outcome, finished, fatal) = match sender.send(&message) {
                 Attempt::Sent(reply) => {
                     breaker.succeeded();
                     (Some(Outcome::Sent(reply)), true, None)
@@ -541,14 +540,14 @@ const AUTH_CODES: [&str; 4] = ["530", "534", "535", "538"];
 
 /// Where messages go: the SMTP server, or the outbox folder.
 enum Mailer {
-    Smtp(SmtpTransport),
+    Smtp(smtp::Client),
     Outbox(FileTransport, PathBuf),
 }
 
 impl Mailer {
     fn new(config: &Config, password: Option<&str>) -> Result<Mailer> {
         match &config.smtp {
-            Some(smtp) => Ok(Mailer::Smtp(smtp_transport(smtp, password)?)),
+            Some(settings) => Ok(Mailer::Smtp(smtp::Client::new(settings, password)?)),
             None => {
                 let dir = &config.email.outbox;
                 std::fs::create_dir_all(dir)
@@ -558,9 +557,25 @@ impl Mailer {
         }
     }
 
-    fn send(&self, message: &Message) -> Attempt {
+    /// A worker's own channel to the server.
+    fn session(&self) -> Sender<'_> {
         match self {
-            Mailer::Smtp(transport) => match transport.send(message) {
+            Mailer::Smtp(client) => Sender::Smtp(smtp::Session::new(client)),
+            Mailer::Outbox(transport, dir) => Sender::Outbox(transport, dir),
+        }
+    }
+}
+
+/// One worker's sending end.
+enum Sender<'a> {
+    Smtp(smtp::Session<'a>),
+    Outbox(&'a FileTransport, &'a Path),
+}
+
+impl Sender<'_> {
+    fn send(&mut self, message: &Message) -> Attempt {
+        match self {
+            Sender::Smtp(session) => match session.send(message) {
                 Ok(response) => Attempt::Sent(format!(
                     "{} {}",
                     response.code(),
@@ -581,51 +596,12 @@ impl Mailer {
                     reason: e.to_string(),
                 },
             },
-            Mailer::Outbox(transport, dir) => match transport.send(message) {
+            Sender::Outbox(transport, dir) => match transport.send(message) {
                 Ok(id) => Attempt::Sent(format!("written to {}", dir.join(format!("{id}.eml")).display())),
                 Err(e) => Attempt::Fatal(anyhow::Error::new(e).context(format!("cannot write to the outbox {}", dir.display()))),
             },
         }
     }
-}
-
-fn smtp_transport(smtp: &Smtp, password: Option<&str>) -> Result<SmtpTransport> {
-    let tls_parameters = || -> Result<TlsParameters> {
-        let mut builder = TlsParameters::builder(smtp.host.clone());
-        if let Some(file) = &smtp.tls_ca_file {
-            let pem = std::fs::read(file)
-                .with_context(|| format!("cannot read smtp.tls_ca_file {}", file.display()))?;
-            let certificate = Certificate::from_pem(&pem).with_context(|| {
-                format!(
-                    "smtp.tls_ca_file {} is not a PEM certificate",
-                    file.display()
-                )
-            })?;
-            builder = builder.add_root_certificate(certificate);
-        }
-        builder
-            .build()
-            .context("cannot set up TLS for the SMTP connection")
-    };
-    let tls = match smtp.security {
-        Security::Starttls => Tls::Required(tls_parameters()?),
-        Security::Tls => Tls::Wrapper(tls_parameters()?),
-        Security::None => Tls::None,
-    };
-    let mut builder = SmtpTransport::builder_dangerous(smtp.host.clone())
-        .port(smtp.port)
-        .tls(tls)
-        .timeout(Some(Duration::from_secs(smtp.timeout)))
-        .pool_config(PoolConfig::new().max_size(smtp.connections as u32));
-    if let Some(username) = &smtp.username {
-        let Some(password) = password else {
-            bail!(
-                "smtp.username is set but NEWSLETTER_SMTP_PASSWORD is not: export the password in that variable"
-            );
-        };
-        builder = builder.credentials(Credentials::new(username.clone(), password.to_string()));
-    }
-    Ok(builder.build())
 }
 
 /// Stops a run when the server fails every connection (unreachable, a

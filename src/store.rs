@@ -220,7 +220,7 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(error)?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
         )
         .map_err(error)?;
         let mut store = Store {

@@ -384,3 +384,60 @@ fn with_no_subscribers_no_post_is_used_up() {
         mail.header("Subject")
     );
 }
+
+#[test]
+fn security_tls_speaks_tls_from_the_first_byte() {
+    let server = SmtpServer::start(&[
+        "--tls-dir",
+        "{tls}",
+        "--implicit-tls",
+        "--auth",
+        "newsletter:s3cret-pass",
+    ]);
+    let config = server
+        .config("")
+        .replace("security = \"starttls\"", "security = \"tls\"");
+    let site = mail_site(&config);
+    subscribe(&site, &addresses(2));
+    let out = send(&site).success();
+    assert!(out.stdout.contains("2 sent"), "{out}");
+    for mail in server.messages() {
+        assert!(mail.envelope.tls, "{}: not over TLS", mail.file);
+        assert_eq!(mail.envelope.auth_user.as_deref(), Some("newsletter"));
+    }
+    assert_eq!(server.recipients(), addresses(2));
+}
+
+#[test]
+fn a_certificate_that_does_not_verify_stops_the_run_and_sends_nothing() {
+    let server = SmtpServer::start_tls(&[]);
+    // The server's CA is not trusted: no tls_ca_file.
+    let config: String = server
+        .config("")
+        .lines()
+        .filter(|l| !l.starts_with("tls_ca_file"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let site = mail_site(&config);
+    subscribe(&site, &addresses(3));
+    let out = send(&site).failure();
+    assert!(out.stderr.contains("stays pending"), "{out}");
+    assert!(server.messages().is_empty());
+}
+
+#[test]
+fn smtp_rate_spaces_the_messages() {
+    let server = SmtpServer::start(&[]);
+    let site = mail_site(&server.config("connections = 3\nrate = 10"));
+    subscribe(&site, &addresses(6));
+    let started = std::time::Instant::now();
+    send(&site).success();
+    // Six messages at ten a second cannot take less than half a second
+    // (a lower bound only: how much longer depends on the machine).
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.recipients(), addresses(6));
+}

@@ -330,7 +330,9 @@ class Handler:
             "peer": peer,
             "received_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
             "helo": session.host_name,
-            "tls": session.ssl is not None,
+            # STARTTLS sets session.ssl; implicit TLS shows on the transport.
+            "tls": session.ssl is not None
+                   or server.transport.get_extra_info("ssl_object") is not None,
             "auth_user": (auth.login.decode("utf-8", "replace")
                           if isinstance(auth, LoginPassword) else None),
             "mail_options": list(envelope.mail_options),
@@ -458,6 +460,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--port", type=int, required=True, help="0 picks a free port")
     p.add_argument("--maildir", type=Path, required=True)
     p.add_argument("--tls-dir", type=Path)
+    p.add_argument("--implicit-tls", action="store_true",
+                   help="with --tls-dir: TLS from the first byte (port 465 style) instead of STARTTLS")
     p.add_argument("--auth", metavar="USER:PASS")
     p.add_argument("--tempfail", metavar="ADDR", nargs="+", action="extend", default=[])
     p.add_argument("--tempfail-times", type=positive_int, default=1, metavar="N")
@@ -471,6 +475,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--auth takes USER:PASS")
     if args.delay < 0:
         p.error("--delay must be >= 0")
+    if args.implicit_tls and not args.tls_dir:
+        p.error("--implicit-tls needs --tls-dir")
     return args
 
 
@@ -487,10 +493,11 @@ def main(argv=None) -> int:
     maildir = Maildir(args.maildir)
     tls_context = make_tls_files(args.tls_dir) if args.tls_dir else None
 
+    starttls = tls_context is not None and not args.implicit_tls
     smtp_kwargs: dict = {
-        "tls_context": tls_context,
-        "require_starttls": tls_context is not None,
-        "auth_require_tls": tls_context is not None,
+        "tls_context": tls_context if starttls else None,
+        "require_starttls": starttls,
+        "auth_require_tls": starttls,
     }
     if args.auth is not None:
         user, _, password = args.auth.partition(":")
@@ -502,6 +509,7 @@ def main(argv=None) -> int:
     controller = ServerController(
         Handler(args, maildir), garbage=args.garbage,
         hostname="127.0.0.1", port=args.port, server_hostname="localhost",
+        ssl_context=tls_context if args.implicit_tls else None,
         **smtp_kwargs)
 
     stop = threading.Event()

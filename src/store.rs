@@ -242,6 +242,22 @@ impl Store {
         }
     }
 
+    /// Runs `body` in one transaction, committed only if it succeeds.
+    fn transaction<T>(
+        &mut self,
+        body: impl FnOnce(&Transaction<'_>) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, StoreError> {
+        let result = self.conn.transaction().and_then(|tx| {
+            let value = body(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        });
+        result.map_err(|source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
     fn migrate(&mut self) -> Result<(), StoreError> {
         let version: i64 = self
             .conn
@@ -254,17 +270,10 @@ impl Store {
             });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
-                path: self.path.clone(),
-                source: e,
+            self.transaction(|tx| {
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", i as i64 + 1)
             })?;
-            tx.execute_batch(sql)
-                .and_then(|_| tx.pragma_update(None, "user_version", i as i64 + 1))
-                .and_then(|_| tx.commit())
-                .map_err(|e| StoreError::Sqlite {
-                    path: self.path.clone(),
-                    source: e,
-                })?;
         }
         Ok(())
     }
@@ -315,18 +324,11 @@ impl Store {
         status: Status,
         now: DateTime<Utc>,
     ) -> Result<Vec<Added>, StoreError> {
-        let path = self.path.clone();
-        let error = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(error)?;
-        let mut added = Vec::new();
-        for (email, name) in rows {
-            added.push(add_subscriber(&tx, email, name, status, now).map_err(error)?);
-        }
-        tx.commit().map_err(error)?;
-        Ok(added)
+        self.transaction(|tx| {
+            rows.into_iter()
+                .map(|(email, name)| add_subscriber(tx, email, name, status, now))
+                .collect()
+        })
     }
 
     /// The subscriber with this (normalised) address.
@@ -469,38 +471,7 @@ impl Store {
         digest: &NewDigest<'_>,
         now: DateTime<Utc>,
     ) -> Result<(i64, usize), StoreError> {
-        let path = self.path.clone();
-        let error = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(error)?;
-        let (id, deliveries) = create_digest(&tx, digest, now).map_err(error)?;
-        tx.commit().map_err(error)?;
-        Ok((id, deliveries))
-    }
-
-    /// Marks posts announced without a digest (the first run's older posts
-    /// when there is nobody to mail yet).
-    pub fn mark_announced(
-        &mut self,
-        permalinks: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let error = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(error)?;
-        for permalink in permalinks {
-            tx.execute(
-                "INSERT OR IGNORE INTO announced (permalink, digest_id, announced_at) VALUES (?1, NULL, ?2)",
-                params![permalink, timestamp(now)],
-            )
-            .map_err(error)?;
-        }
-        tx.commit().map_err(error)
+        self.transaction(|tx| create_digest(tx, digest, now))
     }
 
     /// Up to `limit` pending deliveries of a digest to subscribers with ids
@@ -551,37 +522,21 @@ impl Store {
         outcomes: &[(i64, Outcome)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let error = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(error)?;
-        {
-            let mut finish = tx
-                .prepare_cached(
-                    "UPDATE deliveries SET status = ?3, attempts = attempts + 1, reply = ?4, updated_at = ?5 \
-                     WHERE digest_id = ?1 AND subscriber_id = ?2 AND status = 'pending'",
-                )
-                .map_err(error)?;
+        self.transaction(|tx| {
+            let mut finish = tx.prepare_cached(
+                "UPDATE deliveries SET status = ?3, attempts = attempts + 1, reply = ?4, updated_at = ?5 \
+                 WHERE digest_id = ?1 AND subscriber_id = ?2 AND status = 'pending'",
+            )?;
             for (subscriber_id, outcome) in outcomes {
                 let (status, text) = match outcome {
                     Outcome::Sent(reply) => ("sent", reply),
                     Outcome::Failed(reason) => ("failed", reason),
                     Outcome::Retry(reason) => ("pending", reason),
                 };
-                finish
-                    .execute(params![
-                        digest_id,
-                        subscriber_id,
-                        status,
-                        text,
-                        timestamp(now)
-                    ])
-                    .map_err(error)?;
+                finish.execute(params![digest_id, subscriber_id, status, text, timestamp(now)])?;
             }
-        }
-        tx.commit().map_err(error)
+            Ok(())
+        })
     }
 
     /// Delivery counts of a digest.

@@ -29,6 +29,10 @@ use crate::token::{self, Purpose};
 
 /// Attempts per message in one run before it is left pending for the next.
 pub const MAX_ATTEMPTS: u32 = 5;
+/// Attempts per message over all runs before it is given up as failed, so
+/// one address that is always "try again later" does not hold back every
+/// later digest.
+pub const MAX_TOTAL_ATTEMPTS: i64 = 20;
 /// The first retry waits this long; each further one twice as long.
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Pending deliveries read from the store at a time.
@@ -363,20 +367,8 @@ fn deliver(
         drop(results);
 
         let mut fatal: Option<anyhow::Error> = None;
-        let record = |batch: Vec<Done>, store: &mut Store| -> Result<()> {
-            let outcomes: Vec<(i64, Outcome)> = batch
-                .iter()
-                .filter_map(|d| d.outcome.clone().map(|o| (d.subscriber_id, o)))
-                .collect();
-            store.record(digest.id, &outcomes, Utc::now())?;
-            for done in batch {
-                if done.finished {
-                    progress.delivered();
-                }
-                let _ = done.ack.send(());
-            }
-            Ok(())
-        };
+        // Every outcome is acknowledged, recorded or not, so that no worker
+        // waits for good; after an error, `stop` makes them all finish.
         while let Ok(first) = outcomes.recv() {
             let mut batch = vec![first];
             batch.extend(outcomes.try_iter());
@@ -386,9 +378,23 @@ fn deliver(
                     fatal.get_or_insert(e);
                 }
             }
-            if let Err(e) = record(batch, store) {
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                return Err(e);
+            let recorded: Vec<(i64, Outcome)> = batch
+                .iter()
+                .filter_map(|d| d.outcome.clone().map(|o| (d.subscriber_id, o)))
+                .collect();
+            match store.record(digest.id, &recorded, Utc::now()) {
+                Ok(()) => {
+                    for _ in batch.iter().filter(|d| d.finished) {
+                        progress.delivered();
+                    }
+                }
+                Err(e) => {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    fatal.get_or_insert(anyhow::Error::new(e).context("cannot record deliveries in the ledger"));
+                }
+            }
+            for done in batch {
+                let _ = done.ack.send(());
             }
         }
         feeder.join().expect("the feeder does not panic")?;
@@ -497,24 +503,35 @@ fn worker(
                     (Some(Outcome::Sent(reply)), true, None)
                 }
                 Attempt::Permanent(reason) => {
-                    breaker.succeeded();
-                    (Some(Outcome::Failed(reason)), true, None)
+                    let fatal = breaker.refused(&reason);
+                    (Some(Outcome::Failed(reason)), true, fatal)
                 }
                 Attempt::Transient { reason, connection } => {
+                    let total = pending.attempts + i64::from(attempt);
                     match breaker.failed(connection, &reason) {
                         Some(fatal) => (Some(Outcome::Retry(reason)), false, Some(fatal)),
+                        None if total >= MAX_TOTAL_ATTEMPTS => (
+                            Some(Outcome::Failed(format!(
+                                "gave up after {total} attempts: {reason}"
+                            ))),
+                            true,
+                            None,
+                        ),
                         None => (Some(Outcome::Retry(reason)), attempt == MAX_ATTEMPTS, None),
                     }
                 }
                 Attempt::Fatal(e) => (None, false, Some(e)),
             };
-            let stop = fatal.is_some();
-            let retry = !finished && !stop;
-            if !report(id, outcome, finished, fatal) || stop {
+            let fatal_here = fatal.is_some();
+            let retry = !finished && !fatal_here;
+            if !report(id, outcome, finished, fatal) || fatal_here {
                 return;
             }
             if !retry {
                 break;
+            }
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
             }
             std::thread::sleep(backoff);
             backoff *= 2;
@@ -582,16 +599,25 @@ impl Sender<'_> {
                     response.message().collect::<Vec<_>>().join(" ")
                 )),
                 // A refused login is the sender's problem, not the recipient's.
-                Err(e) if e.status().is_some_and(|c| AUTH_CODES.contains(&c.to_string().as_str())) => {
+                Err(smtp::Failure::Connect(e))
+                    if e.status().is_some_and(|c| AUTH_CODES.contains(&c.to_string().as_str())) =>
+                {
                     Attempt::Fatal(anyhow::Error::new(e).context(
                         "the SMTP server refused the login: check smtp.username and NEWSLETTER_SMTP_PASSWORD",
                     ))
                 }
-                Err(e) if e.is_permanent() => Attempt::Permanent(e.to_string()),
-                Err(e) if e.is_tls() || e.is_client() => Attempt::Fatal(
-                    anyhow::Error::new(e).context("the SMTP connection cannot be made"),
-                ),
-                Err(e) => Attempt::Transient {
+                // TLS, STARTTLS or login mechanisms the server lacks, or a
+                // greeting that refuses us: nothing will go through.
+                Err(smtp::Failure::Connect(e)) if e.is_tls() || e.is_client() || e.is_permanent() => {
+                    Attempt::Fatal(anyhow::Error::new(e).context("the SMTP connection cannot be made"))
+                }
+                // While sending: a 5xx, or a message this server cannot take
+                // (an address it cannot route without SMTPUTF8, say), is this
+                // recipient's failure.
+                Err(smtp::Failure::Message(e)) if e.is_permanent() || e.is_client() => {
+                    Attempt::Permanent(e.to_string())
+                }
+                Err(smtp::Failure::Connect(e) | smtp::Failure::Message(e)) => Attempt::Transient {
                     connection: !e.is_transient(),
                     reason: e.to_string(),
                 },
@@ -611,6 +637,9 @@ impl Sender<'_> {
 struct Breaker {
     limit: usize,
     in_a_row: std::sync::atomic::AtomicUsize,
+    /// Permanent refusals before the first accepted message.
+    refused_first: std::sync::atomic::AtomicUsize,
+    accepted: std::sync::atomic::AtomicBool,
 }
 
 impl Breaker {
@@ -618,11 +647,34 @@ impl Breaker {
         Breaker {
             limit: (2 * workers).max(6),
             in_a_row: 0.into(),
+            refused_first: 0.into(),
+            accepted: false.into(),
         }
     }
 
     fn succeeded(&self) {
         self.in_a_row.store(0, std::sync::atomic::Ordering::Relaxed);
+        self.accepted
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Counts a permanent refusal. A server that refuses every message from
+    /// the start (its greeting, the sender or the size, not a recipient)
+    /// stops the run after a few, rather than failing the whole list.
+    fn refused(&self, reason: &str) -> Option<anyhow::Error> {
+        self.in_a_row.store(0, std::sync::atomic::Ordering::Relaxed);
+        if self.accepted.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        let n = self
+            .refused_first
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        (n >= self.limit).then(|| {
+            anyhow::anyhow!(
+                "the SMTP server refused each of the first {n} messages (last: {reason}); it refuses the sender or the message, not the recipients: check email.from and the server's limits"
+            )
+        })
     }
 
     /// Counts a transient failure; the error that stops the run, if it is time.

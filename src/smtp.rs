@@ -100,6 +100,15 @@ impl Client {
     }
 }
 
+/// Why a message was not sent.
+#[derive(Debug)]
+pub enum Failure {
+    /// Making the connection failed (greeting, TLS, login).
+    Connect(SmtpError),
+    /// The server refused or lost this message.
+    Message(SmtpError),
+}
+
 /// One worker's connection, opened on first use and after a failure.
 pub struct Session<'a> {
     client: &'a Client,
@@ -116,13 +125,20 @@ impl<'a> Session<'a> {
     }
 
     /// Sends one message; a connection that failed is dropped, so the next
-    /// message (or the retry) goes over a fresh one.
-    pub fn send(&mut self, message: &Message) -> Result<Response, SmtpError> {
+    /// message (or the retry) goes over a fresh one. Errors say whether they
+    /// came while connecting (they concern every message) or while sending
+    /// this one.
+    pub fn send(&mut self, message: &Message) -> Result<Response, Failure> {
         let connection = match &mut self.connection {
             Some(connection) => connection,
-            None => self.connection.insert(Box::new(self.client.connect()?)),
+            None => {
+                let connection = self.client.connect().map_err(Failure::Connect)?;
+                self.connection.insert(Box::new(connection))
+            }
         };
-        let result = connection.send(message.envelope(), &message.formatted());
+        let result = connection
+            .send(message.envelope(), &message.formatted())
+            .map_err(Failure::Message);
         if (result.is_err() || connection.has_broken())
             && let Some(mut connection) = self.connection.take()
         {

@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+/// The shortest token secret accepted.
+pub const MIN_SECRET_BYTES: usize = 16;
+
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = 1;
 
@@ -29,6 +32,14 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "NEWSLETTER_SECRET is shorter than {MIN_SECRET_BYTES} bytes: use a long random value, e.g. the output of `openssl rand -hex 32`"
+    )]
+    WeakSecret,
+    #[error(
+        "{path}: the stored token secret is damaged; set NEWSLETTER_SECRET, or delete the row `secret` of table `settings` (existing unsubscribe links stop working)"
+    )]
+    CorruptSecret { path: PathBuf },
     #[error(
         "{path} was written by a newer newsletter (schema {found}, this one knows {SCHEMA_VERSION}); upgrade newsletter"
     )]
@@ -282,6 +293,9 @@ impl Store {
     /// given, else one generated on first use and kept in the store.
     pub fn secret(&self, from_env: Option<&str>) -> Result<Vec<u8>, StoreError> {
         if let Some(secret) = from_env.filter(|s| !s.is_empty()) {
+            if secret.len() < MIN_SECRET_BYTES {
+                return Err(StoreError::WeakSecret);
+            }
             return Ok(secret.as_bytes().to_vec());
         }
         let stored: Option<String> = self
@@ -292,7 +306,12 @@ impl Store {
             .optional()
             .map_err(|e| self.error(e))?;
         if let Some(hex_secret) = stored {
-            return Ok(hex::decode(hex_secret).unwrap_or_default());
+            return match hex::decode(&hex_secret) {
+                Ok(secret) if secret.len() >= MIN_SECRET_BYTES => Ok(secret),
+                _ => Err(StoreError::CorruptSecret {
+                    path: self.path.clone(),
+                }),
+            };
         }
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).expect("the OS has a random source");
@@ -525,7 +544,8 @@ impl Store {
         self.transaction(|tx| {
             let mut finish = tx.prepare_cached(
                 "UPDATE deliveries SET status = ?3, attempts = attempts + 1, reply = ?4, updated_at = ?5 \
-                 WHERE digest_id = ?1 AND subscriber_id = ?2 AND status = 'pending'",
+                 WHERE digest_id = ?1 AND subscriber_id = ?2 \
+                 AND (status = 'pending' OR (status = 'cancelled' AND ?3 = 'sent'))",
             )?;
             for (subscriber_id, outcome) in outcomes {
                 let (status, text) = match outcome {
@@ -744,7 +764,14 @@ mod tests {
         let first = store.secret(None).unwrap();
         assert_eq!(first.len(), 32);
         assert_eq!(store.secret(None).unwrap(), first);
-        assert_eq!(store.secret(Some("from-env")).unwrap(), b"from-env");
+        assert_eq!(
+            store.secret(Some("a-long-enough-secret")).unwrap(),
+            b"a-long-enough-secret"
+        );
+        assert!(matches!(
+            store.secret(Some("short")),
+            Err(StoreError::WeakSecret)
+        ));
     }
 
     #[test]

@@ -441,3 +441,18 @@ fn smtp_rate_spaces_the_messages() {
     );
     assert_eq!(server.recipients(), addresses(6));
 }
+
+#[test]
+fn an_address_the_server_cannot_take_fails_alone_and_does_not_stop_the_run() {
+    let server = SmtpServer::start(&["--no-smtputf8"]);
+    let site = mail_site(&server.config("connections = 2"));
+    let mut readers = addresses(4);
+    readers.insert(1, "jörg@example.org".to_string());
+    subscribe(&site, &readers);
+    let out = send(&site).exit_code(1);
+    assert!(out.stdout.contains("4 sent, 1 failed, 0 pending"), "{out}");
+    assert_eq!(server.recipients(), addresses(4));
+    // The failure is final: the next run has nothing left to do.
+    let again = send(&site).success();
+    assert!(again.stdout.contains("nothing to send"), "{again}");
+}

@@ -470,6 +470,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--drop-after-every", type=positive_int, metavar="N")
     p.add_argument("--delay", type=float, default=0.0, metavar="SECONDS")
     p.add_argument("--garbage", action="store_true")
+    p.add_argument("--no-smtputf8", action="store_true",
+                   help="do not offer SMTPUTF8 (clients cannot send to non-ASCII addresses)")
     args = p.parse_args(argv)
     if args.auth is not None and ":" not in args.auth:
         p.error("--auth takes USER:PASS")
@@ -498,6 +500,7 @@ def main(argv=None) -> int:
         "tls_context": tls_context if starttls else None,
         "require_starttls": starttls,
         "auth_require_tls": starttls,
+        "enable_SMTPUTF8": not args.no_smtputf8,
     }
     if args.auth is not None:
         user, _, password = args.auth.partition(":")

@@ -188,8 +188,9 @@ fn create_next_digest(
 fn preview_run(config: &Config, options: &SendOptions, now: DateTime<Utc>) -> Result<SendReport> {
     let store = Store::open(&config.store.path)?;
     let secret = store.secret(options.secret.as_deref())?;
-    let (digest, posts) = match store.unfinished_digest()? {
-        Some(d) => (stored_rendering(&d), 0),
+    let unfinished = store.unfinished_digest()?;
+    let (digest, posts) = match &unfinished {
+        Some(d) => (stored_rendering(d), store.digest_posts(d.id)?),
         None => match next_digest(config, &store, store.next_digest_id()?, now)? {
             Some(next) => {
                 let n = next.posts.len();
@@ -212,10 +213,16 @@ fn preview_run(config: &Config, options: &SendOptions, now: DateTime<Utc>) -> Re
         };
         return Ok(SendReport::Test { to: email, reply });
     }
-    let mut recipients = Vec::new();
-    store.for_each_subscriber(Some(crate::store::Status::Active), |s| {
-        recipients.push(s.email)
-    })?;
+    // An unfinished digest goes to those still pending; a new one to every
+    // active subscriber.
+    let recipients = match &unfinished {
+        Some(d) => store.pending_recipients(d.id)?,
+        None => {
+            let mut all = Vec::new();
+            store.for_each_subscriber(Some(crate::store::Status::Active), |s| all.push(s.email))?;
+            all
+        }
+    };
     Ok(SendReport::DryRun {
         subject: digest.subject,
         posts,

@@ -559,6 +559,35 @@ impl Store {
         })
     }
 
+    /// Addresses a digest is still to go to (active subscribers with a
+    /// pending delivery), without changing anything.
+    pub fn pending_recipients(&self, digest_id: i64) -> Result<Vec<String>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
+                 WHERE d.digest_id = ?1 AND d.status = 'pending' AND s.status = 'active' \
+                 ORDER BY d.subscriber_id",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([digest_id], |r| r.get::<_, String>(0))
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    /// How many posts a digest carries.
+    pub fn digest_posts(&self, digest_id: i64) -> Result<usize, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM announced WHERE digest_id = ?1",
+                [digest_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as usize)
+            .map_err(|e| self.error(e))
+    }
+
     /// Delivery counts of a digest.
     pub fn counts(&self, digest_id: i64) -> Result<Counts, StoreError> {
         let mut counts = Counts::default();

@@ -456,3 +456,17 @@ fn an_address_the_server_cannot_take_fails_alone_and_does_not_stop_the_run() {
     let again = send(&site).success();
     assert!(again.stdout.contains("nothing to send"), "{again}");
 }
+
+#[test]
+fn dry_run_of_an_unfinished_digest_lists_only_who_is_still_pending() {
+    let readers = addresses(5);
+    let server = SmtpServer::start(&["--tempfail", &readers[2], "--tempfail-times", "1000"]);
+    let site = mail_site(&server.config("connections = 2"));
+    subscribe(&site, &readers);
+    let out = send(&site).exit_code(1);
+    assert!(out.stdout.contains("4 sent, 0 failed, 1 pending"), "{out}");
+    let dry = send_with(&site, &["--dry-run"]).success();
+    assert!(dry.stdout.contains("would go to 1 subscribers"), "{dry}");
+    assert!(dry.stdout.contains(&readers[2]), "{dry}");
+    assert!(!dry.stdout.contains(&readers[0]), "{dry}");
+}

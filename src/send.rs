@@ -103,6 +103,8 @@ pub fn send(
     let _lock = SendLock::acquire(&config.store.path)?;
     let mut store = Store::open(&config.store.path)?;
     let secret = store.secret(options.secret.as_deref())?;
+    // Set up the transport (TLS files, the password) before a digest is made.
+    let transport = Mailer::new(config, options.smtp_password.as_deref())?;
 
     let digest = match store.unfinished_digest()? {
         Some(digest) => digest,
@@ -115,7 +117,6 @@ pub fn send(
         },
     };
     let started = Instant::now();
-    let transport = Mailer::new(config, options.smtp_password.as_deref())?;
     deliver(config, &mut store, &digest, &transport, &secret, progress)?;
     Ok(SendReport::Delivered {
         digest_id: digest.id,

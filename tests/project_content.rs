@@ -15,9 +15,8 @@ const FACTS: SiteFacts<'static> = SiteFacts {
 const RELEASE: &str = "newsletter 1.0 is here";
 const DRAFT: &str = "Draft: notes on bounce handling";
 
-/// Builds the repo's blog at `now` into a temp dir (never into its `public/`),
-/// checks it with feeds_check.py, and returns the feeds.
-fn build_at(now: &str, count: usize) -> (TempDir, Feeds) {
+/// Builds the repo's blog at `now` into a temp dir (never into its `public/`).
+fn build_into(now: &str) -> TempDir {
     let out = tempfile::tempdir().unwrap();
     let config = manifest_dir().join("config.toml");
     run(&mut newsletter(
@@ -33,6 +32,13 @@ fn build_at(now: &str, count: usize) -> (TempDir, Feeds) {
         ],
     ))
     .success();
+    out
+}
+
+/// Builds the repo's blog at `now` into a temp dir,
+/// checks it with feeds_check.py, and returns the feeds.
+fn build_at(now: &str, count: usize) -> (TempDir, Feeds) {
+    let out = build_into(now);
 
     let check = feeds_check(
         &manifest_dir().join("content"),
@@ -85,21 +91,7 @@ fn the_scheduled_release_post_appears_on_2027_03_02() {
 #[test]
 fn the_draft_is_never_published() {
     for now in ["2026-11-25T00:00:00Z", "2030-01-01T00:00:00Z"] {
-        let out = tempfile::tempdir().unwrap();
-        let config = manifest_dir().join("config.toml");
-        run(&mut newsletter(
-            out.path(),
-            [
-                "--config".as_ref(),
-                config.as_os_str(),
-                "build".as_ref(),
-                "--output".as_ref(),
-                out.path().as_os_str(),
-                "--now".as_ref(),
-                now.as_ref(),
-            ],
-        ))
-        .success();
+        let out = build_into(now);
         for (name, feed) in read_feeds(out.path()).each() {
             assert!(!feed.has(DRAFT), "{name} at {now}: {:?}", feed.titles());
         }

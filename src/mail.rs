@@ -73,10 +73,13 @@ pub fn message_id(config: &Config, ids: MessageIds) -> String {
     )
 }
 
-/// Builds a subscriber's digest message and, when `[email.dkim]` is set,
-/// signs it. This reads the key file on every call: to send many messages,
-/// load the key once with [`dkim_signer`], then [`build_unsigned`] and
-/// `message.sign(&key)` each message.
+/// Builds a subscriber's digest message, signed with `dkim` when given
+/// (load the key once with [`dkim_signer`]): multipart/alternative
+/// with the text part then the HTML part, and the headers `From`,
+/// `Reply-To` (when set), `To`, `Subject` (on one line, whatever the title
+/// held), `Date` (from `now`), `Message-ID` (see [`message_id`]), `List-Id`,
+/// `List-Unsubscribe` (the https link, and a mailto when
+/// `email.unsubscribe_mailto` is set) and `List-Unsubscribe-Post` (RFC 8058).
 pub fn build_message(
     config: &Config,
     personal: &Personal,
@@ -84,27 +87,7 @@ pub fn build_message(
     ids: MessageIds,
     unsubscribe_url: &str,
     now: DateTime<Utc>,
-) -> Result<Message, MailError> {
-    let mut message = build_unsigned(config, personal, to, ids, unsubscribe_url, now)?;
-    if let Some(dkim) = dkim_signer(config)? {
-        message.sign(&dkim);
-    }
-    Ok(message)
-}
-
-/// Builds a subscriber's digest message, unsigned: multipart/alternative
-/// with the text part then the HTML part, and the headers `From`,
-/// `Reply-To` (when set), `To`, `Subject` (on one line, whatever the title
-/// held), `Date` (from `now`), `Message-ID` (see [`message_id`]), `List-Id`,
-/// `List-Unsubscribe` (the https link, and a mailto when
-/// `email.unsubscribe_mailto` is set) and `List-Unsubscribe-Post` (RFC 8058).
-pub fn build_unsigned(
-    config: &Config,
-    personal: &Personal,
-    to: &Mailbox,
-    ids: MessageIds,
-    unsubscribe_url: &str,
-    now: DateTime<Utc>,
+    dkim: Option<&DkimConfig>,
 ) -> Result<Message, MailError> {
     let email = &config.email;
     let mut builder = Message::builder()
@@ -127,7 +110,7 @@ pub fn build_unsigned(
             LIST_UNSUBSCRIBE_POST,
             "List-Unsubscribe=One-Click".into(),
         ));
-    builder
+    let mut message = builder
         .multipart(MultiPart::alternative_plain_html(
             personal.text.clone(),
             personal.html.clone(),
@@ -135,7 +118,11 @@ pub fn build_unsigned(
         .map_err(|source| MailError::Build {
             to: to.email.to_string(),
             source,
-        })
+        })?;
+    if let Some(dkim) = dkim {
+        message.sign(dkim);
+    }
+    Ok(message)
 }
 
 /// `List-Id: Site Title <newsletter.host>` (RFC 2919). A plain ASCII title
@@ -414,13 +401,26 @@ mod tests {
         subscriber_id: 42,
     };
 
+    /// The message for `to()`, signed when the config has a DKIM key.
+    fn build(config: &Config, personal: &Personal) -> Result<Message, MailError> {
+        let dkim = dkim_signer(config)?;
+        build_message(
+            config,
+            personal,
+            &to(),
+            IDS,
+            UNSUBSCRIBE,
+            now(),
+            dkim.as_ref(),
+        )
+    }
+
     fn to() -> Mailbox {
         "Ann Example <ann@example.org>".parse().unwrap()
     }
 
     fn formatted(config: &Config, subject: &str) -> String {
-        let message =
-            build_message(config, &personal(subject), &to(), IDS, UNSUBSCRIBE, now()).unwrap();
+        let message = build(config, &personal(subject)).unwrap();
         String::from_utf8(message.formatted()).unwrap()
     }
 
@@ -519,8 +519,8 @@ mod tests {
     #[test]
     fn message_id_is_the_same_for_the_same_digest_and_subscriber() {
         let c = config("");
-        let a = build_message(&c, &personal("S"), &to(), IDS, UNSUBSCRIBE, now()).unwrap();
-        let b = build_message(&c, &personal("S"), &to(), IDS, UNSUBSCRIBE, now()).unwrap();
+        let a = build(&c, &personal("S")).unwrap();
+        let b = build(&c, &personal("S")).unwrap();
         assert_eq!(
             header(&String::from_utf8(a.formatted()).unwrap(), "Message-ID"),
             header(&String::from_utf8(b.formatted()).unwrap(), "Message-ID")
@@ -557,9 +557,7 @@ mod tests {
                     "{line:?}"
                 );
             }
-            let message =
-                build_message(&config(""), &personal(evil), &to(), IDS, UNSUBSCRIBE, now())
-                    .unwrap();
+            let message = build(&config(""), &personal(evil)).unwrap();
             assert_eq!(
                 message.envelope().to(),
                 [to().email],
@@ -608,7 +606,7 @@ mod tests {
     #[test]
     fn personal_values_arrive_in_both_parts() {
         let c = config("");
-        let message = build_message(&c, &personal("S"), &to(), IDS, UNSUBSCRIBE, now()).unwrap();
+        let message = build(&c, &personal("S")).unwrap();
         let raw = String::from_utf8(message.formatted()).unwrap();
         // Quoted-printable or base64: decode loosely by looking for the URL
         // in either encoding.
@@ -729,9 +727,7 @@ zou+XmJ1sb+9sEhBpPtV7eL7HyOm3383tZRt8wGt8qQ=
             err.contains("dkim.pem") && err.contains("email.dkim.key_file"),
             "{err}"
         );
-        let err = build_message(&c, &personal("S"), &to(), IDS, UNSUBSCRIBE, now())
-            .unwrap_err()
-            .to_string();
+        let err = build(&c, &personal("S")).unwrap_err().to_string();
         assert!(err.contains("dkim.pem"), "{err}");
 
         for (key, says) in [

@@ -329,12 +329,15 @@ impl<'a> Composer<'a> {
             digest_id: self.digest_id,
             subscriber_id,
         };
-        let mut message =
-            mail::build_unsigned(self.config, &personal, &to, ids, &unsubscribe_url, now)?;
-        if let Some(dkim) = &self.dkim {
-            message.sign(dkim);
-        }
-        Ok(message)
+        Ok(mail::build_message(
+            self.config,
+            &personal,
+            &to,
+            ids,
+            &unsubscribe_url,
+            now,
+            self.dkim.as_ref(),
+        )?)
     }
 }
 

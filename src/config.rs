@@ -3,7 +3,9 @@
 //! Every section has defaults except `site.base_url`, unknown keys are
 //! refused, and relative paths are resolved against the config file's folder.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use chrono_tz::Tz;
 use lettre::Address;
@@ -42,6 +44,7 @@ pub struct Config {
     /// `None`: messages go to `email.outbox` as `.eml` files.
     pub smtp: Option<Smtp>,
     pub server: Server,
+    pub schedule: Schedule,
 }
 
 /// `[email]`: who digests come from and how readers leave.
@@ -118,6 +121,25 @@ pub struct Smtp {
 pub struct Server {
     /// The URL that links in emails point at; default `site.base_url`.
     pub public_url: Url,
+    /// Where `newsletter serve` listens; `--listen` overrides it.
+    pub listen: SocketAddr,
+    /// How long a confirmation link works.
+    pub confirm_ttl: Duration,
+    /// Sign-ups accepted per client address per hour.
+    pub signups_per_client: u32,
+    /// Confirmation emails sent per address per hour.
+    pub signups_per_email: u32,
+    /// Take the client address from `X-Forwarded-For` (behind a reverse proxy).
+    pub behind_proxy: bool,
+}
+
+/// `[schedule]`: when `serve` and `publish` send digests.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// A cron expression in `site.timezone`; `None`: digests only by `send`.
+    pub digest: Option<String>,
+    /// A missed slot younger than this is caught up once; older ones are skipped.
+    pub catch_up: Duration,
 }
 
 /// `[site]`: what the blog is and where it lives.
@@ -165,6 +187,8 @@ pub struct Feeds {
     pub atom: String,
     pub rss: String,
     pub json: String,
+    /// A WebSub hub: feeds link to it and the hub is told when they change.
+    pub hub: Option<Url>,
 }
 
 #[derive(Deserialize)]
@@ -184,6 +208,8 @@ struct RawConfig {
     smtp: Option<RawSmtp>,
     #[serde(default)]
     server: RawServer,
+    #[serde(default)]
+    schedule: RawSchedule,
 }
 
 #[derive(Deserialize, Default)]
@@ -262,10 +288,44 @@ fn default_timeout() -> u64 {
     30
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawServer {
     public_url: Option<String>,
+    listen: String,
+    confirm_ttl: String,
+    signups_per_client: u32,
+    signups_per_email: u32,
+    behind_proxy: bool,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            public_url: None,
+            listen: "127.0.0.1:8080".into(),
+            confirm_ttl: "48h".into(),
+            signups_per_client: 10,
+            signups_per_email: 3,
+            behind_proxy: false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSchedule {
+    digest: Option<String>,
+    catch_up: String,
+}
+
+impl Default for RawSchedule {
+    fn default() -> Self {
+        RawSchedule {
+            digest: None,
+            catch_up: "6h".into(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -311,6 +371,7 @@ struct RawFeeds {
     atom: String,
     rss: String,
     json: String,
+    hub: Option<String>,
 }
 
 impl Default for RawFeeds {
@@ -324,6 +385,7 @@ impl Default for RawFeeds {
             atom: "atom.xml".into(),
             rss: "rss.xml".into(),
             json: "feed.json".into(),
+            hub: None,
         }
     }
 }
@@ -590,6 +652,65 @@ impl Config {
             }
         };
 
+        let duration = |key: &'static str, text: &str| {
+            humantime::parse_duration(text.trim()).map_err(|e| {
+                invalid(
+                    key,
+                    format!("= {text:?} is not a duration ({e}); write it like \"48h\" or \"30m\""),
+                )
+            })
+        };
+        let listen: SocketAddr = raw.server.listen.parse().map_err(|_| {
+            invalid(
+                "server.listen",
+                format!(
+                    "= {:?} is not an address and port; write it like \"127.0.0.1:8080\"",
+                    raw.server.listen
+                ),
+            )
+        })?;
+        let confirm_ttl = duration("server.confirm_ttl", &raw.server.confirm_ttl)?;
+        if confirm_ttl < Duration::from_secs(60) {
+            return Err(invalid(
+                "server.confirm_ttl",
+                format!(
+                    "= {:?} is too short; give readers at least a few minutes",
+                    raw.server.confirm_ttl
+                ),
+            ));
+        }
+        for (key, value) in [
+            ("server.signups_per_client", raw.server.signups_per_client),
+            ("server.signups_per_email", raw.server.signups_per_email),
+        ] {
+            if value == 0 {
+                return Err(invalid(
+                    key,
+                    "= 0 would refuse every sign-up; use 1 or more".into(),
+                ));
+            }
+        }
+        let catch_up = duration("schedule.catch_up", &raw.schedule.catch_up)?;
+        let digest_schedule = raw.schedule.digest.filter(|d| !d.trim().is_empty());
+        if let Some(cron) = &digest_schedule {
+            crate::schedule::Slots::parse(cron, timezone)
+                .map_err(|message| invalid("schedule.digest", format!("= {cron:?}: {message}")))?;
+        }
+        let hub = match feeds.hub.filter(|h| !h.trim().is_empty()) {
+            None => None,
+            Some(text) => {
+                let url = Url::parse(&text)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+                Some(url.ok_or_else(|| {
+                    invalid(
+                        "feeds.hub",
+                        format!("= {text:?} is not an http(s) URL; write it like \"https://pubsubhubbub.appspot.com/\""),
+                    )
+                })?)
+            }
+        };
+
         Ok(Config {
             email: Email {
                 from,
@@ -608,7 +729,18 @@ impl Config {
                 path: folder.join(raw.store.path),
             },
             smtp,
-            server: Server { public_url },
+            server: Server {
+                public_url,
+                listen,
+                confirm_ttl,
+                signups_per_client: raw.server.signups_per_client,
+                signups_per_email: raw.server.signups_per_email,
+                behind_proxy: raw.server.behind_proxy,
+            },
+            schedule: Schedule {
+                digest: digest_schedule,
+                catch_up,
+            },
             site: Site {
                 title: raw.site.title,
                 author: raw.site.author.unwrap_or_else(|| "Anonymous".into()),
@@ -630,6 +762,7 @@ impl Config {
                 atom: feeds.atom,
                 rss: feeds.rss,
                 json: feeds.json,
+                hub,
             },
         })
     }

@@ -12,6 +12,7 @@ pub mod feed;
 pub mod html;
 pub mod mail;
 pub mod render;
+pub mod schedule;
 pub mod send;
 pub mod smtp;
 pub mod store;

@@ -39,6 +39,10 @@ pub struct BuildReport {
     pub unchanged: usize,
     pub output_dir: PathBuf,
     pub elapsed: Duration,
+    /// Paths, relative to the output folder with `/` separators, of the files written.
+    pub changed: Vec<String>,
+    /// When the earliest scheduled (not draft) post becomes due.
+    pub next_scheduled: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Display for BuildReport {
@@ -88,8 +92,8 @@ pub fn build(
     }
     let read = corpus.posts.len();
     let (published, drafts, scheduled) = count_statuses(&corpus.posts, now);
+    let next_scheduled = next_scheduled(&corpus.posts, now);
     let (mut entries, plans) = plan_feeds(config, corpus.posts, now)?;
-    let mut written = 0;
     let mut files = 0;
     let mut staged = Vec::new();
     for plan in &plans {
@@ -100,10 +104,12 @@ pub fn build(
     }
     // Every file is complete on disk before the first one is renamed into
     // place, so a failed write (a full disk, say) changes no feed.
+    let mut changed = Vec::with_capacity(staged.len());
     for file in staged {
+        changed.push(file.relative_to(output_dir));
         file.commit()?;
-        written += 1;
     }
+    let written = changed.len();
     Ok(BuildReport {
         read,
         published,
@@ -113,7 +119,18 @@ pub fn build(
         unchanged: files - written,
         output_dir: output_dir.to_path_buf(),
         elapsed: started.elapsed(),
+        changed,
+        next_scheduled,
     })
+}
+
+/// When the earliest post scheduled after `now` becomes due.
+pub fn next_scheduled(posts: &[Post], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    posts
+        .iter()
+        .filter(|p| p.status(now) == Status::Scheduled)
+        .map(|p| p.published.with_timezone(&Utc))
+        .min()
 }
 
 /// Stages one feed's Atom, RSS and JSON files; `None` for a file that would not change.
@@ -370,6 +387,16 @@ pub struct Staged {
 }
 
 impl Staged {
+    /// The destination relative to `root`, with `/` separators.
+    pub fn relative_to(&self, root: &Path) -> String {
+        let relative = self.path.strip_prefix(root).unwrap_or(&self.path);
+        relative
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
     /// Renames the file into place. No fsync: the rename is what keeps
     /// readers from seeing half a file, and a feed lost to a power cut is
     /// rebuilt by the next build.

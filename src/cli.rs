@@ -247,6 +247,10 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             match build::build(&config, &output_dir, clock.now()) {
                 Ok(report) => {
                     println!("{report}");
+                    // The feeds are written; a hub that cannot be told is a warning.
+                    if let Err(e) = crate::websub::after_build(&config, &report) {
+                        eprintln!("warning: {e:#}");
+                    }
                     Ok(Outcome::Ok)
                 }
                 Err(BuildError::Content(problems)) => {

@@ -18,3 +18,4 @@ pub mod smtp;
 pub mod store;
 pub mod subscribers;
 pub mod token;
+pub mod websub;

@@ -60,6 +60,29 @@ pub enum Command {
         #[command(flatten)]
         clock: Clock,
     },
+    /// One cron-friendly run: build the feeds with the posts due by now,
+    /// then send the digest if the schedule says one is due (resuming an
+    /// unfinished one first).
+    Publish {
+        /// Send the digest now whatever the schedule says.
+        #[arg(long)]
+        send: bool,
+        #[command(flatten)]
+        clock: Clock,
+    },
+    /// Serve the feeds, sign-up and unsubscribe pages; publish scheduled
+    /// posts and send digests on the schedule. Stops on SIGTERM or Ctrl-C.
+    Serve {
+        /// Address and port to listen on (default: server.listen).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// Log as JSON lines instead of text.
+        #[arg(long)]
+        log_json: bool,
+        /// Start the server's clock at this RFC 3339 time (for trials).
+        #[arg(long, env = "NEWSLETTER_NOW", value_name = "TIMESTAMP", value_parser = parse_now)]
+        now: Option<DateTime<Utc>>,
+    },
     /// Manage the subscribers in the store.
     #[command(subcommand)]
     Subscribers(SubscribersCommand),
@@ -173,6 +196,36 @@ fn print_send_report(report: &SendReport) -> Outcome {
     }
 }
 
+fn print_scheduled(scheduled: &crate::publish::Scheduled) -> Outcome {
+    use crate::publish::Scheduled;
+    match scheduled {
+        Scheduled::NoSchedule => {
+            println!("no digest: [schedule] digest is not set (use --send to send one now)");
+            Outcome::Ok
+        }
+        Scheduled::NotDue { next } => {
+            match next {
+                Some(next) => println!("no digest due; the next slot is {}", next.to_rfc3339()),
+                None => println!("no digest due; the schedule has no further slot"),
+            }
+            Outcome::Ok
+        }
+        Scheduled::Skipped { slot } => {
+            println!(
+                "skipped the digest slot of {}: missed by more than schedule.catch_up",
+                slot.to_rfc3339()
+            );
+            Outcome::Ok
+        }
+        Scheduled::Ran { slot, report } => {
+            if let Some(slot) = slot {
+                println!("digest slot {}", slot.to_rfc3339());
+            }
+            print_send_report(report)
+        }
+    }
+}
+
 /// A progress bar on a terminal; a log line every few seconds otherwise.
 struct ProgressOutput {
     bar: Option<indicatif::ProgressBar>,
@@ -268,11 +321,55 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 to,
                 smtp_password: std::env::var("NEWSLETTER_SMTP_PASSWORD").ok(),
                 secret: std::env::var("NEWSLETTER_SECRET").ok(),
+                cancel: None,
             };
             let progress = ProgressOutput::new();
             let report = send::send(&config, &options, clock.now(), &progress)?;
             progress.finish();
             Ok(print_send_report(&report))
+        }
+        Command::Publish { send, clock } => {
+            let now = clock.now();
+            let report = match crate::publish::rebuild(&config, now) {
+                Ok(report) => report,
+                Err(BuildError::Content(problems)) => {
+                    for problem in &problems {
+                        eprintln!("{problem}");
+                    }
+                    return Err(anyhow::Error::new(BuildError::Content(problems))
+                        .context("nothing was published or sent"));
+                }
+                Err(e) => {
+                    return Err(e).context("the build stopped; feeds already written are intact");
+                }
+            };
+            println!("{report}");
+            let options = SendOptions {
+                smtp_password: std::env::var("NEWSLETTER_SMTP_PASSWORD").ok(),
+                secret: std::env::var("NEWSLETTER_SECRET").ok(),
+                ..SendOptions::default()
+            };
+            let progress = ProgressOutput::new();
+            let scheduled = crate::publish::send_if_due(&config, &options, now, send, &progress)?;
+            progress.finish();
+            Ok(print_scheduled(&scheduled))
+        }
+        Command::Serve {
+            listen,
+            log_json,
+            now,
+        } => {
+            crate::serve::serve(
+                config.clone(),
+                crate::serve::ServeOptions {
+                    listen: listen.unwrap_or(config.server.listen),
+                    start: now,
+                    json_logs: log_json,
+                    smtp_password: std::env::var("NEWSLETTER_SMTP_PASSWORD").ok(),
+                    secret: std::env::var("NEWSLETTER_SECRET").ok(),
+                },
+            )?;
+            Ok(Outcome::Ok)
         }
         Command::Preview { output, clock } => {
             let secret = std::env::var("NEWSLETTER_SECRET").ok();

@@ -320,7 +320,7 @@ fn read_template(dir: &Path, name: &str) -> Result<String, DigestError> {
 
 /// The template environment: HTML escaping for `.html` files, an error for
 /// printing an undefined value (a misspelt variable), includes from `dir`.
-fn environment(dir: &Path) -> Environment<'static> {
+pub(crate) fn environment(dir: &Path) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|name| {
         if name.ends_with(".html") || name.ends_with(".htm") {
@@ -345,7 +345,7 @@ fn environment(dir: &Path) -> Environment<'static> {
 
 /// A template error's kind and detail, without the location (the caller
 /// names the file and line).
-fn describe(error: &minijinja::Error) -> String {
+pub(crate) fn describe(error: &minijinja::Error) -> String {
     match error.detail() {
         Some(detail) => format!("{}: {detail}", error.kind()),
         None => error.kind().to_string(),
@@ -495,7 +495,7 @@ fn balance(html: &str) -> String {
 
 /// Inlines the `<style>` rules into `style` attributes; the `<style>`
 /// blocks and any `<script>` go.
-fn inline_css(html: &str) -> Result<String, String> {
+pub(crate) fn inline_css(html: &str) -> Result<String, String> {
     let inlined = css_inline::CSSInliner::options()
         .keep_style_tags(false)
         .keep_link_tags(false)

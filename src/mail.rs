@@ -50,6 +50,7 @@ pub enum MailError {
 
 const LIST_ID: HeaderName = HeaderName::new_from_ascii_str("List-Id");
 const LIST_UNSUBSCRIBE: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe");
+const AUTO_SUBMITTED: HeaderName = HeaderName::new_from_ascii_str("Auto-Submitted");
 const LIST_UNSUBSCRIBE_POST: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe-Post");
 
 /// The one-click unsubscribe link: `{server.public_url}/unsubscribe/{token}`.
@@ -115,6 +116,43 @@ pub fn build_message(
             personal.text.clone(),
             personal.html.clone(),
         ))
+        .map_err(|source| MailError::Build {
+            to: to.email.to_string(),
+            source,
+        })?;
+    if let Some(dkim) = dkim {
+        message.sign(dkim);
+    }
+    Ok(message)
+}
+
+/// Builds a message that is not a digest (a confirmation request): text
+/// and HTML parts, `Auto-Submitted: auto-replied` (RFC 3834, so no
+/// autoresponder answers it), signed with `dkim` when given.
+#[allow(clippy::too_many_arguments)]
+pub fn build_notice(
+    config: &Config,
+    to: &Mailbox,
+    subject: &str,
+    text: String,
+    html: String,
+    message_id: String,
+    now: DateTime<Utc>,
+    dkim: Option<&DkimConfig>,
+) -> Result<Message, MailError> {
+    let email = &config.email;
+    let mut builder = Message::builder()
+        .from(email.from.clone())
+        .to(to.clone())
+        .subject(one_line(subject))
+        .date(SystemTime::from(now))
+        .header(MessageId::from(message_id))
+        .raw_header(HeaderValue::new(AUTO_SUBMITTED, "auto-replied".into()));
+    if let Some(reply_to) = &email.reply_to {
+        builder = builder.reply_to(reply_to.clone());
+    }
+    let mut message = builder
+        .multipart(MultiPart::alternative_plain_html(text, html))
         .map_err(|source| MailError::Build {
             to: to.email.to_string(),
             source,

@@ -9,8 +9,9 @@
 //! recorded (it is sent again on the next run), and never skips anyone.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -49,6 +50,9 @@ pub struct SendOptions {
     pub smtp_password: Option<String>,
     /// `NEWSLETTER_SECRET`.
     pub secret: Option<String>,
+    /// Set by the caller to stop a delivery early (a server shutting down):
+    /// messages in flight finish, the rest stay pending.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 /// What a run did.
@@ -117,7 +121,13 @@ pub fn send(
         },
     };
     let started = Instant::now();
-    deliver(config, &mut store, &digest, &transport, &secret, progress)?;
+    let stop = Stop {
+        error: AtomicBool::new(false),
+        asked: options.cancel.as_deref(),
+    };
+    deliver(
+        config, &mut store, &digest, &transport, &secret, progress, &stop,
+    )?;
     Ok(SendReport::Delivered {
         digest_id: digest.id,
         subject: digest.subject.clone(),
@@ -355,6 +365,7 @@ fn deliver(
     transport: &Mailer,
     secret: &[u8],
     progress: &dyn Progress,
+    stop: &Stop<'_>,
 ) -> Result<()> {
     let rendering = stored_rendering(digest);
     let composer = Composer::new(config, &rendering, digest.id, secret)?;
@@ -366,13 +377,12 @@ fn deliver(
     let (jobs, queue) = mpsc::sync_channel::<Pending>(workers);
     let queue = Mutex::new(queue);
     let (results, outcomes) = mpsc::channel::<Done>();
-    let stop = std::sync::atomic::AtomicBool::new(false);
     let store_path = store.path().to_path_buf();
     std::thread::scope(|scope| -> Result<()> {
-        let feeder = scope.spawn(|| feed(&store_path, digest.id, jobs, &stop));
+        let feeder = scope.spawn(|| feed(&store_path, digest.id, jobs, stop));
         for _ in 0..workers {
             let results = results.clone();
-            let (queue, pace, composer, breaker, stop) = (&queue, &pace, &composer, &breaker, &stop);
+            let (queue, pace, composer, breaker, stop) = (&queue, &pace, &composer, &breaker, stop);
             scope.spawn(move || worker(composer, transport, queue, pace, breaker, stop, results));
         }
         drop(results);
@@ -385,7 +395,7 @@ fn deliver(
             batch.extend(outcomes.try_iter());
             for done in &mut batch {
                 if let Some(e) = done.fatal.take() {
-                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    stop.set();
                     fatal.get_or_insert(e);
                 }
             }
@@ -400,7 +410,7 @@ fn deliver(
                     }
                 }
                 Err(e) => {
-                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    stop.set();
                     fatal.get_or_insert(anyhow::Error::new(e).context("cannot record deliveries in the ledger"));
                 }
             }
@@ -422,6 +432,23 @@ fn deliver(
     })
 }
 
+/// Tells the feeder and workers to finish: after an error in this run, or
+/// when the caller asks.
+struct Stop<'a> {
+    error: AtomicBool,
+    asked: Option<&'a AtomicBool>,
+}
+
+impl Stop<'_> {
+    fn set(&self) {
+        self.error.store(true, Ordering::Relaxed);
+    }
+
+    fn is_set(&self) -> bool {
+        self.error.load(Ordering::Relaxed) || self.asked.is_some_and(|a| a.load(Ordering::Relaxed))
+    }
+}
+
 /// One worker's report: the outcome to record, then wait for `ack`.
 struct Done {
     subscriber_id: i64,
@@ -437,7 +464,7 @@ fn feed(
     store_path: &Path,
     digest_id: i64,
     jobs: mpsc::SyncSender<Pending>,
-    stop: &std::sync::atomic::AtomicBool,
+    stop: &Stop<'_>,
 ) -> Result<()> {
     let store = Store::open(store_path)?;
     let mut after = 0;
@@ -450,7 +477,7 @@ fn feed(
         for mut pending in batch {
             // Never block for good: the workers may all have stopped.
             loop {
-                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if stop.is_set() {
                     return Ok(());
                 }
                 match jobs.try_send(pending) {
@@ -473,7 +500,7 @@ fn worker(
     queue: &Mutex<mpsc::Receiver<Pending>>,
     pace: &Pace,
     breaker: &Breaker,
-    stop: &std::sync::atomic::AtomicBool,
+    stop: &Stop<'_>,
     results: mpsc::Sender<Done>,
 ) {
     let (ack, acked) = mpsc::sync_channel(1);
@@ -492,7 +519,7 @@ fn worker(
     loop {
         let next = queue.lock().expect("not poisoned").recv();
         let Ok(pending) = next else { return };
-        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if stop.is_set() {
             return;
         }
         let id = pending.subscriber_id;
@@ -541,11 +568,35 @@ fn worker(
             if !retry {
                 break;
             }
-            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if stop.is_set() {
                 return;
             }
             std::thread::sleep(backoff);
             backoff *= 2;
+        }
+    }
+}
+
+/// A message outside any digest (a confirmation request): sent at once,
+/// over a connection of its own, and not recorded in the ledger.
+pub struct OneOff {
+    mailer: Mailer,
+}
+
+impl OneOff {
+    pub fn new(config: &Config, smtp_password: Option<&str>) -> Result<OneOff> {
+        Ok(OneOff {
+            mailer: Mailer::new(config, smtp_password)?,
+        })
+    }
+
+    /// The server's reply; on failure, whether trying again later may work.
+    pub fn send(&self, message: &Message) -> Result<String, (bool, anyhow::Error)> {
+        match self.mailer.session().send(message) {
+            Attempt::Sent(reply) => Ok(reply),
+            Attempt::Permanent(reason) => Err((false, anyhow::anyhow!(reason))),
+            Attempt::Transient { reason, .. } => Err((true, anyhow::anyhow!(reason))),
+            Attempt::Fatal(e) => Err((false, e)),
         }
     }
 }

@@ -105,6 +105,16 @@ pub enum Added {
     Exists(Subscriber),
 }
 
+/// What a confirmation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmed {
+    Activated,
+    AlreadyActive,
+    /// The subscriber changed their mind after the link was sent.
+    Stale,
+    Unknown,
+}
+
 /// A digest as stored: rendered once, with merge tokens for what differs per subscriber.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDigest {
@@ -389,6 +399,56 @@ impl Store {
             )
             .map_err(|e| self.error(e))?;
         Ok(changed > 0)
+    }
+
+    /// Makes a subscriber who asked to join at `asked` active. A pending
+    /// subscriber is confirmed; one who left (or bounced) only if nothing
+    /// changed since `asked`, so an old confirmation link cannot undo a
+    /// later unsubscribe.
+    pub fn confirm(
+        &self,
+        id: i64,
+        asked: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Confirmed, StoreError> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE subscribers SET status = 'active', updated_at = ?1 WHERE id = ?2 \
+                 AND (status = 'pending' OR (status IN ('unsubscribed', 'bounced') AND updated_at <= ?3))",
+                params![timestamp(now), id, timestamp(asked)],
+            )
+            .map_err(|e| self.error(e))?;
+        if changed > 0 {
+            return Ok(Confirmed::Activated);
+        }
+        Ok(match self.subscriber_by_id(id)? {
+            None => Confirmed::Unknown,
+            Some(s) if s.status == Status::Active => Confirmed::AlreadyActive,
+            Some(_) => Confirmed::Stale,
+        })
+    }
+
+    /// A value kept in the settings table.
+    pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.error(e))
+    }
+
+    /// Sets a value in the settings table.
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(e))
     }
 
     /// Calls `each` for every subscriber (of one status, or all), in id order,

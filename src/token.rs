@@ -67,6 +67,12 @@ pub fn verify(secret: &[u8], purpose: Purpose, token: &str, now: i64) -> Result<
     Ok(id)
 }
 
+/// The expiry (Unix seconds; 0: never) a token carries. Only meaningful
+/// once [`verify`] has accepted the token.
+pub fn expiry(token: &str) -> Option<i64> {
+    token.split('.').nth(1)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

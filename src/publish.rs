@@ -1,0 +1,144 @@
+//! Scheduled publishing, shared by `newsletter publish` (from cron) and the
+//! scheduler of `newsletter serve`: build the feeds with the posts due by
+//! now, then send the digest when the schedule says a slot is due.
+//!
+//! Which slot was last handled is kept in the store (`schedule.last_slot`),
+//! and sending goes through [`send::send`] with its ledger and lock, so
+//! cron, the server and a hand-run `send` never send one digest twice.
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+
+use crate::build::{self, BuildError, BuildReport};
+use crate::config::Config;
+use crate::schedule::{self, Due, Slots};
+use crate::send::{self, Progress, SendOptions, SendReport};
+use crate::store::{self, Store};
+
+/// The settings key of the last slot handled (sent, or skipped as too old).
+const LAST_SLOT: &str = "schedule.last_slot";
+
+/// Builds the feeds at `now` and tells the WebSub hub what changed; a hub
+/// that cannot be reached is only a warning, since the feeds are written.
+pub fn rebuild(config: &Config, now: DateTime<Utc>) -> Result<BuildReport, BuildError> {
+    let report = build::build(config, &config.feeds.output_dir, now)?;
+    if let Err(e) = crate::websub::after_build(config, &report) {
+        tracing::warn!("{e:#}");
+        eprintln!("warning: {e:#}");
+    }
+    Ok(report)
+}
+
+/// What the schedule asked for and what was done.
+#[derive(Debug)]
+pub enum Scheduled {
+    /// No `[schedule] digest`: digests go out only with `send` (or `--send`).
+    NoSchedule,
+    /// Nothing due; the next slot, if any.
+    NotDue { next: Option<DateTime<Utc>> },
+    /// The latest slot was missed by more than `schedule.catch_up`.
+    Skipped { slot: DateTime<Utc> },
+    /// A digest run: for a slot, for `--send`, or to finish an unfinished digest.
+    Ran {
+        slot: Option<DateTime<Utc>>,
+        report: SendReport,
+    },
+}
+
+/// The digest schedule of `config`, if it has one.
+pub fn slots(config: &Config) -> Option<Slots> {
+    let cron = config.schedule.digest.as_deref()?;
+    // Config::parse has already checked the expression.
+    Slots::parse(cron, config.site.timezone).ok()
+}
+
+/// Sends the digest if a slot is due at `now` (or always, with `force`),
+/// and resumes an unfinished digest in any case. A slot is marked handled
+/// once its run has made (or found no need for) a digest; if the run fails
+/// before that, the slot stays due and the next call tries again, until it
+/// is older than `schedule.catch_up`.
+pub fn send_if_due(
+    config: &Config,
+    options: &SendOptions,
+    now: DateTime<Utc>,
+    force: bool,
+    progress: &dyn Progress,
+) -> Result<Scheduled> {
+    let store = Store::open(&config.store.path)?;
+    let unfinished = store.unfinished_digest()?.is_some();
+    let slots = slots(config);
+    let decision = match &slots {
+        Some(slots) => schedule::due(slots, last_slot(&store)?, now, config.schedule.catch_up),
+        None => Due::NotDue,
+    };
+    drop(store);
+
+    // An unfinished digest goes first; while it is unfinished no new one is made.
+    let mut resumed = None;
+    if unfinished {
+        let report = send::send(config, options, now, progress)?;
+        if Store::open(&config.store.path)?
+            .unfinished_digest()?
+            .is_some()
+        {
+            return Ok(Scheduled::Ran { slot: None, report });
+        }
+        resumed = Some(report);
+    }
+    let earlier = resumed.clone();
+    let send_new = |slot| -> Result<Scheduled> {
+        let report = send::send(config, options, now, progress)?;
+        let report = match (report, earlier) {
+            (SendReport::NothingToSend | SendReport::NoSubscribers, Some(earlier)) => earlier,
+            (report, _) => report,
+        };
+        Ok(Scheduled::Ran { slot, report })
+    };
+    match decision {
+        Due::Send(slot) => {
+            let ran = send_new(Some(slot))?;
+            mark_handled(config, slot)?;
+            Ok(ran)
+        }
+        Due::Skip(slot) => {
+            mark_handled(config, slot)?;
+            match resumed {
+                _ if force => send_new(None),
+                Some(report) => Ok(Scheduled::Ran { slot: None, report }),
+                None => Ok(Scheduled::Skipped { slot }),
+            }
+        }
+        Due::NotDue => match (resumed, &slots) {
+            _ if force => send_new(None),
+            (Some(report), _) => Ok(Scheduled::Ran { slot: None, report }),
+            (None, None) => Ok(Scheduled::NoSchedule),
+            (None, Some(slots)) => Ok(Scheduled::NotDue {
+                next: slots.next_after(now),
+            }),
+        },
+    }
+}
+
+/// The last slot handled, from the store.
+pub fn last_slot(store: &Store) -> Result<Option<DateTime<Utc>>> {
+    let Some(text) = store.setting(LAST_SLOT)? else {
+        return Ok(None);
+    };
+    let slot = DateTime::parse_from_rfc3339(&text).with_context(|| {
+        format!(
+            "{}: the stored {LAST_SLOT} {text:?} is not a time",
+            store.path().display()
+        )
+    })?;
+    Ok(Some(slot.with_timezone(&Utc)))
+}
+
+fn mark_handled(config: &Config, slot: DateTime<Utc>) -> Result<()> {
+    let store = Store::open(&config.store.path)?;
+    // Never move backwards: a slow run must not undo a later one's mark.
+    if last_slot(&store)?.is_some_and(|last| last >= slot) {
+        return Ok(());
+    }
+    store.set_setting(LAST_SLOT, &store::timestamp(slot))?;
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! `newsletter serve`: the feeds over HTTP, sign-up with double opt-in,
+//! one-click unsubscribe, and a scheduler that publishes posts when they
+//! come due and sends digests on the schedule.
+//!
+//! One process, axum on a small tokio runtime. Everything that touches the
+//! disk, the store or SMTP runs on blocking threads; the request path for
+//! feeds touches only memory.
+
+mod files;
+mod pages;
+mod scheduler;
+mod signup;
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, RwLock};
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, TimeDelta, Utc};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use tokio::sync::watch;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::config::Config;
+use crate::store::Store;
+
+pub use files::Files;
+
+/// Request bodies larger than this are refused (413): a sign-up form is tiny.
+const BODY_LIMIT: usize = 16 * 1024;
+
+/// What `newsletter serve` was asked to do.
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    /// The moment the server's clock starts at (`--now`); it runs on from there.
+    pub start: Option<DateTime<Utc>>,
+    pub json_logs: bool,
+    pub smtp_password: Option<String>,
+    pub secret: Option<String>,
+}
+
+/// The server's clock: the real one, or one started at `--now` that runs
+/// at the real rate from there.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    offset: TimeDelta,
+}
+
+impl Clock {
+    pub fn starting_at(start: Option<DateTime<Utc>>) -> Clock {
+        Clock {
+            offset: start.map_or(TimeDelta::zero(), |s| s - Utc::now()),
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.offset
+    }
+}
+
+/// State shared by the handlers and the scheduler.
+pub struct App {
+    config: Config,
+    clock: Clock,
+    files: RwLock<Arc<Files>>,
+    store: Mutex<Store>,
+    secret: Vec<u8>,
+    pages: pages::Pages,
+    per_client: DefaultKeyedRateLimiter<IpAddr>,
+    per_email: DefaultKeyedRateLimiter<String>,
+    confirmations: signup::Mailer,
+    smtp_password: Option<String>,
+    secret_from_env: Option<String>,
+    /// Set on shutdown: a delivery in progress stops after its messages in flight.
+    cancel: Arc<AtomicBool>,
+}
+
+impl App {
+    /// The current table of output files.
+    fn files(&self) -> Arc<Files> {
+        self.files.read().expect("not poisoned").clone()
+    }
+
+    /// Reads the output folder again (after a build).
+    fn reload_files(&self) -> std::io::Result<usize> {
+        let files = Files::load(&self.config, &self.config.feeds.output_dir)?;
+        let count = files.len();
+        *self.files.write().expect("not poisoned") = Arc::new(files);
+        Ok(count)
+    }
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub fn serve(config: Config, options: ServeOptions) -> Result<()> {
+    init_logging(options.json_logs);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(config, options))
+}
+
+async fn run(config: Config, options: ServeOptions) -> Result<()> {
+    let store = Store::open(&config.store.path)?;
+    let secret = store.secret(options.secret.as_deref())?;
+    let pages = pages::Pages::load(&config)?;
+    let files = Files::load(&config, &config.feeds.output_dir).with_context(|| {
+        format!(
+            "cannot read the output folder {}",
+            config.feeds.output_dir.display()
+        )
+    })?;
+    let confirmations = signup::Mailer::start(&config, options.smtp_password.as_deref())?;
+    let quota = |n: u32| Quota::per_hour(NonZeroU32::new(n).expect("config checks it is not 0"));
+    let app = Arc::new(App {
+        clock: Clock::starting_at(options.start),
+        files: RwLock::new(Arc::new(files)),
+        store: Mutex::new(store),
+        secret,
+        pages,
+        per_client: governor::RateLimiter::keyed(quota(config.server.signups_per_client)),
+        per_email: governor::RateLimiter::keyed(quota(config.server.signups_per_email)),
+        confirmations,
+        smtp_password: options.smtp_password,
+        secret_from_env: options.secret,
+        cancel: Arc::new(AtomicBool::new(false)),
+        config,
+    });
+
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (see --listen and server.listen)",
+                options.listen
+            )
+        })?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, public_url = %app.config.server.public_url, "listening");
+
+    let (stop, stopped) = watch::channel(false);
+    let scheduler = tokio::spawn(scheduler::run(app.clone(), stopped.clone()));
+    let server = axum::serve(
+        listener,
+        router(app.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(wait_for(stopped.clone()));
+    let signals = tokio::spawn(shutdown_signal(stop, app.cancel.clone()));
+
+    server.await.context("the HTTP server failed")?;
+    signals.abort();
+    scheduler.await.context("the scheduler panicked")?;
+    app.confirmations.finish();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/subscribe", get(signup::form).post(signup::subscribe))
+        .route("/confirm/{token}", get(signup::confirm))
+        .route(
+            "/unsubscribe/{token}",
+            get(signup::unsubscribe_page).post(signup::unsubscribe),
+        )
+        .fallback(static_file)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .with_state(app)
+}
+
+/// A file of the output folder, for GET and HEAD.
+async fn static_file(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return (StatusCode::METHOD_NOT_ALLOWED, [("allow", "GET, HEAD")]).into_response();
+    }
+    match app.files().get(uri.path()) {
+        Some(file) => file.respond(&method, &headers),
+        None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+    }
+}
+
+/// For monitoring: 200 while the store answers.
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let files = app.files().len();
+    let app2 = app.clone();
+    let store = tokio::task::spawn_blocking(move || {
+        app2.store
+            .lock()
+            .expect("not poisoned")
+            .setting("schema")
+            .map(|_| ())
+    })
+    .await;
+    match store {
+        Ok(Ok(())) => axum::Json(serde_json::json!({
+            "status": "ok",
+            "version": env!("CARGO_PKG_VERSION"),
+            "files": files,
+        }))
+        .into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "status": "store unavailable" })),
+        )
+            .into_response(),
+    }
+}
+
+async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}
+
+/// Waits for Ctrl-C or SIGTERM, then tells everything to stop.
+async fn shutdown_signal(stop: watch::Sender<bool>, cancel: Arc<AtomicBool>) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: finishing the messages in flight");
+    cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = stop.send(true);
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NEWSLETTER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    // A second call (in tests) finds a logger already set: keep it.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -1,0 +1,479 @@
+//! Sign-up with double opt-in, confirmation, and unsubscribe (with the
+//! RFC 8058 one-click POST).
+//!
+//! The answer to a sign-up is the same whether the address is new, pending,
+//! active or gone, and it does not wait for the confirmation email (which
+//! a background thread sends), so neither its words nor its timing tell
+//! anyone who is on the list.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Result;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{ConnectInfo, Form, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use lettre::message::Mailbox;
+use minijinja::context;
+use serde::Deserialize;
+
+use super::App;
+use crate::config::Config;
+use crate::mail;
+use crate::send::OneOff;
+use crate::store::{self, Added, Confirmed, Status};
+use crate::subscribers::clean_name;
+use crate::token::{self, Purpose, TokenError};
+
+/// The sign-up form's fields. `website` is a trap for bots: it is hidden
+/// from people, so a value in it means the form was filled in by a script.
+#[derive(Debug, Deserialize)]
+pub struct SignUp {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    website: String,
+}
+
+/// `GET /subscribe`.
+pub async fn form(State(app): State<Arc<App>>) -> Response {
+    render_form(&app, StatusCode::OK, "", "", None)
+}
+
+/// `POST /subscribe`.
+pub async fn subscribe(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: Result<Form<SignUp>, FormRejection>,
+) -> Response {
+    let client = client_address(&app, peer, &headers);
+    if let Err(wait) = app.per_client.check_key(&client) {
+        let retry = wait.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        tracing::info!(%client, "sign-up refused: too many from this client");
+        return too_many(&app, retry);
+    }
+    let Ok(Form(form)) = form else {
+        return render_form(
+            &app,
+            StatusCode::BAD_REQUEST,
+            "",
+            "",
+            Some("The form could not be read. Please try again."),
+        );
+    };
+    let email = match store::normalize_email(&form.email) {
+        Ok(email) => email,
+        Err(_) => {
+            let message = "Please enter a valid email address, like name@example.org.";
+            return render_form(
+                &app,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &form.email,
+                &form.name,
+                Some(message),
+            );
+        }
+    };
+    if !form.website.is_empty() {
+        tracing::info!(%client, "sign-up ignored: the hidden field was filled in");
+        return check_inbox(&app);
+    }
+    if let Err(wait) = app.per_email.check_key(&email.to_lowercase()) {
+        let retry = wait.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        tracing::info!(%client, "sign-up refused: too many for this address");
+        return too_many(&app, retry);
+    }
+    let name = clean_name(&form.name);
+    let now = app.clock.now();
+    let worker = app.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        let store = worker.store.lock().expect("not poisoned");
+        store
+            .add_subscriber(&email, &name, Status::Pending, now)
+            .map(|added| (added, email, name))
+    })
+    .await;
+    let (added, email, name) = match stored {
+        Ok(Ok(stored)) => stored,
+        Ok(Err(e)) => return server_error(&app, &anyhow::Error::new(e)),
+        Err(e) => return server_error(&app, &anyhow::Error::new(e)),
+    };
+    let (id, name) = match added {
+        Added::New(id) => (id, name),
+        Added::Exists(s) if s.status == Status::Active => {
+            tracing::info!(%client, "sign-up of an active address: nothing to do");
+            return check_inbox(&app);
+        }
+        Added::Exists(s) => (s.id, if name.is_empty() { s.name } else { name }),
+    };
+    let ttl = app.config.server.confirm_ttl;
+    let expires = now + chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::hours(48));
+    let token = token::sign(&app.secret, Purpose::Confirm, id, Some(expires.timestamp()));
+    app.confirmations.queue(Confirmation {
+        subscriber_id: id,
+        email,
+        name,
+        confirm_url: link(&app.config, "confirm", &token),
+        expires_in: in_words(ttl),
+        now,
+    });
+    tracing::info!(%client, subscriber = id, "sign-up: confirmation queued");
+    check_inbox(&app)
+}
+
+/// `GET /confirm/{token}`.
+pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
+    let now = app.clock.now();
+    let id = match token::verify(&app.secret, Purpose::Confirm, &token, now.timestamp()) {
+        Ok(id) => id,
+        Err(TokenError::Expired) => {
+            return page(
+                &app,
+                StatusCode::GONE,
+                "This link has expired",
+                "Confirmation links work for a limited time. Sign up again and we will send you a new one.",
+                Some(("../subscribe", "Sign up again")),
+            );
+        }
+        Err(TokenError::Invalid) => return invalid_link(&app),
+    };
+    let ttl = chrono::TimeDelta::from_std(app.config.server.confirm_ttl).unwrap_or_default();
+    let asked = token::expiry(&token)
+        .and_then(|e| DateTime::<Utc>::from_timestamp(e, 0))
+        .map_or(now, |e| e - ttl);
+    let worker = app.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        worker
+            .store
+            .lock()
+            .expect("not poisoned")
+            .confirm(id, asked, now)
+    })
+    .await;
+    match result {
+        Ok(Ok(Confirmed::Activated | Confirmed::AlreadyActive)) => {
+            tracing::info!(subscriber = id, "subscription confirmed");
+            page(
+                &app,
+                StatusCode::OK,
+                "Thank you for subscribing",
+                "Your subscription is confirmed. The next digest will be in your inbox.",
+                None,
+            )
+        }
+        Ok(Ok(Confirmed::Stale | Confirmed::Unknown)) => page(
+            &app,
+            StatusCode::GONE,
+            "This link is no longer valid",
+            "Your subscription changed after this link was sent. Sign up again if you want the digest.",
+            Some(("../subscribe", "Sign up again")),
+        ),
+        Ok(Err(e)) => server_error(&app, &anyhow::Error::new(e)),
+        Err(e) => server_error(&app, &anyhow::Error::new(e)),
+    }
+}
+
+/// `GET /unsubscribe/{token}`: a page with one button; nothing changes
+/// yet (mail scanners follow links).
+pub async fn unsubscribe_page(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
+    if token::verify(&app.secret, Purpose::Unsubscribe, &token, 0).is_err() {
+        return invalid_link(&app);
+    }
+    match app.pages.render("unsubscribe.html", context! {}) {
+        Ok(html) => html_response(StatusCode::OK, html),
+        Err(e) => server_error(&app, &e),
+    }
+}
+
+/// `POST /unsubscribe/{token}`: the page's button, and the one-click POST a
+/// mail client makes from `List-Unsubscribe` (body `List-Unsubscribe=One-Click`).
+/// Idempotent; a forged token gets 400 and changes nothing.
+pub async fn unsubscribe(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
+    let Ok(id) = token::verify(&app.secret, Purpose::Unsubscribe, &token, 0) else {
+        return invalid_link(&app);
+    };
+    let now = app.clock.now();
+    let worker = app.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let store = worker.store.lock().expect("not poisoned");
+        match store.subscriber_by_id(id)? {
+            Some(s) if s.status != Status::Unsubscribed => {
+                store.set_status(id, Status::Unsubscribed, now)
+            }
+            _ => Ok(false),
+        }
+    })
+    .await;
+    match result {
+        Ok(Ok(changed)) => {
+            tracing::info!(subscriber = id, changed, "unsubscribed");
+            page(
+                &app,
+                StatusCode::OK,
+                "You are unsubscribed",
+                "You will not get the digest any more. You can sign up again at any time.",
+                Some(("../subscribe", "Sign up again")),
+            )
+        }
+        Ok(Err(e)) => server_error(&app, &anyhow::Error::new(e)),
+        Err(e) => server_error(&app, &anyhow::Error::new(e)),
+    }
+}
+
+/// The client's address: the peer, or behind a proxy the last address in
+/// `X-Forwarded-For` (the one the proxy added; earlier ones can be forged).
+fn client_address(app: &App, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    if app.config.server.behind_proxy {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+            .next_back();
+        if let Some(address) = forwarded {
+            return address;
+        }
+    }
+    peer.ip()
+}
+
+/// A duration as a reader would say it: "48 hours", "2 days", "30 minutes".
+fn in_words(duration: Duration) -> String {
+    let minutes = duration.as_secs() / 60;
+    let (n, unit) = if minutes.is_multiple_of(24 * 60) && minutes >= 3 * 24 * 60 {
+        (minutes / (24 * 60), "day")
+    } else if minutes.is_multiple_of(60) {
+        (minutes / 60, "hour")
+    } else {
+        (minutes, "minute")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// `{server.public_url}/{what}/{token}`.
+fn link(config: &Config, what: &str, token: &str) -> String {
+    let mut url = config.server.public_url.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.pop_if_empty().push(what).push(token);
+    }
+    url.into()
+}
+
+fn render_form(
+    app: &App,
+    status: StatusCode,
+    email: &str,
+    name: &str,
+    error: Option<&str>,
+) -> Response {
+    match app
+        .pages
+        .render("subscribe.html", context! { email, name, error })
+    {
+        Ok(html) => html_response(status, html),
+        Err(e) => server_error(app, &e),
+    }
+}
+
+fn check_inbox(app: &App) -> Response {
+    page(
+        app,
+        StatusCode::OK,
+        "Check your inbox",
+        "If the address can receive the digest, a message with a confirmation link is on its way. Open it to finish signing up.",
+        None,
+    )
+}
+
+fn too_many(app: &App, retry: Duration) -> Response {
+    let mut response = page(
+        app,
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many sign-ups",
+        "There have been too many sign-ups from here or for this address. Please try again later.",
+        None,
+    );
+    let seconds = retry.as_secs().max(1);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+fn invalid_link(app: &App) -> Response {
+    page(
+        app,
+        StatusCode::BAD_REQUEST,
+        "This link is not valid",
+        "The link may have been cut short or changed. Copy the whole link from the email and try again.",
+        None,
+    )
+}
+
+fn page(
+    app: &App,
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    link: Option<(&str, &str)>,
+) -> Response {
+    match app.pages.page(title, message, link) {
+        Ok(html) => html_response(status, html),
+        Err(e) => server_error(app, &e),
+    }
+}
+
+fn server_error(_app: &App, error: &anyhow::Error) -> Response {
+    tracing::error!("{error:#}");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong on our side. Please try again later.\n",
+    )
+        .into_response()
+}
+
+/// An HTML page that is never cached, framed, or sent on as a referrer
+/// (the URL may hold a token).
+fn html_response(status: StatusCode, html: String) -> Response {
+    let mut response = (status, Html(html)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    response
+}
+
+/// A confirmation email to send.
+pub struct Confirmation {
+    subscriber_id: i64,
+    email: String,
+    name: String,
+    confirm_url: String,
+    expires_in: String,
+    now: DateTime<Utc>,
+}
+
+/// Sends confirmation emails on a thread of its own, one at a time, with
+/// a few retries for a server that says "try again later".
+pub struct Mailer {
+    queue: Mutex<Option<mpsc::Sender<Confirmation>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Mailer {
+    /// Sets up the transport now, so a bad SMTP setting stops the server at start.
+    pub fn start(config: &Config, smtp_password: Option<&str>) -> Result<Mailer> {
+        let transport = OneOff::new(config, smtp_password)?;
+        let dkim = mail::dkim_signer(config)?;
+        let pages = super::pages::Pages::load(config)?;
+        let config = config.clone();
+        let (queue, jobs) = mpsc::channel::<Confirmation>();
+        let thread = std::thread::Builder::new()
+            .name("confirmations".into())
+            .spawn(move || {
+                for job in jobs {
+                    if let Err(e) =
+                        send_confirmation(&config, &pages, &transport, dkim.as_ref(), &job)
+                    {
+                        tracing::error!(
+                            subscriber = job.subscriber_id,
+                            "confirmation not sent: {e:#}"
+                        );
+                    }
+                }
+            })?;
+        Ok(Mailer {
+            queue: Mutex::new(Some(queue)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    fn queue(&self, job: Confirmation) {
+        if let Some(queue) = &*self.queue.lock().expect("not poisoned") {
+            let _ = queue.send(job);
+        }
+    }
+
+    /// Sends what is queued, then stops the thread.
+    pub fn finish(&self) {
+        self.queue.lock().expect("not poisoned").take();
+        if let Some(thread) = self.thread.lock().expect("not poisoned").take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn send_confirmation(
+    config: &Config,
+    pages: &super::pages::Pages,
+    transport: &OneOff,
+    dkim: Option<&lettre::message::dkim::DkimConfig>,
+    job: &Confirmation,
+) -> Result<()> {
+    let (subject, html, text) =
+        pages.confirmation(&job.email, &job.name, &job.confirm_url, &job.expires_in)?;
+    let address = job.email.parse()?;
+    let to = Mailbox::new((!job.name.is_empty()).then(|| job.name.clone()), address);
+    let message_id = format!(
+        "<confirm-{}.{}@{}>",
+        job.subscriber_id,
+        job.now.timestamp_millis(),
+        config.site.host()
+    );
+    let message = mail::build_notice(config, &to, &subject, text, html, message_id, job.now, dkim)?;
+    let mut wait = Duration::from_secs(2);
+    for attempt in 1..=4 {
+        match transport.send(&message) {
+            Ok(reply) => {
+                tracing::info!(subscriber = job.subscriber_id, %reply, "confirmation sent");
+                return Ok(());
+            }
+            Err((true, e)) if attempt < 4 => {
+                tracing::warn!(
+                    subscriber = job.subscriber_id,
+                    "confirmation: {e:#}; trying again in {wait:?}"
+                );
+                std::thread::sleep(wait);
+                wait *= 2;
+            }
+            Err((_, e)) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_words() {
+        assert_eq!(in_words(Duration::from_secs(48 * 3600)), "48 hours");
+        assert_eq!(in_words(Duration::from_secs(7 * 86400)), "7 days");
+        assert_eq!(in_words(Duration::from_secs(3600)), "1 hour");
+        assert_eq!(in_words(Duration::from_secs(90 * 60)), "90 minutes");
+    }
+}

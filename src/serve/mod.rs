@@ -134,6 +134,9 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
         config,
     });
 
+    // The first build comes before the first request, so the server never
+    // answers from an output folder that is about to change.
+    let next_post = scheduler::build(&app, app.clock.now()).await;
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .with_context(|| {
@@ -146,7 +149,7 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
     tracing::info!(%address, public_url = %app.config.server.public_url, "listening");
 
     let (stop, stopped) = watch::channel(false);
-    let scheduler = tokio::spawn(scheduler::run(app.clone(), stopped.clone()));
+    let scheduler = tokio::spawn(scheduler::run(app.clone(), stopped.clone(), next_post));
     let server = axum::serve(
         listener,
         router(app.clone()).into_make_service_with_connect_info::<SocketAddr>(),

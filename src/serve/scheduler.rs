@@ -21,11 +21,15 @@ const SETTLE: Duration = Duration::from_millis(250);
 const MAX_SLEEP: Duration = Duration::from_secs(3600);
 
 /// Runs until `stopped` turns true.
-pub async fn run(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
+/// `next_post` comes from the build made before the server started listening.
+pub async fn run(
+    app: Arc<App>,
+    mut stopped: watch::Receiver<bool>,
+    mut next_post: Option<DateTime<Utc>>,
+) {
     let (changed_tx, mut changed) = mpsc::channel::<()>(1);
     let _watcher = watch_content(&app, changed_tx);
-    let mut rebuild = true;
-    let mut next_post: Option<DateTime<Utc>> = None;
+    let mut rebuild = false;
     let mut retry_at: Option<DateTime<Utc>> = None;
     loop {
         if *stopped.borrow() {
@@ -65,7 +69,7 @@ pub async fn run(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
 }
 
 /// Builds the feeds and loads them; the next scheduled post's time.
-async fn build(app: &Arc<App>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub async fn build(app: &Arc<App>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let worker = app.clone();
     let result = tokio::task::spawn_blocking(move || {
         let report = publish::rebuild(&worker.config, now)?;

@@ -61,14 +61,17 @@ pub async fn subscribe(
         tracing::info!(%client, "sign-up refused: too many from this client");
         return too_many(&app, retry);
     }
-    let Ok(Form(form)) = form else {
-        return render_form(
-            &app,
-            StatusCode::BAD_REQUEST,
-            "",
-            "",
-            Some("The form could not be read. Please try again."),
-        );
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(rejection) => {
+            // A body over the limit is 413; anything else unreadable, 400.
+            let status = match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            let message = "The form could not be read. Please try again.";
+            return render_form(&app, status, "", "", Some(message));
+        }
     };
     let email = match store::normalize_email(&form.email) {
         Ok(email) => email,

@@ -1,0 +1,173 @@
+//! `newsletter serve` started for a test on a loopback port, with its JSON
+//! log lines collected, driven by a real HTTP client (reqwest).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::Site;
+
+/// A running server; killed when dropped.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub port: u16,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+/// A free loopback port (for a config that must name the server's URL
+/// before it starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    /// `newsletter serve --listen 127.0.0.1:PORT --log-json ARGS` in the
+    /// site's folder, with `env`; waits until it listens.
+    pub fn start(site: &Site, port: u16, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = site.newsletter(["serve", "--log-json", "--listen"]);
+        command
+            .arg(format!("127.0.0.1:{port}"))
+            .args(args)
+            .env("NEWSLETTER_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("start newsletter serve");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (ready, listening) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let collected = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let listening = line.contains("\"listening\"");
+                collected.lock().unwrap().push(line);
+                if listening {
+                    let _ = ready.send(());
+                }
+            }
+            let _ = ready.send(());
+        });
+        let _ = listening.recv_timeout(Duration::from_secs(30));
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            logs,
+        };
+        assert!(
+            server.log_has("\"listening\""),
+            "the server did not start:\n{}",
+            server.logs().join("\n")
+        );
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    pub fn log_has(&self, needle: &str) -> bool {
+        self.logs.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    /// Waits until a log line contains `needle`; returns it.
+    #[track_caller]
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(line) = self
+                .logs
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return line.clone();
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "no log line with {needle:?} within {timeout:?}:\n{}",
+                self.logs().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM and waits (at most `timeout`) for the exit.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "the server did not stop within {timeout:?} of SIGTERM:\n{}",
+                self.logs().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// One raw HTTP/1.1 request line as written (no URL normalisation, as
+    /// an attacker would send it); the status code and body.
+    pub fn raw_get(&self, target: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client that follows no redirects and keeps no cookies.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}

@@ -1,0 +1,582 @@
+//! `newsletter serve` on a loopback port, driven by a real HTTP client
+//! (reqwest), with a real SMTP server (aiosmtpd) catching the confirmation
+//! emails and digests.
+
+mod common;
+
+use std::io::Read;
+use std::time::Duration;
+
+use common::server::{Server, client, free_port};
+use common::smtp::{Mail, SmtpServer};
+use common::{NOW, Run, Site, manifest_dir, run};
+use reqwest::StatusCode;
+use reqwest::header;
+
+const SECRET: &str = "test-secret-for-serve-tokens";
+
+/// The fixture blog, mailing through `smtp` (an `[smtp]` table, or "" for
+/// the outbox), its server at 127.0.0.1:`port`, plus `extra` config lines.
+fn site(port: u16, smtp: &str, extra: &str) -> Site {
+    let site = Site::fixture("blog");
+    let config = site.read_text("config.toml");
+    site.write(
+        "config.toml",
+        format!(
+            "{config}\n[email]\nfrom = \"Fixture Blog <news@blog.example.org>\"\n\n\
+             [digest]\ntemplates = {:?}\nfirst_run_posts = 2\n\n\
+             [server]\npublic_url = \"http://127.0.0.1:{port}/\"\n{extra}\n\n{smtp}",
+            manifest_dir().join("templates").display().to_string()
+        ),
+    );
+    site
+}
+
+fn start(site: &Site, port: u16) -> Server {
+    Server::start(
+        site,
+        port,
+        &["--now", NOW],
+        &[("NEWSLETTER_SECRET", SECRET)],
+    )
+}
+
+fn cli(site: &Site, args: &[&str]) -> Run {
+    run(site.newsletter(args).env("NEWSLETTER_SECRET", SECRET))
+}
+
+/// `email<TAB>status` of every subscriber.
+fn statuses(site: &Site) -> Vec<(String, String)> {
+    cli(site, &["subscribers", "list"])
+        .success()
+        .stdout
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].to_string(), f[2].to_string())
+        })
+        .collect()
+}
+
+fn status_of(site: &Site, email: &str) -> Option<String> {
+    statuses(site)
+        .into_iter()
+        .find(|(e, _)| e == email)
+        .map(|(_, s)| s)
+}
+
+/// The one link in a mail's text part that starts with `prefix`.
+fn link_in(mail: &Mail, prefix: &str) -> String {
+    let text = mail.part("text/plain");
+    let links: Vec<&str> = text
+        .split_whitespace()
+        .filter(|w| w.starts_with(prefix))
+        .collect();
+    assert_eq!(links.len(), 1, "links to {prefix} in:\n{text}");
+    links[0].to_string()
+}
+
+fn sign_up(server: &Server, email: &str) -> reqwest::blocking::Response {
+    client()
+        .post(server.url("/subscribe"))
+        .form(&[("email", email), ("name", "Ann Reader")])
+        .send()
+        .unwrap()
+}
+
+#[test]
+fn feeds_are_served_with_validators_304_and_gzip() {
+    let port = free_port();
+    let site = site(port, "", "");
+    let server = start(&site, port);
+    let http = client();
+
+    let first = http.get(server.url("/atom.xml")).send().unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let headers = first.headers().clone();
+    assert_eq!(
+        headers[header::CONTENT_TYPE],
+        "application/atom+xml; charset=utf-8"
+    );
+    let etag = headers[header::ETAG].to_str().unwrap().to_string();
+    let modified = headers[header::LAST_MODIFIED].to_str().unwrap().to_string();
+    let body = first.bytes().unwrap();
+    assert_eq!(
+        &body[..],
+        &site.read("public/atom.xml")[..],
+        "the built file, as it is"
+    );
+
+    for (name, value) in [
+        (header::IF_NONE_MATCH, etag.clone()),
+        (header::IF_NONE_MATCH, format!("W/{etag}")),
+        (header::IF_NONE_MATCH, format!("\"other\", {etag}")),
+        (header::IF_MODIFIED_SINCE, modified.clone()),
+    ] {
+        let again = http
+            .get(server.url("/atom.xml"))
+            .header(name.clone(), &value)
+            .send()
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{name}: {value}");
+        assert_eq!(again.headers()[header::ETAG], etag.as_str());
+        assert!(again.bytes().unwrap().is_empty());
+    }
+    // A different tag wins over a matching date: the file is sent.
+    let changed = http
+        .get(server.url("/atom.xml"))
+        .header(header::IF_NONE_MATCH, "\"stale\"")
+        .header(header::IF_MODIFIED_SINCE, &modified)
+        .send()
+        .unwrap();
+    assert_eq!(changed.status(), StatusCode::OK);
+    let older = http
+        .get(server.url("/atom.xml"))
+        .header(header::IF_MODIFIED_SINCE, "Mon, 01 Jan 2001 00:00:00 GMT")
+        .send()
+        .unwrap();
+    assert_eq!(older.status(), StatusCode::OK);
+
+    let gzipped = http
+        .get(server.url("/rss.xml"))
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .send()
+        .unwrap();
+    assert_eq!(gzipped.headers()[header::CONTENT_ENCODING], "gzip");
+    assert_eq!(
+        gzipped.headers()[header::CONTENT_TYPE],
+        "application/rss+xml; charset=utf-8"
+    );
+    assert_eq!(gzipped.headers()[header::VARY], "Accept-Encoding");
+    let gzip_etag = gzipped.headers()[header::ETAG]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(&gzipped.bytes().unwrap()[..])
+        .read_to_end(&mut plain)
+        .unwrap();
+    assert_eq!(plain, site.read("public/rss.xml"));
+    let revalidated = http
+        .get(server.url("/rss.xml"))
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .header(header::IF_NONE_MATCH, &gzip_etag)
+        .send()
+        .unwrap();
+    assert_eq!(revalidated.status(), StatusCode::NOT_MODIFIED);
+
+    let json = http.get(server.url("/feed.json")).send().unwrap();
+    assert_eq!(
+        json.headers()[header::CONTENT_TYPE],
+        "application/feed+json; charset=utf-8"
+    );
+    let head = http.head(server.url("/feed.json")).send().unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(
+        head.headers()[header::CONTENT_LENGTH].to_str().unwrap(),
+        site.read("public/feed.json").len().to_string()
+    );
+    let post = http.post(server.url("/atom.xml")).send().unwrap();
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[test]
+fn nothing_outside_the_output_folder_is_reachable() {
+    let port = free_port();
+    let site = site(port, "", "");
+    site.write("secret.txt", "TOP-SECRET");
+    let server = start(&site, port);
+    for target in [
+        "/../secret.txt",
+        "/..%2fsecret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2e%2e%2fsecret.txt",
+        "/%252e%252e%252fsecret.txt",
+        "/..%5csecret.txt",
+        "/./../secret.txt",
+        "//secret.txt",
+        "/public/../secret.txt",
+        "/..%2f..%2f..%2fetc%2fpasswd",
+        "/atom.xml%00.txt",
+        "/config.toml",
+    ] {
+        let (status, body) = server.raw_get(target);
+        assert!(status == 404 || status == 400, "{target}: {status}\n{body}");
+        assert!(
+            !body.contains("TOP-SECRET") && !body.contains("root:"),
+            "{target}"
+        );
+    }
+    assert_eq!(server.raw_get("/atom.xml").0, 200);
+    assert_eq!(
+        server.raw_get("/%61tom.xml").0,
+        200,
+        "percent-encoded plain letters are fine"
+    );
+}
+
+#[test]
+fn sign_up_confirm_digest_and_one_click_unsubscribe() {
+    let smtp = SmtpServer::start(&[]);
+    let port = free_port();
+    let site = site(port, &smtp.config(""), "");
+    let server = start(&site, port);
+    let http = client();
+
+    let form = http.get(server.url("/subscribe")).send().unwrap();
+    assert_eq!(form.status(), StatusCode::OK);
+    let html = form.text().unwrap();
+    assert!(
+        html.contains("<label for=\"email\">") && html.contains("type=\"email\""),
+        "{html}"
+    );
+
+    let answer = sign_up(&server, "Ann@Example.NET");
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert!(answer.text().unwrap().contains("Check your inbox"));
+    assert_eq!(
+        status_of(&site, "Ann@example.net").as_deref(),
+        Some("pending")
+    );
+
+    smtp.wait_for(1, Duration::from_secs(20));
+    let confirmation = smtp.messages().remove(0);
+    assert_eq!(confirmation.envelope.rcpt_tos, ["Ann@example.net"]);
+    assert_eq!(
+        confirmation.header("Subject"),
+        "Confirm your subscription to Fixture Blog"
+    );
+    assert_eq!(confirmation.header("Auto-Submitted"), "auto-replied");
+    let confirm_url = link_in(&confirmation, &server.url("/confirm/"));
+    assert!(confirmation.part("text/html").contains(&confirm_url));
+
+    let thanks = http.get(&confirm_url).send().unwrap();
+    assert_eq!(thanks.status(), StatusCode::OK);
+    assert!(thanks.text().unwrap().contains("Thank you for subscribing"));
+    assert_eq!(
+        status_of(&site, "Ann@example.net").as_deref(),
+        Some("active")
+    );
+    // Clicking again (a mail scanner, a second click) is harmless.
+    assert_eq!(
+        http.get(&confirm_url).send().unwrap().status(),
+        StatusCode::OK
+    );
+
+    cli(&site, &["send", "--now", NOW]).success();
+    smtp.wait_for(2, Duration::from_secs(20));
+    let digest = smtp
+        .messages()
+        .into_iter()
+        .find(|m| m.header("Subject").starts_with("Fixture Blog"))
+        .expect("the digest");
+    assert_eq!(digest.envelope.rcpt_tos, ["Ann@example.net"]);
+    assert_eq!(
+        digest.header("List-Unsubscribe-Post"),
+        "List-Unsubscribe=One-Click"
+    );
+    let list_unsubscribe = digest.header("List-Unsubscribe");
+    let unsubscribe_url = list_unsubscribe
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        unsubscribe_url.starts_with(&server.url("/unsubscribe/")),
+        "{list_unsubscribe}"
+    );
+
+    // The page a reader sees changes nothing; the one-click POST (RFC 8058:
+    // that body, no cookies) unsubscribes at once, and again is harmless.
+    let page = http.get(&unsubscribe_url).send().unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().unwrap().contains("<button"));
+    assert_eq!(
+        status_of(&site, "Ann@example.net").as_deref(),
+        Some("active")
+    );
+    for _ in 0..2 {
+        let done = http
+            .post(&unsubscribe_url)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .unwrap();
+        assert_eq!(done.status(), StatusCode::OK);
+        assert!(done.text().unwrap().contains("You are unsubscribed"));
+    }
+    assert_eq!(
+        status_of(&site, "Ann@example.net").as_deref(),
+        Some("unsubscribed")
+    );
+
+    // The next digest goes to the others, not to her.
+    cli(&site, &["subscribers", "add", "bob@example.net"]).success();
+    site.write(
+        "content/2026-11-20-new.md",
+        "---\ntitle: A newer post\ncreated_at: 2026-11-20\n---\nNews.\n",
+    );
+    cli(&site, &["send", "--now", NOW]).success();
+    smtp.wait_for(3, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(300));
+    let recipients = smtp.recipients();
+    assert_eq!(
+        recipients
+            .iter()
+            .filter(|r| *r == "Ann@example.net")
+            .count(),
+        2,
+        "{recipients:?}"
+    );
+    assert_eq!(
+        recipients
+            .iter()
+            .filter(|r| *r == "bob@example.net")
+            .count(),
+        1
+    );
+
+    // A confirmation link from before the unsubscribe does not undo it.
+    let stale = http.get(&confirm_url).send().unwrap();
+    assert_eq!(stale.status(), StatusCode::GONE);
+    assert_eq!(
+        status_of(&site, "Ann@example.net").as_deref(),
+        Some("unsubscribed")
+    );
+}
+
+#[test]
+fn forged_and_expired_tokens_change_nothing() {
+    let port = free_port();
+    let site = site(port, "", "");
+    let server = start(&site, port);
+    let http = client();
+    assert_eq!(
+        sign_up(&server, "carol@example.net").status(),
+        StatusCode::OK
+    );
+    let confirm_url = wait_for_outbox_link(&site, &server.url("/confirm/"));
+
+    let (id_part, rest) = confirm_url
+        .rsplit_once('/')
+        .unwrap()
+        .1
+        .split_once('.')
+        .unwrap();
+    let forged = [
+        format!("{}.{rest}", id_part.parse::<i64>().unwrap() + 1),
+        confirm_url.rsplit_once('/').unwrap().1[..20].to_string(),
+        "1.0.00".to_string(),
+        "garbage".to_string(),
+    ];
+    for token in &forged {
+        let answer = http
+            .get(server.url(&format!("/confirm/{token}")))
+            .send()
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{token}");
+        assert!(answer.text().unwrap().contains("not valid"));
+        let answer = http
+            .post(server.url(&format!("/unsubscribe/{token}")))
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{token}");
+    }
+    assert_eq!(
+        status_of(&site, "carol@example.net").as_deref(),
+        Some("pending")
+    );
+    drop(server);
+
+    // Two days and a minute later the genuine link has expired.
+    let later = Server::start(
+        &site,
+        port,
+        &["--now", "2026-11-27T00:01:00Z"],
+        &[("NEWSLETTER_SECRET", SECRET)],
+    );
+    let expired = http.get(&confirm_url).send().unwrap();
+    assert_eq!(expired.status(), StatusCode::GONE);
+    assert!(expired.text().unwrap().contains("expired"));
+    assert_eq!(
+        status_of(&site, "carol@example.net").as_deref(),
+        Some("pending")
+    );
+    drop(later);
+}
+
+/// Waits for a message in the site's outbox and returns its link starting with `prefix`.
+fn wait_for_outbox_link(site: &Site, prefix: &str) -> String {
+    let outbox = site.path("outbox");
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(file) = std::fs::read_dir(&outbox)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+        {
+            return link_in(&common::smtp::mail_file(&file.path()), prefix);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no confirmation in the outbox"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_answer_to_a_sign_up_does_not_tell_who_is_subscribed() {
+    let port = free_port();
+    let site = site(port, "", "");
+    cli(&site, &["subscribers", "add", "known@example.net"]).success();
+    let server = start(&site, port);
+    let known = sign_up(&server, "known@example.net");
+    let unknown = sign_up(&server, "unknown@example.net");
+    assert_eq!(known.status(), unknown.status());
+    assert_eq!(known.text().unwrap(), unknown.text().unwrap());
+    assert_eq!(
+        status_of(&site, "known@example.net").as_deref(),
+        Some("active")
+    );
+}
+
+#[test]
+fn a_bad_address_shows_the_form_again_with_the_error() {
+    let port = free_port();
+    let site = site(port, "", "");
+    let server = start(&site, port);
+    let answer = sign_up(&server, "not an address");
+    assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = answer.text().unwrap();
+    assert!(
+        html.contains("role=\"alert\"") && html.contains("aria-invalid=\"true\""),
+        "{html}"
+    );
+    assert!(html.contains("value=\"not an address\""));
+    assert!(statuses(&site).is_empty());
+    // A bot filling in the hidden field is told the usual and stored nowhere.
+    let bot = client()
+        .post(server.url("/subscribe"))
+        .form(&[("email", "bot@example.net"), ("website", "http://spam")])
+        .send()
+        .unwrap();
+    assert_eq!(bot.status(), StatusCode::OK);
+    assert!(statuses(&site).is_empty());
+    // A body over the limit is refused before it is read.
+    let huge = client()
+        .post(server.url("/subscribe"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("email={}", "a".repeat(100_000)))
+        .send()
+        .unwrap();
+    assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[test]
+fn sign_ups_are_rate_limited_per_client_and_per_address() {
+    let port = free_port();
+    let site = site(port, "", "signups_per_client = 3\nsignups_per_email = 2\n");
+    let server = start(&site, port);
+    for i in 0..3 {
+        let answer = sign_up(&server, &format!("r{i}@example.net"));
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+    let refused = sign_up(&server, "r9@example.net");
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = refused.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=1200).contains(&retry), "Retry-After {retry}");
+    assert_eq!(status_of(&site, "r9@example.net"), None);
+    drop(server);
+
+    // Behind a proxy, each client is known by X-Forwarded-For; one address
+    // gets at most two confirmation emails an hour, from anywhere.
+    let site = self::site(
+        port,
+        "",
+        "behind_proxy = true\nsignups_per_client = 3\nsignups_per_email = 2\n",
+    );
+    let server = start(&site, port);
+    let http = client();
+    let codes: Vec<u16> = (0..4)
+        .map(|i| {
+            http.post(server.url("/subscribe"))
+                .header("X-Forwarded-For", format!("203.0.113.{i}"))
+                .form(&[("email", "same@example.net")])
+                .send()
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+        .collect();
+    assert_eq!(codes, [200, 200, 429, 429]);
+}
+
+#[test]
+fn healthz_answers_and_sigterm_stops_cleanly() {
+    let port = free_port();
+    let site = site(port, "", "");
+    let mut server = start(&site, port);
+    let health = client().get(server.url("/healthz")).send().unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let body: serde_json::Value = serde_json::from_str(&health.text().unwrap()).unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["files"], 3);
+    let request = server.wait_for_log("/healthz", Duration::from_secs(5));
+    let line: serde_json::Value = serde_json::from_str(&request).unwrap();
+    assert_eq!(line["level"], "INFO", "{request}");
+    let status = server.terminate(Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+    assert!(server.log_has("\"stopped\""));
+}
+
+#[test]
+fn a_scheduled_post_is_published_when_due_and_changes_are_picked_up() {
+    let port = free_port();
+    let site = site(port, "", "");
+    // Due four seconds after the server's clock starts.
+    site.write(
+        "content/soon.md",
+        "---\ntitle: Coming soon\ncreated_at: 2026-11-25T00:00:04Z\n---\nSoon.\n",
+    );
+    let server = start(&site, port);
+    let http = client();
+    let feed = |http: &reqwest::blocking::Client| {
+        http.get(server.url("/atom.xml"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    assert!(!feed(&http).contains("Coming soon"));
+    wait_until(Duration::from_secs(20), || {
+        feed(&http).contains("Coming soon")
+    });
+
+    site.write(
+        "content/fresh.md",
+        "---\ntitle: Written while serving\ncreated_at: 2026-11-24\n---\nHello.\n",
+    );
+    wait_until(Duration::from_secs(20), || {
+        feed(&http).contains("Written while serving")
+    });
+    // A broken post leaves the feeds served as they were.
+    site.write("content/broken.md", "---\ntitle: [unclosed\n---\n");
+    server.wait_for_log("broken.md", Duration::from_secs(20));
+    assert!(feed(&http).contains("Written while serving"));
+}
+
+#[track_caller]
+fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,198 @@
+//! `newsletter publish`: the cron-friendly run that builds the feeds with
+//! the posts due by `--now` and sends the digest when the schedule says so.
+//! Every moment is given with `--now`, so nothing here waits on the clock.
+
+mod common;
+
+use common::smtp::{SmtpServer, count_eml};
+use common::{Run, Site, manifest_dir, run};
+
+const SECRET: &str = "test-secret-for-publish-tokens";
+
+/// The fixture blog with three active subscribers, mailing into its outbox
+/// (or through `smtp`), plus `extra` config tables.
+fn site(smtp: &str, extra: &str) -> Site {
+    let site = Site::fixture("blog");
+    let config = site.read_text("config.toml");
+    site.write(
+        "config.toml",
+        format!(
+            "{config}\n[email]\nfrom = \"Fixture Blog <news@blog.example.org>\"\n\n\
+             [digest]\ntemplates = {:?}\nfirst_run_posts = 10\n\n{extra}\n\n{smtp}",
+            manifest_dir().join("templates").display().to_string()
+        ),
+    );
+    for reader in ["a@example.net", "b@example.net", "c@example.net"] {
+        run(&mut site.newsletter(["subscribers", "add", reader])).success();
+    }
+    site
+}
+
+fn publish(site: &Site, now: &str, more: &[&str]) -> Run {
+    run(site
+        .newsletter(["publish", "--now", now])
+        .args(more)
+        .env("NEWSLETTER_SECRET", SECRET))
+}
+
+fn outbox(site: &Site) -> usize {
+    count_eml(&site.path("outbox"))
+}
+
+#[test]
+fn without_a_schedule_publish_builds_and_sends_only_when_told() {
+    let site = site("", "");
+    let out = publish(&site, "2026-11-25T00:00:00Z", &[]).success();
+    assert!(out.stdout.contains("[schedule] digest is not set"), "{out}");
+    assert!(site.path("public/atom.xml").exists());
+    assert_eq!(outbox(&site), 0);
+
+    let out = publish(&site, "2026-11-25T00:00:00Z", &["--send"]).success();
+    assert!(out.stdout.contains("3 sent, 0 failed, 0 pending"), "{out}");
+    assert_eq!(outbox(&site), 3);
+}
+
+#[test]
+fn a_scheduled_post_reaches_feeds_and_digest_when_its_time_comes() {
+    let site = site("", "");
+    // The fixture's post dated 2026-12-01 10:00 UTC.
+    publish(&site, "2026-12-01T09:59:59Z", &["--send"]).success();
+    assert!(
+        !site
+            .read_text("public/atom.xml")
+            .contains("Scheduled for December")
+    );
+    assert_eq!(outbox(&site), 3);
+
+    let out = publish(&site, "2026-12-01T10:00:00Z", &["--send"]).success();
+    assert!(
+        site.read_text("public/atom.xml")
+            .contains("Scheduled for December")
+    );
+    assert!(out.stdout.contains("3 sent"), "{out}");
+    assert!(
+        out.stdout.contains("Scheduled for December"),
+        "the digest's subject: {out}"
+    );
+    assert_eq!(outbox(&site), 6);
+}
+
+#[test]
+fn a_due_slot_sends_once_and_the_next_run_waits_for_the_next_slot() {
+    let site = site("", "[schedule]\ndigest = \"0 9 * * MON\"\n");
+    // Wednesday: the last slot (Monday 23rd) is two days old, so it is skipped.
+    let out = publish(&site, "2026-11-25T12:00:00Z", &[]).success();
+    assert!(
+        out.stdout
+            .contains("skipped the digest slot of 2026-11-23T09:00:00+00:00"),
+        "{out}"
+    );
+    assert_eq!(outbox(&site), 0);
+    let out = publish(&site, "2026-11-25T12:10:00Z", &[]).success();
+    assert!(
+        out.stdout
+            .contains("no digest due; the next slot is 2026-11-30T09:00:00+00:00"),
+        "{out}"
+    );
+
+    // Monday 9:10: due, sent once; a second run in the same hour sends nothing.
+    let out = publish(&site, "2026-11-30T09:10:00Z", &[]).success();
+    assert!(
+        out.stdout.contains("digest slot 2026-11-30T09:00:00+00:00"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("3 sent"), "{out}");
+    assert_eq!(outbox(&site), 3);
+    let out = publish(&site, "2026-11-30T09:20:00Z", &[]).success();
+    assert!(out.stdout.contains("no digest due"), "{out}");
+    assert_eq!(outbox(&site), 3);
+
+    // A week later with nothing new: the slot is handled, nothing is sent.
+    let out = publish(&site, "2026-12-07T09:00:00Z", &[]).success();
+    assert!(out.stdout.contains("nothing to send"), "{out}");
+    assert_eq!(outbox(&site), 3);
+}
+
+#[test]
+fn a_missed_slot_is_caught_up_within_catch_up_and_skipped_after() {
+    let site = site(
+        "",
+        "[schedule]\ndigest = \"0 9 * * MON\"\ncatch_up = \"6h\"\n",
+    );
+    publish(&site, "2026-11-29T12:00:00Z", &[]).success();
+    // Monday 15:00, six hours after the slot: still caught up.
+    let out = publish(&site, "2026-11-30T15:00:00Z", &[]).success();
+    assert!(out.stdout.contains("3 sent"), "{out}");
+
+    let late = self::site(
+        "",
+        "[schedule]\ndigest = \"0 9 * * MON\"\ncatch_up = \"6h\"\n",
+    );
+    publish(&late, "2026-11-29T12:00:00Z", &[]).success();
+    // Six hours and a minute: skipped, never a stale digest.
+    let out = publish(&late, "2026-11-30T15:01:00Z", &[]).success();
+    assert!(out.stdout.contains("skipped the digest slot"), "{out}");
+    assert_eq!(outbox(&late), 0);
+}
+
+#[test]
+fn slots_follow_local_time_across_a_daylight_saving_change() {
+    let site = site(
+        "",
+        "[schedule]\ndigest = \"0 9 * * SUN\"\ncatch_up = \"1h\"\n",
+    );
+    let config = site
+        .read_text("config.toml")
+        .replace("timezone = \"UTC\"", "timezone = \"Europe/Berlin\"");
+    site.write("config.toml", config);
+    // Sunday 18 October 2026, 09:00 CEST = 07:00 UTC.
+    let out = publish(&site, "2026-10-18T07:05:00Z", &[]).success();
+    assert!(
+        out.stdout.contains("digest slot 2026-10-18T07:00:00+00:00"),
+        "{out}"
+    );
+    // Clocks go back on 25 October: 09:00 CET = 08:00 UTC. At 07:30 UTC
+    // (08:30 local) nothing is due yet.
+    let out = publish(&site, "2026-10-25T07:30:00Z", &[]).success();
+    assert!(
+        out.stdout
+            .contains("no digest due; the next slot is 2026-10-25T08:00:00+00:00"),
+        "{out}"
+    );
+    let out = publish(&site, "2026-10-25T08:00:00Z", &[]).success();
+    assert!(
+        out.stdout.contains("digest slot 2026-10-25T08:00:00+00:00"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_unfinished_digest_is_resumed_by_the_next_publish() {
+    // A server that refuses every message for now: the digest stays pending.
+    let refusing = SmtpServer::start(&[
+        "--tempfail",
+        "a@example.net",
+        "b@example.net",
+        "c@example.net",
+        "--tempfail-times",
+        "1000",
+    ]);
+    let site = site(&refusing.config(""), "");
+    let out = publish(&site, "2026-11-25T00:00:00Z", &["--send"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stdout.contains("3 pending"), "{out}");
+
+    let accepting = SmtpServer::start(&[]);
+    let config = site
+        .read_text("config.toml")
+        .replace(&refusing.port.to_string(), &accepting.port.to_string());
+    site.write("config.toml", config);
+    // No schedule, no --send: publish still finishes what was started.
+    let out = publish(&site, "2026-11-25T00:10:00Z", &[]).success();
+    assert!(out.stdout.contains("digest 1"), "{out}");
+    assert!(out.stdout.contains("3 sent, 0 failed, 0 pending"), "{out}");
+    assert_eq!(
+        accepting.recipients(),
+        ["a@example.net", "b@example.net", "c@example.net"]
+    );
+}

@@ -580,3 +580,111 @@ fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `n` active subscribers, imported in one go.
+fn subscribe_many(site: &Site, n: usize) -> Vec<String> {
+    let readers: Vec<String> = (0..n)
+        .map(|i| format!("reader{i:04}@example.net"))
+        .collect();
+    let mut csv = String::from("email\n");
+    for reader in &readers {
+        csv.push_str(reader);
+        csv.push('\n');
+    }
+    site.write("list.csv", csv);
+    cli(site, &["subscribers", "import", "list.csv"]).success();
+    readers
+}
+
+#[test]
+fn on_start_a_recently_missed_slot_is_caught_up_and_an_old_one_skipped() {
+    let smtp = SmtpServer::start(&[]);
+    let port = free_port();
+    let schedule = "[schedule]\ndigest = \"0 9 * * MON\"\n";
+    let site = site(port, &smtp.config(""), &format!("\n{schedule}"));
+    subscribe_many(&site, 3);
+    // Monday 30 November, 10:00: the 9:00 slot was missed an hour ago.
+    let server = Server::start(
+        &site,
+        port,
+        &["--now", "2026-11-30T10:00:00Z"],
+        &[("NEWSLETTER_SECRET", SECRET)],
+    );
+    server.wait_for_log("digest delivered", Duration::from_secs(30));
+    assert_eq!(smtp.recipients().len(), 3);
+    drop(server);
+
+    // Restarted in the same hour, it sends nothing more.
+    let again = Server::start(
+        &site,
+        port,
+        &["--now", "2026-11-30T10:30:00Z"],
+        &[("NEWSLETTER_SECRET", SECRET)],
+    );
+    again.wait_for_log("feeds built", Duration::from_secs(10));
+    let health = client().get(again.url("/healthz")).send().unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    assert!(!again.log_has("digest delivered"));
+    drop(again);
+
+    let port = free_port();
+    let other = SmtpServer::start(&[]);
+    let stale = self::site(port, &other.config(""), &format!("\n{schedule}"));
+    subscribe_many(&stale, 3);
+    // Monday 16:00: seven hours late, more than catch_up (6 h): skipped.
+    let server = Server::start(
+        &stale,
+        port,
+        &["--now", "2026-11-30T16:00:00Z"],
+        &[("NEWSLETTER_SECRET", SECRET)],
+    );
+    server.wait_for_log("skipped", Duration::from_secs(30));
+    assert_eq!(other.recipients().len(), 0);
+}
+
+#[test]
+fn sigterm_during_a_digest_finishes_in_flight_messages_and_leaves_the_rest_pending() {
+    // Each message takes the SMTP server 20 ms: 300 take seconds.
+    let smtp = SmtpServer::start(&["--delay", "0.02"]);
+    let port = free_port();
+    let site = site(
+        port,
+        &smtp.config("connections = 2"),
+        "\n[schedule]\ndigest = \"0 9 * * MON\"\n",
+    );
+    let readers = subscribe_many(&site, 300);
+    let mut server = Server::start(
+        &site,
+        port,
+        &["--now", "2026-11-30T09:00:30Z"],
+        &[("NEWSLETTER_SECRET", SECRET)],
+    );
+    smtp.wait_for(20, Duration::from_secs(30));
+    let status = server.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
+    let received = smtp.recipients().len();
+    assert!(received < 300, "it stopped early: {received}");
+
+    // What is pending is exactly what the SMTP server did not get (give or
+    // take the messages in flight, at most one per connection).
+    let pending = cli(&site, &["send", "--dry-run", "--now", NOW]).success();
+    let still: Vec<&str> = pending
+        .stdout
+        .lines()
+        .filter(|l| l.contains('\t'))
+        .collect();
+    assert!(!still.is_empty());
+    assert!(
+        still.len() + received >= 300 && still.len() + received <= 302,
+        "{} pending + {received} received",
+        still.len()
+    );
+
+    // The next run finishes the digest: everyone has it, duplicates at most
+    // one per connection.
+    cli(&site, &["send", "--now", NOW]).success();
+    let mut all = smtp.recipients();
+    assert!(all.len() >= 300 && all.len() <= 302, "{}", all.len());
+    all.dedup();
+    assert_eq!(all, readers);
+}

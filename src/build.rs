@@ -164,6 +164,7 @@ fn write_feed_files(
         site,
         plan.title.clone(),
         [atom, rss, json],
+        config.feeds.hub.as_ref(),
         &list,
         now.fixed_offset(),
     );

@@ -5,6 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 
+use common::hub::HubServer;
 use common::{Feeds, NOW, Site, SiteFacts, feeds_check, newsletter, run};
 
 const FACTS: SiteFacts<'static> = SiteFacts {
@@ -305,6 +306,42 @@ fn summaries_only_feeds_carry_no_full_content() {
         &site.path("public"),
         FACTS,
         &["--now", NOW, "--summaries-only"],
+    );
+    assert_eq!(
+        check.code,
+        Some(0),
+        "feeds_check.py found mismatches\n{check}"
+    );
+}
+
+#[test]
+fn without_a_hub_no_feed_names_one() {
+    let (_site, feeds) = built_blog();
+    for (name, feed) in feeds.each() {
+        assert!(feed.hubs.is_empty(), "{name}: {:?}", feed.hubs);
+    }
+}
+
+#[test]
+fn with_a_hub_every_feed_names_it_and_atom_stays_valid() {
+    let hub = HubServer::start();
+    let site = Site::fixture("blog");
+    site.append_config(&format!("per_tag = true\n{}", hub.config_line()));
+    site.build();
+    for dir in ["public", "public/tags/rust", "public/tags/zola"] {
+        let feeds = site.feeds(dir);
+        feeds.assert_clean();
+        for (name, feed) in feeds.each() {
+            assert_eq!(feed.hubs, [hub.url()], "{dir} {name}");
+        }
+    }
+
+    // feeds_check.py validates atom.xml against RFC 4287's RELAX NG schema.
+    let check = feeds_check(
+        &site.path("content"),
+        &site.path("public"),
+        FACTS,
+        &["--now", NOW, "--expect-count", "5"],
     );
     assert_eq!(
         check.code,

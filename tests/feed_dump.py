@@ -8,7 +8,8 @@ The Rust tests assert on this output. Atom and RSS are read with feedparser
 what newsletter wrote, not what feedparser repaired), JSON with json. Each
 entry's HTML is parsed with lxml.html into its visible text and its elements.
 
-{"atom": {"bozo": false, "error": null, "well_formed": true, "entries": [
+{"atom": {"bozo": false, "error": null, "well_formed": true, "title": "...",
+           "hubs": [WebSub hub URLs the feed names], "entries": [
    {"title", "link", "id", "published" (UTC, RFC 3339 with Z), "authors",
     "tags", "summary": HTML, "content": HTML or null}]}, "rss": ..., "json": ...}
 HTML = {"html": "...", "text": "visible text, spaces collapsed",
@@ -80,6 +81,7 @@ def xml_feed(path):
         "error": str(error) if error else None,
         "well_formed": well_formed,
         "title": parsed.feed.get("title"),
+        "hubs": [l.get("href") for l in parsed.feed.get("links", []) if l.get("rel") == "hub"],
         "entries": entries,
     }
 
@@ -110,6 +112,7 @@ def json_feed(path):
         "error": None,
         "well_formed": True,
         "title": doc.get("title"),
+        "hubs": [h.get("url") for h in doc.get("hubs", []) if h.get("type") == "WebSub"],
         "entries": entries,
     }
 

@@ -18,10 +18,7 @@ pub fn document(site: &Site, info: &FeedInfo, entries: &[&Entry], html: Vec<Html
         subtitle: (!info.description.is_empty()).then(|| Text::plain(info.description.clone())),
         updated: info.updated,
         authors: vec![person(&site.author)],
-        links: vec![
-            link("self", &info.atom_url, "application/atom+xml"),
-            link("alternate", &info.home_url, "text/html"),
-        ],
+        links: feed_links(info),
         generator: Some(Generator {
             value: GENERATOR.into(),
             uri: None,
@@ -89,6 +86,22 @@ fn entry(e: &Entry, html: Html) -> AtomEntry {
         }),
         ..AtomEntry::default()
     }
+}
+
+/// The feed's own links: itself, its hub when there is one (WebSub §4: a
+/// subscriber reads the hub and the topic, `self`, from the same feed), and
+/// the site's home page.
+fn feed_links(info: &FeedInfo) -> Vec<Link> {
+    let mut links = vec![link("self", &info.atom_url, "application/atom+xml")];
+    if let Some(hub) = &info.hub_url {
+        links.push(Link {
+            href: hub.clone(),
+            rel: "hub".into(),
+            ..Link::default()
+        });
+    }
+    links.push(link("alternate", &info.home_url, "text/html"));
+    links
 }
 
 fn person(name: &str) -> Person {

@@ -17,7 +17,17 @@ struct JsonFeed<'a> {
     description: &'a str,
     language: &'a str,
     authors: Vec<Author<'a>>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    hubs: Vec<Hub<'a>>,
     items: Vec<Item<'a>>,
+}
+
+/// A hub readers may subscribe through; JSON Feed 1.1 names WebSub's type.
+#[derive(Serialize)]
+struct Hub<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    url: &'a str,
 }
 
 #[derive(Serialize)]
@@ -56,6 +66,14 @@ pub fn write<W: Write>(
         description: &info.description,
         language: &site.language,
         authors: vec![Author { name: &site.author }],
+        hubs: info
+            .hub_url
+            .iter()
+            .map(|url| Hub {
+                kind: "WebSub",
+                url,
+            })
+            .collect(),
         items: entries
             .iter()
             .zip(html)

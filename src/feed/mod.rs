@@ -5,6 +5,7 @@ pub mod json;
 pub mod rss;
 
 use chrono::{DateTime, FixedOffset};
+use url::Url;
 
 use crate::config::Site;
 use crate::content::Post;
@@ -105,6 +106,9 @@ pub struct FeedInfo {
     pub atom_url: String,
     pub rss_url: String,
     pub json_url: String,
+    /// The WebSub hub readers may subscribe through (`feeds.hub`); `None`
+    /// leaves the feeds exactly as they are without one.
+    pub hub_url: Option<String>,
     /// The newest entry's update time; `fallback` when there are no entries.
     pub updated: DateTime<FixedOffset>,
 }
@@ -115,6 +119,7 @@ impl FeedInfo {
         site: &Site,
         title: String,
         paths: [&str; 3],
+        hub: Option<&Url>,
         entries: &[&Entry],
         now: DateTime<FixedOffset>,
     ) -> FeedInfo {
@@ -126,6 +131,7 @@ impl FeedInfo {
             atom_url: site.url_for(atom),
             rss_url: site.url_for(rss),
             json_url: site.url_for(json),
+            hub_url: hub.map(|h| h.as_str().to_owned()),
             updated: entries.iter().map(|e| e.updated).max().unwrap_or(now),
         }
     }

@@ -26,12 +26,7 @@ pub fn document(site: &Site, info: &FeedInfo, entries: &[&Entry], html: Vec<Html
         last_build_date: Some(info.updated.to_rfc2822()),
         generator: Some(format!("{GENERATOR} {}", env!("CARGO_PKG_VERSION"))),
         atom_ext: Some(AtomExtension {
-            links: vec![AtomLink {
-                href: info.rss_url.clone(),
-                rel: "self".into(),
-                mime_type: Some("application/rss+xml".into()),
-                ..AtomLink::default()
-            }],
+            links: channel_links(info),
         }),
         items: entries
             .iter()
@@ -40,6 +35,25 @@ pub fn document(site: &Site, info: &FeedInfo, entries: &[&Entry], html: Vec<Html
             .collect(),
         ..Channel::default()
     }
+}
+
+/// The channel's `atom:link`s: itself, as RSS Best Practices ask, and its
+/// WebSub hub when there is one (RSS has no element of its own for either).
+fn channel_links(info: &FeedInfo) -> Vec<AtomLink> {
+    let mut links = vec![AtomLink {
+        href: info.rss_url.clone(),
+        rel: "self".into(),
+        mime_type: Some("application/rss+xml".into()),
+        ..AtomLink::default()
+    }];
+    if let Some(hub) = &info.hub_url {
+        links.push(AtomLink {
+            href: hub.clone(),
+            rel: "hub".into(),
+            ..AtomLink::default()
+        });
+    }
+    links
 }
 
 /// Writes an RSS document.

@@ -14,6 +14,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod hub;
 pub mod server;
 pub mod smtp;
 
@@ -363,6 +364,8 @@ pub struct Feed {
     /// lxml parsed it as XML (always true for JSON).
     pub well_formed: bool,
     pub title: Option<String>,
+    /// The WebSub hubs the feed links to (`rel="hub"`, JSON Feed's `hubs`).
+    pub hubs: Vec<String>,
     pub entries: Vec<Entry>,
 }
 

@@ -155,3 +155,29 @@ fn an_unreachable_hub_costs_a_warning_not_the_build() {
     assert!(build.stderr.contains("cannot connect"), "{build}");
     assert!(build.stdout.contains("wrote 15 files"), "{build}");
 }
+
+#[test]
+fn serve_tells_the_hub_when_a_rebuild_changes_feeds() {
+    use common::server::{Server, free_port};
+    let hub = HubServer::start();
+    let site = blog_with_hub(&hub.url());
+    let port = free_port();
+    let _server = Server::start(&site, port, &["--now", "2026-11-25T00:00:00Z"], &[]);
+    // The build before it listens wrote every feed.
+    assert_eq!(published(&hub, 0).len(), 15);
+
+    site.write(
+        "content/while-serving.md",
+        "---\ntitle: Written while serving\ncreated_at: 2026-11-24\n---\nHello.\n",
+    );
+    let start = std::time::Instant::now();
+    while hub.requests().len() < 18 {
+        assert!(start.elapsed().as_secs() < 20, "{:#?}", hub.requests());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let expected: BTreeSet<String> = ["atom.xml", "rss.xml", "feed.json"]
+        .iter()
+        .map(|f| format!("{BASE}/{f}"))
+        .collect();
+    assert_eq!(published(&hub, 15), expected);
+}

@@ -18,6 +18,44 @@ pub const TEMPLATES: [&str; 5] = [
     "confirm.txt",
 ];
 
+/// The templates built into the binary, used when the folder lacks one.
+const BUILT_IN: [(&str, &str); 6] = [
+    ("_layout.html", include_str!("../../templates/_layout.html")),
+    (
+        "subscribe.html",
+        include_str!("../../templates/subscribe.html"),
+    ),
+    (
+        "unsubscribe.html",
+        include_str!("../../templates/unsubscribe.html"),
+    ),
+    ("page.html", include_str!("../../templates/page.html")),
+    ("confirm.html", include_str!("../../templates/confirm.html")),
+    ("confirm.txt", include_str!("../../templates/confirm.txt")),
+];
+
+/// A template from the folder if it is there, else the built-in one.
+fn load(folder: &std::path::Path, name: &str) -> Result<Option<String>, minijinja::Error> {
+    let plain = !name.is_empty()
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..");
+    if !plain {
+        return Ok(None);
+    }
+    match std::fs::read_to_string(folder.join(name)) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BUILT_IN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, text)| text.to_string())),
+        Err(e) => Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("cannot read {}: {e}", folder.join(name).display()),
+        )),
+    }
+}
+
 /// The loaded templates and the `site` value they all get.
 pub struct Pages {
     env: Environment<'static>,
@@ -29,7 +67,9 @@ impl Pages {
     /// start with its file and line, not at a reader's first sign-up.
     pub fn load(config: &Config) -> Result<Pages> {
         let dir = &config.digest.templates;
-        let env = digest::environment(dir);
+        let mut env = digest::environment(dir);
+        let folder = dir.clone();
+        env.set_loader(move |name| load(&folder, name));
         for name in TEMPLATES {
             env.get_template(name).map_err(|e| {
                 let path = dir.join(e.name().unwrap_or(name));

@@ -107,10 +107,18 @@ fn a_due_slot_sends_once_and_the_next_run_waits_for_the_next_slot() {
     assert!(out.stdout.contains("no digest due"), "{out}");
     assert_eq!(outbox(&site), 3);
 
-    // A week later with nothing new: the slot is handled, nothing is sent.
+    // The next slot carries the post that came due in between (1 December).
     let out = publish(&site, "2026-12-07T09:00:00Z", &[]).success();
+    assert!(
+        out.stdout
+            .contains("\"Fixture Blog: Scheduled for December\": 3 sent"),
+        "{out}"
+    );
+    assert_eq!(outbox(&site), 6);
+    // And the one after, with nothing new, sends nothing.
+    let out = publish(&site, "2026-12-14T09:00:00Z", &[]).success();
     assert!(out.stdout.contains("nothing to send"), "{out}");
-    assert_eq!(outbox(&site), 3);
+    assert_eq!(outbox(&site), 6);
 }
 
 #[test]

@@ -156,9 +156,11 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
     )
     .with_graceful_shutdown(wait_for(stopped.clone()));
     let signals = tokio::spawn(shutdown_signal(stop, app.cancel.clone()));
+    let pruning = tokio::spawn(prune_rate_limits(app.clone()));
 
     server.await.context("the HTTP server failed")?;
     signals.abort();
+    pruning.abort();
     scheduler.await.context("the scheduler panicked")?;
     app.confirmations.finish();
     tracing::info!("stopped");
@@ -225,6 +227,19 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
             axum::Json(serde_json::json!({ "status": "store unavailable" })),
         )
             .into_response(),
+    }
+}
+
+/// Forgets the rate-limit state of clients and addresses whose limits
+/// have refilled, so the tables do not grow for as long as the server runs.
+async fn prune_rate_limits(app: Arc<App>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        every.tick().await;
+        app.per_client.retain_recent();
+        app.per_client.shrink_to_fit();
+        app.per_email.retain_recent();
+        app.per_email.shrink_to_fit();
     }
 }
 

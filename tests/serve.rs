@@ -7,56 +7,11 @@ mod common;
 use std::io::Read;
 use std::time::Duration;
 
-use common::server::{Server, client, free_port};
+use common::server::{SECRET, Server, cli, client, free_port, site, start, statuses};
 use common::smtp::{Mail, SmtpServer};
-use common::{NOW, Run, Site, manifest_dir, run};
+use common::{NOW, Site};
 use reqwest::StatusCode;
 use reqwest::header;
-
-const SECRET: &str = "test-secret-for-serve-tokens";
-
-/// The fixture blog, mailing through `smtp` (an `[smtp]` table, or "" for
-/// the outbox), its server at 127.0.0.1:`port`, plus `extra` config lines.
-fn site(port: u16, smtp: &str, extra: &str) -> Site {
-    let site = Site::fixture("blog");
-    let config = site.read_text("config.toml");
-    site.write(
-        "config.toml",
-        format!(
-            "{config}\n[email]\nfrom = \"Fixture Blog <news@blog.example.org>\"\n\n\
-             [digest]\ntemplates = {:?}\nfirst_run_posts = 2\n\n\
-             [server]\npublic_url = \"http://127.0.0.1:{port}/\"\n{extra}\n\n{smtp}",
-            manifest_dir().join("templates").display().to_string()
-        ),
-    );
-    site
-}
-
-fn start(site: &Site, port: u16) -> Server {
-    Server::start(
-        site,
-        port,
-        &["--now", NOW],
-        &[("NEWSLETTER_SECRET", SECRET)],
-    )
-}
-
-fn cli(site: &Site, args: &[&str]) -> Run {
-    run(site.newsletter(args).env("NEWSLETTER_SECRET", SECRET))
-}
-
-/// `email<TAB>status` of every subscriber.
-fn statuses(site: &Site) -> Vec<(String, String)> {
-    cli(site, &["subscribers", "list"])
-        .success()
-        .stdout
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            (f[0].to_string(), f[2].to_string())
-        })
-        .collect()
-}
 
 fn status_of(site: &Site, email: &str) -> Option<String> {
     statuses(site)

@@ -1,0 +1,243 @@
+//! The sign-up page in a real browser: `tests/browser_signup.py` drives
+//! headless Chromium (Debian's `chromium` and `chromium-driver`, which
+//! `scripts/test` installs) with Selenium against `newsletter serve`, typing
+//! as a person would; this test checks what the browser saw and what the
+//! server did with it. The screenshots are kept in
+//! `target/test-artifacts/subscribe-*.png`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::server::{cli, free_port, site, start};
+use common::smtp::{Mail, mail_file};
+use common::{manifest_dir, python, run};
+use serde::Deserialize;
+
+const EMAIL: &str = "reader+browser@example.net";
+const NAME: &str = "Ann Reader";
+
+/// What `tests/browser_signup.py` reports (see its docstring).
+#[derive(Debug, Deserialize)]
+struct Report {
+    form: Form,
+    blocked: Blocked,
+    invalid: Invalid,
+    signup: Page,
+    console: Console,
+}
+
+/// What the browser logged in each visit.
+#[derive(Debug, Deserialize)]
+struct Console {
+    blocked: Vec<String>,
+    invalid: Vec<String>,
+    signup: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    url: String,
+    title: String,
+    h1: Option<String>,
+    lang: Option<String>,
+    /// The HTTP status of the page's navigation, as the browser saw it.
+    status: Option<u16>,
+    content_type: String,
+    charset: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Form {
+    #[serde(flatten)]
+    page: Page,
+    email_label: Option<String>,
+    email_accessible_name: String,
+    name_label: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Blocked {
+    navigated: bool,
+    url_before: String,
+    url_after: String,
+    validation_message: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Invalid {
+    #[serde(flatten)]
+    page: Page,
+    alert: Option<String>,
+    alert_id: Option<String>,
+    aria_invalid: Option<String>,
+    described_by: Option<String>,
+    value: String,
+}
+
+#[test]
+fn signing_up_in_a_browser_sends_a_confirmation() {
+    for program in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
+        assert!(
+            Path::new(program).is_file(),
+            "{program} is missing: this test needs Debian's chromium and chromium-driver \
+             (scripts/test installs them)"
+        );
+    }
+    let port = free_port();
+    let site = site(port, "", "");
+    let server = start(&site, port);
+    let artifacts = artifacts_dir();
+    let shot = |name: &str| artifacts.join(format!("subscribe-{name}.png"));
+    for name in ["form", "error", "sent"] {
+        let _ = std::fs::remove_file(shot(name));
+    }
+
+    let mut script = std::process::Command::new(python());
+    script
+        .arg(manifest_dir().join("tests/browser_signup.py"))
+        .args(["--url", &server.base, "--email", EMAIL, "--name", NAME])
+        .arg("--form-shot")
+        .arg(shot("form"))
+        .arg("--error-shot")
+        .arg(shot("error"))
+        .arg("--sent-shot")
+        .arg(shot("sent"));
+    let started = Instant::now();
+    let browsed = run(&mut script);
+    assert_eq!(
+        browsed.code,
+        Some(0),
+        "browser_signup.py failed\n{browsed}\n--- server log\n{}",
+        server.logs().join("\n")
+    );
+    println!(
+        "the browser took {:?}: {}",
+        started.elapsed(),
+        browsed.stdout.trim()
+    );
+    let report: Report = serde_json::from_str(&browsed.stdout)
+        .unwrap_or_else(|e| panic!("browser_signup.py printed bad JSON ({e})\n{browsed}"));
+
+    // The form as served: a language, labels a screen reader announces.
+    let form = &report.form;
+    assert_eq!(form.page.status, Some(200), "{report:#?}");
+    assert_eq!(form.page.lang.as_deref(), Some("en"), "{report:#?}");
+    assert_eq!(form.page.title, "Subscribe · Fixture Blog");
+    assert_eq!(form.email_label.as_deref(), Some("Email address"));
+    assert_eq!(form.email_accessible_name, "Email address");
+    assert!(
+        form.name_label
+            .as_deref()
+            .is_some_and(|l| l.starts_with("Name")),
+        "{report:#?}"
+    );
+
+    // The browser's own check of type=email keeps the form from being sent.
+    let blocked = &report.blocked;
+    assert!(!blocked.navigated, "{report:#?}");
+    assert_eq!(blocked.url_after, blocked.url_before);
+    assert!(!blocked.validation_message.is_empty(), "{report:#?}");
+
+    // Without that check, the server says what is wrong, where a screen
+    // reader finds it.
+    let invalid = &report.invalid;
+    assert_eq!(invalid.page.status, Some(422), "{report:#?}");
+    assert!(
+        invalid
+            .alert
+            .as_deref()
+            .is_some_and(|a| a.contains("valid email address")),
+        "{report:#?}"
+    );
+    assert_eq!(invalid.aria_invalid.as_deref(), Some("true"));
+    assert_eq!(invalid.described_by, invalid.alert_id);
+    assert_eq!(invalid.value, "not an address", "what was typed is kept");
+
+    // The sign-up itself.
+    let signup = &report.signup;
+    assert_eq!(signup.status, Some(200), "{report:#?}");
+    assert_eq!(signup.url, server.url("/subscribe"));
+    assert_eq!(signup.h1.as_deref(), Some("Check your inbox"));
+    assert_eq!(signup.title, "Check your inbox · Fixture Blog");
+    assert_eq!(signup.lang.as_deref(), Some("en"));
+    assert_eq!(
+        (signup.content_type.as_str(), signup.charset.as_str()),
+        ("text/html", "UTF-8")
+    );
+    // A CSP that blocked the inline styles, a failed load or a script
+    // error would be logged. Chromium logs every answer that is not a
+    // success: the 422, and the 404 for the /favicon.ico it asks for on its
+    // own (in whichever visit it gets round to it), which are as they should be.
+    let console = &report.console;
+    let complaints = |log: &[String]| -> Vec<String> {
+        log.iter()
+            .filter(|m| !m.contains("/favicon.ico - "))
+            .cloned()
+            .collect()
+    };
+    assert!(complaints(&console.blocked).is_empty(), "{console:#?}");
+    assert!(
+        matches!(&complaints(&console.invalid)[..], [only] if only.contains("status of 422")),
+        "{console:#?}"
+    );
+    assert!(complaints(&console.signup).is_empty(), "{console:#?}");
+
+    let subscribers = cli(&site, &["subscribers", "list"]).success().stdout;
+    let fields: Vec<Vec<&str>> = subscribers
+        .lines()
+        .map(|l| l.split('\t').collect())
+        .collect();
+    assert_eq!(fields.len(), 1, "one subscriber:\n{subscribers}");
+    assert_eq!(
+        fields[0][..3],
+        [EMAIL, NAME, "pending"],
+        "the address as typed (its + intact), the name, not yet confirmed"
+    );
+
+    // Logged once the message is written in full.
+    server.wait_for_log("\"confirmation sent\"", Duration::from_secs(20));
+    let mail = only_mail(&site.path("outbox"));
+    assert!(mail.header("To").contains(EMAIL), "{mail:#?}");
+    assert!(
+        mail.part("text/plain").contains(&server.url("/confirm/")),
+        "a confirmation link in:\n{}",
+        mail.part("text/plain")
+    );
+
+    for name in ["form", "error", "sent"] {
+        let path = shot(name);
+        let png = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            png.len() > 8 && png.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "{} is not a PNG",
+            path.display()
+        );
+        println!("screenshot: {}", path.display());
+    }
+}
+
+/// `target/test-artifacts` under the cargo target dir (`CARGO_TARGET_DIR`
+/// when set, as cargo reads it: relative to where cargo runs, which for a
+/// test is the package's folder).
+fn artifacts_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| manifest_dir().join(dir))
+        .unwrap_or_else(|| manifest_dir().join("target"));
+    let dir = target.join("test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    dir
+}
+
+/// The one `.eml` in `outbox`.
+#[track_caller]
+fn only_mail(outbox: &Path) -> Mail {
+    let files: Vec<PathBuf> = std::fs::read_dir(outbox)
+        .unwrap_or_else(|e| panic!("{}: {e}", outbox.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    assert_eq!(files.len(), 1, "one message in the outbox: {files:?}");
+    mail_file(&files[0])
+}

@@ -99,7 +99,7 @@ impl App {
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub fn serve(config: Config, options: ServeOptions) -> Result<()> {
-    init_logging(options.json_logs);
+    let _log = init_logging(options.json_logs);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -270,17 +270,26 @@ async fn shutdown_signal(stop: watch::Sender<bool>, cancel: Arc<AtomicBool>) {
     let _ = stop.send(true);
 }
 
-fn init_logging(json: bool) {
+/// Logs to stderr through a background thread that writes whole batches,
+/// so a request never waits on a `write` to the log. Nothing is dropped:
+/// when the queue is full, logging waits. Keep the guard until exit; its
+/// drop writes what is queued.
+fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NEWSLETTER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     // A second call (in tests) finds a logger already set: keep it.
     let _ = if json {
         builder.json().try_init()
     } else {
         builder.try_init()
     };
+    guard
 }

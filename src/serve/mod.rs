@@ -25,8 +25,6 @@ use axum::routing::get;
 use chrono::{DateTime, TimeDelta, Utc};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use tokio::sync::watch;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 use crate::config::Config;
 use crate::store::Store;
@@ -178,13 +176,27 @@ fn router(app: Arc<App>) -> Router {
         )
         .fallback(static_file)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-                .on_request(())
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
+        .layer(axum::middleware::from_fn(log_request))
         .with_state(app)
+}
+
+/// One log line per request: method, path, status, time taken. An event,
+/// not a span: feed readers' polls are most of the traffic, and a span per
+/// request would cost more than answering it.
+async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    tracing::info!(
+        target: "newsletter::request",
+        %method,
+        path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
 }
 
 /// A file of the output folder, for GET and HEAD.

@@ -210,6 +210,10 @@ fn print_scheduled(scheduled: &crate::publish::Scheduled) -> Outcome {
             }
             Outcome::Ok
         }
+        Scheduled::Busy => {
+            println!("another `newsletter send` is delivering right now; this run sent nothing");
+            Outcome::Ok
+        }
         Scheduled::Skipped { slot } => {
             println!(
                 "skipped the digest slot of {}: missed by more than schedule.catch_up",

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::build::{self, BuildError, BuildReport};
 use crate::config::Config;
 use crate::schedule::{self, Due, Slots};
-use crate::send::{self, Progress, SendOptions, SendReport};
+use crate::send::{self, Progress, SendLock, SendOptions, SendReport};
 use crate::store::{self, Store};
 
 /// The settings key of the last slot handled (sent, or skipped as too old).
@@ -38,6 +38,8 @@ pub enum Scheduled {
     NotDue { next: Option<DateTime<Utc>> },
     /// The latest slot was missed by more than `schedule.catch_up`.
     Skipped { slot: DateTime<Utc> },
+    /// Another process is sending right now; nothing was done.
+    Busy,
     /// A digest run: for a slot, for `--send`, or to finish an unfinished digest.
     Ran {
         slot: Option<DateTime<Utc>>,
@@ -53,10 +55,15 @@ pub fn slots(config: &Config) -> Option<Slots> {
 }
 
 /// Sends the digest if a slot is due at `now` (or always, with `force`),
-/// and resumes an unfinished digest in any case. A slot is marked handled
-/// once its run has made (or found no need for) a digest; if the run fails
-/// before that, the slot stays due and the next call tries again, until it
-/// is older than `schedule.catch_up`.
+/// and resumes an unfinished digest in any case.
+///
+/// Everything happens under the send lock, decision included, so two
+/// processes at one slot (cron and the server) make one digest: the second
+/// either finds the lock held ([`Scheduled::Busy`]) or the slot handled. A
+/// slot is marked handled once its run has made a digest (even if delivery
+/// then fails: the digest is resumed, never made again) or found nothing to
+/// make. A run that fails before that leaves the slot due, so the next call
+/// tries again until the slot is older than `schedule.catch_up`.
 pub fn send_if_due(
     config: &Config,
     options: &SendOptions,
@@ -64,6 +71,9 @@ pub fn send_if_due(
     force: bool,
     progress: &dyn Progress,
 ) -> Result<Scheduled> {
+    let Some(lock) = SendLock::try_acquire(&config.store.path)? else {
+        return Ok(Scheduled::Busy);
+    };
     let store = Store::open(&config.store.path)?;
     let unfinished = store.unfinished_digest()?.is_some();
     let slots = slots(config);
@@ -71,37 +81,36 @@ pub fn send_if_due(
         Some(slots) => schedule::due(slots, last_slot(&store)?, now, config.schedule.catch_up),
         None => Due::NotDue,
     };
-    drop(store);
 
     // An unfinished digest goes first; while it is unfinished no new one is made.
     let mut resumed = None;
     if unfinished {
-        let report = send::send(config, options, now, progress)?;
-        if Store::open(&config.store.path)?
-            .unfinished_digest()?
-            .is_some()
-        {
+        let report = send::send_locked(config, options, now, progress, &lock)?;
+        if store.unfinished_digest()?.is_some() {
             return Ok(Scheduled::Ran { slot: None, report });
         }
         resumed = Some(report);
     }
     let earlier = resumed.clone();
-    let send_new = |slot| -> Result<Scheduled> {
-        let report = send::send(config, options, now, progress)?;
-        let report = match (report, earlier) {
+    let send_new = |slot: Option<DateTime<Utc>>| -> Result<Scheduled> {
+        let before = store.next_digest_id()?;
+        let result = send::send_locked(config, options, now, progress, &lock);
+        if let Some(slot) = slot {
+            let made = store.next_digest_id()? != before;
+            if result.is_ok() || made {
+                mark_handled(&store, slot)?;
+            }
+        }
+        let report = match (result?, earlier) {
             (SendReport::NothingToSend | SendReport::NoSubscribers, Some(earlier)) => earlier,
             (report, _) => report,
         };
         Ok(Scheduled::Ran { slot, report })
     };
     match decision {
-        Due::Send(slot) => {
-            let ran = send_new(Some(slot))?;
-            mark_handled(config, slot)?;
-            Ok(ran)
-        }
+        Due::Send(slot) => send_new(Some(slot)),
         Due::Skip(slot) => {
-            mark_handled(config, slot)?;
+            mark_handled(&store, slot)?;
             match resumed {
                 _ if force => send_new(None),
                 Some(report) => Ok(Scheduled::Ran { slot: None, report }),
@@ -133,10 +142,9 @@ pub fn last_slot(store: &Store) -> Result<Option<DateTime<Utc>>> {
     Ok(Some(slot.with_timezone(&Utc)))
 }
 
-fn mark_handled(config: &Config, slot: DateTime<Utc>) -> Result<()> {
-    let store = Store::open(&config.store.path)?;
+fn mark_handled(store: &Store, slot: DateTime<Utc>) -> Result<()> {
     // Never move backwards: a slow run must not undo a later one's mark.
-    if last_slot(&store)?.is_some_and(|last| last >= slot) {
+    if last_slot(store)?.is_some_and(|last| last >= slot) {
         return Ok(());
     }
     store.set_setting(LAST_SLOT, &store::timestamp(slot))?;

@@ -104,7 +104,19 @@ pub fn send(
     if options.dry_run || options.to.is_some() {
         return preview_run(config, options, now);
     }
-    let _lock = SendLock::acquire(&config.store.path)?;
+    let lock = SendLock::acquire(&config.store.path)?;
+    send_locked(config, options, now, progress, &lock)
+}
+
+/// [`send`] for a caller that already holds the lock (and has decided,
+/// under it, that a digest is due).
+pub fn send_locked(
+    config: &Config,
+    options: &SendOptions,
+    now: DateTime<Utc>,
+    progress: &dyn Progress,
+    _lock: &SendLock,
+) -> Result<SendReport> {
     let mut store = Store::open(&config.store.path)?;
     let secret = store.secret(options.secret.as_deref())?;
     // Set up the transport (TLS files, the password) before a digest is made.
@@ -535,6 +547,10 @@ fn worker(
         let mut backoff = FIRST_BACKOFF;
         for attempt in 1..=MAX_ATTEMPTS {
             pace.wait();
+            // The wait may have been long: do not start a message after a stop.
+            if stop.is_set() {
+                return;
+            }
             let (outcome, finished, fatal) = match sender.send(&message) {
                 Attempt::Sent(reply) => {
                     breaker.succeeded();
@@ -789,12 +805,24 @@ impl Pace {
 
 /// Held while a run delivers, so a second `send` (or the server's
 /// scheduler) never delivers the same digest at the same time.
-struct SendLock {
+pub struct SendLock {
     _file: std::fs::File,
 }
 
 impl SendLock {
-    fn acquire(store_path: &Path) -> Result<SendLock> {
+    /// The lock, or an error saying who holds it.
+    pub fn acquire(store_path: &Path) -> Result<SendLock> {
+        match SendLock::try_acquire(store_path)? {
+            Some(lock) => Ok(lock),
+            None => bail!(
+                "another `newsletter send` is delivering right now (it holds {}.lock); nothing was sent: wait for it to finish",
+                store_path.display()
+            ),
+        }
+    }
+
+    /// The lock, or `None` while another process holds it.
+    pub fn try_acquire(store_path: &Path) -> Result<Option<SendLock>> {
         let mut path = store_path.as_os_str().to_owned();
         path.push(".lock");
         let path = PathBuf::from(path);
@@ -809,11 +837,8 @@ impl SendLock {
             .open(&path)
             .with_context(|| format!("cannot open the lock file {}", path.display()))?;
         match file.try_lock() {
-            Ok(()) => Ok(SendLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => bail!(
-                "another `newsletter send` is delivering right now (it holds {}); nothing was sent: wait for it to finish",
-                path.display()
-            ),
+            Ok(()) => Ok(Some(SendLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => {
                 Err(anyhow::Error::new(e).context(format!("cannot lock {}", path.display())))
             }

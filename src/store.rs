@@ -17,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 pub const MIN_SECRET_BYTES: usize = 16;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// A store problem, naming the database file.
 #[derive(Debug, thiserror::Error)]
@@ -191,7 +191,8 @@ pub fn normalize_email(text: &str) -> Result<String, String> {
     ))
 }
 
-const MIGRATIONS: [&str; 1] = [r#"
+const MIGRATIONS: [&str; 2] = [
+    r#"
 CREATE TABLE subscribers (
     id INTEGER PRIMARY KEY,
     email TEXT NOT NULL UNIQUE,
@@ -227,7 +228,14 @@ CREATE TABLE deliveries (
     PRIMARY KEY (digest_id, subscriber_id)
 ) WITHOUT ROWID;
 CREATE INDEX deliveries_pending ON deliveries (status, digest_id, subscriber_id);
-"#];
+"#,
+    // Addresses differing only in the case of their local part are one
+    // mailbox in practice: look them up without regard to (ASCII) case.
+    // Not UNIQUE, so a store that already has such a pair still opens.
+    r#"
+CREATE INDEX subscribers_email_nocase ON subscribers (email COLLATE NOCASE);
+"#,
+];
 
 impl Store {
     /// Opens (creating with mode 0600 if needed) and migrates the store.
@@ -364,7 +372,8 @@ impl Store {
     pub fn subscriber(&self, email: &str) -> Result<Option<Subscriber>, StoreError> {
         self.conn
             .query_row(
-                "SELECT id, email, name, status, created_at FROM subscribers WHERE email = ?1",
+                "SELECT id, email, name, status, created_at FROM subscribers \
+                 WHERE email = ?1 COLLATE NOCASE ORDER BY id LIMIT 1",
                 [email],
                 subscriber_row,
             )
@@ -680,21 +689,24 @@ fn add_subscriber(
     status: Status,
     now: DateTime<Utc>,
 ) -> Result<Added, rusqlite::Error> {
-    let inserted = conn
+    // `Ann@x.org` is there already if `ann@x.org` is (local parts are
+    // case-sensitive by the letter of RFC 5321, never in practice).
+    let existing = conn
         .prepare_cached(
-            "INSERT INTO subscribers (email, name, status, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (email) DO NOTHING",
+            "SELECT id, email, name, status, created_at FROM subscribers \
+             WHERE email = ?1 COLLATE NOCASE ORDER BY id LIMIT 1",
         )?
-        .execute(params![email, name, status.as_str(), timestamp(now)])?;
-    if inserted == 1 {
-        return Ok(Added::New(conn.last_insert_rowid()));
+        .query_row([email], subscriber_row)
+        .optional()?;
+    if let Some(subscriber) = existing {
+        return Ok(Added::Exists(subscriber));
     }
-    conn.query_row(
-        "SELECT id, email, name, status, created_at FROM subscribers WHERE email = ?1",
-        [email],
-        subscriber_row,
-    )
-    .map(Added::Exists)
+    conn.prepare_cached(
+        "INSERT INTO subscribers (email, name, status, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?4)",
+    )?
+    .execute(params![email, name, status.as_str(), timestamp(now)])?;
+    Ok(Added::New(conn.last_insert_rowid()))
 }
 
 fn create_digest(
@@ -827,6 +839,31 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("newer newsletter"), "{err}");
+    }
+
+    #[test]
+    fn an_address_differing_only_in_case_is_the_same_subscriber() {
+        let (_dir, mut store) = store();
+        let now = Utc::now();
+        let Added::New(id) = store
+            .add_subscriber("Ann@x.org", "", Status::Active, now)
+            .unwrap()
+        else {
+            panic!("first add is new");
+        };
+        let again = store
+            .add_subscriber("ann@x.org", "", Status::Pending, now)
+            .unwrap();
+        assert!(matches!(again, Added::Exists(ref s) if s.id == id && s.email == "Ann@x.org"));
+        let batch = store
+            .add_subscribers([("ANN@x.org", "")], Status::Active, now)
+            .unwrap();
+        assert!(matches!(batch[0], Added::Exists(ref s) if s.id == id));
+        assert_eq!(
+            store.subscriber("aNN@x.org").unwrap().map(|s| s.id),
+            Some(id)
+        );
+        assert_eq!(store.count(Status::Active).unwrap(), 1);
     }
 
     #[test]

@@ -241,26 +241,28 @@ impl StaticFile {
     }
 }
 
-/// True when `Accept-Encoding` allows gzip (`gzip`, `x-gzip` or `*`, not with `q=0`).
+/// True when `Accept-Encoding` allows gzip: an explicit `gzip` (or
+/// `x-gzip`) entry decides by its q-value; without one, `*` does.
 fn accepts_gzip(request: &HeaderMap) -> bool {
-    request
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .any(|value| {
-            value.to_str().unwrap_or("").split(',').any(|item| {
-                let mut parts = item.split(';').map(str::trim);
-                let coding = parts.next().unwrap_or("");
-                let refused = parts.any(|p| {
-                    p.strip_prefix("q=")
-                        .and_then(|q| q.parse::<f32>().ok())
-                        .is_some_and(|q| q <= 0.0)
-                });
-                !refused
-                    && ["gzip", "x-gzip", "*"]
-                        .iter()
-                        .any(|c| coding.eq_ignore_ascii_case(c))
-            })
-        })
+    let mut explicit = None;
+    let mut any = None;
+    for value in request.get_all(header::ACCEPT_ENCODING) {
+        for item in value.to_str().unwrap_or("").split(',') {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or("");
+            let allowed = !parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+                explicit = Some(explicit.unwrap_or(false) || allowed);
+            } else if coding == "*" {
+                any = Some(allowed);
+            }
+        }
+    }
+    explicit.or(any).unwrap_or(false)
 }
 
 fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
@@ -301,6 +303,14 @@ mod tests {
             "br, deflate"
         )])));
         assert!(!accepts_gzip(&HeaderMap::new()));
+        assert!(!accepts_gzip(&headers(&[(
+            header::ACCEPT_ENCODING,
+            "gzip;q=0, *"
+        )])));
+        assert!(accepts_gzip(&headers(&[(
+            header::ACCEPT_ENCODING,
+            "identity;q=0.5, *;q=0.1"
+        )])));
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub use files::Files;
 /// Request bodies larger than this are refused (413): a sign-up form is tiny.
 const BODY_LIMIT: usize = 16 * 1024;
 
+/// How long requests in progress may take to finish after SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What `newsletter serve` was asked to do.
 pub struct ServeOptions {
     pub listen: SocketAddr,
@@ -115,7 +118,7 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
             config.feeds.output_dir.display()
         )
     })?;
-    let confirmations = signup::Mailer::start(&config, options.smtp_password.as_deref())?;
+    let confirmations = signup::Mailer::start(&config, options.smtp_password.as_deref(), &secret)?;
     let quota = |n: u32| Quota::per_hour(NonZeroU32::new(n).expect("config checks it is not 0"));
     let app = Arc::new(App {
         clock: Clock::starting_at(options.start),
@@ -134,7 +137,8 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
 
     // The first build comes before the first request, so the server never
     // answers from an output folder that is about to change.
-    let next_post = scheduler::build(&app, app.clock.now()).await;
+    let changes = scheduler::watch(&app);
+    let first = scheduler::build(&app, app.clock.now()).await;
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .with_context(|| {
@@ -147,7 +151,7 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
     tracing::info!(%address, public_url = %app.config.server.public_url, "listening");
 
     let (stop, stopped) = watch::channel(false);
-    let scheduler = tokio::spawn(scheduler::run(app.clone(), stopped.clone(), next_post));
+    let scheduler = tokio::spawn(scheduler::run(app.clone(), stopped.clone(), first, changes));
     let server = axum::serve(
         listener,
         router(app.clone()).into_make_service_with_connect_info::<SocketAddr>(),
@@ -156,7 +160,19 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
     let signals = tokio::spawn(shutdown_signal(stop, app.cancel.clone()));
     let pruning = tokio::spawn(prune_rate_limits(app.clone()));
 
-    server.await.context("the HTTP server failed")?;
+    // Open requests get a grace period after the signal; a client that
+    // holds a connection open must not keep the process alive.
+    let grace = async {
+        wait_for(stopped.clone()).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = std::future::IntoFuture::into_future(server) => result.context("the HTTP server failed")?,
+        () = grace => tracing::warn!(
+            "requests still open {} s after the signal: closing them",
+            SHUTDOWN_GRACE.as_secs()
+        ),
+    }
     signals.abort();
     pruning.abort();
     scheduler.await.context("the scheduler panicked")?;
@@ -186,7 +202,7 @@ fn router(app: Arc<App>) -> Router {
 async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let started = std::time::Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let path = redact(request.uri().path());
     let response = next.run(request).await;
     tracing::info!(
         target: "newsletter::request",
@@ -197,6 +213,17 @@ async fn log_request(request: axum::extract::Request, next: axum::middleware::Ne
         "request"
     );
     response
+}
+
+/// The path for the log, without the token of a confirm or unsubscribe
+/// link (it works like a key).
+fn redact(path: &str) -> String {
+    for prefix in ["/confirm/", "/unsubscribe/"] {
+        if path.starts_with(prefix) {
+            return format!("{prefix}…");
+        }
+    }
+    path.to_owned()
 }
 
 /// A file of the output folder, for GET and HEAD.
@@ -292,7 +319,10 @@ fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("log-writer")
-        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

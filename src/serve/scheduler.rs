@@ -20,31 +20,47 @@ const SETTLE: Duration = Duration::from_millis(250);
 /// The longest sleep, so a wall-clock jump is noticed within the hour.
 const MAX_SLEEP: Duration = Duration::from_secs(3600);
 
-/// Runs until `stopped` turns true.
-/// `next_post` comes from the build made before the server started listening.
+/// Runs until `stopped` turns true. `first` is the outcome of the build
+/// made before the server started listening.
 pub async fn run(
     app: Arc<App>,
     mut stopped: watch::Receiver<bool>,
-    mut next_post: Option<DateTime<Utc>>,
+    first: Built,
+    mut changed: Changes,
 ) {
-    let (changed_tx, mut changed) = mpsc::channel::<()>(1);
-    let _watcher = watch_content(&app, changed_tx);
     let mut rebuild = false;
+    let (mut next_post, mut build_retry) = match first {
+        Ok(next) => (next, None),
+        Err(()) => (None, Some(app.clock.now() + retry_delay())),
+    };
     let mut retry_at: Option<DateTime<Utc>> = None;
     loop {
         if *stopped.borrow() {
             return;
         }
         let now = app.clock.now();
-        if rebuild || next_post.is_some_and(|t| t <= now) {
+        // After a failed build, only the retry (or a change) builds again,
+        // never the post that is already due: that would spin.
+        let build_due = match build_retry {
+            Some(t) => t <= now,
+            None => next_post.is_some_and(|t| t <= now),
+        };
+        if rebuild || build_due {
             rebuild = false;
-            next_post = build(&app, now).await.or(next_post.filter(|t| *t > now));
+            match build(&app, now).await {
+                Ok(next) => (next_post, build_retry) = (next, None),
+                Err(()) => build_retry = Some(app.clock.now() + retry_delay()),
+            }
         }
         if retry_at.is_none_or(|t| t <= now) {
             retry_at = send_if_due(&app, now).await;
         }
         let next_slot = publish::slots(&app.config).and_then(|s| s.next_after(now));
-        let wake = [next_post, next_slot, retry_at].into_iter().flatten().min();
+        let next_build = build_retry.or(next_post);
+        let wake = [next_build, next_slot, retry_at]
+            .into_iter()
+            .flatten()
+            .min();
         let sleep = wake
             .map(|t| (t - app.clock.now()).to_std().unwrap_or_default())
             .unwrap_or(MAX_SLEEP)
@@ -68,8 +84,16 @@ pub async fn run(
     }
 }
 
+fn retry_delay() -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(RETRY).expect("a few minutes")
+}
+
+/// A build's outcome: when the next scheduled post comes due, or failure
+/// (already logged; the feeds served are unchanged).
+pub type Built = Result<Option<DateTime<Utc>>, ()>;
+
 /// Builds the feeds and loads them; the next scheduled post's time.
-pub async fn build(app: &Arc<App>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub async fn build(app: &Arc<App>, now: DateTime<Utc>) -> Built {
     let worker = app.clone();
     let result = tokio::task::spawn_blocking(move || {
         let report = publish::rebuild(&worker.config, now)?;
@@ -87,7 +111,7 @@ pub async fn build(app: &Arc<App>, now: DateTime<Utc>) -> Option<DateTime<Utc>> 
                 next_scheduled = ?report.next_scheduled,
                 "feeds built"
             );
-            report.next_scheduled
+            Ok(report.next_scheduled)
         }
         Ok(Err(e)) => {
             if let Some(crate::build::BuildError::Content(problems)) = e.downcast_ref() {
@@ -95,12 +119,15 @@ pub async fn build(app: &Arc<App>, now: DateTime<Utc>) -> Option<DateTime<Utc>> 
                     tracing::error!("{problem}");
                 }
             }
-            tracing::error!("build failed, the feeds served are unchanged: {e:#}");
-            None
+            tracing::error!(
+                "build failed, the feeds served are unchanged; trying again in {} s or when content changes: {e:#}",
+                RETRY.as_secs()
+            );
+            Err(())
         }
         Err(e) => {
             tracing::error!("build panicked: {e}");
-            None
+            Err(())
         }
     }
 }
@@ -118,7 +145,8 @@ async fn send_if_due(app: &Arc<App>, now: DateTime<Utc>) -> Option<DateTime<Utc>
         publish::send_if_due(&worker.config, &options, now, false, &Quiet)
     })
     .await;
-    let retry = Some(now + chrono::TimeDelta::from_std(RETRY).expect("small"));
+    // Counted from the end of this run, however long it took.
+    let retry = Some(app.clock.now() + retry_delay());
     match result {
         Ok(Ok(Scheduled::Ran { slot, report })) => {
             log_report(slot, &report);
@@ -132,6 +160,13 @@ async fn send_if_due(app: &Arc<App>, now: DateTime<Utc>) -> Option<DateTime<Utc>
             None
         }
         Ok(Ok(Scheduled::NotDue { .. } | Scheduled::NoSchedule)) => None,
+        Ok(Ok(Scheduled::Busy)) => {
+            tracing::info!(
+                "another send is delivering; checking again in {} s",
+                RETRY.as_secs()
+            );
+            retry
+        }
         Ok(Err(e)) => {
             tracing::error!("digest: {e:#}; trying again in {} s", RETRY.as_secs());
             retry
@@ -167,16 +202,62 @@ fn log_report(slot: Option<DateTime<Utc>>, report: &SendReport) {
     }
 }
 
-/// Watches the content folder; each change pokes `changed`. Without a
-/// watcher (an unsupported file system) the server still rebuilds when
-/// scheduled posts come due.
+/// Content changes, from [`watch_content`]; the watcher lives as long as this.
+pub struct Changes {
+    receiver: mpsc::Receiver<()>,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl Changes {
+    async fn recv(&mut self) -> Option<()> {
+        self.receiver.recv().await
+    }
+
+    fn try_recv(&mut self) -> Result<(), mpsc::error::TryRecvError> {
+        self.receiver.try_recv()
+    }
+}
+
+/// Starts watching the content folder (before the first build, so no
+/// change is missed).
+pub fn watch(app: &App) -> Changes {
+    let (sender, receiver) = mpsc::channel::<()>(1);
+    Changes {
+        _watcher: watch_content(app, sender),
+        receiver,
+    }
+}
+
+/// Watches the content folder; each change pokes `changed`. Changes to
+/// hidden files (editors' swap files, a build's temporary files) and to
+/// anything under the output folder or the store are not content: without
+/// this, an output folder inside the content folder would rebuild forever.
+/// Without a watcher (an unsupported file system) the server still
+/// rebuilds when scheduled posts come due.
 fn watch_content(app: &App, changed: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let dir = absolute(&app.config.content.dir);
+    let ignored = [
+        absolute(&app.config.feeds.output_dir),
+        absolute(&app.config.store.path),
+    ];
+    let is_content = move |path: &std::path::Path| {
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        let generated = ignored.iter().any(|i| {
+            path.starts_with(i) || path.to_string_lossy().starts_with(&*i.to_string_lossy())
+        });
+        !hidden && !generated
+    };
     let handler = move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| !e.kind.is_access()) {
+        if let Ok(event) = event
+            && !event.kind.is_access()
+            && event.paths.iter().any(|p| is_content(p))
+        {
             let _ = changed.try_send(());
         }
     };
-    let dir = &app.config.content.dir;
     let mut watcher = match notify::recommended_watcher(handler) {
         Ok(w) => w,
         Err(e) => {
@@ -187,7 +268,7 @@ fn watch_content(app: &App, changed: mpsc::Sender<()>) -> Option<notify::Recomme
             return None;
         }
     };
-    if let Err(e) = watcher.watch(dir, notify::RecursiveMode::Recursive) {
+    if let Err(e) = watcher.watch(&dir, notify::RecursiveMode::Recursive) {
         tracing::warn!(
             "cannot watch {}: {e}; rebuilds happen only when posts come due",
             dir.display()

@@ -7,8 +7,8 @@
 //! anyone who is on the list.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -25,7 +25,7 @@ use super::App;
 use crate::config::Config;
 use crate::mail;
 use crate::send::OneOff;
-use crate::store::{self, Added, Confirmed, Status};
+use crate::store::{self, Added, Confirmed, Status, Store};
 use crate::subscribers::clean_name;
 use crate::token::{self, Purpose, TokenError};
 
@@ -97,41 +97,14 @@ pub async fn subscribe(
         tracing::info!(%client, "sign-up refused: too many for this address");
         return too_many(&app, retry);
     }
-    let name = clean_name(&form.name);
-    let now = app.clock.now();
-    let worker = app.clone();
-    let stored = tokio::task::spawn_blocking(move || {
-        let store = worker.store.lock().expect("not poisoned");
-        store
-            .add_subscriber(&email, &name, Status::Pending, now)
-            .map(|added| (added, email, name))
-    })
-    .await;
-    let (added, email, name) = match stored {
-        Ok(Ok(stored)) => stored,
-        Ok(Err(e)) => return server_error(&app, &anyhow::Error::new(e)),
-        Err(e) => return server_error(&app, &anyhow::Error::new(e)),
-    };
-    let (id, name) = match added {
-        Added::New(id) => (id, name),
-        Added::Exists(s) if s.status == Status::Active => {
-            tracing::info!(%client, "sign-up of an active address: nothing to do");
-            return check_inbox(&app);
-        }
-        Added::Exists(s) => (s.id, if name.is_empty() { s.name } else { name }),
-    };
-    let ttl = app.config.server.confirm_ttl;
-    let expires = now + chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::hours(48));
-    let token = token::sign(&app.secret, Purpose::Confirm, id, Some(expires.timestamp()));
-    app.confirmations.queue(Confirmation {
-        subscriber_id: id,
+    // The store and the email are the background thread's work: the
+    // answer is the same, and as fast, for an address new or known.
+    app.confirmations.queue(SignUpRequest {
         email,
-        name,
-        confirm_url: link(&app.config, "confirm", &token),
-        expires_in: in_words(ttl),
-        now,
+        name: clean_name(&form.name),
+        now: app.clock.now(),
     });
-    tracing::info!(%client, subscriber = id, "sign-up: confirmation queued");
+    tracing::info!(%client, "sign-up queued");
     check_inbox(&app)
 }
 
@@ -234,22 +207,33 @@ pub async fn unsubscribe(State(app): State<Arc<App>>, Path(token): Path<String>)
     }
 }
 
-/// The client's address: the peer, or behind a proxy the last address in
-/// `X-Forwarded-For` (the one the proxy added; earlier ones can be forged).
+/// The client's address, as the rate limit counts it: the peer, or behind
+/// a proxy the last `X-Forwarded-For` entry (the one the proxy added;
+/// earlier ones can be forged; an entry that is not an address stops the
+/// search, so it cannot uncover a forged one). IPv6 clients are counted
+/// by /64, the block one user usually has.
 fn client_address(app: &App, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    let mut address = peer.ip();
     if app.config.server.behind_proxy {
-        let forwarded = headers
+        let last = headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-            .next_back();
-        if let Some(address) = forwarded {
-            return address;
+            .next_back()
+            .and_then(|a| a.trim().parse::<IpAddr>().ok());
+        if let Some(forwarded) = last {
+            address = forwarded;
         }
     }
-    peer.ip()
+    match address {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        IpAddr::V6(v6) => IpAddr::V4(v6.to_ipv4_mapped().expect("checked")),
+        v4 => v4,
+    }
 }
 
 /// A duration as a reader would say it: "48 hours", "2 days", "30 minutes".
@@ -369,105 +353,160 @@ fn html_response(status: StatusCode, html: String) -> Response {
     response
 }
 
-/// A confirmation email to send.
-pub struct Confirmation {
-    subscriber_id: i64,
+/// A sign-up to store and confirm.
+pub struct SignUpRequest {
     email: String,
     name: String,
-    confirm_url: String,
-    expires_in: String,
     now: DateTime<Utc>,
 }
 
-/// Sends confirmation emails on a thread of its own, one at a time, with
-/// a few retries for a server that says "try again later".
+/// How long shutdown waits for queued sign-ups; what is left is dropped
+/// (the reader gets no email and can sign up again).
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Stores sign-ups and sends confirmation emails on a thread of its own,
+/// one at a time, with a few retries for a server that says "try again
+/// later" (none once the server is stopping).
 pub struct Mailer {
-    queue: Mutex<Option<mpsc::Sender<Confirmation>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    queue: Mutex<Option<mpsc::Sender<SignUpRequest>>>,
+    done: Mutex<Option<mpsc::Receiver<()>>>,
+    stopping: Arc<AtomicBool>,
+}
+
+/// What the sign-up thread needs.
+struct Worker {
+    config: Config,
+    pages: super::pages::Pages,
+    transport: OneOff,
+    dkim: Option<lettre::message::dkim::DkimConfig>,
+    secret: Vec<u8>,
+    stopping: Arc<AtomicBool>,
 }
 
 impl Mailer {
     /// Sets up the transport now, so a bad SMTP setting stops the server at start.
-    pub fn start(config: &Config, smtp_password: Option<&str>) -> Result<Mailer> {
-        let transport = OneOff::new(config, smtp_password)?;
-        let dkim = mail::dkim_signer(config)?;
-        let pages = super::pages::Pages::load(config)?;
-        let config = config.clone();
-        let (queue, jobs) = mpsc::channel::<Confirmation>();
-        let thread = std::thread::Builder::new()
-            .name("confirmations".into())
+    pub fn start(config: &Config, smtp_password: Option<&str>, secret: &[u8]) -> Result<Mailer> {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            transport: OneOff::new(config, smtp_password)?,
+            dkim: mail::dkim_signer(config)?,
+            pages: super::pages::Pages::load(config)?,
+            config: config.clone(),
+            secret: secret.to_vec(),
+            stopping: stopping.clone(),
+        };
+        let store = Store::open(&config.store.path)?;
+        let (queue, jobs) = mpsc::channel::<SignUpRequest>();
+        let (finished, done) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("sign-ups".into())
             .spawn(move || {
                 for job in jobs {
-                    if let Err(e) =
-                        send_confirmation(&config, &pages, &transport, dkim.as_ref(), &job)
-                    {
-                        tracing::error!(
-                            subscriber = job.subscriber_id,
-                            "confirmation not sent: {e:#}"
-                        );
+                    if let Err(e) = worker.handle(&store, &job) {
+                        tracing::error!("sign-up not completed: {e:#}");
                     }
                 }
+                let _ = finished.send(());
             })?;
         Ok(Mailer {
             queue: Mutex::new(Some(queue)),
-            thread: Mutex::new(Some(thread)),
+            done: Mutex::new(Some(done)),
+            stopping,
         })
     }
 
-    fn queue(&self, job: Confirmation) {
+    fn queue(&self, job: SignUpRequest) {
         if let Some(queue) = &*self.queue.lock().expect("not poisoned") {
             let _ = queue.send(job);
         }
     }
 
-    /// Sends what is queued, then stops the thread.
+    /// Finishes what is queued (without retries), for at most [`DRAIN`].
     pub fn finish(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
         self.queue.lock().expect("not poisoned").take();
-        if let Some(thread) = self.thread.lock().expect("not poisoned").take() {
-            let _ = thread.join();
+        if let Some(done) = self.done.lock().expect("not poisoned").take()
+            && done.recv_timeout(DRAIN) == Err(mpsc::RecvTimeoutError::Timeout)
+        {
+            tracing::warn!("gave up sending the queued confirmation emails");
         }
     }
 }
 
-fn send_confirmation(
-    config: &Config,
-    pages: &super::pages::Pages,
-    transport: &OneOff,
-    dkim: Option<&lettre::message::dkim::DkimConfig>,
-    job: &Confirmation,
-) -> Result<()> {
-    let (subject, html, text) =
-        pages.confirmation(&job.email, &job.name, &job.confirm_url, &job.expires_in)?;
-    let address = job.email.parse()?;
-    let to = Mailbox::new((!job.name.is_empty()).then(|| job.name.clone()), address);
-    let message_id = format!(
-        "<confirm-{}.{}@{}>",
-        job.subscriber_id,
-        job.now.timestamp_millis(),
-        config.site.host()
-    );
-    let message = mail::build_notice(config, &to, &subject, text, html, message_id, job.now, dkim)?;
-    let mut wait = Duration::from_secs(2);
-    for attempt in 1..=4 {
-        match transport.send(&message) {
-            Ok(reply) => {
-                tracing::info!(subscriber = job.subscriber_id, %reply, "confirmation sent");
-                return Ok(());
+impl Worker {
+    fn handle(&self, store: &Store, job: &SignUpRequest) -> Result<()> {
+        let (id, name) =
+            match store.add_subscriber(&job.email, &job.name, Status::Pending, job.now)? {
+                Added::New(id) => (id, job.name.clone()),
+                Added::Exists(s) if s.status == Status::Active => {
+                    tracing::info!(
+                        subscriber = s.id,
+                        "sign-up of an active address: nothing to do"
+                    );
+                    return Ok(());
+                }
+                Added::Exists(s) => (
+                    s.id,
+                    if job.name.is_empty() {
+                        s.name
+                    } else {
+                        job.name.clone()
+                    },
+                ),
+            };
+        let ttl = self.config.server.confirm_ttl;
+        let expires =
+            job.now + chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::hours(48));
+        let token = token::sign(
+            &self.secret,
+            Purpose::Confirm,
+            id,
+            Some(expires.timestamp()),
+        );
+        let confirm_url = link(&self.config, "confirm", &token);
+        let (subject, html, text) =
+            self.pages
+                .confirmation(&job.email, &name, &confirm_url, &in_words(ttl))?;
+        let address = job.email.parse()?;
+        let to = Mailbox::new((!name.is_empty()).then(|| name.clone()), address);
+        let message_id = format!(
+            "<confirm-{id}.{}@{}>",
+            job.now.timestamp_millis(),
+            self.config.site.host()
+        );
+        let message = mail::build_notice(
+            &self.config,
+            &to,
+            &subject,
+            text,
+            html,
+            message_id,
+            job.now,
+            self.dkim.as_ref(),
+        )?;
+        let mut wait = Duration::from_secs(2);
+        for attempt in 1..=4 {
+            match self.transport.send(&message) {
+                Ok(reply) => {
+                    tracing::info!(subscriber = id, %reply, "confirmation sent");
+                    return Ok(());
+                }
+                Err((true, e)) if attempt < 4 && !self.stopping.load(Ordering::Relaxed) => {
+                    tracing::warn!(
+                        subscriber = id,
+                        "confirmation: {e:#}; trying again in {wait:?}"
+                    );
+                    std::thread::sleep(wait);
+                    wait *= 2;
+                }
+                Err((_, e)) => {
+                    return Err(e.context(format!("the confirmation to subscriber {id}")));
+                }
             }
-            Err((true, e)) if attempt < 4 => {
-                tracing::warn!(
-                    subscriber = job.subscriber_id,
-                    "confirmation: {e:#}; trying again in {wait:?}"
-                );
-                std::thread::sleep(wait);
-                wait *= 2;
-            }
-            Err((_, e)) => return Err(e),
         }
+        Ok(())
     }
-    Ok(())
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

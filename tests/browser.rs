@@ -184,6 +184,8 @@ fn signing_up_in_a_browser_sends_a_confirmation() {
     );
     assert!(complaints(&console.signup).is_empty(), "{console:#?}");
 
+    // Logged once the message is written in full (after the row is stored).
+    server.wait_for_log("\"confirmation sent\"", Duration::from_secs(20));
     let subscribers = cli(&site, &["subscribers", "list"]).success().stdout;
     let fields: Vec<Vec<&str>> = subscribers
         .lines()
@@ -196,8 +198,6 @@ fn signing_up_in_a_browser_sends_a_confirmation() {
         "the address as typed (its + intact), the name, not yet confirmed"
     );
 
-    // Logged once the message is written in full.
-    server.wait_for_log("\"confirmation sent\"", Duration::from_secs(20));
     let mail = only_mail(&site.path("outbox"));
     assert!(mail.header("To").contains(EMAIL), "{mail:#?}");
     assert!(

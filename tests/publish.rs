@@ -204,3 +204,55 @@ fn an_unfinished_digest_is_resumed_by_the_next_publish() {
         ["a@example.net", "b@example.net", "c@example.net"]
     );
 }
+
+#[test]
+fn a_slot_whose_delivery_failed_is_resumed_not_sent_again_as_a_second_digest() {
+    // The SMTP server is unreachable at the slot: the digest is made, nothing goes out.
+    let closed = common::hub::closed_port();
+    let site = site(
+        &format!(
+            "[smtp]\nhost = \"127.0.0.1\"\nport = {closed}\nsecurity = \"none\"\ntimeout = 2\n"
+        ),
+        "[schedule]\ndigest = \"0 9 * * MON\"\n",
+    );
+    publish(&site, "2026-11-29T12:00:00Z", &[]).success();
+    let out = publish(&site, "2026-11-30T09:00:30Z", &[]);
+    assert_eq!(out.code, Some(1), "{out}");
+
+    // A post comes due, the server comes back: the slot's digest is resumed
+    // and no second digest is made for the same slot.
+    site.write(
+        "content/later.md",
+        "---\ntitle: Due after the slot\ncreated_at: 2026-11-30T09:02:00Z\n---\nLater.\n",
+    );
+    let accepting = SmtpServer::start(&[]);
+    let config = site.read_text("config.toml").replace(
+        &format!("port = {closed}"),
+        &format!("port = {}", accepting.port),
+    );
+    site.write("config.toml", config);
+    let out = publish(&site, "2026-11-30T09:05:00Z", &[]).success();
+    assert!(out.stdout.contains("digest 1"), "{out}");
+    assert_eq!(accepting.recipients().len(), 3, "one digest each");
+    assert!(!out.stdout.contains("digest 2"), "{out}");
+    // The new post waits for the next slot (with the one of 1 December).
+    let out = publish(&site, "2026-12-07T09:00:00Z", &[]).success();
+    assert!(
+        out.stdout
+            .contains("digest 2 \"Fixture Blog: Scheduled for December and 1 more\": 3 sent"),
+        "{out}"
+    );
+    let texts: Vec<String> = accepting
+        .messages()
+        .iter()
+        .map(|m| m.part("text/plain").to_string())
+        .collect();
+    assert_eq!(texts.len(), 6);
+    assert_eq!(
+        texts
+            .iter()
+            .filter(|t| t.contains("Due after the slot"))
+            .count(),
+        3
+    );
+}

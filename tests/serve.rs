@@ -189,12 +189,12 @@ fn sign_up_confirm_digest_and_one_click_unsubscribe() {
     let answer = sign_up(&server, "Ann@Example.NET");
     assert_eq!(answer.status(), StatusCode::OK);
     assert!(answer.text().unwrap().contains("Check your inbox"));
+    // Stored, then mailed, by the server's sign-up thread.
+    smtp.wait_for(1, Duration::from_secs(20));
     assert_eq!(
         status_of(&site, "Ann@example.net").as_deref(),
         Some("pending")
     );
-
-    smtp.wait_for(1, Duration::from_secs(20));
     let confirmation = smtp.messages().remove(0);
     assert_eq!(confirmation.envelope.rcpt_tos, ["Ann@example.net"]);
     assert_eq!(
@@ -642,4 +642,49 @@ fn sigterm_during_a_digest_finishes_in_flight_messages_and_leaves_the_rest_pendi
     assert!(all.len() >= 300 && all.len() <= 302, "{}", all.len());
     all.dedup();
     assert_eq!(all, readers);
+}
+
+#[test]
+fn a_client_holding_a_request_open_does_not_keep_the_server_from_stopping() {
+    use std::io::Write;
+    let port = free_port();
+    let site = site(port, "", "");
+    let mut server = start(&site, port);
+    // Half a request, never finished.
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stalled
+        .write_all(b"POST /subscribe HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nemail=")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let status = server.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn an_output_folder_inside_the_content_folder_does_not_rebuild_forever() {
+    let port = free_port();
+    let site = site(port, "", "");
+    let config = site
+        .read_text("config.toml")
+        .replace("output_dir = \"public\"", "output_dir = \"content/public\"");
+    site.write("config.toml", config);
+    let server = start(&site, port);
+    site.write(
+        "content/new.md",
+        "---\ntitle: One change\ncreated_at: 2026-11-24\n---\nHello.\n",
+    );
+    server.wait_for_log("content changed", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(3));
+    let builds = server
+        .logs()
+        .iter()
+        .filter(|l| l.contains("feeds built"))
+        .count();
+    assert_eq!(builds, 2, "the first build and one for the change");
 }

@@ -16,7 +16,7 @@ use lettre::message::dkim::{
     DkimSigningKey,
 };
 use lettre::message::header::{HeaderName, HeaderValue, MessageId};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::{Mailbox, MessageBuilder, MultiPart};
 
 use crate::config::Config;
 use crate::digest::Personal;
@@ -91,31 +91,57 @@ pub fn build_message(
     dkim: Option<&DkimConfig>,
 ) -> Result<Message, MailError> {
     let email = &config.email;
-    let mut builder = Message::builder()
-        .from(email.from.clone())
-        .to(to.clone())
-        .subject(one_line(&personal.subject))
-        .date(SystemTime::from(now))
-        .header(MessageId::from(message_id(config, ids)));
-    if let Some(reply_to) = &email.reply_to {
-        builder = builder.reply_to(reply_to.clone());
-    }
     let mut unsubscribe = format!("<{}>", one_line(unsubscribe_url));
     if let Some(mailto) = &email.unsubscribe_mailto {
         unsubscribe.push_str(&format!(", <mailto:{mailto}?subject=unsubscribe>"));
     }
-    builder = builder
+    let builder = head(config, to, &personal.subject, now, message_id(config, ids))
         .raw_header(HeaderValue::new(LIST_ID, list_id(config)))
         .raw_header(HeaderValue::new(LIST_UNSUBSCRIBE, unsubscribe))
         .raw_header(HeaderValue::new(
             LIST_UNSUBSCRIBE_POST,
             "List-Unsubscribe=One-Click".into(),
         ));
+    finish(
+        builder,
+        to,
+        personal.text.clone(),
+        personal.html.clone(),
+        dkim,
+    )
+}
+
+/// The headers every message has: `From`, `To`, `Subject` (on one line),
+/// `Date`, `Message-ID`, and `Reply-To` when set.
+fn head(
+    config: &Config,
+    to: &Mailbox,
+    subject: &str,
+    now: DateTime<Utc>,
+    message_id: String,
+) -> MessageBuilder {
+    let mut builder = Message::builder()
+        .from(config.email.from.clone())
+        .to(to.clone())
+        .subject(one_line(subject))
+        .date(SystemTime::from(now))
+        .header(MessageId::from(message_id));
+    if let Some(reply_to) = &config.email.reply_to {
+        builder = builder.reply_to(reply_to.clone());
+    }
+    builder
+}
+
+/// The text and HTML parts (multipart/alternative), then the signature.
+fn finish(
+    builder: MessageBuilder,
+    to: &Mailbox,
+    text: String,
+    html: String,
+    dkim: Option<&DkimConfig>,
+) -> Result<Message, MailError> {
     let mut message = builder
-        .multipart(MultiPart::alternative_plain_html(
-            personal.text.clone(),
-            personal.html.clone(),
-        ))
+        .multipart(MultiPart::alternative_plain_html(text, html))
         .map_err(|source| MailError::Build {
             to: to.email.to_string(),
             source,
@@ -140,27 +166,9 @@ pub fn build_notice(
     now: DateTime<Utc>,
     dkim: Option<&DkimConfig>,
 ) -> Result<Message, MailError> {
-    let email = &config.email;
-    let mut builder = Message::builder()
-        .from(email.from.clone())
-        .to(to.clone())
-        .subject(one_line(subject))
-        .date(SystemTime::from(now))
-        .header(MessageId::from(message_id))
+    let builder = head(config, to, subject, now, message_id)
         .raw_header(HeaderValue::new(AUTO_SUBMITTED, "auto-replied".into()));
-    if let Some(reply_to) = &email.reply_to {
-        builder = builder.reply_to(reply_to.clone());
-    }
-    let mut message = builder
-        .multipart(MultiPart::alternative_plain_html(text, html))
-        .map_err(|source| MailError::Build {
-            to: to.email.to_string(),
-            source,
-        })?;
-    if let Some(dkim) = dkim {
-        message.sign(dkim);
-    }
-    Ok(message)
+    finish(builder, to, text, html, dkim)
 }
 
 /// `List-Id: Site Title <newsletter.host>` (RFC 2919). A plain ASCII title

@@ -1,10 +1,9 @@
 //! A stand-in WebSub hub (`tests/hub_server.py`, Python's own HTTP server)
 //! on loopback, and the publish requests it received.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use serde::Deserialize;
 use tempfile::TempDir;
@@ -33,23 +32,13 @@ impl HubServer {
     fn start_with(args: &[&str]) -> HubServer {
         let tmp = tempfile::Builder::new().prefix("hub-").tempdir().unwrap();
         let log = tmp.path().join("requests.jsonl");
-        let server_log = std::fs::File::create(tmp.path().join("server.log")).unwrap();
-        let mut child = Command::new(python())
-            .arg(manifest_dir().join("tests/hub_server.py"))
-            .arg(&log)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(server_log)
-            .spawn()
-            .expect("start tests/hub_server.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .strip_prefix("READY ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("the hub did not start: {line:?}"));
+        let (child, port) = super::start_helper(
+            Command::new(python())
+                .arg(manifest_dir().join("tests/hub_server.py"))
+                .arg(&log)
+                .args(args),
+            &tmp.path().join("server.log"),
+        );
         HubServer {
             child,
             port,

@@ -78,6 +78,27 @@ pub fn atom_schema() -> PathBuf {
     schema
 }
 
+/// Starts one of the Python helper servers in tests/ (its stdout is read
+/// for `READY <port>`, its stderr goes to `log`); the child and its port.
+pub fn start_helper(command: &mut Command, log: &Path) -> (std::process::Child, u16) {
+    use std::io::{BufRead, BufReader};
+    let log = std::fs::File::create(log).unwrap();
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {command:?}: {e}"));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .strip_prefix("READY ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{command:?} did not start: {line:?}"));
+    (child, port)
+}
+
 /// What one run of a program showed the user.
 #[derive(Debug)]
 pub struct Run {

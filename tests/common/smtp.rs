@@ -3,9 +3,8 @@
 //! it (`tests/mail_dump.py`).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -30,27 +29,17 @@ impl SmtpServer {
         let tmp = tempfile::Builder::new().prefix("smtp-").tempdir().unwrap();
         let maildir = tmp.path().join("mail");
         let tls_dir = tmp.path().join("tls");
-        let log = std::fs::File::create(tmp.path().join("server.log")).unwrap();
-        let mut child = Command::new(python())
-            .arg(manifest_dir().join("tests/smtp_server.py"))
-            .args(["--port", "0", "--maildir"])
-            .arg(&maildir)
-            .args(
-                args.iter()
-                    .map(|a| a.replace("{tls}", &tls_dir.display().to_string())),
-            )
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start tests/smtp_server.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .strip_prefix("READY ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("the SMTP server did not start: {line:?}"));
+        let (child, port) = super::start_helper(
+            Command::new(python())
+                .arg(manifest_dir().join("tests/smtp_server.py"))
+                .args(["--port", "0", "--maildir"])
+                .arg(&maildir)
+                .args(
+                    args.iter()
+                        .map(|a| a.replace("{tls}", &tls_dir.display().to_string())),
+                ),
+            &tmp.path().join("server.log"),
+        );
         SmtpServer {
             child,
             port,

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
-use lettre::message::Mailbox;
 use lettre::message::dkim::DkimConfig;
 use lettre::{FileTransport, Message, Transport};
 
@@ -346,7 +345,7 @@ impl<'a> Composer<'a> {
         let address = email
             .parse()
             .with_context(|| format!("{email} is not a valid address"))?;
-        let to = Mailbox::new((!name.is_empty()).then(|| name.to_string()), address);
+        let to = mail::recipient(address, name);
         let ids = MessageIds {
             digest_id: self.digest_id,
             subscriber_id,

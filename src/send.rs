@@ -829,10 +829,16 @@ impl SendLock {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        // Private like the store: anyone who can open the file can hold
+        // the lock, and so stop every send.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options
             .open(&path)
             .with_context(|| format!("cannot open the lock file {}", path.display()))?;
         match file.try_lock() {
@@ -842,5 +848,27 @@ impl SendLock {
                 Err(anyhow::Error::new(e).context(format!("cannot lock {}", path.display())))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_send_lock_is_a_private_file_held_by_one_at_a_time() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("n.db");
+        let lock = SendLock::acquire(&store).unwrap();
+        let mode = std::fs::metadata(dir.path().join("n.db.lock"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(SendLock::try_acquire(&store).unwrap().is_none());
+        drop(lock);
+        assert!(SendLock::try_acquire(&store).unwrap().is_some());
     }
 }

@@ -696,7 +696,7 @@ impl Sender<'_> {
                 }
                 Err(smtp::Failure::Connect(e) | smtp::Failure::Message(e)) => Attempt::Transient {
                     connection: !e.is_transient(),
-                    reason: e.to_string(),
+                    reason: session.describe(&e),
                 },
             },
             Sender::Outbox(transport, dir) => match transport.send(message) {

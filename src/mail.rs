@@ -64,6 +64,15 @@ pub fn unsubscribe_url(config: &Config, token: &str) -> String {
     url.into()
 }
 
+/// A recipient's mailbox: the address, with the name on one line (or no
+/// name when it is empty). Names are cleaned when they are stored, but one
+/// stored another way (by hand, by an older version) may hold a line
+/// break, and lettre panics writing a `To` header with one.
+pub fn recipient(address: lettre::Address, name: &str) -> Mailbox {
+    let name = one_line(name);
+    Mailbox::new((!name.is_empty()).then_some(name), address)
+}
+
 /// The `Message-ID` of a digest to a subscriber: `<digest-D.S@host>`.
 pub fn message_id(config: &Config, ids: MessageIds) -> String {
     format!(
@@ -614,6 +623,36 @@ mod tests {
         assert_eq!(
             header(&raw, "Subject").unwrap(),
             "News Bcc: evil@example.com"
+        );
+    }
+
+    #[test]
+    fn a_name_with_a_line_break_stays_in_the_to_header() {
+        let address: lettre::Address = "ann@example.org".parse().unwrap();
+        for evil in ["Ann\r\nBcc: evil@example.com", "Ann\u{2028}\rX: y", "\r\n"] {
+            let to = recipient(address.clone(), evil);
+            // lettre panicked writing this header before the name was cleaned.
+            let message = build_message(
+                &config(""),
+                &personal("S"),
+                &to,
+                IDS,
+                "https://prometheus.io/unsubscribe/t",
+                "2026-11-25T09:00:00Z".parse().unwrap(),
+                None,
+            )
+            .unwrap();
+            let raw = String::from_utf8(message.formatted()).unwrap();
+            assert!(
+                header(&raw, "Bcc").is_none() && header(&raw, "X").is_none(),
+                "{raw}"
+            );
+            assert_eq!(message.envelope().to(), std::slice::from_ref(&address));
+        }
+        assert_eq!(recipient(address.clone(), " \r\n ").name, None);
+        assert_eq!(
+            recipient(address, "Ann\r\nBcc: x").name.as_deref(),
+            Some("Ann Bcc: x")
         );
     }
 

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
-use lettre::message::Mailbox;
 use lettre::message::dkim::DkimConfig;
 use lettre::{FileTransport, Message, Transport};
 
@@ -346,7 +345,7 @@ impl<'a> Composer<'a> {
         let address = email
             .parse()
             .with_context(|| format!("{email} is not a valid address"))?;
-        let to = Mailbox::new((!name.is_empty()).then(|| name.to_string()), address);
+        let to = mail::recipient(address, name);
         let ids = MessageIds {
             digest_id: self.digest_id,
             subscriber_id,
@@ -697,7 +696,7 @@ impl Sender<'_> {
                 }
                 Err(smtp::Failure::Connect(e) | smtp::Failure::Message(e)) => Attempt::Transient {
                     connection: !e.is_transient(),
-                    reason: e.to_string(),
+                    reason: session.describe(&e),
                 },
             },
             Sender::Outbox(transport, dir) => match transport.send(message) {
@@ -830,10 +829,16 @@ impl SendLock {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        // Private like the store: anyone who can open the file can hold
+        // the lock, and so stop every send.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options
             .open(&path)
             .with_context(|| format!("cannot open the lock file {}", path.display()))?;
         match file.try_lock() {
@@ -843,5 +848,27 @@ impl SendLock {
                 Err(anyhow::Error::new(e).context(format!("cannot lock {}", path.display())))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_send_lock_is_a_private_file_held_by_one_at_a_time() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("n.db");
+        let lock = SendLock::acquire(&store).unwrap();
+        let mode = std::fs::metadata(dir.path().join("n.db.lock"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(SendLock::try_acquire(&store).unwrap().is_none());
+        drop(lock);
+        assert!(SendLock::try_acquire(&store).unwrap().is_some());
     }
 }

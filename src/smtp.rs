@@ -148,6 +148,33 @@ impl<'a> Session<'a> {
     }
 }
 
+impl Session<'_> {
+    /// The error in words. A read or write that ran out of `smtp.timeout`
+    /// fails with EAGAIN ("Resource temporarily unavailable"), which
+    /// lettre's `is_timeout` does not count as a timeout: say what it was.
+    pub fn describe(&self, error: &SmtpError) -> String {
+        if error.is_timeout() || is_would_block(error) {
+            format!(
+                "no answer within smtp.timeout ({} s): {error}",
+                self.client.timeout.as_secs()
+            )
+        } else {
+            error.to_string()
+        }
+    }
+}
+
+fn is_would_block(error: &SmtpError) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::WouldBlock;
+        }
+        source = e.source();
+    }
+    false
+}
+
 impl Drop for Session<'_> {
     fn drop(&mut self) {
         if let Some(mut connection) = self.connection.take() {

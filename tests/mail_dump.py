@@ -17,7 +17,9 @@ temp files are ignored).  Each message is parsed with the stdlib MIME parser
                 raw is the value as it appears in the file (folding kept,
                 8-bit bytes read as UTF-8); decoded is the policy's decoded,
                 unfolded value (RFC 2047 decoded); defects lists the header
-                parser's complaints about that value.
+                parser's complaints about that value.  An address header
+                (From, To, Cc, Bcc, Reply-To, ...) also has "addresses": the
+                addr-spec of every address the parser finds in it.
   defects       strings "Class: text" from msg.defects and from every part's
                 defects (part defects prefixed with "part N (type): "), plus
                 "unknown charset" for a text part whose charset is unknown.
@@ -89,10 +91,14 @@ def header_entries(msg) -> dict:
             decoded = str(parsed)
             hdefects = [defect_str(d) for d in getattr(parsed, "defects", ())]
         except Exception as e:  # the header parser should not raise, but be safe
+            parsed = None
             decoded = raw
             hdefects = [f"{type(e).__name__}: {e}"]
-        headers.setdefault(name, []).append(
-            {"raw": clean(raw), "decoded": clean(decoded), "defects": hdefects})
+        entry = {"raw": clean(raw), "decoded": clean(decoded), "defects": hdefects}
+        addresses = getattr(parsed, "addresses", None)
+        if addresses is not None:
+            entry["addresses"] = [clean(a.addr_spec) for a in addresses]
+        headers.setdefault(name, []).append(entry)
     return headers
 
 

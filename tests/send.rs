@@ -6,28 +6,11 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::smtp::{SmtpServer, count_eml, mail_file};
-use common::{NOW, Run, Site, manifest_dir, run};
+use common::smtp::{SmtpServer, count_eml, mail_file, mail_site};
+use common::{NOW, Run, Site, run};
 
 const SECRET: &str = "test-secret-for-tokens";
 const PASSWORD: &str = "s3cret-pass";
-
-/// The fixture blog with mail settings and `smtp` as its `[smtp]` table.
-fn mail_site(smtp: &str) -> Site {
-    let site = Site::fixture("blog");
-    let config = site.read_text("config.toml");
-    site.write(
-        "config.toml",
-        format!(
-            "{config}\n[email]\nfrom = \"Fixture Blog <news@blog.example.org>\"\n\
-             unsubscribe_mailto = \"leave@blog.example.org\"\n\n\
-             [digest]\ntemplates = {:?}\nfirst_run_posts = 2\n\n\
-             [server]\npublic_url = \"https://news.example.org/\"\n\n{smtp}",
-            manifest_dir().join("templates").display().to_string()
-        ),
-    );
-    site
-}
 
 fn subscribe(site: &Site, emails: &[String]) {
     let mut csv = String::from("email,name\n");

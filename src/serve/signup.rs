@@ -17,7 +17,6 @@ use axum::extract::{ConnectInfo, Form, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use lettre::message::Mailbox;
 use minijinja::context;
 use serde::Deserialize;
 
@@ -468,7 +467,7 @@ impl Worker {
             self.pages
                 .confirmation(&job.email, &name, &confirm_url, &in_words(ttl))?;
         let address = job.email.parse()?;
-        let to = Mailbox::new((!name.is_empty()).then(|| name.clone()), address);
+        let to = mail::recipient(address, &name);
         let message_id = format!(
             "<confirm-{id}.{}@{}>",
             job.now.timestamp_millis(),

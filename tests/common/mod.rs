@@ -201,6 +201,25 @@ impl Site {
             .prefix("newsletter-test-")
             .tempdir()
             .expect("a temp dir");
+        Site::in_dir(tmp)
+    }
+
+    /// An empty folder in a fresh temp dir in memory (in `/dev/shm` when
+    /// there is one), for tests that write and delete thousands of files,
+    /// which a slow disk makes slower than the test itself.
+    pub fn empty_in_memory() -> Site {
+        let shm = Path::new("/dev/shm");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("newsletter-test-");
+        let tmp = if shm.is_dir() {
+            builder.tempdir_in(shm)
+        } else {
+            builder.tempdir()
+        };
+        Site::in_dir(tmp.expect("a temp dir"))
+    }
+
+    fn in_dir(tmp: TempDir) -> Site {
         let root = tmp.path().join("site");
         std::fs::create_dir(&root).expect("create the site folder");
         Site { tmp, root }

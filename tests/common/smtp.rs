@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tempfile::TempDir;
 
-use super::{manifest_dir, python};
+use super::{Site, manifest_dir, python};
 
 /// A running test SMTP server; stopped when dropped.
 pub struct SmtpServer {
@@ -27,6 +27,26 @@ impl SmtpServer {
     /// by [`SmtpServer::start_tls`]) and waits for it to listen.
     pub fn start(args: &[&str]) -> SmtpServer {
         let tmp = tempfile::Builder::new().prefix("smtp-").tempdir().unwrap();
+        SmtpServer::start_in(tmp, args)
+    }
+
+    /// [`SmtpServer::start`] with the maildir in memory (in `/dev/shm`
+    /// when there is one), for tests that send thousands of messages: on a
+    /// slow disk the server's fsyncs, and deleting the files afterwards,
+    /// would take longer than the test itself.
+    pub fn start_in_memory(args: &[&str]) -> SmtpServer {
+        let shm = Path::new("/dev/shm");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("smtp-");
+        let tmp = if shm.is_dir() {
+            builder.tempdir_in(shm)
+        } else {
+            builder.tempdir()
+        };
+        SmtpServer::start_in(tmp.unwrap(), args)
+    }
+
+    fn start_in(tmp: TempDir, args: &[&str]) -> SmtpServer {
         let maildir = tmp.path().join("mail");
         let tls_dir = tmp.path().join("tls");
         let (child, port) = super::start_helper(
@@ -94,6 +114,29 @@ impl SmtpServer {
         all
     }
 
+    /// The recipients of every message received so far, one entry per
+    /// copy, read from the envelopes the server saved beside the messages
+    /// (quicker than parsing thousands of messages).
+    pub fn envelope_recipients(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.maildir) else {
+            return Vec::new();
+        };
+        let mut all = Vec::new();
+        for entry in entries.filter_map(|e| e.ok()) {
+            let path = entry.path();
+            // The `.eml` is renamed into place after its `.json`.
+            if path.extension().is_none_or(|x| x != "eml") {
+                continue;
+            }
+            let json = std::fs::read(path.with_extension("json"))
+                .unwrap_or_else(|e| panic!("{}: no envelope: {e}", path.display()));
+            let envelope: Envelope = serde_json::from_slice(&json).expect("an envelope");
+            all.extend(envelope.rcpt_tos);
+        }
+        all.sort();
+        all
+    }
+
     /// Waits until the server has saved `n` messages.
     pub fn wait_for(&self, n: usize, timeout: Duration) {
         let start = Instant::now();
@@ -112,6 +155,25 @@ impl Drop for SmtpServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The fixture blog with mail settings (a From address, an unsubscribe
+/// mailto, the project's templates, a first digest of two posts) and
+/// `smtp` as its `[smtp]` table (`""`: messages go to the outbox).
+pub fn mail_site(smtp: &str) -> Site {
+    let site = Site::fixture("blog");
+    let config = site.read_text("config.toml");
+    site.write(
+        "config.toml",
+        format!(
+            "{config}\n[email]\nfrom = \"Fixture Blog <news@blog.example.org>\"\n\
+             unsubscribe_mailto = \"leave@blog.example.org\"\n\n\
+             [digest]\ntemplates = {:?}\nfirst_run_posts = 2\n\n\
+             [server]\npublic_url = \"https://news.example.org/\"\n\n{smtp}",
+            manifest_dir().join("templates").display().to_string()
+        ),
+    );
+    site
 }
 
 /// How many `.eml` files a folder holds.
@@ -155,6 +217,9 @@ pub struct Envelope {
 pub struct HeaderValue {
     pub raw: String,
     pub decoded: String,
+    /// For an address header, the address of each mailbox in it.
+    #[serde(default)]
+    pub addresses: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,557 @@
+//! Mail security, against the real binary and the real SMTP server: no
+//! post field or subscriber name can add a header or a recipient; SMTP in
+//! clear text only to a loopback host; the SMTP password and the token
+//! secret never appear in any output, log or error; the store is private.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::server::{Server, client, free_port};
+use common::smtp::{Mail, SmtpServer, mail_site};
+use common::{NOW, Run, Site, bin, run};
+
+const PASSWORD: &str = "pw-7Hq2ZxVv-never-print";
+const WRONG_PASSWORD: &str = "pw-wrong-Kd93Lq-never-print";
+const SECRET: &str = "secret-M4rK9wQe-never-print";
+const SHORT_SECRET: &str = "tiny-Sekr3t";
+
+/// Characters that end a line somewhere: in SMTP, in Python's `email`
+/// package, or in Unicode.
+const LINE_BREAKS: [char; 7] = [
+    '\r', '\n', '\u{0B}', '\u{0C}', '\u{85}', '\u{2028}', '\u{2029}',
+];
+
+/// The headers a digest has, each once.
+const DIGEST_HEADERS: [&str; 10] = [
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "List-Id",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "MIME-Version",
+    "Content-Type",
+];
+
+/// What an attacker puts in a field (as TOML escapes), one per hostile post.
+const PAYLOADS: [&str; 6] = [
+    r"\r\nBcc: crlf@evil.example",
+    r"\nCc: lf@evil.example\n\nX-Injected: lf",
+    r"\rX-Injected: cr",
+    r"\u2028Bcc: ls@evil.example",
+    r"\u0085Bcc: nel@evil.example",
+    r"\u2029X-Injected: ps",
+];
+
+/// Runs `command`, killing it if it has not finished after `limit`.
+fn run_for(command: &mut Command, limit: Duration) -> Run {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[track_caller]
+fn assert_one_line(mail: &Mail) {
+    for (name, values) in &mail.headers {
+        for value in values {
+            assert!(
+                !value.decoded.contains(LINE_BREAKS),
+                "{}: {name} carries a line break: {:?}",
+                mail.file,
+                value.decoded
+            );
+        }
+    }
+}
+
+#[test]
+fn no_post_field_or_subscriber_name_can_add_a_header_or_a_recipient() {
+    let server = SmtpServer::start(&[]);
+    let site = mail_site(&server.config(""));
+    // The subject shows every post's title, authors and tags; the site's
+    // title is in List-Id.
+    let config = site
+        .read_text("config.toml")
+        .replace(
+            "title = \"Fixture Blog\"",
+            r#"title = "Fixture\r\nBcc: site@evil.example""#,
+        )
+        .replace(
+            "first_run_posts = 2",
+            "first_run_posts = 20\nsubject = \"{% for p in posts %}{{ p.title }} by \
+             {{ p.author }} in {{ p.tags|join(', ') }}; {% endfor %}\"",
+        );
+    site.write("config.toml", config);
+    for (i, payload) in PAYLOADS.iter().enumerate() {
+        site.write(
+            &format!("content/2026-11-2{i}-hostile-{i}.md"),
+            format!(
+                "+++\ntitle = \"Title {i}{payload}\"\nauthors = [\"Author {i}{payload}\", \
+                 \"Second\"]\ntags = [\"tag {i}{payload}\", \"plain\"]\n+++\n\nBody {i}.\n"
+            ),
+        );
+    }
+    // Names with line breaks: through an import, through `subscribers
+    // add`, and written straight into the store (by an older version, or
+    // by hand), which only the message builder stands between.
+    let mut csv = String::from("email,name\n");
+    for (i, name) in [
+        "Eve\r\nBcc: csv@evil.example",
+        "Nel\u{85}Bcc: nel@evil.example",
+        "Ls\u{2028}Cc: ls@evil.example\u{2028}\u{2028}X-Injected: ls",
+    ]
+    .iter()
+    .enumerate()
+    {
+        csv.push_str(&format!("csv{i}@example.net,\"{name}\"\n"));
+    }
+    site.write("list.csv", csv);
+    run(&mut site.newsletter(["subscribers", "import", "list.csv"])).success();
+    run(&mut site.newsletter([
+        "subscribers",
+        "add",
+        "added@example.net",
+        "--name",
+        "Mal\r\nBcc: add@evil.example\u{2028}X-Injected: add",
+    ]))
+    .success();
+    let conn = rusqlite::Connection::open(site.path("newsletter.db")).unwrap();
+    conn.execute(
+        "INSERT INTO subscribers (email, name, status, created_at, updated_at) VALUES \
+         ('raw@example.net', ?1, 'active', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+        ["Raw\r\nBcc: raw@evil.example\r\n\r\nX-Injected: raw"],
+    )
+    .unwrap();
+    drop(conn);
+
+    let out = run(site
+        .newsletter(["send", "--now", NOW])
+        .env("NEWSLETTER_SECRET", SECRET));
+    let readers = [
+        "added@example.net",
+        "csv0@example.net",
+        "csv1@example.net",
+        "csv2@example.net",
+        "raw@example.net",
+    ];
+    assert!(out.stdout.contains("5 sent, 0 failed"), "{out}");
+    assert_eq!(server.recipients(), readers, "someone else got mail");
+    let mails = server.messages();
+    assert_eq!(mails.len(), readers.len());
+    for mail in &mails {
+        let mut names: Vec<&str> = mail.headers.keys().map(String::as_str).collect();
+        names.sort_by_key(|n| n.to_ascii_lowercase());
+        let mut expected = DIGEST_HEADERS.to_vec();
+        expected.sort_by_key(|n| n.to_ascii_lowercase());
+        assert_eq!(names, expected, "{}: the header set", mail.file);
+        for (name, values) in &mail.headers {
+            assert_eq!(values.len(), 1, "{}: {name} twice", mail.file);
+        }
+        assert_one_line(mail);
+        assert!(mail.defects.is_empty(), "{}: {:?}", mail.file, mail.defects);
+        let rcpt = &mail.envelope.rcpt_tos;
+        assert_eq!(rcpt.len(), 1, "{}: {rcpt:?}", mail.file);
+        let to = &mail.headers_named("To")[0];
+        assert_eq!(to.addresses.as_ref(), Some(rcpt), "{}: {to:?}", mail.file);
+        // What was meant as a header stays visible, as text.
+        let subject = mail.header("Subject");
+        assert!(
+            subject.contains("Title 0 Bcc: crlf@evil.example by Author 0 Bcc: crlf@evil.example")
+                && subject.contains("tag 5 X-Injected: ps"),
+            "{subject}"
+        );
+    }
+}
+
+#[test]
+fn clear_text_smtp_is_refused_for_every_host_but_loopback() {
+    for host in [
+        "smtp.example.org",
+        "localhost.evil.example",
+        "127.0.0.1.nip.io",
+        "10.0.0.1",
+        "0.0.0.0",
+    ] {
+        let site = mail_site(&format!("[smtp]\nhost = {host:?}\nsecurity = \"none\"\n"));
+        for args in [
+            vec!["check"],
+            vec!["build", "--now", NOW],
+            vec!["send", "--now", NOW],
+            vec!["send", "--dry-run", "--now", NOW],
+            vec!["serve", "--listen", "127.0.0.1:0"],
+        ] {
+            let out = run_for(&mut site.newsletter(&args), Duration::from_secs(20)).failure();
+            assert!(
+                out.stderr.contains("smtp.security")
+                    && out.stderr.contains("loopback")
+                    && out.stderr.contains(host),
+                "{host} {args:?}: {out}"
+            );
+        }
+    }
+    for host in ["127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"] {
+        let site = mail_site(&format!("[smtp]\nhost = {host:?}\nsecurity = \"none\"\n"));
+        let out = run(&mut site.newsletter(["check"]));
+        assert_eq!(out.code, Some(0), "{host}: {out}");
+    }
+}
+
+/// Standard base64, with or without padding, and the URL-safe alphabet.
+fn base64_forms(bytes: &[u8]) -> Vec<String> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut text = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                text.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                text.push('=');
+            }
+        }
+    }
+    let bare = text.trim_end_matches('=').to_string();
+    let url = bare.replace('+', "-").replace('/', "_");
+    vec![text, bare, url]
+}
+
+/// Every form a secret could leak in: as is, hex, base64.
+fn leak_forms(secret: &str) -> Vec<String> {
+    let mut forms = vec![
+        secret.to_string(),
+        hex::encode(secret),
+        hex::encode_upper(secret),
+    ];
+    forms.extend(base64_forms(secret.as_bytes()));
+    forms
+}
+
+/// What a user saw, by where it came from.
+#[derive(Default)]
+struct Seen(Vec<(String, String)>);
+
+impl Seen {
+    fn add(&mut self, what: impl Into<String>, text: impl Into<String>) {
+        self.0.push((what.into(), text.into()));
+    }
+
+    fn run(&mut self, what: &str, run: Run) -> Run {
+        self.add(what, format!("{}\n{}", run.stdout, run.stderr));
+        run
+    }
+
+    /// Every file under `dir`, as text.
+    fn files(&mut self, dir: &Path) {
+        for entry in walkdir::WalkDir::new(dir)
+            .into_iter()
+            .filter_map(|e| e.ok())
+        {
+            if entry.file_type().is_file() {
+                let bytes = std::fs::read(entry.path()).unwrap();
+                self.add(
+                    entry.path().display().to_string(),
+                    String::from_utf8_lossy(&bytes),
+                );
+            }
+        }
+    }
+
+    #[track_caller]
+    fn assert_none_contains(&self, forbidden: &[String]) {
+        assert!(self.0.len() > 5, "too little output checked");
+        eprintln!(
+            "checked {} outputs ({} bytes) for {} forbidden strings",
+            self.0.len(),
+            self.0.iter().map(|(_, t)| t.len()).sum::<usize>(),
+            forbidden.len()
+        );
+        for (what, text) in &self.0 {
+            for secret in forbidden {
+                assert!(
+                    !text.contains(secret.as_str()),
+                    "{what} shows {secret:?}:\n{text}"
+                );
+            }
+        }
+    }
+}
+
+/// `newsletter serve` on `site` with `env`; a feed request, a sign-up
+/// (which mails a confirmation) and a bad link; its log lines.
+fn serve_briefly(site: &Site, env: &[(&str, &str)], wait_for: &str) -> String {
+    let port = free_port();
+    let mut server = Server::start(site, port, &["--now", NOW], env);
+    let http = client();
+    assert!(
+        http.get(server.url("/atom.xml"))
+            .send()
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    http.post(server.url("/subscribe"))
+        .form(&[("email", "signup@example.net"), ("name", "Sign Up")])
+        .send()
+        .unwrap();
+    let _ = http
+        .get(server.url("/unsubscribe/forged.token"))
+        .send()
+        .unwrap();
+    server.wait_for_log(wait_for, Duration::from_secs(20));
+    server.terminate(Duration::from_secs(20));
+    server.logs().join("\n")
+}
+
+#[test]
+fn the_smtp_password_and_the_token_secret_never_appear_in_any_output() {
+    let server = SmtpServer::start(&[
+        "--tls-dir",
+        "{tls}",
+        "--auth",
+        &format!("newsletter:{PASSWORD}"),
+    ]);
+    let site = mail_site(&server.config(""));
+    let mut seen = Seen::default();
+    let with = |args: &[&str], password: &str, secret: &str| {
+        let mut command = site.newsletter(args);
+        command
+            .env("NEWSLETTER_SMTP_PASSWORD", password)
+            .env("NEWSLETTER_SECRET", secret)
+            .env("NEWSLETTER_LOG", "debug");
+        run(&mut command)
+    };
+    let ok = |args: &[&str]| with(args, PASSWORD, SECRET);
+
+    let csv = "email,name\nann@example.net,Ann\nbob@example.net,Bob\n";
+    site.write("list.csv", csv);
+    seen.run(
+        "import",
+        ok(&["subscribers", "import", "list.csv"]).success(),
+    );
+    seen.run("check", ok(&["check"]).success());
+    seen.run("build", ok(&["build", "--now", NOW]).success());
+    seen.run("list", ok(&["subscribers", "list"]).success());
+    seen.run("export", ok(&["subscribers", "export"]).success());
+    seen.run(
+        "dry run",
+        ok(&["send", "--dry-run", "--now", NOW]).success(),
+    );
+    seen.run("preview", ok(&["preview", "--now", NOW]).success());
+    seen.files(&site.path("preview"));
+    seen.run(
+        "send --to",
+        ok(&["send", "--to", "editor@example.net", "--now", NOW]).success(),
+    );
+    seen.run("send", ok(&["send", "--now", NOW]).success());
+    site.write(
+        "content/2026-11-24-late.md",
+        "---\ntitle: Late\n---\n\nA late post.\n",
+    );
+    seen.run(
+        "publish",
+        ok(&["publish", "--send", "--now", NOW]).success(),
+    );
+    assert_eq!(server.messages().len(), 1 + 2 + 2);
+
+    // Failing: a wrong password, a short secret, no password, a bad config.
+    site.write(
+        "content/2026-11-24-later.md",
+        "---\ntitle: Later\n---\n\nAnother.\n",
+    );
+    let wrong = with(
+        &["send", "--to", "editor@example.net", "--now", NOW],
+        WRONG_PASSWORD,
+        SECRET,
+    );
+    let wrong = seen.run("wrong password", wrong.failure());
+    assert!(wrong.stderr.contains("refused the login"), "{wrong}");
+    let wrong = seen.run(
+        "send, wrong password",
+        with(&["send", "--now", NOW], WRONG_PASSWORD, SECRET).failure(),
+    );
+    assert!(wrong.stderr.contains("refused the login"), "{wrong}");
+    let short = seen.run(
+        "short secret",
+        with(&["send", "--dry-run", "--now", NOW], PASSWORD, SHORT_SECRET).failure(),
+    );
+    assert!(
+        short.stderr.contains("NEWSLETTER_SECRET is shorter"),
+        "{short}"
+    );
+    seen.run(
+        "short secret, preview",
+        with(&["preview", "--now", NOW], PASSWORD, SHORT_SECRET).failure(),
+    );
+    let mut command = site.newsletter(["send", "--to", "editor@example.net", "--now", NOW]);
+    command
+        .env_remove("NEWSLETTER_SMTP_PASSWORD")
+        .env("NEWSLETTER_SECRET", SECRET);
+    seen.run("no password", run(&mut command).failure());
+    site.write(
+        "bad.toml",
+        site.read_text("config.toml") + "\n[oops]\nkey = 1\n",
+    );
+    seen.run(
+        "bad config",
+        with(&["--config", "bad.toml", "check"], PASSWORD, SECRET).failure(),
+    );
+
+    // The server, with a request or two and a confirmation email, then
+    // with the wrong password (the confirmation cannot be sent).
+    let env = [
+        ("NEWSLETTER_SMTP_PASSWORD", PASSWORD),
+        ("NEWSLETTER_SECRET", SECRET),
+        ("NEWSLETTER_LOG", "debug"),
+    ];
+    seen.add("serve", serve_briefly(&site, &env, "confirmation sent"));
+    let env = [
+        ("NEWSLETTER_SMTP_PASSWORD", WRONG_PASSWORD),
+        ("NEWSLETTER_SECRET", SECRET),
+        ("NEWSLETTER_LOG", "debug"),
+    ];
+    let logs = serve_briefly(&site, &env, "refused the login");
+    seen.add("serve, wrong password", logs);
+
+    let mut forbidden = Vec::new();
+    for secret in [PASSWORD, WRONG_PASSWORD, SECRET, SHORT_SECRET] {
+        forbidden.extend(leak_forms(secret));
+    }
+    // AUTH PLAIN's payload.
+    for password in [PASSWORD, WRONG_PASSWORD] {
+        forbidden.extend(base64_forms(format!("\0newsletter\0{password}").as_bytes()));
+    }
+    seen.assert_none_contains(&forbidden);
+}
+
+#[test]
+fn a_generated_token_secret_never_appears_in_any_output() {
+    let site = mail_site("");
+    let mut seen = Seen::default();
+    let plain = |args: &[&str]| {
+        let mut command = site.newsletter(args);
+        command
+            .env_remove("NEWSLETTER_SECRET")
+            .env("NEWSLETTER_LOG", "debug");
+        run(&mut command)
+    };
+    site.write("list.csv", "email,name\nann@example.net,Ann\n");
+    seen.run(
+        "import",
+        plain(&["subscribers", "import", "list.csv"]).success(),
+    );
+    seen.run(
+        "dry run",
+        plain(&["send", "--dry-run", "--now", NOW]).success(),
+    );
+    let stored: String = rusqlite::Connection::open(site.path("newsletter.db"))
+        .unwrap()
+        .query_row("SELECT value FROM settings WHERE key = 'secret'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let bytes = hex::decode(&stored).unwrap();
+    seen.run("preview", plain(&["preview", "--now", NOW]).success());
+    seen.files(&site.path("preview"));
+    seen.run(
+        "send --to",
+        plain(&["send", "--to", "ed@example.net", "--now", NOW]).success(),
+    );
+    seen.run("send", plain(&["send", "--now", NOW]).success());
+    seen.files(&site.path("outbox"));
+    seen.run("list", plain(&["subscribers", "list"]).success());
+    seen.run("export", plain(&["subscribers", "export"]).success());
+    seen.add(
+        "serve",
+        serve_briefly(&site, &[("NEWSLETTER_LOG", "debug")], "confirmation sent"),
+    );
+
+    let mut forbidden = vec![stored.clone(), stored.to_uppercase()];
+    forbidden.extend(base64_forms(&bytes));
+    seen.assert_none_contains(&forbidden);
+}
+
+/// Runs the binary with `args` under umask 000, so a mode it does not set
+/// itself shows as world-writable.
+fn under_open_umask(site: &Site, args: &[&str]) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .current_dir(site.root())
+        .args([
+            "-c",
+            "umask 000 && exec \"$0\" \"$@\"",
+            bin(),
+            "--config",
+            "config.toml",
+        ])
+        .args(args)
+        .env("NEWSLETTER_SECRET", SECRET)
+        .env_remove("NEWSLETTER_NOW");
+    command
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn the_store_and_its_files_are_private_whatever_the_umask() {
+    let server = SmtpServer::start(&["--delay", "0.05"]);
+    let site = mail_site(&server.config(""));
+    site.append_config("[store]\npath = \"data/newsletter.db\"");
+    let mut csv = String::from("email\n");
+    for i in 0..50 {
+        csv.push_str(&format!("reader{i}@example.net\n"));
+    }
+    site.write("list.csv", csv);
+    run(&mut under_open_umask(
+        &site,
+        &["subscribers", "import", "list.csv"],
+    ))
+    .success();
+    let store = site.path("data/newsletter.db");
+    assert_eq!(mode(&store), 0o600, "the store");
+
+    // Killed while delivering: the write-ahead log, its index and the send
+    // lock are all there to look at.
+    let mut child = under_open_umask(&site, &["send", "--now", NOW])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    server.wait_for(2, Duration::from_secs(30));
+    let _ = child.kill();
+    child.wait().unwrap();
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let path = site.path(&format!("data/newsletter.db{suffix}"));
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+}

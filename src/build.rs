@@ -86,6 +86,7 @@ pub fn build(
     now: DateTime<Utc>,
 ) -> Result<BuildReport, BuildError> {
     let started = Instant::now();
+    remove_stale_temp_files(output_dir);
     let corpus = content::read_posts(config);
     if !corpus.problems.is_empty() {
         return Err(BuildError::Content(corpus.problems));
@@ -122,6 +123,35 @@ pub fn build(
         changed,
         next_scheduled,
     })
+}
+
+/// A build's temporary files older than this were left by a build that
+/// died (killed, a power cut); no build runs for an hour.
+const STALE_TEMP: Duration = Duration::from_secs(3600);
+
+/// Deletes the temporary files (`.newsletter-*`) that killed builds left in
+/// the output folder. Recent ones may belong to a build running now and
+/// stay. Best effort: what cannot be read or deleted is left alone.
+fn remove_stale_temp_files(output_dir: &Path) {
+    let walk = walkdir::WalkDir::new(output_dir)
+        .max_depth(4)
+        .follow_links(false);
+    for entry in walk.into_iter().flatten() {
+        let stale = entry.file_type().is_file()
+            && entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".newsletter-")
+            && entry
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_TEMP);
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// When the earliest post scheduled after `now` becomes due.

@@ -627,3 +627,27 @@ fn a_failed_write_changes_no_feed() {
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
+
+#[test]
+fn temporary_files_a_killed_build_left_are_removed_once_stale() {
+    let site = Site::fixture("blog");
+    site.build();
+    site.write("public/.newsletter-old1", "half a feed");
+    site.write("public/tags/rust/.newsletter-old2", "half a feed");
+    site.write("public/.newsletter-recent", "a build running now");
+    for old in [
+        "public/.newsletter-old1",
+        "public/tags/rust/.newsletter-old2",
+    ] {
+        let touched = std::process::Command::new("touch")
+            .args(["-d", "2 hours ago"])
+            .arg(site.path(old))
+            .status()
+            .unwrap();
+        assert!(touched.success());
+    }
+    site.build();
+    assert!(!site.path("public/.newsletter-old1").exists());
+    assert!(!site.path("public/tags/rust/.newsletter-old2").exists());
+    assert!(site.path("public/.newsletter-recent").exists());
+}

@@ -72,10 +72,17 @@ pub fn render_post(
     if excerpt_raw {
         excerpt_html = safe.fragment(&excerpt_html);
     }
+    let title = strip_xml_illegal(title);
     let (excerpt_html, excerpt_text) = if has_text_or_media(&excerpt_html) {
-        (finish(excerpt_html), finish(events_to_text(&excerpt)))
+        let text = finish(events_to_text(&excerpt));
+        // An excerpt that is only an image still needs words.
+        let text = if text.is_empty() {
+            title.into_owned()
+        } else {
+            text
+        };
+        (finish(excerpt_html), text)
     } else {
-        let title = strip_xml_illegal(title);
         (
             format!("<p>{}</p>", escape_text(&title)),
             title.into_owned(),
@@ -740,6 +747,20 @@ mod tests {
             e,
             "<p><img src=\"https://example.org/a.png\" alt=\"pic\" /></p>\n"
         );
+    }
+
+    #[test]
+    fn the_text_of_an_excerpt_without_words_is_the_title() {
+        let r = render(
+            "## <img src=\"/a.png\">\n\n<!-- more -->\n\nRest.",
+            None,
+            "A & B",
+        );
+        assert!(r.excerpt.contains("<img"), "{}", r.excerpt);
+        assert_eq!(r.excerpt_text, "A & B");
+        // With alt text, that is its text.
+        let r = render("![pic](/a.png)\n\n<!-- more -->\n\nRest.", None, "T");
+        assert_eq!(r.excerpt_text, "pic");
     }
 
     #[test]

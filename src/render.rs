@@ -60,11 +60,14 @@ pub fn render_post(
         _ => None,
     });
     let (events, raw_html) = sanitize_events(raw, safe);
+    // The head is raw HTML even when its event was only comments, which
+    // sanitize_events drops without counting.
+    let head_is_raw = marker_head.is_some();
 
     let (excerpt, excerpt_raw) = match summary {
         Some(summary) => sanitize_events(parse(summary), safe),
         None => match marker.and_then(|(i, _)| explicit_excerpt(&events[..i], marker_head)) {
-            Some(excerpt) => (excerpt, raw_html),
+            Some(excerpt) => (excerpt, raw_html || head_is_raw),
             None => (auto_excerpt(&events), raw_html),
         },
     };
@@ -707,6 +710,23 @@ mod tests {
             !r.excerpt.contains("onmouseover") && !r.content.contains("onmouseover"),
             "{r:?}"
         );
+    }
+
+    #[test]
+    fn comments_before_the_marker_in_its_own_block_are_dropped_from_the_excerpt() {
+        // The block is only comments, the last one ended by the marker's
+        // `-->`, so nothing else in the post made it go through the sanitizer.
+        for body in [
+            "Intro.\n\n<!-- <script>alert(1)</script> <!-- more -->\n\nRest.",
+            "Intro.\n\n<!-- a note --> <!-- more -->\n\nRest.",
+            "<!--\n\n1. **item**\n\n```\n<!-- more -->\n```",
+        ] {
+            let r = render(body, None, "T");
+            assert!(
+                !r.excerpt.contains("<!--") && !r.excerpt.contains("script"),
+                "{body:?}: {r:?}"
+            );
+        }
     }
 
     #[test]

@@ -56,7 +56,7 @@ use url::Url;
 
 use crate::config::{Config, IframePolicy};
 use crate::content::{Post, Problem, Status};
-use crate::html::Sanitizer;
+use crate::html::{Sanitizer, limit_nesting};
 use crate::render::{escape_text, render_post};
 
 /// The HTML template's file name inside `digest.templates`.
@@ -390,7 +390,8 @@ fn email_excerpt(config: &Config, post: &Post) -> Result<(String, String), Diges
     };
     let rendered = render_post(&body, post.summary.as_deref(), &post.title, &safe);
     let image_alt = format!("Image from “{}”", clean(&post.title));
-    let html = balance(&for_email(&clean(&rendered.excerpt), &image_alt));
+    let excerpt = clean(&rendered.excerpt);
+    let html = balance(&for_email(&limit_nesting(&excerpt), &image_alt));
     let text = wrap(&html_to_text(&html), TEXT_WIDTH);
     Ok((html, text))
 }
@@ -705,6 +706,33 @@ mod tests {
 
     fn titles(posts: &[&Post]) -> Vec<String> {
         posts.iter().map(|p| p.title.clone()).collect()
+    }
+
+    #[test]
+    fn deeply_nested_excerpts_render_quickly_without_overflowing_the_stack() {
+        // 25,000 nested <em><strong> overflowed the stack (the tree walks
+        // that make the email HTML and text recurse once per level), and
+        // 50,000 nested lists or quotes took minutes (html5ever's tree
+        // building is quadratic in the depth).
+        let config = config();
+        let n = 50_000;
+        for body in [
+            format!("{}x{}", "*".repeat(n), "*".repeat(n)),
+            format!("{}x\n", "* ".repeat(n)),
+            format!("{} x\n", ">".repeat(n)),
+            format!("{}x<!-- more -->y{}", "<div>".repeat(n), "</div>".repeat(n)),
+        ] {
+            let started = std::time::Instant::now();
+            let posts = [post(&config, "2024-05-01-deep.md", "title: Deep", &body)];
+            let digest = render(&config, &[&posts[0]], 1).unwrap();
+            assert!(digest.text.contains('x'), "{}", digest.text);
+            assert!(
+                started.elapsed().as_secs() < 30,
+                "{:?} for {}",
+                started.elapsed(),
+                &body[..20]
+            );
+        }
     }
 
     #[test]

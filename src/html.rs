@@ -2,10 +2,12 @@
 //! handlers, iframes turned into links. One pass of lol_html does it all.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use html2text::render::TrivialDecorator;
 use lol_html::html_content::{ContentType, Element};
-use lol_html::{RewriteStrSettings, doc_comments, element, rewrite_str};
+use lol_html::{RewriteStrSettings, doc_comments, element, end_tag, rewrite_str};
 
 use url::Url;
 
@@ -263,6 +265,7 @@ fn escape_attribute(text: &str) -> String {
 /// The visible text of an HTML fragment on one line: entities decoded,
 /// tags and layout whitespace gone.
 pub fn to_plain_text(html: &str) -> String {
+    let html = limit_nesting(html);
     let text = html2text::config::with_decorator(TrivialDecorator::new())
         .raw_mode(true)
         .no_link_wrapping()
@@ -270,6 +273,67 @@ pub fn to_plain_text(html: &str) -> String {
         .unwrap_or_else(|_| html.to_string());
     // No-break spaces stay: the author put them there.
     text.split_ascii_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// How deep elements may nest in HTML given to html5ever (through html2text
+/// and css-inline). Its tree builder scans the open elements at each start
+/// tag, so deep nesting costs time quadratic in the depth (40,000 levels:
+/// minutes), and html2text and the serialiser recurse once per level.
+/// Chromium's parser stops nesting at 512 too.
+pub const MAX_NESTING: usize = 512;
+
+/// Elements whose end tag may be left out: the next one of them closes the
+/// one before (`<li>a<li>b` are siblings), so a run of them is not nesting.
+const OPTIONAL_END: [&str; 12] = [
+    "p", "li", "dt", "dd", "option", "optgroup", "tr", "td", "th", "rb", "rt", "rp",
+];
+
+/// HTML whose elements nest at most [`MAX_NESTING`] deep: deeper elements
+/// lose their tags and keep their content (those [`Sanitizer::fragment`]
+/// drops lose their content too, as they would have).
+pub fn limit_nesting(html: &str) -> Cow<'_, str> {
+    // Fewer tags than the limit cannot nest deeper than it.
+    if html.bytes().filter(|&b| b == b'<').count() <= MAX_NESTING {
+        return Cow::Borrowed(html);
+    }
+    // The names of the open elements, as a browser would mostly see them:
+    // an end tag closes its element and the children left open in it
+    // (`<div><b>x</div>`), and an element with an optional end tag closes an
+    // open sibling of the same kind.
+    let open: Rc<RefCell<Vec<String>>> = Rc::default();
+    let settings = RewriteStrSettings::new()
+        .with_strict(false)
+        .append_element_content_handler(element!("*", |el| {
+            if !el.can_have_content() {
+                return Ok(());
+            }
+            let name = el.tag_name().to_ascii_lowercase();
+            let depth = {
+                let mut open = open.borrow_mut();
+                if OPTIONAL_END.contains(&name.as_str()) && open.last() == Some(&name) {
+                    open.pop();
+                }
+                if DROPPED.contains(&name.as_str()) && open.len() >= MAX_NESTING {
+                    el.remove();
+                } else if open.len() >= MAX_NESTING {
+                    el.remove_and_keep_content();
+                }
+                open.push(name);
+                open.len()
+            };
+            if let Some(handlers) = el.end_tag_handlers() {
+                let open = open.clone();
+                handlers.push(end_tag!(move |_| {
+                    open.borrow_mut().truncate(depth - 1);
+                    Ok(())
+                }));
+            }
+            Ok(())
+        }));
+    match rewrite_str(html, settings) {
+        Ok(limited) => Cow::Owned(limited),
+        Err(_) => Cow::Owned(escape_text(html)),
+    }
 }
 
 /// Drops characters XML 1.0 forbids (C0 controls but tab, LF, CR; U+FFFE/U+FFFF).
@@ -300,6 +364,57 @@ mod tests {
             iframes: IframePolicy::Link,
         }
         .fragment(html)
+    }
+
+    #[test]
+    fn deep_nesting_is_flattened_below_the_limit_and_keeps_its_text() {
+        let deep = format!(
+            "{}<script>x()</script>text{}",
+            "<div>".repeat(600),
+            "</div>".repeat(600)
+        );
+        let limited = limit_nesting(&deep);
+        assert_eq!(limited.matches("<div>").count(), MAX_NESTING);
+        assert_eq!(limited.matches("</div>").count(), MAX_NESTING);
+        assert!(
+            limited.contains("text") && !limited.contains("x()"),
+            "{limited}"
+        );
+        // Siblings, void elements and children closed with their parent are not nesting.
+        for flat in [
+            "<p>a".repeat(1000),
+            "<li>a".repeat(1000),
+            "<div><b>x</div>".repeat(1000),
+            "<br><img src=x>".repeat(1000),
+            "<div>x</div>".repeat(1000),
+        ] {
+            assert_eq!(limit_nesting(&flat), flat);
+        }
+    }
+
+    #[test]
+    fn plain_text_of_deeply_nested_html_is_quick_and_whole() {
+        // html5ever's tree building was quadratic in the depth: 40,000
+        // nested divs took minutes.
+        let started = std::time::Instant::now();
+        for html in [
+            format!("{}text", "<div>".repeat(50_000)),
+            format!(
+                "{}deep{}",
+                "<blockquote><em>".repeat(25_000),
+                "</em></blockquote>".repeat(25_000)
+            ),
+        ] {
+            // In a thread with the stack rayon's workers have.
+            let text = std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || to_plain_text(&html))
+                .unwrap()
+                .join()
+                .unwrap();
+            assert!(text == "text" || text == "deep", "{text}");
+        }
+        assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
     }
 
     #[test]

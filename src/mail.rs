@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
+use email_encoding::headers::writer::EmailWriter;
 use lettre::Message;
 use lettre::message::dkim::{
     DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
@@ -129,16 +130,35 @@ fn head(
     now: DateTime<Utc>,
     message_id: String,
 ) -> MessageBuilder {
-    let mut builder = Message::builder()
+    let subject = one_line(subject);
+    let builder = Message::builder()
         .from(config.email.from.clone())
-        .to(to.clone())
-        .subject(one_line(subject))
+        .to(to.clone());
+    let mut builder = if subject.contains("=?") {
+        builder.raw_header(encoded_subject(subject))
+    } else {
+        builder.subject(subject)
+    };
+    builder = builder
         .date(SystemTime::from(now))
         .header(MessageId::from(message_id));
     if let Some(reply_to) = &config.email.reply_to {
         builder = builder.reply_to(reply_to.clone());
     }
     builder
+}
+
+/// A `Subject` encoded whole per RFC 2047. lettre leaves each ASCII word as
+/// it is, so a title holding `=?utf-8?q?...?=` would reach the reader as
+/// whatever that encoded word decodes to.
+fn encoded_subject(subject: String) -> HeaderValue {
+    let name = HeaderName::new_from_ascii_str("Subject");
+    let mut encoded = String::new();
+    let mut writer = EmailWriter::new(&mut encoded, name.len() + ": ".len(), 0, false);
+    email_encoding::headers::rfc2047::encode(&subject, &mut writer)
+        .expect("writing to a String cannot fail");
+    drop(writer);
+    HeaderValue::dangerous_new_pre_encoded(name, subject, encoded)
 }
 
 /// The text and HTML parts (multipart/alternative), then the signature.
@@ -682,6 +702,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(list_id_of(&c), "\"A \\\"B\\\" \\\\ C\" <newsletter.x.org>");
+    }
+
+    #[test]
+    fn a_title_that_looks_encoded_is_encoded_and_reads_back_as_written() {
+        for title in [
+            "=?utf-8?q?Free_money?=",
+            "Old =?iso-8859-1?b?QQ==?= news, and a long tail of words to fold the header line twice over",
+        ] {
+            let raw = formatted(&config(""), title);
+            let message = mail_parser::MessageParser::default()
+                .parse(raw.as_bytes())
+                .unwrap();
+            assert_eq!(message.subject(), Some(title), "{raw}");
+            let subject = header(&raw, "Subject").unwrap();
+            assert!(subject.starts_with("=?utf-8?b?"), "{subject}");
+            assert!(raw.is_ascii());
+        }
+        // Other ASCII subjects stay readable as they are.
+        assert_eq!(
+            header(&formatted(&config(""), "A = B?"), "Subject").unwrap(),
+            "A = B?"
+        );
     }
 
     fn list_id_of(c: &Config) -> String {

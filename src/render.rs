@@ -60,11 +60,14 @@ pub fn render_post(
         _ => None,
     });
     let (events, raw_html) = sanitize_events(raw, safe);
+    // The head is raw HTML even when its event was only comments, which
+    // sanitize_events drops without counting.
+    let head_is_raw = marker_head.is_some();
 
     let (excerpt, excerpt_raw) = match summary {
         Some(summary) => sanitize_events(parse(summary), safe),
         None => match marker.and_then(|(i, _)| explicit_excerpt(&events[..i], marker_head)) {
-            Some(excerpt) => (excerpt, raw_html),
+            Some(excerpt) => (excerpt, raw_html || head_is_raw),
             None => (auto_excerpt(&events), raw_html),
         },
     };
@@ -72,10 +75,17 @@ pub fn render_post(
     if excerpt_raw {
         excerpt_html = safe.fragment(&excerpt_html);
     }
+    let title = strip_xml_illegal(title);
     let (excerpt_html, excerpt_text) = if has_text_or_media(&excerpt_html) {
-        (finish(excerpt_html), finish(events_to_text(&excerpt)))
+        let text = finish(events_to_text(&excerpt));
+        // An excerpt that is only an image still needs words.
+        let text = if text.is_empty() {
+            title.into_owned()
+        } else {
+            text
+        };
+        (finish(excerpt_html), text)
     } else {
-        let title = strip_xml_illegal(title);
         (
             format!("<p>{}</p>", escape_text(&title)),
             title.into_owned(),
@@ -703,6 +713,23 @@ mod tests {
     }
 
     #[test]
+    fn comments_before_the_marker_in_its_own_block_are_dropped_from_the_excerpt() {
+        // The block is only comments, the last one ended by the marker's
+        // `-->`, so nothing else in the post made it go through the sanitizer.
+        for body in [
+            "Intro.\n\n<!-- <script>alert(1)</script> <!-- more -->\n\nRest.",
+            "Intro.\n\n<!-- a note --> <!-- more -->\n\nRest.",
+            "<!--\n\n1. **item**\n\n```\n<!-- more -->\n```",
+        ] {
+            let r = render(body, None, "T");
+            assert!(
+                !r.excerpt.contains("<!--") && !r.excerpt.contains("script"),
+                "{body:?}: {r:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_comment_with_multibyte_text_is_not_a_marker_and_no_panic() {
         let r = render(
             "Intro.\n\n<!-- It’s a draft note -->\n\n<!--日本語-->\n\nText.",
@@ -740,6 +767,20 @@ mod tests {
             e,
             "<p><img src=\"https://example.org/a.png\" alt=\"pic\" /></p>\n"
         );
+    }
+
+    #[test]
+    fn the_text_of_an_excerpt_without_words_is_the_title() {
+        let r = render(
+            "## <img src=\"/a.png\">\n\n<!-- more -->\n\nRest.",
+            None,
+            "A & B",
+        );
+        assert!(r.excerpt.contains("<img"), "{}", r.excerpt);
+        assert_eq!(r.excerpt_text, "A & B");
+        // With alt text, that is its text.
+        let r = render("![pic](/a.png)\n\n<!-- more -->\n\nRest.", None, "T");
+        assert_eq!(r.excerpt_text, "pic");
     }
 
     #[test]

@@ -165,12 +165,16 @@ fn parse_yaml(front: &str) -> Result<Map<String, Value>, LineError> {
         let line = e.location().map_or(1, |l| l.line()) + 1;
         let what = e.to_string();
         let what = what.split(" at line ").next().unwrap_or(&what).to_string();
+        // The parser's limits against alias bombs and runaway nesting.
+        let fix = if what.contains("recursion limit") || what.contains("repetition limit") {
+            "write the values out plainly, without deep nesting or many aliases (`*name`)"
+        } else {
+            "quote values that contain `: ` or start with a special character, \
+             e.g. title: \"A: B\""
+        };
         LineError::new(
             line,
-            format!(
-                "YAML front matter is invalid ({what}); quote values that contain `: ` or \
-                 start with a special character, e.g. title: \"A: B\""
-            ),
+            format!("YAML front matter is invalid ({what}); {fix}"),
         )
     })?;
     match yaml_to_json(value) {
@@ -377,6 +381,36 @@ mod tests {
 
     fn front(source: &str) -> Result<FrontMatter, LineError> {
         parse(&split(source)?)
+    }
+
+    #[test]
+    fn an_alias_bomb_or_deep_nesting_is_refused_with_a_fitting_fix() {
+        let mut bomb =
+            String::from("---\ntitle: Bomb\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for (name, prev) in ["b", "c", "d", "e", "f", "g", "h", "i"]
+            .iter()
+            .zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+        {
+            bomb.push_str(&format!(
+                "{name}: &{name} [{}]\n",
+                vec![format!("*{prev}"); 9].join(", ")
+            ));
+        }
+        bomb.push_str("---\n");
+        let deep = format!(
+            "---\ntitle: Deep\nx: {}{}\n---\n",
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        for (source, limit) in [(bomb, "repetition limit"), (deep, "recursion limit")] {
+            let err = front(&source).unwrap_err();
+            assert!(err.message.contains(limit), "{}", err.message);
+            assert!(
+                err.message.contains("without deep nesting"),
+                "{}",
+                err.message
+            );
+        }
     }
 
     #[test]

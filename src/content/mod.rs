@@ -154,19 +154,41 @@ fn find_post_files(dir: &Path) -> (Vec<PathBuf>, Vec<Problem>) {
                 files.push(entry.into_path());
             }
             Ok(_) => {}
-            Err(e) => problems.push(Problem {
-                path: e.path().unwrap_or(dir).to_path_buf(),
-                line: 0,
-                message: if e.loop_ancestor().is_some() {
+            Err(e) => {
+                let path = e.path().unwrap_or(dir);
+                let message = if e.loop_ancestor().is_some() {
                     "symbolic link loop: this link points at a folder that contains it; remove the link"
                         .into()
+                } else if let Some(target) = broken_link_target(path) {
+                    // A link to nothing holds no post: skip it, as any
+                    // other file that is not a post, unless it is named as one.
+                    if !is_markdown(path) || path.file_name().is_some_and(is_hidden) {
+                        continue;
+                    }
+                    format!(
+                        "is a symbolic link to {}, which cannot be read as a file; \
+                         restore its target or remove the link",
+                        target.display()
+                    )
                 } else {
                     format!("cannot read: {e}")
-                },
-            }),
+                };
+                problems.push(Problem {
+                    path: path.to_path_buf(),
+                    line: 0,
+                    message,
+                });
+            }
         }
     }
     (files, problems)
+}
+
+/// Where a symbolic link points, when that is nowhere (a missing file, or
+/// links that lead back to themselves).
+fn broken_link_target(path: &Path) -> Option<PathBuf> {
+    let target = std::fs::read_link(path).ok()?;
+    std::fs::metadata(path).is_err().then_some(target)
 }
 
 fn is_hidden(name: &std::ffi::OsStr) -> bool {
@@ -429,6 +451,31 @@ mod tests {
         let err = post("x.md", "---\ntitle: x\n\ncreated_at: 2019-13-06\n---\n").unwrap_err();
         assert_eq!(err.line, 4);
         assert!(err.message.contains("created_at"), "{}", err.message);
+    }
+
+    #[test]
+    fn links_to_nothing_are_skipped_unless_named_as_posts() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let content = dir.path();
+        std::fs::write(content.join("ok.md"), "---\ntitle: x\n---\n").unwrap();
+        symlink("nowhere.png", content.join("image.png")).unwrap();
+        symlink("b.txt", content.join("a.txt")).unwrap();
+        symlink("a.txt", content.join("b.txt")).unwrap();
+        symlink("nowhere.md", content.join(".hidden.md")).unwrap();
+        let (files, problems) = find_post_files(content);
+        assert_eq!(files, [content.join("ok.md")]);
+        assert!(problems.is_empty(), "{problems:?}");
+
+        symlink("gone.md", content.join("post.md")).unwrap();
+        let (_, problems) = find_post_files(content);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, content.join("post.md"));
+        assert_eq!(
+            problems[0].message,
+            "is a symbolic link to gone.md, which cannot be read as a file; \
+             restore its target or remove the link"
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! with the project's templates, personalised, made into a message and
 //! formatted. Parsed back (mail-parser), the message has exactly the headers
 //! a digest has (nothing from a title or name started a header line of its
-//! own) and its Subject decodes to the subject that was rendered.
+//! own) and its Subject decodes to the subject that was rendered. Its
+//! HTML part runs no script.
 //!
 //! The input, cut at 0xFF: the subscriber's name, then (title, body) for
 //! up to three posts.
@@ -21,7 +22,7 @@ use newsletter::config::Config;
 use newsletter::content::{Post, parse_post};
 use newsletter::digest::{personalize, render};
 use newsletter::mail::{MessageIds, build_message};
-use newsletter_fuzz::fields;
+use newsletter_fuzz::{fields, script_in};
 
 /// The subject prints the subscriber's name too, so it reaches a header.
 const SETTINGS: &str = r#"
@@ -88,6 +89,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let personal = personalize(&digest, EMAIL, name, UNSUBSCRIBE);
+    if let Some(found) = script_in(&personal.html) {
+        panic!("the digest runs script: {found}\n{}", personal.html);
+    }
     let to = Mailbox::new(
         (!name.is_empty()).then(|| name.clone()),
         EMAIL.parse().unwrap(),

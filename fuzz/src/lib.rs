@@ -32,7 +32,7 @@ pub fn fields(data: &[u8], max: usize) -> Vec<String> {
 
 /// Attributes whose value a browser loads or navigates to (HTML, SVG, old
 /// IE extensions), so a script URL in any of them would run.
-const URL_ATTRIBUTES: [&str; 22] = [
+const URL_ATTRIBUTES: [&str; 20] = [
     "href",
     "src",
     "action",
@@ -53,14 +53,21 @@ const URL_ATTRIBUTES: [&str; 22] = [
     "classid",
     "profile",
     "xlink:href",
-    "to",
-    "values",
+];
+
+/// SVG elements that animate an attribute.
+const ANIMATION_ELEMENTS: [&str; 5] = [
+    "set",
+    "animate",
+    "animatemotion",
+    "animatetransform",
+    "animatecolor",
 ];
 
 /// Elements that run code or load active content whatever their attributes.
-const ACTIVE_ELEMENTS: [&str; 7] = [
-    "script", "object", "embed", "applet", "base", "meta", "handler",
-];
+/// (`<meta>` is checked by its `http-equiv`: a digest template's
+/// `<meta charset>` is harmless, a refresh is not.)
+const ACTIVE_ELEMENTS: [&str; 6] = ["script", "object", "embed", "applet", "base", "handler"];
 
 /// What in `html` a browser would run: parsed as a browser parses an HTML
 /// fragment in `<body>` (html5ever follows the HTML standard, entities
@@ -81,6 +88,17 @@ pub fn script_in(html: &str) -> Option<String> {
             if ACTIVE_ELEMENTS.contains(&element.as_str()) {
                 return Some(format!("a <{element}> element"));
             }
+            // SVG animation can set a link's href to any value (`to=`,
+            // `values=`), a script URL too.
+            let animates_href = attrs.borrow().iter().any(|a| {
+                a.name
+                    .local
+                    .eq_ignore_ascii_case(&LocalName::from("attributename"))
+                    && a.value.to_ascii_lowercase().ends_with("href")
+            });
+            if ANIMATION_ELEMENTS.contains(&element.as_str()) && animates_href {
+                return Some(format!("a <{element}> of an href"));
+            }
             for attr in attrs.borrow().iter() {
                 let prefix = attr
                     .name
@@ -93,8 +111,8 @@ pub fn script_in(html: &str) -> Option<String> {
                 if attr_name.starts_with("on") {
                     return Some(format!("an event handler {attr_name}= on <{element}>"));
                 }
-                if attr_name == "srcdoc" {
-                    return Some(format!("a srcdoc= on <{element}>"));
+                if matches!(attr_name.as_str(), "srcdoc" | "http-equiv") {
+                    return Some(format!("{attr_name}= on <{element}>"));
                 }
                 let runs = match attr_name.as_str() {
                     "srcset" => value.split(',').any(is_script_url),

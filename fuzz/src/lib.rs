@@ -31,8 +31,9 @@ pub fn fields(data: &[u8], max: usize) -> Vec<String> {
 }
 
 /// Attributes whose value a browser loads or navigates to (HTML, SVG, old
-/// IE extensions), so a script URL in any of them would run.
-const URL_ATTRIBUTES: [&str; 20] = [
+/// IE extensions), so a script URL in any of them would run. (`archive`
+/// and `classid` belong to `<object>` and `<applet>`, flagged whole.)
+const URL_ATTRIBUTES: [&str; 17] = [
     "href",
     "src",
     "action",
@@ -49,9 +50,6 @@ const URL_ATTRIBUTES: [&str; 20] = [
     "icon",
     "manifest",
     "ping",
-    "archive",
-    "classid",
-    "profile",
     "xlink:href",
 ];
 
@@ -146,10 +144,17 @@ pub fn is_script_url(value: &str) -> bool {
     squeezed.starts_with("javascript:") || squeezed.starts_with("vbscript:") || document_data
 }
 
-/// True when an inline style can run or fetch something: a script URL or
-/// an old IE expression. Whitespace stays: `expr\nession(` is two CSS
-/// tokens, not a call of `expression`.
+/// True when an inline style can run or fetch script: an old IE
+/// expression or behavior, a Firefox binding, or a script URL in `url(`.
+/// Whitespace stays: `expr\nession(` is two CSS tokens, not a call.
 fn style_runs(style: &str) -> bool {
     let lower = style.to_ascii_lowercase();
-    lower.contains("javascript:") || lower.contains("vbscript:") || lower.contains("expression")
+    let script_url = lower.contains("url(")
+        && (lower.contains("javascript:")
+            || lower.contains("vbscript:")
+            || lower.contains("data:"));
+    lower.contains("expression")
+        || lower.contains("behavior")
+        || lower.contains("-moz-binding")
+        || script_url
 }

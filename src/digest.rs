@@ -388,7 +388,12 @@ fn email_excerpt(config: &Config, post: &Post) -> Result<(String, String), Diges
         page_url: &page,
         iframes: IframePolicy::Link,
     };
-    let rendered = render_post(&body, post.summary.as_deref(), &post.title, &safe);
+    // The merge-token delimiters go from the source, before the sanitizer
+    // reads it: dropped from its output, they could join `o\u{E000}nclick`
+    // into an attribute it never saw. (Removed again below from what
+    // Markdown entities decode to, which is escaped text by then.)
+    let summary = post.summary.as_deref().map(clean);
+    let rendered = render_post(&clean(&body), summary.as_deref(), &post.title, &safe);
     let image_alt = format!("Image from “{}”", clean(&post.title));
     let excerpt = clean(&rendered.excerpt);
     let html = balance(&for_email(&limit_nesting(&excerpt), &image_alt));
@@ -895,6 +900,23 @@ mod tests {
         );
         assert_eq!(html.matches("<td").count(), html.matches("</td>").count());
         assert!(html.find("Unsubscribe").unwrap() > html.find("Read more").unwrap());
+    }
+
+    #[test]
+    fn merge_token_characters_cannot_join_a_handler_or_a_tag() {
+        let config = config();
+        let evil = post(
+            &config,
+            "2024-05-01-evil.md",
+            "title: t",
+            "<div o\u{E000}nclick=\"alert(1)\">a <\u{E001}img src=x onerror=alert(2)></div>\n\n<!-- more -->\n\nRest.",
+        );
+        let html = personal(&render(&config, &[&evil], 1).unwrap()).html;
+        assert!(html.contains(">a "), "the excerpt is the raw HTML: {html}");
+        assert!(
+            !html.contains("onclick") && !html.contains("onerror"),
+            "{html}"
+        );
     }
 
     #[test]

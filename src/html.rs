@@ -85,7 +85,12 @@ impl Sanitizer<'_> {
     /// Rewrites HTML with lol_html. It must see a whole document fragment as
     /// a reader will (not pieces of one), or a tag left open in one piece
     /// could take attributes from the next. Comments are dropped too.
+    ///
+    /// Characters XML forbids are dropped before lol_html parses the
+    /// fragment, never after: dropped from its output, the NULs of
+    /// `<\0script>` (text to a parser) would join into a `<script>` tag.
     pub fn fragment(&self, html: &str) -> String {
+        let html = &*strip_xml_illegal(html);
         let page_url = self.page_url;
         let iframes = self.iframes;
         let settings = RewriteStrSettings::new()
@@ -544,6 +549,26 @@ mod tests {
             ""
         );
         assert_eq!(safe(r#"<P ONCLICK="x">a</P>"#), "<P>a</P>");
+    }
+
+    /// Found by the `post` fuzz target (fuzz/artifacts/post/nul-joins-a-script-tag).
+    #[test]
+    fn characters_xml_forbids_cannot_join_a_tag() {
+        for html in [
+            "<div lck=><\0\0\0\0\0script>alert(1)</script>",
+            "<\u{1}img src=x o\u{b}nerror=alert(1)>",
+            "<a href=\"java\u{0}script:alert(1)\">a</a>",
+        ] {
+            let out = safe(html);
+            let lower = out.to_ascii_lowercase();
+            assert!(
+                !lower.contains("<script")
+                    && !lower.contains("onerror")
+                    && !lower.contains("javascript"),
+                "{html:?} became {out:?}"
+            );
+            assert_eq!(strip_xml_illegal(&out), out.as_str());
+        }
     }
 
     #[test]

@@ -131,9 +131,12 @@ fn head(
     message_id: String,
 ) -> MessageBuilder {
     let subject = one_line(subject);
+    // The name on one line too: lettre panics on a line break in a display
+    // name, and a store filled by hand or by another tool can hold one.
+    let name = to.name.as_deref().map(one_line).filter(|n| !n.is_empty());
     let builder = Message::builder()
         .from(config.email.from.clone())
-        .to(to.clone());
+        .to(Mailbox::new(name, to.email.clone()));
     let mut builder = if subject.contains("=?") {
         builder.raw_header(encoded_subject(subject))
     } else {
@@ -644,6 +647,22 @@ mod tests {
             header(&raw, "Subject").unwrap(),
             "News Bcc: evil@example.com"
         );
+    }
+
+    /// Found by the `digest` fuzz target (fuzz/artifacts/digest/name-with-line-break).
+    #[test]
+    fn a_name_with_a_line_break_is_put_on_one_line() {
+        for name in ["E\n?", "Eve\r\nBcc: evil@example.com", "\r\n"] {
+            let to = Mailbox::new(Some(name.into()), "eve@example.org".parse().unwrap());
+            let c = config("");
+            let message =
+                build_message(&c, &personal("S"), &to, IDS, UNSUBSCRIBE, now(), None).unwrap();
+            let raw = String::from_utf8(message.formatted()).unwrap();
+            assert!(header(&raw, "Bcc").is_none(), "{raw}");
+            let to_header = header(&raw, "To").unwrap();
+            assert!(to_header.contains("eve@example.org"), "{to_header}");
+            assert!(!to_header.contains(['\r', '\n']), "{to_header:?}");
+        }
     }
 
     #[test]

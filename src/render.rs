@@ -77,7 +77,13 @@ pub fn render_post(
     }
     let title = strip_xml_illegal(title);
     let (excerpt_html, excerpt_text) = if has_text_or_media(&excerpt_html) {
-        let text = finish(events_to_text(&excerpt));
+        // With raw HTML, only the sanitized whole shows what a reader sees:
+        // the text of `<script>` or `<textarea>` is not part of it.
+        let text = finish(if excerpt_raw {
+            to_plain_text(&excerpt_html)
+        } else {
+            events_to_text(&excerpt)
+        });
         // An excerpt that is only an image still needs words.
         let text = if text.is_empty() {
             title.into_owned()
@@ -612,6 +618,21 @@ mod tests {
             r.excerpt_text,
             "Read the manual, then try it \u{2014} now\u{a0}! Raw & bold"
         );
+    }
+
+    #[test]
+    fn excerpt_text_has_no_text_the_excerpt_does_not_show() {
+        for raw in [
+            "a <script>alert(1)</script> b",
+            "a <style>p{}</style> b",
+            "a <title>t</title> b",
+            "a\n\n<textarea><script>alert(1)</script></textarea>\n\nb",
+            "a\n\n<template><b>t</b></template>\n\nb",
+            "a\n\n<noscript><p>n</p></noscript>\n\nb",
+        ] {
+            let r = render(&format!("{raw}\n\n<!-- more -->\n\nRest."), None, "T");
+            assert_eq!(r.excerpt_text, "a b", "{raw:?}: {r:?}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use html2text::render::TrivialDecorator;
 use lol_html::html_content::{ContentType, Element};
-use lol_html::{RewriteStrSettings, doc_comments, element, end_tag, rewrite_str};
+use lol_html::{RewriteStrSettings, doc_comments, doc_text, element, end_tag, rewrite_str};
 
 use url::Url;
 
@@ -111,6 +111,16 @@ impl Sanitizer<'_> {
             }))
             .append_document_content_handler(doc_comments!(|c| {
                 c.remove();
+                Ok(())
+            }))
+            // A `<` that reached text is not a tag to a parser, but with a
+            // comment or element after it removed it would start one:
+            // `<<!-- -->details open ontoggle=...>`. Escaped, it never can.
+            .append_document_content_handler(doc_text!(|t| {
+                if t.as_str().contains('<') {
+                    let escaped = t.as_str().replace('<', "&lt;");
+                    t.replace(&escaped, ContentType::Html);
+                }
                 Ok(())
             }));
         rewrite_str(html, settings).unwrap_or_else(|_| escape_text(html))
@@ -569,6 +579,21 @@ mod tests {
             );
             assert_eq!(strip_xml_illegal(&out), out.as_str());
         }
+    }
+
+    /// Found by the `html` fuzz target (fuzz/artifacts/html/comment-removal-joins-a-tag).
+    #[test]
+    fn a_removed_comment_or_element_cannot_join_a_tag() {
+        assert_eq!(safe("<<!>r on>"), "&lt;r on>");
+        assert_eq!(
+            safe("x <<!-- -->details open ontoggle=alert(1)>"),
+            "x &lt;details open ontoggle=alert(1)>"
+        );
+        assert_eq!(
+            safe("<<script>x</script>img src=x onerror=alert(1)>"),
+            "&lt;img src=x onerror=alert(1)>"
+        );
+        assert_eq!(safe("a < b <p>c</p>"), "a &lt; b <p>c</p>");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! A post file's text (any bytes, read as lossy UTF-8) → front matter and
-//! Markdown → `Post` → rendered HTML and excerpt. Nothing may panic; a
+//! Markdown → `Post` → rendered HTML and excerpt (with one of the two
+//! iframe policies, by the input's length). Nothing may panic; a
 //! post the parser refuses is fine. What renders must be script-free and
 //! have a non-empty excerpt.
 
@@ -28,20 +29,25 @@ fuzz_target!(|data: &[u8]| {
     let page = Url::parse(&config.site.url_for(&post.permalink))
         .expect("a permalink under an absolute base URL is a URL");
     let body = post.body().expect("a parsed post keeps its body");
-    for iframes in [IframePolicy::Link, IframePolicy::Keep] {
-        let safe = Sanitizer {
-            page_url: &page,
-            iframes,
-        };
-        let rendered = render_post(&body, post.summary.as_deref(), &post.title, &safe);
-        assert!(!rendered.excerpt.is_empty(), "an empty excerpt");
-        for (what, html) in [
-            ("content", &rendered.content),
-            ("excerpt", &rendered.excerpt),
-        ] {
-            if let Some(found) = script_in(html) {
-                panic!("the {what} runs script: {found}\n{html}");
-            }
+    // One iframe policy per input (by its length), not both: the script
+    // check (html5ever, quadratic in nesting depth) is most of the time.
+    let iframes = if data.len() % 2 == 0 {
+        IframePolicy::Link
+    } else {
+        IframePolicy::Keep
+    };
+    let safe = Sanitizer {
+        page_url: &page,
+        iframes,
+    };
+    let rendered = render_post(&body, post.summary.as_deref(), &post.title, &safe);
+    assert!(!rendered.excerpt.is_empty(), "an empty excerpt");
+    for (what, html) in [
+        ("content", &rendered.content),
+        ("excerpt", &rendered.excerpt),
+    ] {
+        if let Some(found) = script_in(html) {
+            panic!("the {what} runs script: {found}\n{html}");
         }
     }
 });

@@ -144,17 +144,20 @@ pub fn is_script_url(value: &str) -> bool {
     squeezed.starts_with("javascript:") || squeezed.starts_with("vbscript:") || document_data
 }
 
-/// True when an inline style can run or fetch script: an old IE
-/// expression or behavior, a Firefox binding, or a script URL in `url(`.
-/// Whitespace stays: `expr\nession(` is two CSS tokens, not a call.
+/// True when an inline style can run script: an old IE expression, or a
+/// `url(` with a script or data URL, or behind an IE behavior or a Firefox
+/// binding (which load script from any URL). Whitespace stays:
+/// `expr\nession(` is two CSS tokens, not a call.
 fn style_runs(style: &str) -> bool {
     let lower = style.to_ascii_lowercase();
-    let script_url = lower.contains("url(")
-        && (lower.contains("javascript:")
-            || lower.contains("vbscript:")
-            || lower.contains("data:"));
-    lower.contains("expression")
-        || lower.contains("behavior")
-        || lower.contains("-moz-binding")
-        || script_url
+    let loads_script = [
+        "javascript:",
+        "vbscript:",
+        "data:",
+        "behavior",
+        "-moz-binding",
+    ]
+    .iter()
+    .any(|s| lower.contains(s));
+    lower.contains("expression") || (lower.contains("url(") && loads_script)
 }

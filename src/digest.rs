@@ -56,7 +56,7 @@ use url::Url;
 
 use crate::config::{Config, IframePolicy};
 use crate::content::{Post, Problem, Status};
-use crate::html::{Sanitizer, limit_nesting};
+use crate::html::{self, Sanitizer, limit_nesting};
 use crate::render::{escape_text, render_post};
 
 /// The HTML template's file name inside `digest.templates`.
@@ -459,28 +459,27 @@ fn for_email(html: &str, image_alt: &str) -> String {
             Ok(())
         }))
         .append_element_content_handler(element!(THUMBNAIL, |el| {
-            let alt = el
-                .get_attribute("alt")
+            let alt = html::attribute(el, "alt")
                 .filter(|a| !a.trim().is_empty())
                 .unwrap_or_else(|| "Watch the video".into());
             el.replace(&format!("▶ {}", escape_text(&alt)), ContentType::Html);
             Ok(())
         }))
         .append_element_content_handler(element!("img", |el| {
-            if el.get_attribute("alt").is_none_or(|a| a.trim().is_empty()) {
-                el.set_attribute("alt", image_alt)?;
+            if html::attribute(el, "alt").is_none_or(|a| a.trim().is_empty()) {
+                el.set_attribute("alt", &html::escape_attribute(image_alt))?;
             }
             Ok(())
         }))
         .append_element_content_handler(element!("video[src], audio[src]", |el| {
-            let src = el.get_attribute("src").unwrap_or_default();
+            let src = html::attribute(el, "src").unwrap_or_default();
             let what = if el.tag_name().eq_ignore_ascii_case("audio") {
                 "▶ Listen to the audio"
             } else {
                 "▶ Watch the video"
             };
             el.replace(
-                &format!("<a href=\"{}\">{what}</a>", escape_text(&src)),
+                &format!("<a href=\"{}\">{what}</a>", html::escape_attribute(&src)),
                 ContentType::Html,
             );
             Ok(())

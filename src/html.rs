@@ -136,9 +136,10 @@ fn clean_attributes(el: &mut Element<'_, '_>, page_url: &Url) {
             el.remove_attribute(&name);
             continue;
         }
-        let Some(value) = el.get_attribute(&name) else {
+        let Some(raw) = el.get_attribute(&name) else {
             continue;
         };
+        let value = decode_attribute(&raw);
         let rewritten = if URL_ATTRIBUTES.contains(&lower.as_str()) {
             absolute_url(&value, page_url, is_image_source(el, &lower))
         } else if lower == "srcset" {
@@ -147,22 +148,36 @@ fn clean_attributes(el: &mut Element<'_, '_>, page_url: &Url) {
             continue;
         };
         match rewritten {
-            Some(url) if url != value => {
-                let _ = el.set_attribute(&name, &url);
+            Some(url) => {
+                let encoded = escape_attribute(&url);
+                if encoded != raw {
+                    let _ = el.set_attribute(&name, &encoded);
+                }
             }
-            Some(_) => {}
             None => el.remove_attribute(&name),
         }
+    }
+}
+
+/// An attribute's value as a browser reads it: lol_html hands it over as
+/// written, character references and all (`href="&#x2F;docs"` is `/docs`).
+pub fn attribute(el: &Element<'_, '_>, name: &str) -> Option<String> {
+    el.get_attribute(name)
+        .map(|raw| decode_attribute(&raw).into_owned())
+}
+
+fn decode_attribute(raw: &str) -> Cow<'_, str> {
+    if raw.contains('&') {
+        htmlize::unescape_attribute(raw)
+    } else {
+        Cow::Borrowed(raw)
     }
 }
 
 /// Inline styles stay only when they are plain declarations without URLs or
 /// expressions, which is what feed readers accept.
 fn safe_style(el: &Element<'_, '_>, name: &str) -> bool {
-    let value = el
-        .get_attribute(name)
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let value = attribute(el, name).unwrap_or_default().to_ascii_lowercase();
     !value.contains("url(")
         && !value.contains("expression")
         && !value.contains("javascript")
@@ -222,13 +237,12 @@ fn absolute_srcset(value: &str, page_url: &Url) -> Option<String> {
 /// Replaces an iframe by a link to what it showed; a YouTube embed becomes
 /// its watch page with the video's thumbnail.
 fn replace_iframe(el: &mut Element<'_, '_>) {
-    let Some(src) = el.get_attribute("src") else {
+    let Some(src) = attribute(el, "src") else {
         el.remove();
         return;
     };
-    let title = el
-        .get_attribute("title")
-        .filter(|t| !t.trim().is_empty() && t != "YouTube video player");
+    let title =
+        attribute(el, "title").filter(|t| !t.trim().is_empty() && t != "YouTube video player");
     let replacement = match youtube_id(&src) {
         Some(id) => {
             let alt = match &title {
@@ -271,7 +285,7 @@ pub fn youtube_id(src: &str) -> Option<String> {
     valid.then(|| id.to_string())
 }
 
-fn escape_attribute(text: &str) -> String {
+pub fn escape_attribute(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     pulldown_cmark_escape::escape_html(&mut out, text).expect("writing to a String cannot fail");
     out
@@ -463,6 +477,37 @@ mod tests {
         assert_eq!(
             safe(r#"<a href="mailto:a@b.org">m</a>"#),
             r#"<a href="mailto:a@b.org">m</a>"#
+        );
+    }
+
+    #[test]
+    fn character_references_in_attributes_are_read_as_a_browser_reads_them() {
+        // lol_html hands values over as written; resolved undecoded,
+        // `&#x2F;docs` became `…/post/&#x2F;docs`.
+        assert_eq!(
+            safe(r#"<a href="&#x2F;docs">d</a><img src="&#47;i&period;png" alt="">"#),
+            r#"<a href="https://prometheus.io/docs">d</a><img src="https://prometheus.io/i.png" alt="">"#
+        );
+        // A query's `&` stays one `&amp;`, never `&amp;amp;`.
+        assert_eq!(
+            safe(r#"<a href="/s?a=1&amp;b=2&c=3">s</a>"#),
+            r#"<a href="https://prometheus.io/s?a=1&amp;b=2&amp;c=3">s</a>"#
+        );
+        assert_eq!(
+            safe(r#"<iframe src="https://example.org/e?a=1&amp;b=2" title="A &amp; B"></iframe>"#),
+            r#"<a href="https://example.org/e?a=1&amp;b=2">A &amp; B</a>"#
+        );
+        // Encoded, a script URL or a style's url( is still what it is.
+        for hidden in [
+            r#"<a href="&#x6A;avascript:alert(1)">x</a>"#,
+            r#"<a href="javascript&colon;alert(1)">x</a>"#,
+            r#"<a href="java&#x09;script:alert(1)">x</a>"#,
+        ] {
+            assert_eq!(safe(hidden), "<a>x</a>", "{hidden}");
+        }
+        assert_eq!(
+            safe(r#"<span style="background: url&#40;https://t.example/p.gif)">b</span>"#),
+            "<span>b</span>"
         );
     }
 

@@ -131,6 +131,9 @@ pub struct Server {
     pub signups_per_email: u32,
     /// Take the client address from `X-Forwarded-For` (behind a reverse proxy).
     pub behind_proxy: bool,
+    /// A request's headers must arrive, and its answer be ready, within this;
+    /// an idle keep-alive connection is closed after it too.
+    pub request_timeout: Duration,
 }
 
 /// `[schedule]`: when `serve` and `publish` send digests.
@@ -297,6 +300,7 @@ struct RawServer {
     signups_per_client: u32,
     signups_per_email: u32,
     behind_proxy: bool,
+    request_timeout: String,
 }
 
 impl Default for RawServer {
@@ -308,6 +312,7 @@ impl Default for RawServer {
             signups_per_client: 10,
             signups_per_email: 3,
             behind_proxy: false,
+            request_timeout: "30s".into(),
         }
     }
 }
@@ -679,6 +684,16 @@ impl Config {
                 ),
             ));
         }
+        let request_timeout = duration("server.request_timeout", &raw.server.request_timeout)?;
+        if request_timeout < Duration::from_secs(1) {
+            return Err(invalid(
+                "server.request_timeout",
+                format!(
+                    "= {:?} is too short for readers on slow networks; use \"1s\" or more",
+                    raw.server.request_timeout
+                ),
+            ));
+        }
         for (key, value) in [
             ("server.signups_per_client", raw.server.signups_per_client),
             ("server.signups_per_email", raw.server.signups_per_email),
@@ -736,6 +751,7 @@ impl Config {
                 signups_per_client: raw.server.signups_per_client,
                 signups_per_email: raw.server.signups_per_email,
                 behind_proxy: raw.server.behind_proxy,
+                request_timeout,
             },
             schedule: Schedule {
                 digest: digest_schedule,

@@ -673,6 +673,77 @@ fn a_client_holding_a_request_open_does_not_keep_the_server_from_stopping() {
     );
 }
 
+/// What the server sends on `stream` until it closes the connection; `None`
+/// if it is still open after 10 s.
+fn read_until_closed(stream: &mut std::net::TcpStream) -> Option<String> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return Some(String::from_utf8_lossy(&received).into_owned()),
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(String::from_utf8_lossy(&received).into_owned());
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn slow_idle_and_stalled_connections_are_closed_after_the_request_timeout() {
+    use std::io::Write;
+    let port = free_port();
+    let site = site(port, "", "request_timeout = \"1s\"");
+    let server = start(&site, port);
+    let connect = || std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+
+    // Headers that never end (slowloris): closed, nothing answered.
+    let mut slow = connect();
+    slow.write_all(b"GET /atom.xml HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n")
+        .unwrap();
+    // A connection that never sends anything.
+    let mut silent = connect();
+    // One request answered, then the connection left idle.
+    let mut idle = connect();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    // A sign-up whose body never comes: 408.
+    let mut stalled = connect();
+    stalled
+        .write_all(b"POST /subscribe HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nemail=")
+        .unwrap();
+
+    let slow = read_until_closed(&mut slow).expect("slow headers: still open after 10 s");
+    assert_eq!(slow, "", "slow headers got an answer");
+    let silent = read_until_closed(&mut silent).expect("silent connection: still open after 10 s");
+    assert_eq!(silent, "");
+    let idle = read_until_closed(&mut idle).expect("idle connection: still open after 10 s");
+    assert!(idle.starts_with("HTTP/1.1 200"), "{idle}");
+    let stalled = read_until_closed(&mut stalled).expect("stalled body: still open after 10 s");
+    assert!(stalled.starts_with("HTTP/1.1 408"), "{stalled}");
+    server.wait_for_log("\"status\":408", Duration::from_secs(5));
+
+    // Nobody was subscribed, and the server still answers.
+    assert_eq!(statuses(&site), []);
+    let atom = client().get(server.url("/atom.xml")).send().unwrap();
+    assert_eq!(atom.status(), StatusCode::OK);
+}
+
+#[test]
+fn a_request_timeout_that_is_too_short_is_refused() {
+    let site = site(free_port(), "", "request_timeout = \"100ms\"");
+    let run = cli(&site, &["serve", "--listen", "127.0.0.1:0"]).failure();
+    assert!(
+        run.stderr.contains("server.request_timeout") && run.stderr.contains("\"1s\" or more"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn an_output_folder_inside_the_content_folder_does_not_rebuild_forever() {
     let port = free_port();

@@ -152,11 +152,12 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
 
     let (stop, stopped) = watch::channel(false);
     let scheduler = tokio::spawn(scheduler::run(app.clone(), stopped.clone(), first, changes));
-    let server = axum::serve(
+    let server = accept(
         listener,
-        router(app.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(wait_for(stopped.clone()));
+        router(app.clone()),
+        app.config.server.request_timeout,
+        stopped.clone(),
+    );
     let signals = tokio::spawn(shutdown_signal(stop, app.cancel.clone()));
     let pruning = tokio::spawn(prune_rate_limits(app.clone()));
 
@@ -167,7 +168,7 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
     tokio::select! {
-        result = std::future::IntoFuture::into_future(server) => result.context("the HTTP server failed")?,
+        () = server => {}
         () = grace => tracing::warn!(
             "requests still open {} s after the signal: closing them",
             SHUTDOWN_GRACE.as_secs()
@@ -181,6 +182,54 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
     Ok(())
 }
 
+/// Serves HTTP/1.1 connections until `stopped`, then lets the open ones
+/// finish. Unlike `axum::serve`, each connection has a timer: a client must
+/// send a request's headers within `timeout` (so a slow or idle connection
+/// cannot be held open forever), and the answer must be ready within it.
+async fn accept(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    timeout: std::time::Duration,
+    stopped: watch::Receiver<bool>,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(timeout);
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(wait_for(stopped));
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            tower::Service::call(&mut router.clone(), request)
+        });
+        let connection =
+            connections.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, %error, "connection closed");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+}
+
 fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
@@ -192,6 +241,10 @@ fn router(app: Arc<App>) -> Router {
         )
         .fallback(static_file)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            app.config.server.request_timeout,
+        ))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(app)
 }

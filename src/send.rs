@@ -399,6 +399,11 @@ fn deliver(
         drop(results);
 
         let mut fatal: Option<anyhow::Error> = None;
+        // Outcomes the ledger refused. Once it has refused a batch (a locked
+        // or full store), the outcomes still coming in are kept here rather
+        // than each waiting out the busy timeout again, and all are tried
+        // once more at the end: at most two busy timeouts in all.
+        let mut unrecorded: Option<Vec<(i64, Outcome)>> = None;
         // Every outcome is acknowledged, recorded or not, so that no worker
         // waits for good; after an error, `stop` makes them all finish.
         while let Ok(first) = outcomes.recv() {
@@ -414,20 +419,30 @@ fn deliver(
                 .iter()
                 .filter_map(|d| d.outcome.clone().map(|o| (d.subscriber_id, o)))
                 .collect();
-            match store.record(digest.id, &recorded, Utc::now()) {
-                Ok(()) => {
-                    for _ in batch.iter().filter(|d| d.finished) {
-                        progress.delivered();
+            if let Some(unrecorded) = &mut unrecorded {
+                unrecorded.extend(recorded);
+            } else {
+                match store.record(digest.id, &recorded, Utc::now()) {
+                    Ok(()) => {
+                        for _ in batch.iter().filter(|d| d.finished) {
+                            progress.delivered();
+                        }
                     }
-                }
-                Err(e) => {
-                    stop.set();
-                    fatal.get_or_insert(anyhow::Error::new(e).context("cannot record deliveries in the ledger"));
+                    Err(e) => {
+                        stop.set();
+                        fatal.get_or_insert(anyhow::Error::new(e).context("cannot record deliveries in the ledger"));
+                        unrecorded = Some(recorded);
+                    }
                 }
             }
             for done in batch {
                 let _ = done.ack.send(());
             }
+        }
+        // The last try: each outcome recorded now is one message fewer sent
+        // again by the next run.
+        if let Some(unrecorded) = unrecorded.filter(|u| !u.is_empty()) {
+            let _ = store.record(digest.id, &unrecorded, Utc::now());
         }
         feeder.join().expect("the feeder does not panic")?;
         match fatal {

@@ -108,3 +108,34 @@ fn the_project_content_checks_clean() {
     .success();
     assert!(!out.stdout.contains(".md:"), "{out}");
 }
+
+/// The config example in README.md, as written there.
+fn readme_config() -> String {
+    let readme = std::fs::read_to_string(manifest_dir().join("README.md")).unwrap();
+    let section = &readme[readme
+        .find("## config.toml")
+        .expect("README has a config.toml section")..];
+    let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let end = start + section[start..].find("```").unwrap();
+    section[start..end].to_string()
+}
+
+#[test]
+fn the_readme_config_example_is_accepted_and_a_misspelt_key_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = readme_config();
+    assert!(example.contains("[server]") && example.contains("request_timeout"));
+    std::fs::write(dir.path().join("config.toml"), &example).unwrap();
+    let listed = run(&mut newsletter(dir.path(), ["subscribers", "list"])).success();
+    assert_eq!(listed.stdout, "");
+
+    // The same check refuses a key the README does not have.
+    let misspelt = example.replacen("request_timeout", "request_timout", 1);
+    std::fs::write(dir.path().join("config.toml"), misspelt).unwrap();
+    let refused = run(&mut newsletter(dir.path(), ["subscribers", "list"])).failure();
+    assert!(
+        refused.stderr.contains("request_timout"),
+        "{}",
+        refused.stderr
+    );
+}

@@ -674,26 +674,26 @@ impl Config {
                 ),
             )
         })?;
-        let confirm_ttl = duration("server.confirm_ttl", &raw.server.confirm_ttl)?;
-        if confirm_ttl < Duration::from_secs(60) {
-            return Err(invalid(
-                "server.confirm_ttl",
-                format!(
-                    "= {:?} is too short; give readers at least a few minutes",
-                    raw.server.confirm_ttl
-                ),
-            ));
-        }
-        let request_timeout = duration("server.request_timeout", &raw.server.request_timeout)?;
-        if request_timeout < Duration::from_secs(1) {
-            return Err(invalid(
-                "server.request_timeout",
-                format!(
-                    "= {:?} is too short for readers on slow networks; use \"1s\" or more",
-                    raw.server.request_timeout
-                ),
-            ));
-        }
+        // A duration that must be at least `least`; `advice` says why.
+        let at_least = |key: &'static str, text: &str, least: u64, advice: &str| {
+            let value = duration(key, text)?;
+            if value < Duration::from_secs(least) {
+                return Err(invalid(key, format!("= {text:?} is too short{advice}")));
+            }
+            Ok(value)
+        };
+        let confirm_ttl = at_least(
+            "server.confirm_ttl",
+            &raw.server.confirm_ttl,
+            60,
+            "; give readers at least a few minutes",
+        )?;
+        let request_timeout = at_least(
+            "server.request_timeout",
+            &raw.server.request_timeout,
+            1,
+            " for readers on slow networks; use \"1s\" or more",
+        )?;
         for (key, value) in [
             ("server.signups_per_client", raw.server.signups_per_client),
             ("server.signups_per_email", raw.server.signups_per_email),

@@ -184,8 +184,9 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
 
 /// Serves HTTP/1.1 connections until `stopped`, then lets the open ones
 /// finish. Unlike `axum::serve`, each connection has a timer: a client must
-/// send a request's headers within `timeout` (so a slow or idle connection
-/// cannot be held open forever), and the answer must be ready within it.
+/// send a request's headers within `timeout`, so a slow or idle connection
+/// cannot be held open forever. (The answer's own deadline is the router's
+/// timeout layer.)
 async fn accept(
     listener: tokio::net::TcpListener,
     router: Router,

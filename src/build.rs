@@ -1,8 +1,6 @@
 //! `newsletter build`: posts → feeds in the output folder.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -10,8 +8,9 @@ use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use url::Url;
 
+use crate::atomic::{Staged, WriteError, remove_stale_temp_files, stage_file};
 use crate::config::Config;
-use crate::content::{self, Post, Problem, Status};
+use crate::content::{self, Post, PostStatus, Problem, Problems};
 use crate::feed::{self, Entry, FeedInfo, Html};
 use crate::html::Sanitizer;
 use crate::render::render_post;
@@ -19,13 +18,10 @@ use crate::render::render_post;
 /// Why a build wrote nothing (or stopped writing).
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("{} problem(s) in the content; fix them and build again (no feed was changed)", .0.len())]
-    Content(Vec<Problem>),
-    #[error("cannot write {path}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("{0}; fix them and build again (no feed was changed)")]
+    Content(#[source] Problems),
+    #[error(transparent)]
+    Write(#[from] WriteError),
 }
 
 /// What a build did, for the one-line summary.
@@ -69,9 +65,9 @@ pub fn count_statuses(posts: &[Post], now: DateTime<Utc>) -> (usize, usize, usiz
     let mut counts = (0, 0, 0);
     for post in posts {
         match post.status(now) {
-            Status::Published => counts.0 += 1,
-            Status::Draft => counts.1 += 1,
-            Status::Scheduled => counts.2 += 1,
+            PostStatus::Published => counts.0 += 1,
+            PostStatus::Draft => counts.1 += 1,
+            PostStatus::Scheduled => counts.2 += 1,
         }
     }
     counts
@@ -89,7 +85,7 @@ pub fn build(
     remove_stale_temp_files(output_dir);
     let corpus = content::read_posts(config);
     if !corpus.problems.is_empty() {
-        return Err(BuildError::Content(corpus.problems));
+        return Err(BuildError::Content(Problems(corpus.problems)));
     }
     let read = corpus.posts.len();
     let (published, drafts, scheduled) = count_statuses(&corpus.posts, now);
@@ -125,40 +121,11 @@ pub fn build(
     })
 }
 
-/// A build's temporary files older than this were left by a build that
-/// died (killed, a power cut); no build runs for an hour.
-const STALE_TEMP: Duration = Duration::from_secs(3600);
-
-/// Deletes the temporary files (`.newsletter-*`) that killed builds left in
-/// the output folder. Recent ones may belong to a build running now and
-/// stay. Best effort: what cannot be read or deleted is left alone.
-fn remove_stale_temp_files(output_dir: &Path) {
-    let walk = walkdir::WalkDir::new(output_dir)
-        .max_depth(4)
-        .follow_links(false);
-    for entry in walk.into_iter().flatten() {
-        let stale = entry.file_type().is_file()
-            && entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".newsletter-")
-            && entry
-                .metadata()
-                .ok()
-                .and_then(|m| m.modified().ok())
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > STALE_TEMP);
-        if stale {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
 /// When the earliest post scheduled after `now` becomes due.
 pub fn next_scheduled(posts: &[Post], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     posts
         .iter()
-        .filter(|p| p.status(now) == Status::Scheduled)
+        .filter(|p| p.status(now) == PostStatus::Scheduled)
         .map(|p| p.published.with_timezone(&Utc))
         .min()
 }
@@ -240,7 +207,7 @@ pub fn plan_feeds(
     let feeds = &config.feeds;
     let live: Vec<Post> = posts
         .into_iter()
-        .filter(|p| p.status(now) == Status::Published)
+        .filter(|p| p.status(now) == PostStatus::Published)
         .collect();
     let limit = if feeds.limit == 0 {
         usize::MAX
@@ -329,7 +296,7 @@ pub fn plan_feeds(
     if problems.is_empty() {
         Ok((entries, plans))
     } else {
-        Err(BuildError::Content(problems))
+        Err(BuildError::Content(Problems(problems)))
     }
 }
 
@@ -364,129 +331,4 @@ pub fn tag_folder(tag: &str) -> String {
 
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
-}
-
-/// Writes a file's new content to a temporary file in the same folder, to
-/// be renamed into place by [`Staged::commit`], so a reader sees the old
-/// file or the new one, never half of one. `fill` streams the content.
-/// Returns `None` (and deletes the temporary file) when the bytes are the same.
-pub fn stage_file(
-    path: &Path,
-    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-) -> Result<Option<Staged>, BuildError> {
-    let error = |source| BuildError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(error)?;
-    let temp = tempfile::Builder::new()
-        .prefix(".newsletter-")
-        .tempfile_in(dir)
-        .map_err(error)?;
-    let old = File::open(path)
-        .ok()
-        .map(|f| BufReader::with_capacity(1 << 16, f));
-    let mut writer = CompareWriter {
-        inner: BufWriter::with_capacity(1 << 20, temp),
-        old,
-        same: true,
-        scratch: Vec::new(),
-    };
-    fill(&mut writer).map_err(error)?;
-    let unchanged = writer.finish_comparing();
-    let temp = writer
-        .inner
-        .into_inner()
-        .map_err(|e| error(e.into_error()))?;
-    if unchanged {
-        return Ok(None);
-    }
-    set_readable(temp.as_file()).map_err(error)?;
-    Ok(Some(Staged {
-        temp,
-        path: path.to_path_buf(),
-    }))
-}
-
-/// A file written in full beside its destination, waiting to be renamed
-/// into place; dropped uncommitted, it is deleted.
-#[derive(Debug)]
-pub struct Staged {
-    temp: tempfile::NamedTempFile,
-    path: PathBuf,
-}
-
-impl Staged {
-    /// The destination relative to `root`, with `/` separators.
-    pub fn relative_to(&self, root: &Path) -> String {
-        let relative = self.path.strip_prefix(root).unwrap_or(&self.path);
-        relative
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/")
-    }
-
-    /// Renames the file into place. No fsync: the rename is what keeps
-    /// readers from seeing half a file, and a feed lost to a power cut is
-    /// rebuilt by the next build.
-    pub fn commit(self) -> Result<(), BuildError> {
-        let path = self.path;
-        self.temp.persist(&path).map_err(|e| BuildError::Write {
-            path: path.clone(),
-            source: e.error,
-        })?;
-        Ok(())
-    }
-}
-
-/// Passes bytes to `inner` and compares them with the old file as they go.
-struct CompareWriter<W> {
-    inner: W,
-    old: Option<BufReader<File>>,
-    same: bool,
-    scratch: Vec<u8>,
-}
-
-impl<W> CompareWriter<W> {
-    /// True when everything written equals the whole old file.
-    fn finish_comparing(&mut self) -> bool {
-        match (&mut self.old, self.same) {
-            (Some(old), true) => matches!(old.read(&mut [0u8; 1]), Ok(0)),
-            _ => false,
-        }
-    }
-}
-
-impl<W: Write> Write for CompareWriter<W> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(data)?;
-        if self.same {
-            match &mut self.old {
-                Some(old) => {
-                    self.scratch.resize(n, 0);
-                    self.same =
-                        old.read_exact(&mut self.scratch).is_ok() && self.scratch == data[..n];
-                }
-                None => self.same = false,
-            }
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-#[cfg(unix)]
-fn set_readable(file: &std::fs::File) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(std::fs::Permissions::from_mode(0o644))
-}
-
-#[cfg(not(unix))]
-fn set_readable(_: &std::fs::File) -> std::io::Result<()> {
-    Ok(())
 }

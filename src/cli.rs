@@ -6,10 +6,11 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
-use crate::build::{self, BuildError};
 use crate::config::Config;
 use crate::content;
-use crate::send::{self, SendOptions, SendReport};
+use crate::email::deliver::Progress;
+use crate::email::send::{self, SendOptions, SendReport};
+use crate::publish::{self, Rebuilt, Scheduled};
 use crate::store::{Status, Store};
 use crate::subscribers;
 
@@ -37,7 +38,7 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         output: Option<PathBuf>,
         #[command(flatten)]
-        clock: Clock,
+        clock: NowArg,
     },
     /// Read every post and report every problem as path:line: message.
     Check,
@@ -51,14 +52,14 @@ pub enum Command {
         #[arg(long, value_name = "EMAIL")]
         to: Option<String>,
         #[command(flatten)]
-        clock: Clock,
+        clock: NowArg,
     },
     /// Write the next digest as digest.html, digest.txt and digest.eml.
     Preview {
         #[arg(long, value_name = "DIR", default_value = "preview")]
         output: PathBuf,
         #[command(flatten)]
-        clock: Clock,
+        clock: NowArg,
     },
     /// One cron-friendly run: build the feeds with the posts due by now,
     /// then send the digest if the schedule says one is due (resuming an
@@ -68,7 +69,7 @@ pub enum Command {
         #[arg(long)]
         send: bool,
         #[command(flatten)]
-        clock: Clock,
+        clock: NowArg,
     },
     /// Serve the feeds, sign-up and unsubscribe pages; publish scheduled
     /// posts and send digests on the schedule. Stops on SIGTERM or Ctrl-C.
@@ -116,15 +117,15 @@ fn parse_status(text: &str) -> Result<Status, String> {
     })
 }
 
-/// The moment that decides what is published.
+/// The moment that decides what is published (`--now`).
 #[derive(Debug, clap::Args)]
-pub struct Clock {
+pub struct NowArg {
     /// Treat this RFC 3339 time as now (scheduled posts up to it are published).
     #[arg(long, env = "NEWSLETTER_NOW", value_name = "TIMESTAMP", value_parser = parse_now)]
     pub now: Option<DateTime<Utc>>,
 }
 
-impl Clock {
+impl NowArg {
     /// The given time, else the real clock: the one place that reads it.
     pub fn now(&self) -> DateTime<Utc> {
         self.now.unwrap_or_else(Utc::now)
@@ -137,17 +138,17 @@ fn parse_now(text: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("{e}; write it like 2026-11-25T09:00:00Z"))
 }
 
-fn print_send_report(report: &SendReport) -> Outcome {
+fn print_send_report(report: &SendReport) -> Exit {
     match report {
         SendReport::NothingToSend => {
             println!("nothing to send: no post is newer than the last digest");
-            Outcome::Ok
+            Exit::Ok
         }
         SendReport::NoSubscribers => {
             println!(
                 "nothing to send: there are no active subscribers (add one with `newsletter subscribers add EMAIL`)"
             );
-            Outcome::Ok
+            Exit::Ok
         }
         SendReport::DryRun {
             subject,
@@ -161,11 +162,11 @@ fn print_send_report(report: &SendReport) -> Outcome {
                 "dry run: {subject:?} ({posts} new posts) would go to {} subscribers; nothing was sent or recorded",
                 recipients.len()
             );
-            Outcome::Ok
+            Exit::Ok
         }
         SendReport::Test { to, reply } => {
             println!("sent a test of the next digest to {to} ({reply}); nothing was recorded");
-            Outcome::Ok
+            Exit::Ok
         }
         SendReport::Delivered {
             digest_id,
@@ -188,38 +189,37 @@ fn print_send_report(report: &SendReport) -> Outcome {
                 );
             }
             if counts.failed > 0 || counts.pending > 0 {
-                Outcome::Problems
+                Exit::Problems
             } else {
-                Outcome::Ok
+                Exit::Ok
             }
         }
     }
 }
 
-fn print_scheduled(scheduled: &crate::publish::Scheduled) -> Outcome {
-    use crate::publish::Scheduled;
+fn print_scheduled(scheduled: &Scheduled) -> Exit {
     match scheduled {
         Scheduled::NoSchedule => {
             println!("no digest: [schedule] digest is not set (use --send to send one now)");
-            Outcome::Ok
+            Exit::Ok
         }
         Scheduled::NotDue { next } => {
             match next {
                 Some(next) => println!("no digest due; the next slot is {}", next.to_rfc3339()),
                 None => println!("no digest due; the schedule has no further slot"),
             }
-            Outcome::Ok
+            Exit::Ok
         }
         Scheduled::Busy => {
             println!("another `newsletter send` is delivering right now; this run sent nothing");
-            Outcome::Ok
+            Exit::Ok
         }
         Scheduled::Skipped { slot } => {
             println!(
                 "skipped the digest slot of {}: missed by more than schedule.catch_up",
                 slot.to_rfc3339()
             );
-            Outcome::Ok
+            Exit::Ok
         }
         Scheduled::Ran { slot, report } => {
             if let Some(slot) = slot {
@@ -258,7 +258,7 @@ impl ProgressOutput {
     }
 }
 
-impl send::Progress for ProgressOutput {
+impl Progress for ProgressOutput {
     fn start(&self, digest_id: i64, total: usize) {
         self.total
             .store(total, std::sync::atomic::Ordering::Relaxed);
@@ -288,36 +288,31 @@ impl send::Progress for ProgressOutput {
     }
 }
 
+/// Prints a build's line, and the warning of a hub that was not told.
+fn print_rebuilt(rebuilt: &Rebuilt) {
+    println!("{}", rebuilt.report);
+    if let Some(e) = &rebuilt.hub_warning {
+        eprintln!("warning: {e:#}");
+    }
+}
+
 /// What `run` wants `main` to do on success.
-pub enum Outcome {
+pub enum Exit {
     Ok,
     /// Problems were reported; exit with failure.
     Problems,
 }
 
 /// Runs one command; errors come back to `main`, which prints them.
-pub fn run(cli: Cli) -> Result<Outcome> {
+pub fn run(cli: Cli) -> Result<Exit> {
     let config = Config::load(&cli.config)?;
     match cli.command {
         Command::Build { output, clock } => {
             let output_dir = output.unwrap_or_else(|| config.feeds.output_dir.clone());
-            match build::build(&config, &output_dir, clock.now()) {
-                Ok(report) => {
-                    println!("{report}");
-                    // The feeds are written; a hub that cannot be told is a warning.
-                    if let Err(e) = crate::websub::after_build(&config, &report) {
-                        eprintln!("warning: {e:#}");
-                    }
-                    Ok(Outcome::Ok)
-                }
-                Err(BuildError::Content(problems)) => {
-                    for problem in &problems {
-                        eprintln!("{problem}");
-                    }
-                    Err(BuildError::Content(problems).into())
-                }
-                Err(e) => Err(e).context("the build stopped; feeds already written are intact"),
-            }
+            let rebuilt = publish::rebuild(&config, &output_dir, clock.now())
+                .context("the build stopped; feeds already written are intact")?;
+            print_rebuilt(&rebuilt);
+            Ok(Exit::Ok)
         }
         Command::Send { dry_run, to, clock } => {
             let options = SendOptions {
@@ -334,27 +329,16 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         }
         Command::Publish { send, clock } => {
             let now = clock.now();
-            let report = match crate::publish::rebuild(&config, now) {
-                Ok(report) => report,
-                Err(BuildError::Content(problems)) => {
-                    for problem in &problems {
-                        eprintln!("{problem}");
-                    }
-                    return Err(anyhow::Error::new(BuildError::Content(problems))
-                        .context("nothing was published or sent"));
-                }
-                Err(e) => {
-                    return Err(e).context("the build stopped; feeds already written are intact");
-                }
-            };
-            println!("{report}");
+            let rebuilt = publish::rebuild(&config, &config.feeds.output_dir, now)
+                .context("nothing was published or sent; feeds already written are intact")?;
+            print_rebuilt(&rebuilt);
             let options = SendOptions {
                 smtp_password: std::env::var("NEWSLETTER_SMTP_PASSWORD").ok(),
                 secret: std::env::var("NEWSLETTER_SECRET").ok(),
                 ..SendOptions::default()
             };
             let progress = ProgressOutput::new();
-            let scheduled = crate::publish::send_if_due(&config, &options, now, send, &progress)?;
+            let scheduled = publish::send_if_due(&config, &options, now, send, &progress)?;
             progress.finish();
             Ok(print_scheduled(&scheduled))
         }
@@ -373,11 +357,12 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                     secret: std::env::var("NEWSLETTER_SECRET").ok(),
                 },
             )?;
-            Ok(Outcome::Ok)
+            Ok(Exit::Ok)
         }
         Command::Preview { output, clock } => {
             let secret = std::env::var("NEWSLETTER_SECRET").ok();
-            match send::preview(&config, &output, secret.as_deref(), clock.now())? {
+            match crate::email::preview::preview(&config, &output, secret.as_deref(), clock.now())?
+            {
                 Some(files) => {
                     for file in files {
                         println!("wrote {}", file.display());
@@ -385,7 +370,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 }
                 None => println!("nothing to send: no post is newer than the last digest"),
             }
-            Ok(Outcome::Ok)
+            Ok(Exit::Ok)
         }
         Command::Subscribers(command) => {
             let mut store = Store::open(&config.store.path)?;
@@ -415,27 +400,33 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                         report.problems.len()
                     );
                     if !report.problems.is_empty() {
-                        return Ok(Outcome::Problems);
+                        return Ok(Exit::Problems);
                     }
                 }
             }
-            Ok(Outcome::Ok)
+            Ok(Exit::Ok)
         }
         Command::Check => {
             let corpus = content::read_posts(&config);
             for problem in &corpus.problems {
                 println!("{problem}");
             }
+            // Every template renders with sample data, or the check fails.
+            crate::email::digest::check_templates(&config)?;
+            crate::serve::check_templates(&config)?;
             if corpus.problems.is_empty() {
-                println!("checked {} posts: no problems", corpus.posts.len());
-                Ok(Outcome::Ok)
+                println!(
+                    "checked {} posts and the templates: no problems",
+                    corpus.posts.len()
+                );
+                Ok(Exit::Ok)
             } else {
                 eprintln!(
                     "{} problem(s) in {} post file(s) read",
                     corpus.problems.len(),
                     corpus.files
                 );
-                Ok(Outcome::Problems)
+                Ok(Exit::Problems)
             }
         }
     }

@@ -12,7 +12,6 @@ use lol_html::{RewriteStrSettings, doc_comments, doc_text, element, end_tag, rew
 use url::Url;
 
 use crate::config::IframePolicy;
-use crate::render::escape_text;
 
 /// Attributes that hold one URL.
 const URL_ATTRIBUTES: [&str; 16] = [
@@ -149,7 +148,7 @@ fn clean_attributes(el: &mut Element<'_, '_>, page_url: &Url) {
         };
         match rewritten {
             Some(url) => {
-                let encoded = escape_attribute(&url);
+                let encoded = escape_text(&url);
                 if encoded != raw {
                     let _ = el.set_attribute(&name, &encoded);
                 }
@@ -251,14 +250,14 @@ fn replace_iframe(el: &mut Element<'_, '_>) {
             };
             format!(
                 "<a href=\"https://www.youtube.com/watch?v={id}\"><img src=\"https://i.ytimg.com/vi/{id}/hqdefault.jpg\" alt=\"{}\" width=\"480\" height=\"360\"></a>",
-                escape_attribute(&alt)
+                escape_text(&alt)
             )
         }
         None => {
             let text = title.unwrap_or_else(|| src.clone());
             format!(
                 "<a href=\"{}\">{}</a>",
-                escape_attribute(&src),
+                escape_text(&src),
                 escape_text(&text)
             )
         }
@@ -285,7 +284,9 @@ pub fn youtube_id(src: &str) -> Option<String> {
     valid.then(|| id.to_string())
 }
 
-pub fn escape_attribute(text: &str) -> String {
+/// Escapes text for HTML: element content and quoted attribute values
+/// alike (`&`, `<`, `>`, `"` and `'`).
+pub fn escape_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     pulldown_cmark_escape::escape_html(&mut out, text).expect("writing to a String cannot fail");
     out

@@ -3,21 +3,22 @@
 //! Data flows one way: content files → [`content::Post`] → rendered HTML
 //! ([`render`], made feed-safe by [`html`]) → [`feed`] documents, written by [`build`].
 
+pub mod atomic;
 pub mod build;
 pub mod cli;
 pub mod config;
 pub mod content;
-pub mod digest;
+pub mod email;
 pub mod feed;
 pub mod html;
-pub mod mail;
+pub mod links;
 pub mod publish;
 pub mod render;
 pub mod schedule;
-pub mod send;
 pub mod serve;
-pub mod smtp;
 pub mod store;
 pub mod subscribers;
+pub mod templates;
+pub mod text;
 pub mod token;
 pub mod websub;

@@ -1,13 +1,23 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use newsletter::cli::{self, Cli, Outcome};
+use newsletter::cli::{self, Cli, Exit};
+use newsletter::content::Problems;
 
+/// The one place that prints errors and maps outcomes to exit codes: 0 on
+/// success, 1 on any error or reported problem, 2 for a usage error (clap
+/// exits with it while parsing).
 fn main() -> ExitCode {
     match cli::run(Cli::parse()) {
-        Ok(Outcome::Ok) => ExitCode::SUCCESS,
-        Ok(Outcome::Problems) => ExitCode::FAILURE,
+        Ok(Exit::Ok) => ExitCode::SUCCESS,
+        Ok(Exit::Problems) => ExitCode::FAILURE,
         Err(error) => {
+            // Problems in posts, each as `path:line: message`, then the error.
+            if let Some(problems) = error.chain().find_map(|e| e.downcast_ref::<Problems>()) {
+                for problem in &problems.0 {
+                    eprintln!("{problem}");
+                }
+            }
             eprintln!("error: {}", describe(&error));
             ExitCode::FAILURE
         }

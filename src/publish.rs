@@ -3,7 +3,7 @@
 //! now, then send the digest when the schedule says a slot is due.
 //!
 //! Which slot was last handled is kept in the store (`schedule.last_slot`),
-//! and sending goes through [`send::send`] with its ledger and lock, so
+//! and sending goes through [`send::send_locked`] with its ledger and lock, so
 //! cron, the server and a hand-run `send` never send one digest twice.
 
 use anyhow::{Context, Result};
@@ -11,22 +11,37 @@ use chrono::{DateTime, Utc};
 
 use crate::build::{self, BuildError, BuildReport};
 use crate::config::Config;
+use crate::email::deliver::Progress;
+use crate::email::lock::SendLock;
+use crate::email::send::{self, SendOptions, SendReport};
 use crate::schedule::{self, Due, Slots};
-use crate::send::{self, Progress, SendLock, SendOptions, SendReport};
 use crate::store::{self, Store};
 
 /// The settings key of the last slot handled (sent, or skipped as too old).
 const LAST_SLOT: &str = "schedule.last_slot";
 
-/// Builds the feeds at `now` and tells the WebSub hub what changed; a hub
-/// that cannot be reached is only a warning, since the feeds are written.
-pub fn rebuild(config: &Config, now: DateTime<Utc>) -> Result<BuildReport, BuildError> {
-    let report = build::build(config, &config.feeds.output_dir, now)?;
-    if let Err(e) = crate::websub::after_build(config, &report) {
-        tracing::warn!("{e:#}");
-        eprintln!("warning: {e:#}");
-    }
-    Ok(report)
+/// A build, and what the WebSub hub could not be told.
+#[derive(Debug)]
+pub struct Rebuilt {
+    pub report: BuildReport,
+    /// The hub refused or could not be reached: a warning only, since the
+    /// feeds are written (the caller prints or logs it).
+    pub hub_warning: Option<anyhow::Error>,
+}
+
+/// Builds the feeds at `now` into `output_dir` and tells the WebSub hub
+/// what changed: `build`, `publish` and the server's rebuilds.
+pub fn rebuild(
+    config: &Config,
+    output_dir: &std::path::Path,
+    now: DateTime<Utc>,
+) -> Result<Rebuilt, BuildError> {
+    let report = build::build(config, output_dir, now)?;
+    let hub_warning = crate::websub::after_build(config, &report).err();
+    Ok(Rebuilt {
+        report,
+        hub_warning,
+    })
 }
 
 /// What the schedule asked for and what was done.

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use pulldown_cmark::{CowStr, Event, LinkType, Options, Parser, Tag, TagEnd, html};
 
-use crate::html::{Sanitizer, strip_xml_illegal, to_plain_text};
+use crate::html::{Sanitizer, escape_text, strip_xml_illegal, to_plain_text};
 
 /// About this many words make an automatic excerpt.
 pub const AUTO_EXCERPT_WORDS: usize = 70;
@@ -490,13 +490,6 @@ fn has_text(html: &str) -> bool {
 
 fn has_text_or_media(html: &str) -> bool {
     has_text(html) || html.contains("<img") || html.contains("<iframe")
-}
-
-/// Escapes text for HTML element content.
-pub fn escape_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    pulldown_cmark_escape::escape_html(&mut out, text).expect("writing to a String cannot fail");
-    out
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use url::Url;
 
 use crate::build::BuildReport;
 use crate::config::{Config, Feeds};
+use crate::text::one_line;
 
 /// How long one publish request may take, connecting included.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,7 +26,7 @@ const BODY_EXCERPT: usize = 200;
 ///
 /// Does nothing, and touches no network, without `feeds.hub` or when no feed
 /// changed. Otherwise sends one publish request per changed feed (see
-/// [`publish`]); the feeds are already written, so callers should treat an
+/// [`notify`]); the feeds are already written, so callers should treat an
 /// error as a warning.
 ///
 /// This blocks (reqwest's blocking client, which must not run on a tokio
@@ -38,7 +39,7 @@ pub fn after_build(config: &Config, report: &BuildReport) -> anyhow::Result<Vec<
     if topics.is_empty() {
         return Ok(Vec::new());
     }
-    publish(hub, &topics)
+    notify(hub, &topics)
 }
 
 /// The public URLs of the feeds among `changed` (paths relative to the
@@ -73,7 +74,7 @@ fn file_name(path: &str) -> &str {
 /// each waiting out the timeout.
 ///
 /// Blocking, like [`after_build`].
-pub fn publish(hub: &Url, topics: &[String]) -> anyhow::Result<Vec<String>> {
+pub fn notify(hub: &Url, topics: &[String]) -> anyhow::Result<Vec<String>> {
     let client = Client::builder()
         .timeout(TIMEOUT)
         .user_agent(concat!("newsletter/", env!("CARGO_PKG_VERSION")))
@@ -217,14 +218,6 @@ fn body_excerpt(response: Response) -> Option<String> {
         (false, true) => Some(format!("{excerpt}…")),
         (false, false) => Some(excerpt),
     }
-}
-
-/// `text` with control characters as spaces and runs of white space as one.
-fn one_line(text: &str) -> String {
-    text.split(|c: char| c.is_control() || c.is_whitespace())
-        .filter(|word| !word.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The hub was not told of some of the feeds a build changed.

@@ -490,8 +490,8 @@ proptest! {
             &config,
         )
         .unwrap();
-        let digest = newsletter::digest::render(&config, &[&post], 1).unwrap();
-        let personal = newsletter::digest::personalize(
+        let digest = newsletter::email::digest::render(&config, &[&post], 1).unwrap();
+        let personal = newsletter::email::merge::personalize(
             &digest,
             "reader@example.org",
             "Reader",
@@ -768,7 +768,7 @@ proptest! {
         prop_assert_eq!(json["items"][0]["title"].as_str(), Some(title.as_str()));
 
         let preview = dir.path().join("preview");
-        newsletter::send::preview(&config, &preview, Some("a-secret-of-16-bytes-or-more"), now())
+        newsletter::email::preview::preview(&config, &preview, Some("a-secret-of-16-bytes-or-more"), now())
             .unwrap()
             .expect("a digest to preview");
         let eml = std::fs::read(preview.join("digest.eml")).unwrap();
@@ -783,7 +783,7 @@ proptest! {
             .skip(1)
             .take_while(|l| *l != "1 January 2024 · Props Author")
             .collect();
-        let wrapped = newsletter::digest::wrap(&title, 72);
+        let wrapped = newsletter::text::wrap(&title, 72);
         let expected: Vec<&str> = wrapped.lines().map(str::trim_end).collect();
         prop_assert_eq!(&lines, &expected, "text part:\n{}", text);
         // `wrap` repeats a leading quote mark on each line it makes.

@@ -43,7 +43,7 @@ pub struct Post {
 
 /// Where a post stands at a given moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub enum PostStatus {
     Published,
     Draft,
     /// Dated after "now": published when its time comes.
@@ -66,13 +66,13 @@ impl Post {
         Ok(split.body.to_string())
     }
 
-    pub fn status(&self, now: DateTime<Utc>) -> Status {
+    pub fn status(&self, now: DateTime<Utc>) -> PostStatus {
         if self.draft {
-            Status::Draft
+            PostStatus::Draft
         } else if self.published > now {
-            Status::Scheduled
+            PostStatus::Scheduled
         } else {
-            Status::Published
+            PostStatus::Published
         }
     }
 }
@@ -90,6 +90,19 @@ impl fmt::Display for Problem {
         write!(f, "{}:{}: {}", self.path.display(), self.line, self.message)
     }
 }
+
+/// Every problem found in the posts: the error that stops a build or a
+/// send. `main` prints each problem on its own line before the error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} problem(s) in the content", self.0.len())
+    }
+}
+
+impl std::error::Error for Problems {}
 
 /// All posts of the content folder, newest first, and every problem found.
 #[derive(Debug, Default)]
@@ -482,14 +495,14 @@ mod tests {
     fn status_draft_scheduled_published() {
         let now: DateTime<Utc> = "2020-01-01T00:00:00Z".parse().unwrap();
         let p = post("x.md", "---\ntitle: x\ndate: 2020-01-01\n---\n").unwrap();
-        assert_eq!(p.status(now), Status::Published);
+        assert_eq!(p.status(now), PostStatus::Published);
         let p = post("x.md", "---\ntitle: x\ndate: 2020-01-01T00:00:01Z\n---\n").unwrap();
-        assert_eq!(p.status(now), Status::Scheduled);
+        assert_eq!(p.status(now), PostStatus::Scheduled);
         let p = post(
             "x.md",
             "---\ntitle: x\ndate: 2019-01-01\ndraft: true\n---\n",
         )
         .unwrap();
-        assert_eq!(p.status(now), Status::Draft);
+        assert_eq!(p.status(now), PostStatus::Draft);
     }
 }

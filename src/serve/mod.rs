@@ -27,6 +27,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::links;
 use crate::store::Store;
 
 pub use files::Files;
@@ -76,7 +77,7 @@ pub struct App {
     pages: pages::Pages,
     per_client: DefaultKeyedRateLimiter<IpAddr>,
     per_email: DefaultKeyedRateLimiter<String>,
-    confirmations: signup::Mailer,
+    confirmations: signup::Confirmations,
     smtp_password: Option<String>,
     secret_from_env: Option<String>,
     /// Set on shutdown: a delivery in progress stops after its messages in flight.
@@ -98,6 +99,12 @@ impl App {
     }
 }
 
+/// Renders each page template and the confirmation email once with sample
+/// values: `newsletter check` and the server's start.
+pub fn check_templates(config: &Config) -> Result<()> {
+    pages::Pages::load(config).map(|_| ())
+}
+
 /// Runs the server until SIGTERM or Ctrl-C.
 pub fn serve(config: Config, options: ServeOptions) -> Result<()> {
     let _log = init_logging(options.json_logs);
@@ -109,6 +116,9 @@ pub fn serve(config: Config, options: ServeOptions) -> Result<()> {
 }
 
 async fn run(config: Config, options: ServeOptions) -> Result<()> {
+    // Every template renders, or the server does not start: a broken digest
+    // template would otherwise show only at the first digest slot.
+    crate::email::digest::check_templates(&config)?;
     let store = Store::open(&config.store.path)?;
     let secret = store.secret(options.secret.as_deref())?;
     let pages = pages::Pages::load(&config)?;
@@ -118,7 +128,8 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
             config.feeds.output_dir.display()
         )
     })?;
-    let confirmations = signup::Mailer::start(&config, options.smtp_password.as_deref(), &secret)?;
+    let confirmations =
+        signup::Confirmations::start(&config, options.smtp_password.as_deref(), &secret)?;
     let quota = |n: u32| Quota::per_hour(NonZeroU32::new(n).expect("config checks it is not 0"));
     let app = Arc::new(App {
         clock: Clock::starting_at(options.start),
@@ -233,11 +244,11 @@ async fn accept(
 
 fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/subscribe", get(signup::form).post(signup::subscribe))
-        .route("/confirm/{token}", get(signup::confirm))
+        .route(links::HEALTHZ, get(healthz))
+        .route(links::SUBSCRIBE, get(signup::form).post(signup::subscribe))
+        .route(links::CONFIRM, get(signup::confirm))
         .route(
-            "/unsubscribe/{token}",
+            links::UNSUBSCRIBE,
             get(signup::unsubscribe_page).post(signup::unsubscribe),
         )
         .fallback(static_file)
@@ -272,7 +283,7 @@ async fn log_request(request: axum::extract::Request, next: axum::middleware::Ne
 /// The path for the log, without the token of a confirm or unsubscribe
 /// link (it works like a key).
 fn redact(path: &str) -> String {
-    for prefix in ["/confirm/", "/unsubscribe/"] {
+    for prefix in links::TOKEN_PREFIXES {
         if path.starts_with(prefix) {
             return format!("{prefix}…");
         }

@@ -6,88 +6,71 @@ use anyhow::{Result, anyhow};
 use minijinja::value::Value;
 use minijinja::{Environment, context};
 
+use std::path::{Path, PathBuf};
+
 use crate::config::Config;
-use crate::digest;
-
-/// Every template the server uses; all are checked when it starts.
-pub const TEMPLATES: [&str; 5] = [
-    "subscribe.html",
-    "unsubscribe.html",
-    "page.html",
-    "confirm.html",
-    "confirm.txt",
-];
-
-/// The templates built into the binary, used when the folder lacks one.
-const BUILT_IN: [(&str, &str); 6] = [
-    ("_layout.html", include_str!("../../templates/_layout.html")),
-    (
-        "subscribe.html",
-        include_str!("../../templates/subscribe.html"),
-    ),
-    (
-        "unsubscribe.html",
-        include_str!("../../templates/unsubscribe.html"),
-    ),
-    ("page.html", include_str!("../../templates/page.html")),
-    ("confirm.html", include_str!("../../templates/confirm.html")),
-    ("confirm.txt", include_str!("../../templates/confirm.txt")),
-];
-
-/// A template from the folder if it is there, else the built-in one.
-fn load(folder: &std::path::Path, name: &str) -> Result<Option<String>, minijinja::Error> {
-    let plain = !name.is_empty()
-        && name
-            .split('/')
-            .all(|part| !part.is_empty() && part != "." && part != "..");
-    if !plain {
-        return Ok(None);
-    }
-    match std::fs::read_to_string(folder.join(name)) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BUILT_IN
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, text)| text.to_string())),
-        Err(e) => Err(minijinja::Error::new(
-            minijinja::ErrorKind::InvalidOperation,
-            format!("cannot read {}: {e}", folder.join(name).display()),
-        )),
-    }
-}
+use crate::email::body::inline_css;
+use crate::templates;
 
 /// The loaded templates and the `site` value they all get.
 pub struct Pages {
     env: Environment<'static>,
     site: Value,
+    /// `digest.templates`, to name the file of an error.
+    folder: PathBuf,
+}
+
+/// A template error as `templates/page.html:3: what` (or `page.html (built in):3: what`).
+fn located(folder: &Path, name: &str, error: &minijinja::Error) -> anyhow::Error {
+    anyhow!(
+        "{}: {}",
+        templates::locate(folder, name, Some(error)),
+        templates::describe(error)
+    )
 }
 
 impl Pages {
     /// Loads the templates, so a missing or broken one stops the server at
     /// start with its file and line, not at a reader's first sign-up.
     pub fn load(config: &Config) -> Result<Pages> {
-        let dir = &config.digest.templates;
-        let mut env = digest::environment(dir);
-        let folder = dir.clone();
-        env.set_loader(move |name| load(&folder, name));
-        for name in TEMPLATES {
-            env.get_template(name).map_err(|e| {
-                let path = dir.join(e.name().unwrap_or(name));
-                let line = e.line().map(|l| format!(":{l}")).unwrap_or_default();
-                anyhow!("{}{line}: {}", path.display(), digest::describe(&e))
-            })?;
+        let pages = Pages {
+            env: templates::environment(config),
+            site: templates::site_context(config, str::to_owned),
+            folder: config.digest.templates.clone(),
+        };
+        // Each rendered once with sample values, so an error that shows
+        // only when rendering (an undefined variable, a bad filter) is
+        // found now too.
+        let samples = [
+            (
+                "subscribe.html",
+                context! { email => "reader@example.org", name => "Reader", error => "A sample error." },
+            ),
+            ("unsubscribe.html", context! {}),
+            (
+                "page.html",
+                context! { title => "Title", message => "Message.", link_url => "https://example.org/", link_text => "Link" },
+            ),
+        ];
+        let confirmation = || {
+            pages
+                .confirmation(
+                    "reader@example.org",
+                    "Reader",
+                    "https://example.org/confirm/sample",
+                    "48 hours",
+                )
+                .map(|_| String::new())
+        };
+        for (name, values) in samples {
+            pages
+                .env
+                .get_template(name)
+                .map_err(|e| located(&pages.folder, name, &e))?;
+            pages.render(name, values)?;
         }
-        let site = &config.site;
-        Ok(Pages {
-            env,
-            site: context! {
-                title => site.title.as_str(),
-                url => site.base_url.as_str(),
-                description => site.description.as_str(),
-                language => site.language.as_str(),
-                author => site.author.as_str(),
-            },
-        })
+        confirmation()?;
+        Ok(pages)
     }
 
     /// Renders `name` with `site` and the given values.
@@ -96,13 +79,7 @@ impl Pages {
         self.env
             .get_template(name)
             .and_then(|t| t.render(ctx))
-            .map_err(|e| {
-                anyhow!(
-                    "{name}{}: {}",
-                    e.line().map(|l| format!(":{l}")).unwrap_or_default(),
-                    digest::describe(&e)
-                )
-            })
+            .map_err(|e| located(&self.folder, name, &e))
     }
 
     /// A plain page: a heading, a message and an optional link.
@@ -132,7 +109,7 @@ impl Pages {
             expires_in,
         };
         let html = self.render("confirm.html", values.clone())?;
-        let html = digest::inline_css(&html).map_err(|e| anyhow!("confirm.html: {e}"))?;
+        let html = inline_css(&html).map_err(|e| anyhow!("confirm.html: {e}"))?;
         let text = self.render("confirm.txt", values)?;
         let title = self
             .site

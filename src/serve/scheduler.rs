@@ -10,8 +10,9 @@ use notify::Watcher;
 use tokio::sync::{mpsc, watch};
 
 use super::App;
+use crate::email::deliver::Quiet;
+use crate::email::send::{SendOptions, SendReport};
 use crate::publish::{self, Scheduled};
-use crate::send::{Quiet, SendOptions, SendReport};
 
 /// After a failed send, or one that left deliveries pending, try again this much later.
 const RETRY: Duration = Duration::from_secs(300);
@@ -96,7 +97,11 @@ pub type Built = Result<Option<DateTime<Utc>>, ()>;
 pub async fn build(app: &Arc<App>, now: DateTime<Utc>) -> Built {
     let worker = app.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let report = publish::rebuild(&worker.config, now)?;
+        let rebuilt = publish::rebuild(&worker.config, &worker.config.feeds.output_dir, now)?;
+        if let Some(e) = &rebuilt.hub_warning {
+            tracing::warn!("{e:#}");
+        }
+        let report = rebuilt.report;
         let served = worker.reload_files()?;
         anyhow::Ok((report, served))
     })
@@ -115,7 +120,7 @@ pub async fn build(app: &Arc<App>, now: DateTime<Utc>) -> Built {
         }
         Ok(Err(e)) => {
             if let Some(crate::build::BuildError::Content(problems)) = e.downcast_ref() {
-                for problem in problems {
+                for problem in &problems.0 {
                     tracing::error!("{problem}");
                 }
             }

@@ -22,8 +22,9 @@ use serde::Deserialize;
 
 use super::App;
 use crate::config::Config;
-use crate::mail;
-use crate::send::OneOff;
+use crate::email::compose::{build_notice, dkim_signer, recipient};
+use crate::email::transport::OneOff;
+use crate::links;
 use crate::store::{self, Added, Confirmed, Status, Store};
 use crate::subscribers::clean_name;
 use crate::token::{self, Purpose, TokenError};
@@ -248,17 +249,6 @@ fn in_words(duration: Duration) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
-/// `{server.public_url}/{what}/{token}`.
-fn link(config: &Config, what: &str, token: &str) -> String {
-    let mut url = config.server.public_url.clone();
-    url.set_query(None);
-    url.set_fragment(None);
-    if let Ok(mut segments) = url.path_segments_mut() {
-        segments.pop_if_empty().push(what).push(token);
-    }
-    url.into()
-}
-
 fn render_form(
     app: &App,
     status: StatusCode,
@@ -366,7 +356,7 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// Stores sign-ups and sends confirmation emails on a thread of its own,
 /// one at a time, with a few retries for a server that says "try again
 /// later" (none once the server is stopping).
-pub struct Mailer {
+pub struct Confirmations {
     queue: Mutex<Option<mpsc::Sender<SignUpRequest>>>,
     done: Mutex<Option<mpsc::Receiver<()>>>,
     stopping: Arc<AtomicBool>,
@@ -382,13 +372,17 @@ struct Worker {
     stopping: Arc<AtomicBool>,
 }
 
-impl Mailer {
+impl Confirmations {
     /// Sets up the transport now, so a bad SMTP setting stops the server at start.
-    pub fn start(config: &Config, smtp_password: Option<&str>, secret: &[u8]) -> Result<Mailer> {
+    pub fn start(
+        config: &Config,
+        smtp_password: Option<&str>,
+        secret: &[u8],
+    ) -> Result<Confirmations> {
         let stopping = Arc::new(AtomicBool::new(false));
         let worker = Worker {
             transport: OneOff::new(config, smtp_password)?,
-            dkim: mail::dkim_signer(config)?,
+            dkim: dkim_signer(config)?,
             pages: super::pages::Pages::load(config)?,
             config: config.clone(),
             secret: secret.to_vec(),
@@ -407,7 +401,7 @@ impl Mailer {
                 }
                 let _ = finished.send(());
             })?;
-        Ok(Mailer {
+        Ok(Confirmations {
             queue: Mutex::new(Some(queue)),
             done: Mutex::new(Some(done)),
             stopping,
@@ -462,18 +456,18 @@ impl Worker {
             id,
             Some(expires.timestamp()),
         );
-        let confirm_url = link(&self.config, "confirm", &token);
+        let confirm_url = links::confirm_url(&self.config, &token);
         let (subject, html, text) =
             self.pages
                 .confirmation(&job.email, &name, &confirm_url, &in_words(ttl))?;
         let address = job.email.parse()?;
-        let to = mail::recipient(address, &name);
+        let to = recipient(address, &name);
         let message_id = format!(
             "<confirm-{id}.{}@{}>",
             job.now.timestamp_millis(),
             self.config.site.host()
         );
-        let message = mail::build_notice(
+        let message = build_notice(
             &self.config,
             &to,
             &subject,

@@ -41,61 +41,42 @@
 //! the rules of its `<style>` blocks become `style` attributes and the
 //! blocks go, as do any `<script>` elements.
 
-use std::cell::Cell;
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
+use anyhow::Result;
 use chrono::{DateTime, Utc};
-use lol_html::html_content::ContentType;
-use lol_html::{RewriteStrSettings, element, end_tag, rewrite_str};
+use minijinja::context;
 use minijinja::value::Value;
-use minijinja::{AutoEscape, Environment, UndefinedBehavior, context};
 use serde::{Deserialize, Serialize};
-use url::Url;
 
-use crate::config::{Config, IframePolicy};
-use crate::content::{Post, Problem, Status};
-use crate::html::{self, Sanitizer, limit_nesting};
-use crate::render::{escape_text, render_post};
+use super::body::{email_excerpt, inline_css, tidy_text};
+use super::merge::{EMAIL, NAME, UNSUBSCRIBE_URL, clean};
+use crate::config::Config;
+use crate::content::{self, Post, PostStatus, Problem, Problems};
+use crate::store::{NewDigest, Store, StoredDigest};
+use crate::templates;
+use crate::text::one_line;
 
-/// The HTML template's file name inside `digest.templates`.
+/// The HTML template's name (in `digest.templates`, else built in).
 pub const HTML_TEMPLATE: &str = "digest.html";
-/// The plain-text template's file name inside `digest.templates`.
+/// The plain-text template's name (in `digest.templates`, else built in).
 pub const TEXT_TEMPLATE: &str = "digest.txt";
-/// Where the plain text is folded.
-pub const TEXT_WIDTH: usize = 72;
-
-/// Merge tokens are a key between these two private-use characters, which
-/// nothing from a post or the config can carry (they are removed from it).
-const OPEN: char = '\u{E000}';
-const CLOSE: char = '\u{E001}';
-const EMAIL: &str = "\u{E000}email\u{E001}";
-const NAME: &str = "\u{E000}name\u{E001}";
-const UNSUBSCRIBE_URL: &str = "\u{E000}unsubscribe_url\u{E001}";
-/// The keys of the tokens above, in the order [`merge`] takes values.
-const KEYS: [&str; 3] = ["email", "name", "unsubscribe_url"];
 
 /// Why a digest could not be rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum DigestError {
-    #[error(
-        "cannot read the digest template {path}: {source} (copy it from the project's templates/ folder, or set digest.templates in the config)"
-    )]
-    ReadTemplate {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}{}: {message}; fix the template (its variables are listed in README.md)", .path.display(), .line.map(|l| format!(":{l}")).unwrap_or_default())]
+    #[error("{location}: {message}; fix the template (its variables are listed in README.md)")]
     Template {
-        path: PathBuf,
-        line: Option<usize>,
+        /// `templates/digest.html:12`, or `digest.html (built in)`.
+        location: String,
         message: String,
     },
     #[error("config key `digest.subject`: {message}")]
     Subject { message: String },
     #[error("{0}")]
     Post(Problem),
+    #[error("{0}; fix them and send again (nothing was sent)")]
+    Content(#[source] Problems),
     #[error("a digest needs at least one post")]
     NoPosts,
 }
@@ -132,7 +113,7 @@ pub fn choose_posts<'a>(
 ) -> Chosen<'a> {
     let mut fresh: Vec<&Post> = posts
         .iter()
-        .filter(|p| p.status(now) == Status::Published)
+        .filter(|p| p.status(now) == PostStatus::Published)
         .filter(|p| {
             !announced.contains(&p.permalink)
                 && !announced.contains(&config.site.url_for(&p.permalink))
@@ -169,14 +150,6 @@ pub struct RenderedDigest {
     pub post_urls: Vec<String>,
 }
 
-/// One subscriber's copy of a digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Personal {
-    pub subject: String,
-    pub html: String,
-    pub text: String,
-}
-
 /// Renders the digest of `posts` (newest first): the subject from
 /// `digest.subject`, the HTML part from `digest.html` with its CSS inlined,
 /// and the text part from `digest.txt`. The module documentation lists the
@@ -189,10 +162,6 @@ pub fn render(
     if posts.is_empty() {
         return Err(DigestError::NoPosts);
     }
-    let dir = &config.digest.templates;
-    let html_source = read_template(dir, HTML_TEMPLATE)?;
-    let text_source = read_template(dir, TEXT_TEMPLATE)?;
-
     let split = config.digest.max_posts.min(posts.len());
     let (full, rest) = posts.split_at(split);
     let mut with_excerpts = Vec::with_capacity(full.len());
@@ -201,13 +170,7 @@ pub fn render(
     }
     let listed: Vec<Value> = rest.iter().map(|p| post_value(config, p, None)).collect();
     let site = &config.site;
-    let site_value = context! {
-        title => clean(&site.title),
-        url => site.base_url.as_str(),
-        description => clean(&site.description),
-        language => site.language.as_str(),
-        author => clean(&site.author),
-    };
+    let site_value = templates::site_context(config, clean);
     let common = context! {
         site => site_value,
         subscriber => context! { email => EMAIL, name => NAME },
@@ -215,7 +178,7 @@ pub fn render(
         digest => context! { id => digest_id },
     };
 
-    let mut env = environment(dir);
+    let env = templates::environment(config);
     let subject_posts: Vec<Value> = with_excerpts.iter().chain(&listed).cloned().collect();
     let subject = env
         .render_named_str(
@@ -224,7 +187,7 @@ pub fn render(
             context! { posts => subject_posts, more_posts => Vec::<Value>::new(), ..common.clone() },
         )
         .map_err(|e| DigestError::Subject {
-            message: describe(&e),
+            message: templates::describe(&e),
         })?;
     let subject = one_line(&subject);
     if subject.is_empty() {
@@ -234,23 +197,17 @@ pub fn render(
     }
 
     let ctx = context! { posts => with_excerpts, more_posts => listed, ..common };
-    let template_error = |e: minijinja::Error, file: &str| DigestError::Template {
-        path: dir.join(e.name().unwrap_or(file)),
-        line: e.line(),
-        message: describe(&e),
+    let template_error = |e: minijinja::Error, name: &str| DigestError::Template {
+        location: templates::locate(&config.digest.templates, name, Some(&e)),
+        message: templates::describe(&e),
     };
-    env.add_template_owned(HTML_TEMPLATE, html_source)
-        .map_err(|e| template_error(e, HTML_TEMPLATE))?;
-    env.add_template_owned(TEXT_TEMPLATE, text_source)
-        .map_err(|e| template_error(e, TEXT_TEMPLATE))?;
     let render = |name: &str| {
         env.get_template(name)
             .and_then(|t| t.render(&ctx))
             .map_err(|e| template_error(e, name))
     };
     let html = inline_css(&render(HTML_TEMPLATE)?).map_err(|message| DigestError::Template {
-        path: dir.join(HTML_TEMPLATE),
-        line: None,
+        location: templates::locate(&config.digest.templates, HTML_TEMPLATE, None),
         message,
     })?;
     let text = tidy_text(&render(TEXT_TEMPLATE)?);
@@ -263,93 +220,91 @@ pub fn render(
     })
 }
 
-/// One subscriber's copy of a rendered digest: their address, name and
-/// unsubscribe link put in place of the merge tokens, HTML-escaped in the
-/// HTML part and as they are in the subject and the text part.
-pub fn personalize(
-    digest: &RenderedDigest,
-    email: &str,
-    name: &str,
-    unsubscribe_url: &str,
-) -> Personal {
-    let plain = [email, name, unsubscribe_url];
-    let escaped = plain.map(escape_text);
-    let escaped = escaped.each_ref().map(String::as_str);
-    Personal {
-        subject: merge(&digest.subject, plain),
-        html: merge(&digest.html, escaped),
-        text: merge(&digest.text, plain),
-    }
+/// The next digest, rendered: its posts and those it marks announced
+/// without mailing them (as site paths).
+pub struct Next {
+    pub rendered: RenderedDigest,
+    pub posts: Vec<String>,
+    pub skipped: Vec<String>,
 }
 
-/// Replaces each merge token by its value (email, name, unsubscribe URL) in
-/// one pass; anything else between the delimiters is left as it is.
-fn merge(text: &str, values: [&str; 3]) -> String {
-    let extra: usize = values.iter().map(|v| v.len()).sum();
-    let mut out = String::with_capacity(text.len() + 2 * extra);
-    let mut rest = text;
-    while let Some(start) = rest.find(OPEN) {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + OPEN.len_utf8()..];
-        let token = after.find(CLOSE).and_then(|end| {
-            let key = &after[..end];
-            // Case-blind, so `|upper` in a template does not lose the value.
-            KEYS.iter()
-                .position(|k| k.eq_ignore_ascii_case(key))
-                .map(|i| (i, end))
-        });
-        match token {
-            Some((i, end)) => {
-                out.push_str(values[i]);
-                rest = &after[end + CLOSE.len_utf8()..];
-            }
-            None => {
-                out.push(OPEN);
-                rest = after;
-            }
+/// The next digest at `now`, numbered `digest_id`, or `None` when no post
+/// is new. Without a store (nothing sent yet) it is the first digest.
+pub fn next_digest(
+    config: &Config,
+    store: Option<&Store>,
+    digest_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<Next>> {
+    let corpus = content::read_posts(config);
+    if !corpus.problems.is_empty() {
+        return Err(DigestError::Content(Problems(corpus.problems)).into());
+    }
+    let (announced, first) = match store {
+        Some(store) => (store.announced()?, store.is_first_digest()?),
+        None => (HashSet::new(), true),
+    };
+    let chosen = choose_posts(&corpus.posts, &announced, first, config, now);
+    if chosen.posts.is_empty() {
+        return Ok(None);
+    }
+    let rendered = render(config, &chosen.posts, digest_id)?;
+    Ok(Some(Next {
+        rendered,
+        posts: chosen.posts.iter().map(|p| p.permalink.clone()).collect(),
+        skipped: chosen.skipped.iter().map(|p| p.permalink.clone()).collect(),
+    }))
+}
+
+/// Makes the next digest and its pending deliveries (one transaction), or
+/// `None` when no post is new.
+pub fn create_next_digest(
+    config: &Config,
+    store: &mut Store,
+    now: DateTime<Utc>,
+) -> Result<Option<StoredDigest>> {
+    let Some(next) = next_digest(config, Some(store), store.next_digest_id()?, now)? else {
+        return Ok(None);
+    };
+    let rendered = &next.rendered;
+    let (id, _) = store.create_digest(
+        &NewDigest {
+            subject: &rendered.subject,
+            html: &rendered.html,
+            text: &rendered.text,
+            posts: &next.posts,
+            skipped: &next.skipped,
+        },
+        now,
+    )?;
+    Ok(store.digest(id)?)
+}
+
+impl RenderedDigest {
+    /// The rendering kept with a digest in the store.
+    pub fn stored(digest: &StoredDigest) -> RenderedDigest {
+        RenderedDigest {
+            subject: digest.subject.clone(),
+            html: digest.html.clone(),
+            text: digest.text.clone(),
+            post_urls: Vec::new(),
         }
     }
-    out.push_str(rest);
-    out
 }
 
-fn read_template(dir: &Path, name: &str) -> Result<String, DigestError> {
-    let path = dir.join(name);
-    std::fs::read_to_string(&path).map_err(|source| DigestError::ReadTemplate { path, source })
-}
-
-/// The template environment: HTML escaping for `.html` files, an error for
-/// printing an undefined value (a misspelt variable), includes from `dir`.
-pub(crate) fn environment(dir: &Path) -> Environment<'static> {
-    let mut env = Environment::new();
-    env.set_auto_escape_callback(|name| {
-        if name.ends_with(".html") || name.ends_with(".htm") {
-            AutoEscape::Html
-        } else {
-            AutoEscape::None
-        }
-    });
-    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
-    let syntax = minijinja::syntax::SyntaxConfig::builder()
-        .trim_blocks(true)
-        .lstrip_blocks(true)
-        .build()
-        .expect("the default delimiters are valid");
-    env.set_syntax(syntax);
-    env.set_loader(minijinja::path_loader(dir));
-    env.add_filter("wrap", |text: String, width: Option<usize>| {
-        wrap(&text, width.unwrap_or(TEXT_WIDTH))
-    });
-    env
-}
-
-/// A template error's kind and detail, without the location (the caller
-/// names the file and line).
-pub(crate) fn describe(error: &minijinja::Error) -> String {
-    match error.detail() {
-        Some(detail) => format!("{}: {detail}", error.kind()),
-        None => error.kind().to_string(),
-    }
+/// Renders every digest template once with a sample post, so a broken
+/// template is reported by `check` and when `serve` starts, not at the
+/// first digest.
+pub fn check_templates(config: &Config) -> Result<(), DigestError> {
+    let sample = "---\ntitle: A sample post\ncreated_at: 2026-01-01\ntags: [sample]\n---\n\nThe excerpt, with [a link](https://example.org/).\n\n<!-- more -->\n\nThe rest.\n";
+    let post =
+        content::parse_post(sample, std::path::Path::new("sample.md"), config).map_err(|e| {
+            DigestError::Template {
+                location: format!("sample.md:{}", e.line),
+                message: e.message,
+            }
+        })?;
+    render(config, &[&post], 1).map(|_| ())
 }
 
 /// A post's template variables; `excerpt` is its (HTML, text) excerpt.
@@ -379,279 +334,17 @@ fn post_value(config: &Config, post: &Post, excerpt: Option<(String, String)>) -
     }
 }
 
-/// The post's excerpt made for email: (HTML, plain text).
-fn email_excerpt(config: &Config, post: &Post) -> Result<(String, String), DigestError> {
-    let page = Url::parse(&config.site.url_for(&post.permalink))
-        .expect("a permalink under an absolute base URL is a URL");
-    let body = post.body().map_err(DigestError::Post)?;
-    let safe = Sanitizer {
-        page_url: &page,
-        iframes: IframePolicy::Link,
-    };
-    // The merge-token delimiters go from the source, before the sanitizer
-    // reads it: dropped from its output, they could join `o\u{E000}nclick`
-    // into an attribute it never saw. (Removed again below from what
-    // Markdown entities decode to, which is escaped text by then.)
-    let summary = post.summary.as_deref().map(clean);
-    let rendered = render_post(&clean(&body), summary.as_deref(), &post.title, &safe);
-    let image_alt = format!("Image from “{}”", clean(&post.title));
-    let excerpt = clean(&rendered.excerpt);
-    let html = balance(&for_email(&limit_nesting(&excerpt), &image_alt));
-    let text = wrap(&html_to_text(&html), TEXT_WIDTH);
-    Ok((html, text))
-}
-
-/// Rewrites feed-safe excerpt HTML for mail clients, which drop embeds:
-/// the YouTube thumbnail link the sanitizer makes of an embed becomes a
-/// linked "▶ Watch the video" line, a `<video>` or `<audio>` with a source
-/// a link to it, and an image with no alt text gets `image_alt`, so a
-/// reader whose client blocks images still knows one is there.
-fn for_email(html: &str, image_alt: &str) -> String {
-    const YOUTUBE_LINK: &str = r#"a[href^="https://www.youtube.com/watch?v="]"#;
-    const THUMBNAIL: &str =
-        r#"a[href^="https://www.youtube.com/watch?v="] > img[src^="https://i.ytimg.com/vi/"]"#;
-
-    // First pass: which YouTube links hold a thumbnail.
-    let holds_thumbnail: Rc<std::cell::RefCell<Vec<bool>>> = Rc::default();
-    let (links, thumbs) = (holds_thumbnail.clone(), holds_thumbnail.clone());
-    let first = RewriteStrSettings::new()
-        .with_strict(false)
-        .append_element_content_handler(element!(YOUTUBE_LINK, move |_| {
-            links.borrow_mut().push(false);
-            Ok(())
-        }))
-        .append_element_content_handler(element!(THUMBNAIL, move |_| {
-            if let Some(last) = thumbs.borrow_mut().last_mut() {
-                *last = true;
-            }
-            Ok(())
-        }));
-    if rewrite_str(html, first).is_err() {
-        return escape_text(html);
-    }
-    let holds_thumbnail = holds_thumbnail.take();
-
-    // Second pass: rewrite. A video line is a paragraph of its own unless
-    // it already is inside one.
-    let paragraphs = Rc::new(Cell::new(0usize));
-    let in_paragraph = paragraphs.clone();
-    let next_link = Cell::new(0usize);
-    let second = RewriteStrSettings::new()
-        .with_strict(false)
-        .append_element_content_handler(element!("p", move |el| {
-            paragraphs.set(paragraphs.get() + 1);
-            let paragraphs = paragraphs.clone();
-            if let Some(handlers) = el.end_tag_handlers() {
-                handlers.push(end_tag!(move |_| {
-                    paragraphs.set(paragraphs.get().saturating_sub(1));
-                    Ok(())
-                }));
-            }
-            Ok(())
-        }))
-        .append_element_content_handler(element!(YOUTUBE_LINK, |el| {
-            let index = next_link.get();
-            next_link.set(index + 1);
-            if holds_thumbnail.get(index) == Some(&true) && in_paragraph.get() == 0 {
-                el.before("<p class=\"video\">", ContentType::Html);
-                el.after("</p>", ContentType::Html);
-            }
-            Ok(())
-        }))
-        .append_element_content_handler(element!(THUMBNAIL, |el| {
-            let alt = html::attribute(el, "alt")
-                .filter(|a| !a.trim().is_empty())
-                .unwrap_or_else(|| "Watch the video".into());
-            el.replace(&format!("▶ {}", escape_text(&alt)), ContentType::Html);
-            Ok(())
-        }))
-        .append_element_content_handler(element!("img", |el| {
-            if html::attribute(el, "alt").is_none_or(|a| a.trim().is_empty()) {
-                el.set_attribute("alt", &html::escape_attribute(image_alt))?;
-            }
-            Ok(())
-        }))
-        .append_element_content_handler(element!("video[src], audio[src]", |el| {
-            let src = html::attribute(el, "src").unwrap_or_default();
-            let what = if el.tag_name().eq_ignore_ascii_case("audio") {
-                "▶ Listen to the audio"
-            } else {
-                "▶ Watch the video"
-            };
-            el.replace(
-                &format!("<a href=\"{}\">{what}</a>", html::escape_attribute(&src)),
-                ContentType::Html,
-            );
-            Ok(())
-        }));
-    rewrite_str(html, second).unwrap_or_else(|_| escape_text(html))
-}
-
-/// The fragment parsed as a browser would and written out again, so tags
-/// it leaves open are closed and stray end tags dropped: an excerpt can
-/// never close or open elements of the template around it.
-fn balance(html: &str) -> String {
-    css_inline::CSSInliner::options()
-        .load_remote_stylesheets(false)
-        .build()
-        .inline_fragment(html, "")
-        .unwrap_or_else(|_| escape_text(html))
-}
-
-/// Inlines the `<style>` rules into `style` attributes; the `<style>`
-/// blocks and any `<script>` go.
-pub(crate) fn inline_css(html: &str) -> Result<String, String> {
-    let inlined = css_inline::CSSInliner::options()
-        .keep_style_tags(false)
-        .keep_link_tags(false)
-        .load_remote_stylesheets(false)
-        .build()
-        .inline(html)
-        .map_err(|e| format!("cannot inline its CSS: {e}"))?;
-    let settings = RewriteStrSettings::new()
-        .with_strict(false)
-        .append_element_content_handler(element!("script, style", |el| {
-            el.remove();
-            Ok(())
-        }));
-    rewrite_str(&inlined, settings).map_err(|e| format!("cannot rewrite its HTML: {e}"))
-}
-
-/// Readable plain text of email HTML: paragraphs apart, lists with `*`,
-/// quotes with `>`, links as `[1]` footnotes after the text. Not wrapped.
-fn html_to_text(html: &str) -> String {
-    let text = html2text::config::plain()
-        .no_link_wrapping()
-        .string_from_read(html.as_bytes(), 100_000)
-        .unwrap_or_else(|_| crate::html::to_plain_text(html));
-    text.lines()
-        .map(str::trim_end)
-        .collect::<Vec<_>>()
-        .join("\n")
-        .trim()
-        .to_string()
-}
-
-/// Folds each line longer than `width` at spaces, never inside a word (so
-/// never inside a URL). Continuation lines keep the line's indentation,
-/// quote marks (`> `) and the hanging indent of a list marker (`* `,
-/// `1. `). Footnote lines (`[1]: URL`) are left whole.
-pub fn wrap(text: &str, width: usize) -> String {
-    let width = width.max(1);
-    let mut out = String::with_capacity(text.len() + text.len() / 16);
-    for (i, line) in text.split('\n').enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        if line.chars().count() <= width || is_footnote(line) {
-            out.push_str(line);
-            continue;
-        }
-        let (first, rest) = line_prefixes(line);
-        let body = &line[first.len()..];
-        let mut current = first.to_string();
-        let mut current_len = current.chars().count();
-        let mut empty = true;
-        for word in body.split(' ').filter(|w| !w.is_empty()) {
-            let len = word.chars().count();
-            if !empty && current_len + 1 + len > width {
-                out.push_str(&current);
-                out.push('\n');
-                current = rest.clone();
-                current_len = current.chars().count();
-                empty = true;
-            }
-            if !empty {
-                current.push(' ');
-                current_len += 1;
-            }
-            current.push_str(word);
-            current_len += len;
-            empty = false;
-        }
-        out.push_str(current.trim_end());
-    }
-    out
-}
-
-fn is_footnote(line: &str) -> bool {
-    line.strip_prefix('[')
-        .and_then(|l| l.split_once("]: "))
-        .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// A line's leading indentation, quote marks and list marker, and what a
-/// continuation line starts with instead.
-fn line_prefixes(line: &str) -> (&str, String) {
-    let bytes = line.as_bytes();
-    let mut at = 0;
-    while at < bytes.len() && bytes[at] == b' ' {
-        at += 1;
-    }
-    while line[at..].starts_with("> ") {
-        at += 2;
-    }
-    let quoted = line[..at].to_string();
-    let rest = &line[at..];
-    let marker = if rest.starts_with("* ") || rest.starts_with("- ") || rest.starts_with("+ ") {
-        2
-    } else {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits > 0 && rest[digits..].starts_with(". ") {
-            digits + 2
-        } else {
-            0
-        }
-    };
-    (
-        &line[..at + marker],
-        format!("{quoted}{}", " ".repeat(marker)),
-    )
-}
-
-/// Template output made tidy: no trailing spaces (but the `-- ` signature
-/// line), at most one blank line in a row, one final newline.
-fn tidy_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut blank = true;
-    for line in text.lines() {
-        let line = if line == "-- " { line } else { line.trim_end() };
-        if line.is_empty() {
-            if !blank {
-                out.push('\n');
-            }
-            blank = true;
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-        blank = false;
-    }
-    while out.ends_with("\n\n") {
-        out.pop();
-    }
-    out
-}
-
-/// A subject on one line: control characters (CR, LF, tab) become spaces,
-/// runs of spaces one.
-fn one_line(text: &str) -> String {
-    text.split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Text from a post or the config without the merge-token delimiters, so
-/// nothing in a post can pose as a subscriber's value.
-fn clean(text: &str) -> String {
-    text.replace([OPEN, CLOSE], "")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+    use std::path::Path;
+
+    use lol_html::{RewriteStrSettings, element, rewrite_str};
+
     use crate::content::parse_post;
+    use crate::email::merge::{OPEN, Personal, personalize};
+    use crate::text::TEXT_WIDTH;
 
     const SITE: &str =
         "[site]\ntitle = \"Tëst & <Blog>\"\nbase_url = \"https://blog.example.org\"\n";
@@ -1059,43 +752,6 @@ Rest."#;
         assert!(text.contains("\n  item item"), "{text}");
     }
 
-    #[test]
-    fn personalize_escapes_in_html_only() {
-        let digest = RenderedDigest {
-            subject: format!("Hi {NAME}"),
-            html: format!("<p>{NAME} {EMAIL}</p><a href=\"{UNSUBSCRIBE_URL}\">u</a>"),
-            text: format!("{NAME} <{EMAIL}>\n{UNSUBSCRIBE_URL}\n"),
-            post_urls: vec![],
-        };
-        let mail = personalize(
-            &digest,
-            "o'neil@example.org",
-            "Bob <b> & Co",
-            "https://x.org/u/1?a=1&b=2",
-        );
-        assert_eq!(mail.subject, "Hi Bob <b> & Co");
-        assert_eq!(
-            mail.html,
-            "<p>Bob &lt;b&gt; &amp; Co o&#39;neil@example.org</p><a href=\"https://x.org/u/1?a=1&amp;b=2\">u</a>"
-        );
-        assert_eq!(
-            mail.text,
-            "Bob <b> & Co <o'neil@example.org>\nhttps://x.org/u/1?a=1&b=2\n"
-        );
-    }
-
-    #[test]
-    fn merge_tokens_survive_case_filters_and_unknown_ones_stay() {
-        let values = ["e", "n", "u"];
-        assert_eq!(merge("\u{E000}EMAIL\u{E001}!", values), "e!");
-        assert_eq!(
-            merge("a\u{E000}other\u{E001}b", values),
-            "a\u{E000}other\u{E001}b"
-        );
-        assert_eq!(merge("a\u{E000}name", values), "a\u{E000}name");
-        assert_eq!(merge("\u{E000}\u{E000}name\u{E001}", values), "\u{E000}n");
-    }
-
     fn templates(html: &str, text: &str) -> (tempfile::TempDir, Config) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(HTML_TEMPLATE), html).unwrap();
@@ -1110,14 +766,20 @@ Rest."#;
     }
 
     #[test]
+    fn without_a_templates_folder_the_built_in_templates_render_the_same() {
+        let project = config();
+        let p = archive(&project).remove(1);
+        let bare = config_with("[digest]\ntemplates = \"no-such-folder\"\n");
+        let built_in = render(&bare, &[&p], 1).unwrap();
+        assert_eq!(built_in, render(&project, &[&p], 1).unwrap());
+        assert!(built_in.html.contains(&p.title), "{}", built_in.html);
+        check_templates(&bare).unwrap();
+    }
+
+    #[test]
     fn template_errors_name_the_file_and_line() {
-        let config = config_with("[digest]\ntemplates = \"no-such-folder\"\n");
+        let config = config();
         let p = archive(&config).remove(1);
-        let err = render(&config, &[&p], 1).unwrap_err().to_string();
-        assert!(
-            err.contains("no-such-folder/digest.html") && err.contains("digest.templates"),
-            "{err}"
-        );
 
         let (dir, config) = templates("<p>\n{{ site.title }}\n{% for p in posts %}\n", "x");
         let err = render(&config, &[&p], 1).unwrap_err().to_string();
@@ -1206,22 +868,5 @@ Rest."#;
                 .starts_with("Newsletter Blog: Bring your Hugo posts")
         );
         assert!(!mail.html.contains("Draft") && !mail.html.contains("1.0 is here"));
-    }
-
-    #[test]
-    fn wrap_folds_prose_and_keeps_words_whole() {
-        assert_eq!(wrap("aaa bbb ccc", 7), "aaa bbb\nccc");
-        assert_eq!(
-            wrap("aaa https://example.org/long bbb", 10),
-            "aaa\nhttps://example.org/long\nbbb"
-        );
-        assert_eq!(wrap("* one two three", 9), "* one two\n  three");
-        assert_eq!(wrap("12. one two three", 10), "12. one\n    two\n    three");
-        assert_eq!(wrap("> > one two three", 11), "> > one two\n> > three");
-        assert_eq!(
-            wrap("[12]: https://example.org/a/long/url", 10),
-            "[12]: https://example.org/a/long/url"
-        );
-        assert_eq!(wrap("short\n\nlines", 5), "short\n\nlines");
     }
 }

@@ -1,4 +1,4 @@
-//! Digest messages: one lettre [`Message`] per subscriber, with the headers
+//! Composing messages: one lettre [`Message`] per subscriber, with the headers
 //! bulk mail needs (List-Id, one-click List-Unsubscribe) and a DKIM
 //! signature that covers them.
 //!
@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use email_encoding::headers::writer::EmailWriter;
 use lettre::Message;
@@ -19,8 +20,12 @@ use lettre::message::dkim::{
 use lettre::message::header::{HeaderName, HeaderValue, MessageId};
 use lettre::message::{Mailbox, MessageBuilder, MultiPart};
 
+use super::digest::RenderedDigest;
+use super::merge::{Personal, personalize};
 use crate::config::Config;
-use crate::digest::Personal;
+use crate::links;
+use crate::text::one_line;
+use crate::token::{self, Purpose};
 
 /// Which digest a message carries to which subscriber; together they make
 /// the `Message-ID`, so a resent message has the same one.
@@ -54,15 +59,61 @@ const LIST_UNSUBSCRIBE: HeaderName = HeaderName::new_from_ascii_str("List-Unsubs
 const AUTO_SUBMITTED: HeaderName = HeaderName::new_from_ascii_str("Auto-Submitted");
 const LIST_UNSUBSCRIBE_POST: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe-Post");
 
-/// The one-click unsubscribe link: `{server.public_url}/unsubscribe/{token}`.
-pub fn unsubscribe_url(config: &Config, token: &str) -> String {
-    let mut url = config.server.public_url.clone();
-    url.set_query(None);
-    url.set_fragment(None);
-    if let Ok(mut segments) = url.path_segments_mut() {
-        segments.pop_if_empty().push("unsubscribe").push(token);
+/// Makes each subscriber's message of one digest.
+pub struct Composer<'a> {
+    config: &'a Config,
+    digest: &'a RenderedDigest,
+    digest_id: i64,
+    secret: &'a [u8],
+    /// Read once: parsing the key per message would cost more than sending.
+    dkim: Option<DkimConfig>,
+}
+
+impl<'a> Composer<'a> {
+    pub fn new(
+        config: &'a Config,
+        digest: &'a RenderedDigest,
+        digest_id: i64,
+        secret: &'a [u8],
+    ) -> anyhow::Result<Composer<'a>> {
+        Ok(Composer {
+            config,
+            digest,
+            digest_id,
+            secret,
+            dkim: dkim_signer(config)?,
+        })
     }
-    url.into()
+
+    /// The message for one subscriber, with their own unsubscribe link.
+    pub fn message(
+        &self,
+        subscriber_id: i64,
+        email: &str,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Message> {
+        let token = token::sign(self.secret, Purpose::Unsubscribe, subscriber_id, None);
+        let unsubscribe_url = links::unsubscribe_url(self.config, &token);
+        let personal = personalize(self.digest, email, name, &unsubscribe_url);
+        let address = email
+            .parse()
+            .with_context(|| format!("{email} is not a valid address"))?;
+        let to = recipient(address, name);
+        let ids = MessageIds {
+            digest_id: self.digest_id,
+            subscriber_id,
+        };
+        Ok(build_message(
+            self.config,
+            &personal,
+            &to,
+            ids,
+            &unsubscribe_url,
+            now,
+            self.dkim.as_ref(),
+        )?)
+    }
 }
 
 /// A recipient's mailbox: the address, with the name on one line (or no
@@ -229,15 +280,6 @@ fn list_id(config: &Config) -> String {
     format!("{phrase} <newsletter.{}>", config.site.host())
         .trim_start()
         .to_string()
-}
-
-/// Text for a header: control characters (CR and LF above all, which would
-/// start a new header) become spaces, runs of spaces one.
-fn one_line(text: &str) -> String {
-    text.split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The DKIM signer of `[email.dkim]`, or `None` when there is none. The key
@@ -445,7 +487,7 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::digest::{self, RenderedDigest};
+    use crate::email::digest::RenderedDigest;
 
     const SITE: &str =
         "[site]\ntitle = \"Prometheus Blog\"\nbase_url = \"https://prometheus.io/blog/\"\n";
@@ -470,7 +512,7 @@ mod tests {
             text: "Héllo\n\nUnsubscribe: \u{E000}unsubscribe_url\u{E001}\n".into(),
             post_urls: vec![],
         };
-        digest::personalize(&digest, "ann@example.org", "Ann", UNSUBSCRIBE)
+        personalize(&digest, "ann@example.org", "Ann", UNSUBSCRIBE)
     }
 
     const UNSUBSCRIBE: &str = "https://prometheus.io/unsubscribe/abc123";
@@ -522,25 +564,6 @@ mod tests {
             .into_iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
-    }
-
-    #[test]
-    fn unsubscribe_url_joins_without_a_double_slash() {
-        let c = config("");
-        assert_eq!(
-            unsubscribe_url(&c, "ab12"),
-            "https://prometheus.io/blog/unsubscribe/ab12"
-        );
-        let c = config("[server]\npublic_url = \"https://news.example.org/\"\n");
-        assert_eq!(
-            unsubscribe_url(&c, "ab12"),
-            "https://news.example.org/unsubscribe/ab12"
-        );
-        let c = config("[server]\npublic_url = \"https://x.org/app?q=1#f\"\n");
-        assert_eq!(
-            unsubscribe_url(&c, "a/b c"),
-            "https://x.org/app/unsubscribe/a%2Fb%20c"
-        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! SMTP connections for the delivery loop: lettre's SMTP client, one
+//! The SMTP transport: lettre's SMTP client, one
 //! connection per worker, kept open between messages and made anew after an
 //! error.
 //!
@@ -20,6 +20,7 @@ use lettre::transport::smtp::client::{Certificate, SmtpConnection, TlsParameters
 use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
 
+use super::{Attempt, Session, Transport};
 use crate::config::{Security, Smtp};
 
 /// How to reach the SMTP server; makes connections.
@@ -110,15 +111,15 @@ pub enum Failure {
 }
 
 /// One worker's connection, opened on first use and after a failure.
-pub struct Session<'a> {
+pub struct SmtpSession<'a> {
     client: &'a Client,
     /// Boxed: a connection with its TLS state is large.
     connection: Option<Box<SmtpConnection>>,
 }
 
-impl<'a> Session<'a> {
-    pub fn new(client: &'a Client) -> Session<'a> {
-        Session {
+impl<'a> SmtpSession<'a> {
+    pub fn new(client: &'a Client) -> SmtpSession<'a> {
+        SmtpSession {
             client,
             connection: None,
         }
@@ -128,7 +129,7 @@ impl<'a> Session<'a> {
     /// message (or the retry) goes over a fresh one. Errors say whether they
     /// came while connecting (they concern every message) or while sending
     /// this one.
-    pub fn send(&mut self, message: &Message) -> Result<Response, Failure> {
+    pub fn try_send(&mut self, message: &Message) -> Result<Response, Failure> {
         let connection = match &mut self.connection {
             Some(connection) => connection,
             None => {
@@ -148,7 +149,7 @@ impl<'a> Session<'a> {
     }
 }
 
-impl Session<'_> {
+impl SmtpSession<'_> {
     /// The error in words. A read or write that ran out of `smtp.timeout`
     /// fails with EAGAIN ("Resource temporarily unavailable"), which
     /// lettre's `is_timeout` does not count as a timeout: say what it was.
@@ -164,6 +165,50 @@ impl Session<'_> {
     }
 }
 
+impl Transport for Client {
+    fn session(&self) -> Box<dyn Session + '_> {
+        Box::new(SmtpSession::new(self))
+    }
+}
+
+/// Replies that refuse the login, not the message.
+const AUTH_CODES: [&str; 4] = ["530", "534", "535", "538"];
+
+impl Session for SmtpSession<'_> {
+    fn send(&mut self, message: &Message) -> Attempt {
+        match self.try_send(message) {
+                Ok(response) => Attempt::Sent(format!(
+                    "{} {}",
+                    response.code(),
+                    response.message().collect::<Vec<_>>().join(" ")
+                )),
+                // A refused login is the sender's problem, not the recipient's.
+                Err(Failure::Connect(e))
+                    if e.status().is_some_and(|c| AUTH_CODES.contains(&c.to_string().as_str())) =>
+                {
+                    Attempt::Fatal(anyhow::Error::new(e).context(
+                        "the SMTP server refused the login: check smtp.username and NEWSLETTER_SMTP_PASSWORD",
+                    ))
+                }
+                // TLS, STARTTLS or login mechanisms the server lacks, or a
+                // greeting that refuses us: nothing will go through.
+                Err(Failure::Connect(e)) if e.is_tls() || e.is_client() || e.is_permanent() => {
+                    Attempt::Fatal(anyhow::Error::new(e).context("the SMTP connection cannot be made"))
+                }
+                // While sending: a 5xx, or a message this server cannot take
+                // (an address it cannot route without SMTPUTF8, say), is this
+                // recipient's failure.
+                Err(Failure::Message(e)) if e.is_permanent() || e.is_client() => {
+                    Attempt::Permanent(e.to_string())
+                }
+                Err(Failure::Connect(e) | Failure::Message(e)) => Attempt::Transient {
+                    connection: !e.is_transient(),
+                    reason: self.describe(&e),
+                },
+        }
+    }
+}
+
 fn is_would_block(error: &SmtpError) -> bool {
     let mut source = std::error::Error::source(error);
     while let Some(e) = source {
@@ -175,7 +220,7 @@ fn is_would_block(error: &SmtpError) -> bool {
     false
 }
 
-impl Drop for Session<'_> {
+impl Drop for SmtpSession<'_> {
     fn drop(&mut self) {
         if let Some(mut connection) = self.connection.take() {
             let _ = connection.quit();

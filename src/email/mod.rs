@@ -1,0 +1,36 @@
+//! The mail side: posts → the digest → one message per subscriber → the
+//! transport, with the ledger in the store recording every delivery.
+//!
+//! - [`digest`]: which posts the next digest carries, rendered once from
+//!   the templates, with merge tokens ([`merge`]) where each subscriber's
+//!   values go; [`body`] makes excerpts fit for mail clients.
+//! - [`compose`]: one subscriber's message: headers, parts, DKIM.
+//! - [`deliver`]: workers, retries, throttles, and the ledger.
+//! - [`transport`]: the SMTP server or the outbox folder, behind a seam
+//!   that tests fill with a scripted stub.
+//! - [`lock`]: one delivering process per store.
+//! - [`send`] and [`preview`]: the commands that put these together.
+
+pub mod body;
+pub mod compose;
+pub mod deliver;
+pub mod digest;
+pub mod lock;
+pub mod merge;
+pub mod preview;
+pub mod send;
+pub mod transport;
+
+use std::path::Path;
+
+use crate::store::{Store, StoreError};
+
+/// The store at `path` if there is one; `None` (and nothing created) when
+/// there is none yet, for commands that only look.
+pub(crate) fn existing_store(path: &Path) -> Result<Option<Store>, StoreError> {
+    if path.exists() {
+        Store::open(path).map(Some)
+    } else {
+        Ok(None)
+    }
+}

@@ -1,0 +1,83 @@
+//! `newsletter preview`: the next digest as files, to look at before it
+//! goes out.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+
+use super::compose::Composer;
+use super::digest::{RenderedDigest, next_digest};
+use super::merge::personalize;
+use crate::atomic::stage_file;
+use crate::links;
+use crate::token::{self, Purpose};
+
+/// The sample reader a preview is addressed to.
+const READER: (&str, &str) = ("reader@example.org", "Reader");
+
+/// The next digest (or the unfinished one) as `digest.html`, `digest.txt`
+/// and `digest.eml` in `output`, addressed to a sample reader; `None` when
+/// there is nothing to send. Records nothing, and creates no store where
+/// there is none yet.
+pub fn preview(
+    config: &crate::config::Config,
+    output: &Path,
+    secret: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<Vec<PathBuf>>> {
+    let store = super::existing_store(&config.store.path)?;
+    let (digest, digest_id) = match &store {
+        Some(store) => match store.unfinished_digest()? {
+            Some(d) => (RenderedDigest::stored(&d), d.id),
+            None => {
+                let id = store.next_digest_id()?;
+                match next_digest(config, Some(store), id, now)? {
+                    Some(next) => (next.rendered, id),
+                    None => return Ok(None),
+                }
+            }
+        },
+        None => match next_digest(config, None, 1, now)? {
+            Some(next) => (next.rendered, 1),
+            None => return Ok(None),
+        },
+    };
+    // The sample reader's links are signed with the real secret when there
+    // is one; without a store, with a throwaway one (nothing could verify
+    // them anyway).
+    let secret = match (&store, secret) {
+        (Some(store), secret) => store.secret(secret)?,
+        (None, Some(secret)) if !secret.is_empty() => secret.as_bytes().to_vec(),
+        (None, _) => {
+            let mut bytes = vec![0u8; 32];
+            getrandom::fill(&mut bytes).expect("the OS has a random source");
+            bytes
+        }
+    };
+    let (email, name) = READER;
+    let token = token::sign(&secret, Purpose::Unsubscribe, 0, None);
+    let personal = personalize(
+        &digest,
+        email,
+        name,
+        &links::unsubscribe_url(config, &token),
+    );
+    let message =
+        Composer::new(config, &digest, digest_id, &secret)?.message(0, email, name, now)?;
+    std::fs::create_dir_all(output)
+        .with_context(|| format!("cannot create {}", output.display()))?;
+    let mut written = Vec::new();
+    for (file, bytes) in [
+        ("digest.html", personal.html.into_bytes()),
+        ("digest.txt", personal.text.into_bytes()),
+        ("digest.eml", message.formatted()),
+    ] {
+        let path = output.join(file);
+        stage_file(&path, |w| w.write_all(&bytes))?
+            .map(|staged| staged.commit())
+            .transpose()?;
+        written.push(path);
+    }
+    Ok(Some(written))
+}

@@ -1,0 +1,185 @@
+//! `newsletter send`: resume an unfinished digest or make the next one,
+//! then deliver it ([`super::deliver`]); `--dry-run` and `--to` show the
+//! next digest without recording anything.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use chrono::{DateTime, Utc};
+
+use super::compose::Composer;
+use super::deliver::{Progress, deliver};
+use super::digest::{RenderedDigest, create_next_digest, next_digest};
+use super::lock::SendLock;
+use super::transport::{self, Attempt};
+use crate::config::Config;
+use crate::store::{Counts, Status, Store};
+
+/// What the caller asks of a run.
+#[derive(Debug, Clone, Default)]
+pub struct SendOptions {
+    /// Render and report; record and send nothing.
+    pub dry_run: bool,
+    /// Send the next digest to this address only, as a test; record nothing.
+    pub to: Option<String>,
+    /// `NEWSLETTER_SMTP_PASSWORD`.
+    pub smtp_password: Option<String>,
+    /// `NEWSLETTER_SECRET`.
+    pub secret: Option<String>,
+    /// Set by the caller to stop a delivery early (a server shutting down):
+    /// messages in flight finish, the rest stay pending.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub enum SendReport {
+    NothingToSend,
+    /// No active subscriber: no digest is made, so no post is used up.
+    NoSubscribers,
+    /// `--dry-run`: the digest that would go out and who would get it.
+    DryRun {
+        subject: String,
+        posts: usize,
+        recipients: Vec<String>,
+    },
+    /// `--to`: one test message.
+    Test {
+        to: String,
+        reply: String,
+    },
+    Delivered {
+        digest_id: i64,
+        subject: String,
+        counts: Counts,
+        elapsed: Duration,
+    },
+}
+
+/// Runs `newsletter send` at `now`.
+pub fn send(
+    config: &Config,
+    options: &SendOptions,
+    now: DateTime<Utc>,
+    progress: &dyn Progress,
+) -> Result<SendReport> {
+    if options.dry_run || options.to.is_some() {
+        return preview_run(config, options, now);
+    }
+    let lock = SendLock::acquire(&config.store.path)?;
+    send_locked(config, options, now, progress, &lock)
+}
+
+/// [`send`] for a caller that already holds the lock (and has decided,
+/// under it, that a digest is due).
+pub fn send_locked(
+    config: &Config,
+    options: &SendOptions,
+    now: DateTime<Utc>,
+    progress: &dyn Progress,
+    _lock: &SendLock,
+) -> Result<SendReport> {
+    let mut store = Store::open(&config.store.path)?;
+    let secret = store.secret(options.secret.as_deref())?;
+    // Set up the transport (TLS files, the password) before a digest is made.
+    let transport = transport::open(config, options.smtp_password.as_deref())?;
+
+    let digest = match store.unfinished_digest()? {
+        Some(digest) => digest,
+        None if store.count(Status::Active)? == 0 => {
+            return Ok(SendReport::NoSubscribers);
+        }
+        None => match create_next_digest(config, &mut store, now)? {
+            Some(digest) => digest,
+            None => return Ok(SendReport::NothingToSend),
+        },
+    };
+    let started = Instant::now();
+    deliver(
+        config,
+        &mut store,
+        &digest,
+        transport.as_ref(),
+        &secret,
+        progress,
+        options.cancel.as_deref(),
+    )?;
+    Ok(SendReport::Delivered {
+        digest_id: digest.id,
+        subject: digest.subject.clone(),
+        counts: store.counts(digest.id)?,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// `--dry-run` and `--to`: the digest that would go out next, recording
+/// nothing. A dry run with no store yet creates none.
+fn preview_run(config: &Config, options: &SendOptions, now: DateTime<Utc>) -> Result<SendReport> {
+    if let Some(to) = &options.to {
+        return send_test(config, options, to, now);
+    }
+    let store = super::existing_store(&config.store.path)?;
+    let unfinished = match &store {
+        Some(store) => store.unfinished_digest()?,
+        None => None,
+    };
+    let (subject, posts, recipients) = match (&store, &unfinished) {
+        // An unfinished digest goes to those still pending.
+        (Some(store), Some(d)) => (
+            d.subject.clone(),
+            store.digest_posts(d.id)?,
+            store.pending_recipients(d.id)?,
+        ),
+        // A new one to every active subscriber.
+        _ => {
+            let id = match &store {
+                Some(store) => store.next_digest_id()?,
+                None => 1,
+            };
+            let Some(next) = next_digest(config, store.as_ref(), id, now)? else {
+                return Ok(SendReport::NothingToSend);
+            };
+            let mut all = Vec::new();
+            if let Some(store) = &store {
+                store.for_each_subscriber(Some(Status::Active), |s| all.push(s.email))?;
+            }
+            (next.rendered.subject, next.posts.len(), all)
+        }
+    };
+    Ok(SendReport::DryRun {
+        subject,
+        posts,
+        recipients,
+    })
+}
+
+/// `--to`: the next (or unfinished) digest to one address, recording nothing.
+fn send_test(
+    config: &Config,
+    options: &SendOptions,
+    to: &str,
+    now: DateTime<Utc>,
+) -> Result<SendReport> {
+    let store = Store::open(&config.store.path)?;
+    let secret = store.secret(options.secret.as_deref())?;
+    let digest = match store.unfinished_digest()? {
+        Some(d) => RenderedDigest::stored(&d),
+        None => match next_digest(config, Some(&store), store.next_digest_id()?, now)? {
+            Some(next) => next.rendered,
+            None => return Ok(SendReport::NothingToSend),
+        },
+    };
+    let email = crate::store::normalize_email(to).map_err(anyhow::Error::msg)?;
+    let known = store.subscriber(&email)?;
+    let (id, name) = known.map_or((0, String::new()), |s| (s.id, s.name));
+    let transport = transport::open(config, options.smtp_password.as_deref())?;
+    let message = Composer::new(config, &digest, 0, &secret)?.message(id, &email, &name, now)?;
+    let reply = match transport.session().send(&message) {
+        Attempt::Sent(reply) => reply,
+        Attempt::Permanent(e) | Attempt::Transient { reason: e, .. } => bail!("{email}: {e}"),
+        Attempt::Fatal(e) => return Err(e),
+    };
+    Ok(SendReport::Test { to: email, reply })
+}

@@ -1,0 +1,100 @@
+//! Every public URL and server route, made in one place: the feeds under
+//! `site.base_url`, and the sign-up, confirm and unsubscribe pages under
+//! `server.public_url`.
+
+use crate::config::Config;
+
+/// The sign-up form (GET) and where it posts (POST).
+pub const SUBSCRIBE: &str = "/subscribe";
+/// A confirmation link: `/confirm/{token}`.
+pub const CONFIRM: &str = "/confirm/{token}";
+/// An unsubscribe link: `/unsubscribe/{token}` (GET: a page; POST: one click).
+pub const UNSUBSCRIBE: &str = "/unsubscribe/{token}";
+/// The health check for monitoring.
+pub const HEALTHZ: &str = "/healthz";
+
+/// Routes whose last segment is a token, which works like a key: request
+/// logs leave it out.
+pub const TOKEN_PREFIXES: [&str; 2] = ["/confirm/", "/unsubscribe/"];
+
+/// The one-click unsubscribe link: `{server.public_url}/unsubscribe/{token}`.
+pub fn unsubscribe_url(config: &Config, token: &str) -> String {
+    server_url(config, &["unsubscribe", token])
+}
+
+/// The confirmation link: `{server.public_url}/confirm/{token}`.
+pub fn confirm_url(config: &Config, token: &str) -> String {
+    server_url(config, &["confirm", token])
+}
+
+/// The absolute URL of a file of the feeds' output folder (`atom.xml`,
+/// `tags/go/rss.xml`): under `site.base_url`.
+pub fn feed_url(config: &Config, path: &str) -> String {
+    config.site.url_for(path)
+}
+
+/// `server.public_url` (without its query or fragment) with `segments`
+/// added, each percent-encoded as one segment.
+fn server_url(config: &Config, segments: &[&str]) -> String {
+    let mut url = config.server.public_url.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(segments);
+    }
+    url.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn config(extra: &str) -> Config {
+        Config::parse(
+            &format!("[site]\nbase_url = \"https://prometheus.io/blog/\"\n{extra}"),
+            Path::new("config.toml"),
+            Path::new("."),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn server_links_join_without_a_double_slash() {
+        let c = config("");
+        assert_eq!(
+            unsubscribe_url(&c, "ab12"),
+            "https://prometheus.io/blog/unsubscribe/ab12"
+        );
+        assert_eq!(
+            confirm_url(&c, "ab12"),
+            "https://prometheus.io/blog/confirm/ab12"
+        );
+        let c = config("[server]\npublic_url = \"https://news.example.org/\"\n");
+        assert_eq!(
+            unsubscribe_url(&c, "ab12"),
+            "https://news.example.org/unsubscribe/ab12"
+        );
+        let c = config("[server]\npublic_url = \"https://x.org/app?q=1#f\"\n");
+        assert_eq!(
+            unsubscribe_url(&c, "a/b c"),
+            "https://x.org/app/unsubscribe/a%2Fb%20c"
+        );
+    }
+
+    #[test]
+    fn routes_and_token_prefixes_agree() {
+        for (route, prefix) in [CONFIRM, UNSUBSCRIBE].into_iter().zip(TOKEN_PREFIXES) {
+            assert_eq!(route.strip_suffix("{token}"), Some(prefix));
+        }
+    }
+
+    #[test]
+    fn feed_urls_are_under_the_base_url() {
+        assert_eq!(
+            feed_url(&config(""), "tags/go/atom.xml"),
+            "https://prometheus.io/blog/tags/go/atom.xml"
+        );
+    }
+}

@@ -4,6 +4,8 @@
 //! refused, and relative paths are resolved against the config file's folder.
 //! Each section lives in its own file with its raw (as written) form, its
 //! defaults and its check; [`Config::parse`] runs the checks in turn.
+//! Secrets never come from the file: [`Config::load`] reads them from the
+//! environment, once.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +16,7 @@ mod digest;
 mod email;
 mod feeds;
 mod schedule;
+mod secrets;
 mod server;
 mod site;
 mod smtp;
@@ -25,6 +28,7 @@ pub use digest::{DEFAULT_SUBJECT, Digest};
 pub use email::{Dkim, Email};
 pub use feeds::{Feeds, IframePolicy};
 pub use schedule::Schedule;
+pub use secrets::Secrets;
 pub use server::Server;
 pub use site::Site;
 pub use smtp::{Security, Smtp};
@@ -62,6 +66,8 @@ pub struct Config {
     pub smtp: Option<Smtp>,
     pub server: Server,
     pub schedule: Schedule,
+    /// From the environment by [`Config::load`]; all `None` after [`Config::parse`].
+    pub secrets: Secrets,
 }
 
 #[derive(Deserialize)]
@@ -109,17 +115,23 @@ impl Source<'_> {
 }
 
 impl Config {
-    /// Reads and validates the config file at `path`.
+    /// Reads and validates the config file at `path`, and the secrets from
+    /// the environment (the one place config reads it).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
         let folder = path.parent().unwrap_or(Path::new("."));
-        Config::parse(&text, path, folder)
+        let config = Config::parse(&text, path, folder)?;
+        Ok(Config {
+            secrets: Secrets::from_env(),
+            ..config
+        })
     }
 
     /// Parses config text; `path` names it in errors, relative paths are joined to `folder`.
+    /// Reads no environment: `secrets` are all `None`.
     pub fn parse(text: &str, path: &Path, folder: &Path) -> Result<Config, ConfigError> {
         let mut raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_path_buf(),
@@ -158,6 +170,7 @@ impl Config {
             smtp,
             server,
             schedule,
+            secrets: Secrets::default(),
         })
     }
 }

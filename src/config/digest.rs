@@ -1,0 +1,57 @@
+//! `[digest]`: what a digest holds and how it is rendered.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{ConfigError, Source};
+
+/// `[digest]`: what a digest holds and how it is rendered.
+#[derive(Debug, Clone)]
+pub struct Digest {
+    /// A minijinja template string.
+    pub subject: String,
+    /// How many of the newest posts the very first digest carries.
+    pub first_run_posts: usize,
+    /// Above this, the rest are listed as linked titles only.
+    pub max_posts: usize,
+    /// The folder with digest.html and digest.txt.
+    pub templates: PathBuf,
+}
+
+/// The default digest subject: the newest post's title and how many more.
+pub const DEFAULT_SUBJECT: &str = "{{ site.title }}: {{ posts[0].title }}{% if posts|length > 1 %} and {{ posts|length - 1 }} more{% endif %}";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawDigest {
+    subject: String,
+    first_run_posts: usize,
+    max_posts: usize,
+    templates: PathBuf,
+}
+
+impl Default for RawDigest {
+    fn default() -> Self {
+        RawDigest {
+            subject: DEFAULT_SUBJECT.into(),
+            first_run_posts: 1,
+            max_posts: 10,
+            templates: PathBuf::from("templates"),
+        }
+    }
+}
+
+/// Checks `[digest]`. The subject template is checked when a digest is
+/// rendered (`crate::digest`), not here.
+pub(super) fn check(raw: RawDigest, source: &Source) -> Result<Digest, ConfigError> {
+    if raw.max_posts == 0 {
+        return Err(source.invalid("digest.max_posts", "must be at least 1".into()));
+    }
+    Ok(Digest {
+        subject: raw.subject,
+        first_run_posts: raw.first_run_posts,
+        max_posts: raw.max_posts,
+        templates: source.resolve(raw.templates),
+    })
+}

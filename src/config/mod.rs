@@ -1,0 +1,236 @@
+//! `config.toml`: the site, where content lives and how feeds are written.
+//!
+//! Every section has defaults except `site.base_url`, unknown keys are
+//! refused, and relative paths are resolved against the config file's folder.
+//! Each section lives in its own file with its raw (as written) form, its
+//! defaults and its check; [`Config::parse`] runs the checks in turn.
+//! Secrets never come from the file: [`Config::load`] reads them from the
+//! environment, once.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+mod content;
+mod digest;
+mod email;
+mod feeds;
+mod schedule;
+mod secrets;
+mod server;
+mod site;
+mod smtp;
+mod store;
+mod values;
+
+pub use content::{Content, PERMALINK_TOKENS};
+pub use digest::{DEFAULT_SUBJECT, Digest};
+pub use email::{Dkim, Email};
+pub use feeds::{Feeds, IframePolicy};
+pub use schedule::Schedule;
+pub use secrets::Secrets;
+pub use server::Server;
+pub use site::Site;
+pub use smtp::{Security, Smtp};
+pub use store::Store;
+pub use values::is_loopback;
+
+/// A configuration problem, always naming the key or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path} (pass --config PATH, or create it: see README.md)")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{path}: `{key}` {message}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
+}
+
+/// The whole configuration, after validation.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub site: Site,
+    pub content: Content,
+    pub feeds: Feeds,
+    pub email: Email,
+    pub digest: Digest,
+    pub store: Store,
+    /// `None`: messages go to `email.outbox` as `.eml` files.
+    pub smtp: Option<Smtp>,
+    pub server: Server,
+    pub schedule: Schedule,
+    /// From the environment by [`Config::load`]; all `None` after [`Config::parse`].
+    pub secrets: Secrets,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    site: site::RawSite,
+    #[serde(default)]
+    content: content::RawContent,
+    #[serde(default)]
+    feeds: feeds::RawFeeds,
+    #[serde(default)]
+    email: email::RawEmail,
+    #[serde(default)]
+    digest: digest::RawDigest,
+    #[serde(default)]
+    store: store::RawStore,
+    smtp: Option<smtp::RawSmtp>,
+    #[serde(default)]
+    server: server::RawServer,
+    #[serde(default)]
+    schedule: schedule::RawSchedule,
+}
+
+/// Where the text being checked came from: the file its errors name, and the
+/// folder its relative paths are resolved against.
+struct Source<'a> {
+    path: &'a Path,
+    folder: &'a Path,
+}
+
+impl Source<'_> {
+    /// The error for a bad value at `key`; `message` says what to write instead.
+    fn invalid(&self, key: &'static str, message: String) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            key,
+            message,
+        }
+    }
+
+    /// A path from the file, relative to the file's folder (absolute ones stay).
+    fn resolve(&self, path: impl AsRef<Path>) -> PathBuf {
+        self.folder.join(path)
+    }
+}
+
+impl Config {
+    /// Reads and validates the config file at `path`, and the secrets from
+    /// the environment (the one place config reads it).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let folder = path.parent().unwrap_or(Path::new("."));
+        let config = Config::parse(&text, path, folder)?;
+        Ok(Config {
+            secrets: Secrets::from_env(),
+            ..config
+        })
+    }
+
+    /// Parses config text; `path` names it in errors, relative paths are joined to `folder`.
+    /// Reads no environment: `secrets` are all `None`.
+    pub fn parse(text: &str, path: &Path, folder: &Path) -> Result<Config, ConfigError> {
+        let mut raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let source = Source { path, folder };
+
+        // One section after another: with several mistakes in a file, the
+        // first in this order is reported. Later sections may use earlier ones.
+        let site = site::check(raw.site, &source)?;
+        let content = content::check(raw.content, &source)?;
+        let hub = raw.feeds.hub.take();
+        let mut feeds = feeds::check(raw.feeds, &source)?;
+        // email.from defaults to newsletter@ the site's host, named by its title.
+        let email = email::check(raw.email, &site, &source)?;
+        let digest = digest::check(raw.digest, &source)?;
+        let store = store::check(raw.store, &source);
+        let smtp = raw
+            .smtp
+            .map(|smtp| smtp::check(smtp, &source))
+            .transpose()?;
+        // server.public_url defaults to site.base_url.
+        let server = server::check(raw.server, &site.base_url, &source)?;
+        // schedule.digest is a cron expression in site.timezone.
+        let schedule = schedule::check(raw.schedule, site.timezone, &source)?;
+        // feeds.hub has always been checked last; see feeds::check_hub.
+        feeds.hub = feeds::check_hub(hub, &source)?;
+
+        Ok(Config {
+            site,
+            content,
+            feeds,
+            email,
+            digest,
+            store,
+            smtp,
+            server,
+            schedule,
+            secrets: Secrets::default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses `text` as `/site/config.toml`.
+    pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("config.toml"), Path::new("/site"))
+    }
+
+    #[test]
+    fn defaults_fill_everything_but_base_url() {
+        let config = parse("[site]\nbase_url = \"https://example.org/\"\n").unwrap();
+        assert_eq!(config.site.base_url.as_str(), "https://example.org/");
+        assert_eq!(config.content.dir, Path::new("/site/content"));
+        assert_eq!(config.feeds.output_dir, Path::new("/site/public"));
+        assert_eq!(config.feeds.limit, 20);
+        assert_eq!(config.feeds.iframes, IframePolicy::Link);
+        assert_eq!(
+            config.site.url_for("/blog/a/"),
+            "https://example.org/blog/a/"
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse("[site]\nbase_url = \"https://x.org\"\n[feeds]\nlimt = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("config.toml") && err.contains("limt"), "{err}");
+    }
+
+    #[test]
+    fn email_defaults_and_smtp_security() {
+        let config = parse("[site]\ntitle = \"T\"\nbase_url = \"https://x.org\"\n").unwrap();
+        assert_eq!(config.email.from.to_string(), "T <newsletter@x.org>");
+        assert!(config.smtp.is_none());
+        assert_eq!(config.email.outbox, Path::new("/site/outbox"));
+        assert_eq!(config.server.public_url.as_str(), "https://x.org/");
+        let config = parse(
+            "[site]\nbase_url = \"https://x.org\"\n[smtp]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.smtp.unwrap().port, 25);
+        let err = parse(
+            "[site]\nbase_url = \"https://x.org\"\n[smtp]\nhost = \"mail.x.org\"\nsecurity = \"none\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("smtp.security") && err.contains("loopback"),
+            "{err}"
+        );
+        let err =
+            parse("[site]\nbase_url = \"https://x.org\"\n[email]\nfrom = \"not an address\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("email.from"), "{err}");
+    }
+}

@@ -1,0 +1,123 @@
+//! `[server]`: where `newsletter serve` is reachable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use super::values::duration_at_least;
+use super::{ConfigError, Source};
+
+/// `[server]`: where `newsletter serve` is reachable.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// The URL that links in emails point at; default `site.base_url`.
+    pub public_url: Url,
+    /// Where `newsletter serve` listens; `--listen` overrides it.
+    pub listen: SocketAddr,
+    /// How long a confirmation link works.
+    pub confirm_ttl: Duration,
+    /// Sign-ups accepted per client address per hour.
+    pub signups_per_client: u32,
+    /// Confirmation emails sent per address per hour.
+    pub signups_per_email: u32,
+    /// Take the client address from `X-Forwarded-For` (behind a reverse proxy).
+    pub behind_proxy: bool,
+    /// A request's headers must arrive, and its answer be ready, within this;
+    /// an idle keep-alive connection is closed after it too.
+    pub request_timeout: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawServer {
+    public_url: Option<String>,
+    listen: String,
+    confirm_ttl: String,
+    signups_per_client: u32,
+    signups_per_email: u32,
+    behind_proxy: bool,
+    request_timeout: String,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            public_url: None,
+            listen: "127.0.0.1:8080".into(),
+            confirm_ttl: "48h".into(),
+            signups_per_client: 10,
+            signups_per_email: 3,
+            behind_proxy: false,
+            request_timeout: "30s".into(),
+        }
+    }
+}
+
+/// Checks `[server]`. `public_url` defaults to `base_url` (the checked
+/// `site.base_url`): by default the blog and `serve` share one address.
+pub(super) fn check(
+    raw: RawServer,
+    base_url: &Url,
+    source: &Source,
+) -> Result<Server, ConfigError> {
+    let public_url = match raw.public_url {
+        None => base_url.clone(),
+        Some(text) => {
+            let url = Url::parse(&text).map_err(|e| {
+                source.invalid(
+                    "server.public_url",
+                    format!("= {text:?} is not an absolute URL ({e})"),
+                )
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(source.invalid(
+                    "server.public_url",
+                    format!("= {text:?} must be an http or https URL"),
+                ));
+            }
+            url
+        }
+    };
+    let listen: SocketAddr = raw.listen.parse().map_err(|_| {
+        source.invalid(
+            "server.listen",
+            format!(
+                "= {:?} is not an address and port; write it like \"127.0.0.1:8080\"",
+                raw.listen
+            ),
+        )
+    })?;
+    let confirm_ttl = duration_at_least(
+        source,
+        "server.confirm_ttl",
+        &raw.confirm_ttl,
+        60,
+        "; give readers at least a few minutes",
+    )?;
+    let request_timeout = duration_at_least(
+        source,
+        "server.request_timeout",
+        &raw.request_timeout,
+        1,
+        " for readers on slow networks; use \"1s\" or more",
+    )?;
+    for (key, value) in [
+        ("server.signups_per_client", raw.signups_per_client),
+        ("server.signups_per_email", raw.signups_per_email),
+    ] {
+        if value == 0 {
+            return Err(source.invalid(key, "= 0 would refuse every sign-up; use 1 or more".into()));
+        }
+    }
+    Ok(Server {
+        public_url,
+        listen,
+        confirm_ttl,
+        signups_per_client: raw.signups_per_client,
+        signups_per_email: raw.signups_per_email,
+        behind_proxy: raw.behind_proxy,
+        request_timeout,
+    })
+}

@@ -159,7 +159,7 @@ fn digest_row(r: &rusqlite::Row<'_>) -> Result<StoredDigest, rusqlite::Error> {
 mod tests {
     use super::*;
     use crate::store::testing::{now, store};
-    use crate::store::{Counts, Outcome, Status};
+    use crate::store::{Counts, Outcome, Status, StatusChange};
 
     #[test]
     fn a_digest_gets_one_pending_delivery_per_active_subscriber() {
@@ -203,7 +203,9 @@ mod tests {
             .unwrap();
         // c leaves before their message goes out: cancelled, not mailed.
         let c = store.subscriber("c@x.org").unwrap().unwrap();
-        store.set_status(c.id, Status::Unsubscribed, now()).unwrap();
+        store
+            .change_status(c.id, StatusChange::Unsubscribe, now())
+            .unwrap();
         assert!(store.pending(id, 0, 10, now()).unwrap().is_empty());
         assert_eq!(
             store.counts(id).unwrap(),

@@ -19,7 +19,7 @@ mod subscribers;
 pub use digests::{NewDigest, StoredDigest};
 pub use ledger::{Counts, Outcome, Pending};
 pub use migrations::SCHEMA_VERSION;
-pub use subscribers::{Added, Confirmed, Status, Subscriber};
+pub use subscribers::{Added, Changed, Status, StatusChange, Subscriber};
 
 use std::path::{Path, PathBuf};
 

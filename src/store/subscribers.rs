@@ -1,4 +1,7 @@
 //! Subscribers: who is on the list and where each one stands.
+//!
+//! A row gets its status when it is added; after that it changes only
+//! through `Store::change_status`, which the CLI and the server both call.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -68,14 +71,38 @@ pub enum Added {
     Exists(Subscriber),
 }
 
-/// What a confirmation did.
+/// A change of a subscriber's status, named by who asks for it.
+///
+/// Adding an address is not one: a new row gets its first status
+/// ([`Store::add_subscriber`]) and an address already there is left as it
+/// is. Every later change goes through [`Store::change_status`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Confirmed {
-    /// The subscriber is active now.
-    Activated,
-    /// The subscriber was active already; nothing changed.
-    AlreadyActive,
-    /// The subscriber changed their mind after the link was sent.
+pub enum StatusChange {
+    /// The subscriber asked to leave (the unsubscribe page or the one-click
+    /// POST): active, pending or bounced becomes unsubscribed. Asking again
+    /// writes nothing (unlike `Remove`): the row keeps the time it first left.
+    Unsubscribe,
+    /// The admin removed the address (`subscribers remove`): it becomes
+    /// unsubscribed and is restamped even if it already was, so a
+    /// confirmation link sent before the removal is stale afterwards.
+    Remove,
+    /// The subscriber followed a confirmation link for a sign-up made at
+    /// `asked`. A pending subscriber becomes active; one who left or
+    /// bounced only if nothing changed since `asked`, so an old link cannot
+    /// undo a later unsubscribe.
+    Confirm { asked: DateTime<Utc> },
+}
+
+/// What a [`StatusChange`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changed {
+    /// The status is now the one asked for.
+    Done,
+    /// It already was (unsubscribed, or active for a confirmation); nothing
+    /// was written. Never the answer to [`StatusChange::Remove`].
+    Already,
+    /// A confirmation refused: the subscriber changed their mind after the
+    /// link was sent.
     Stale,
     /// No subscriber has this id.
     Unknown,
@@ -132,48 +159,62 @@ impl Store {
             .map_err(|e| self.error(e))
     }
 
-    /// Sets a subscriber's status; false when there is no such subscriber.
-    pub fn set_status(
+    /// Changes a subscriber's status: the one way a status changes after
+    /// the row is added, for the CLI and the server alike, so the rules of
+    /// [`StatusChange`] hold whoever asks.
+    ///
+    /// Deliveries are not touched here: sending cancels the pending ones of
+    /// anyone no longer active when it reaches them ([`Store::pending`]), so
+    /// a subscriber who leaves and comes back before then still gets the
+    /// digest.
+    pub fn change_status(
         &self,
         id: i64,
-        status: Status,
+        change: StatusChange,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Changed, StoreError> {
+        match change {
+            StatusChange::Remove => self.mark_unsubscribed(id, now),
+            StatusChange::Unsubscribe => match self.subscriber_by_id(id)? {
+                None => Ok(Changed::Unknown),
+                Some(s) if s.status == Status::Unsubscribed => Ok(Changed::Already),
+                Some(_) => self.mark_unsubscribed(id, now),
+            },
+            StatusChange::Confirm { asked } => {
+                let changed = self
+                    .conn
+                    .execute(
+                        "UPDATE subscribers SET status = 'active', updated_at = ?1 WHERE id = ?2 \
+                         AND (status = 'pending' OR (status IN ('unsubscribed', 'bounced') AND updated_at <= ?3))",
+                        params![timestamp(now), id, timestamp(asked)],
+                    )
+                    .map_err(|e| self.error(e))?;
+                if changed > 0 {
+                    return Ok(Changed::Done);
+                }
+                Ok(match self.subscriber_by_id(id)? {
+                    None => Changed::Unknown,
+                    Some(s) if s.status == Status::Active => Changed::Already,
+                    Some(_) => Changed::Stale,
+                })
+            }
+        }
+    }
+
+    /// Marks a subscriber unsubscribed and restamps the row, whatever
+    /// their status was.
+    fn mark_unsubscribed(&self, id: i64, now: DateTime<Utc>) -> Result<Changed, StoreError> {
         let changed = self
             .conn
             .execute(
                 "UPDATE subscribers SET status = ?1, updated_at = ?2 WHERE id = ?3",
-                params![status.as_str(), timestamp(now), id],
+                params![Status::Unsubscribed.as_str(), timestamp(now), id],
             )
             .map_err(|e| self.error(e))?;
-        Ok(changed > 0)
-    }
-
-    /// Makes a subscriber who asked to join at `asked` active. A pending
-    /// subscriber is confirmed; one who left (or bounced) only if nothing
-    /// changed since `asked`, so an old confirmation link cannot undo a
-    /// later unsubscribe.
-    pub fn confirm(
-        &self,
-        id: i64,
-        asked: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Confirmed, StoreError> {
-        let changed = self
-            .conn
-            .execute(
-                "UPDATE subscribers SET status = 'active', updated_at = ?1 WHERE id = ?2 \
-                 AND (status = 'pending' OR (status IN ('unsubscribed', 'bounced') AND updated_at <= ?3))",
-                params![timestamp(now), id, timestamp(asked)],
-            )
-            .map_err(|e| self.error(e))?;
-        if changed > 0 {
-            return Ok(Confirmed::Activated);
-        }
-        Ok(match self.subscriber_by_id(id)? {
-            None => Confirmed::Unknown,
-            Some(s) if s.status == Status::Active => Confirmed::AlreadyActive,
-            Some(_) => Confirmed::Stale,
+        Ok(if changed > 0 {
+            Changed::Done
+        } else {
+            Changed::Unknown
         })
     }
 
@@ -297,5 +338,135 @@ mod tests {
             Added::Exists(s) => assert_eq!((s.id, s.name.as_str()), (id, "A")),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// `minutes` after the fixed test time.
+    fn at(minutes: i64) -> DateTime<Utc> {
+        now() + chrono::TimeDelta::minutes(minutes)
+    }
+
+    fn new(store: &Store, email: &str, status: Status) -> i64 {
+        match store.add_subscriber(email, "", status, at(0)).unwrap() {
+            Added::New(id) => id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn updated_at(store: &Store, id: i64) -> String {
+        store
+            .conn
+            .query_row(
+                "SELECT updated_at FROM subscribers WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn leaving_by_link_unsubscribes_anyone_once() {
+        let (_dir, store) = store();
+        let active = new(&store, "a@x.org", Status::Active);
+        let pending = new(&store, "p@x.org", Status::Pending);
+        let bounced = new(&store, "b@x.org", Status::Bounced);
+        for id in [active, pending, bounced] {
+            assert_eq!(
+                store
+                    .change_status(id, StatusChange::Unsubscribe, at(1))
+                    .unwrap(),
+                Changed::Done
+            );
+            let s = store.subscriber_by_id(id).unwrap().unwrap();
+            assert_eq!(s.status, Status::Unsubscribed);
+        }
+        // A second click writes nothing: the row keeps the first time.
+        assert_eq!(
+            store
+                .change_status(active, StatusChange::Unsubscribe, at(2))
+                .unwrap(),
+            Changed::Already
+        );
+        assert_eq!(updated_at(&store, active), timestamp(at(1)));
+        assert_eq!(
+            store
+                .change_status(999, StatusChange::Unsubscribe, at(2))
+                .unwrap(),
+            Changed::Unknown
+        );
+    }
+
+    #[test]
+    fn removal_by_the_admin_makes_an_earlier_confirmation_link_stale() {
+        let (_dir, store) = store();
+        let removed = new(&store, "r@x.org", Status::Active);
+        let left = new(&store, "l@x.org", Status::Active);
+        for id in [removed, left] {
+            store
+                .change_status(id, StatusChange::Unsubscribe, at(1))
+                .unwrap();
+        }
+        // Both sign up again at 2 (the status stays `unsubscribed` until
+        // they confirm); then, at 3, one is removed by the admin and the
+        // other clicks an old unsubscribe link.
+        assert_eq!(
+            store
+                .change_status(removed, StatusChange::Remove, at(3))
+                .unwrap(),
+            Changed::Done
+        );
+        assert_eq!(updated_at(&store, removed), timestamp(at(3)));
+        assert_eq!(
+            store
+                .change_status(left, StatusChange::Unsubscribe, at(3))
+                .unwrap(),
+            Changed::Already
+        );
+        let confirm = StatusChange::Confirm { asked: at(2) };
+        assert_eq!(
+            store.change_status(removed, confirm, at(4)).unwrap(),
+            Changed::Stale
+        );
+        assert_eq!(
+            store.change_status(left, confirm, at(4)).unwrap(),
+            Changed::Done
+        );
+        assert_eq!(
+            store
+                .change_status(999, StatusChange::Remove, at(4))
+                .unwrap(),
+            Changed::Unknown
+        );
+    }
+
+    #[test]
+    fn a_confirmation_activates_once_and_never_undoes_a_later_leave() {
+        let (_dir, store) = store();
+        let id = new(&store, "p@x.org", Status::Pending);
+        let first = StatusChange::Confirm { asked: at(0) };
+        assert_eq!(
+            store.change_status(id, first, at(1)).unwrap(),
+            Changed::Done
+        );
+        assert_eq!(store.count(Status::Active).unwrap(), 1);
+        assert_eq!(
+            store.change_status(id, first, at(2)).unwrap(),
+            Changed::Already
+        );
+        store
+            .change_status(id, StatusChange::Unsubscribe, at(3))
+            .unwrap();
+        assert_eq!(
+            store.change_status(id, first, at(4)).unwrap(),
+            Changed::Stale
+        );
+        let second = StatusChange::Confirm { asked: at(5) };
+        assert_eq!(
+            store.change_status(id, second, at(6)).unwrap(),
+            Changed::Done
+        );
+        assert_eq!(
+            store.change_status(999, second, at(6)).unwrap(),
+            Changed::Unknown
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 
-use crate::store::{Added, Status, Store, normalize_email};
+use crate::store::{Added, Status, StatusChange, Store, normalize_email};
 
 /// A display name on one line: control characters (a line break could
 /// otherwise become a mail header) turn into spaces, runs of space into one.
@@ -34,7 +34,7 @@ pub fn remove(store: &Store, email: &str, now: DateTime<Utc>) -> Result<String> 
     let Some(subscriber) = store.subscriber(&email)? else {
         bail!("{email} is not a subscriber (see `newsletter subscribers list`)");
     };
-    store.set_status(subscriber.id, Status::Unsubscribed, now)?;
+    store.change_status(subscriber.id, StatusChange::Remove, now)?;
     Ok(format!("{email} is unsubscribed"))
 }
 

@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::email::compose::{build_notice, dkim_signer, recipient};
 use crate::email::transport::OneOff;
 use crate::links;
-use crate::store::{self, Added, Confirmed, Status, Store};
+use crate::store::{self, Added, Changed, Status, StatusChange, Store};
 use crate::subscribers::clean_name;
 use crate::token::{self, Purpose, TokenError};
 
@@ -129,16 +129,17 @@ pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> 
         .and_then(|e| DateTime::<Utc>::from_timestamp(e, 0))
         .map_or(now, |e| e - ttl);
     let worker = app.clone();
+    let change = StatusChange::Confirm { asked };
     let result = tokio::task::spawn_blocking(move || {
         worker
             .store
             .lock()
             .expect("not poisoned")
-            .confirm(id, asked, now)
+            .change_status(id, change, now)
     })
     .await;
     match result {
-        Ok(Ok(Confirmed::Activated | Confirmed::AlreadyActive)) => {
+        Ok(Ok(Changed::Done | Changed::Already)) => {
             tracing::info!(subscriber = id, "subscription confirmed");
             page(
                 &app,
@@ -148,7 +149,7 @@ pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> 
                 None,
             )
         }
-        Ok(Ok(Confirmed::Stale | Confirmed::Unknown)) => page(
+        Ok(Ok(Changed::Stale | Changed::Unknown)) => page(
             &app,
             StatusCode::GONE,
             "This link is no longer valid",
@@ -183,12 +184,9 @@ pub async fn unsubscribe(State(app): State<Arc<App>>, Path(token): Path<String>)
     let worker = app.clone();
     let result = tokio::task::spawn_blocking(move || {
         let store = worker.store.lock().expect("not poisoned");
-        match store.subscriber_by_id(id)? {
-            Some(s) if s.status != Status::Unsubscribed => {
-                store.set_status(id, Status::Unsubscribed, now)
-            }
-            _ => Ok(false),
-        }
+        store
+            .change_status(id, StatusChange::Unsubscribe, now)
+            .map(|change| change == Changed::Done)
     })
     .await;
     match result {

@@ -1,0 +1,221 @@
+//! Digests as made, and the posts they announced.
+//!
+//! A post is announced once: by the digest that carried it, or (for the
+//! posts already there when the first digest is made) passed over, so a new
+//! list does not start with the whole archive.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::{Store, StoreError, timestamp};
+
+/// A digest as stored: rendered once, with merge tokens for what differs per subscriber.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDigest {
+    pub id: i64,
+    pub created_at: String,
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+/// A digest to create, and the posts it announces.
+#[derive(Debug, Clone)]
+pub struct NewDigest<'a> {
+    pub subject: &'a str,
+    pub html: &'a str,
+    pub text: &'a str,
+    /// Permalinks of the posts it carries.
+    pub posts: &'a [String],
+    /// Permalinks of older posts to mark as announced without mailing them.
+    pub skipped: &'a [String],
+}
+
+impl Store {
+    /// Permalinks already carried by a digest or passed over by the first one.
+    pub fn announced(&self) -> Result<HashSet<String>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT permalink FROM announced")
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    /// True before the first digest is made.
+    pub fn is_first_digest(&self) -> Result<bool, StoreError> {
+        let any: Option<i64> = self
+            .conn
+            .query_row("SELECT 1 FROM announced LIMIT 1", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.error(e))?;
+        Ok(any.is_none())
+    }
+
+    /// The id the next digest will get (valid while the send lock is held).
+    pub fn next_digest_id(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("SELECT coalesce(max(id), 0) + 1 FROM digests", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.error(e))
+    }
+
+    /// One digest.
+    pub fn digest(&self, id: i64) -> Result<Option<StoredDigest>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id, created_at, subject, html, text FROM digests WHERE id = ?1",
+                [id],
+                digest_row,
+            )
+            .optional()
+            .map_err(|e| self.error(e))
+    }
+
+    /// The oldest digest that still has pending deliveries.
+    pub fn unfinished_digest(&self) -> Result<Option<StoredDigest>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id, created_at, subject, html, text FROM digests WHERE id = \
+                 (SELECT min(digest_id) FROM deliveries WHERE status = 'pending')",
+                [],
+                digest_row,
+            )
+            .optional()
+            .map_err(|e| self.error(e))
+    }
+
+    /// Writes a digest, marks its posts (and the skipped ones) announced, and
+    /// adds one pending delivery per active subscriber: all in one
+    /// transaction. Returns the digest's id and how many deliveries it has.
+    pub fn create_digest(
+        &mut self,
+        digest: &NewDigest<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, usize), StoreError> {
+        self.transaction(|tx| create_digest(tx, digest, now))
+    }
+
+    /// How many posts a digest carries.
+    pub fn digest_posts(&self, digest_id: i64) -> Result<usize, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM announced WHERE digest_id = ?1",
+                [digest_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as usize)
+            .map_err(|e| self.error(e))
+    }
+}
+
+fn create_digest(
+    tx: &Transaction<'_>,
+    digest: &NewDigest<'_>,
+    now: DateTime<Utc>,
+) -> Result<(i64, usize), rusqlite::Error> {
+    let at = timestamp(now);
+    tx.execute(
+        "INSERT INTO digests (created_at, subject, html, text) VALUES (?1, ?2, ?3, ?4)",
+        params![at, digest.subject, digest.html, digest.text],
+    )?;
+    let id = tx.last_insert_rowid();
+    for permalink in digest.posts {
+        tx.execute(
+            "INSERT OR IGNORE INTO announced (permalink, digest_id, announced_at) VALUES (?1, ?2, ?3)",
+            params![permalink, id, at],
+        )?;
+    }
+    for permalink in digest.skipped {
+        tx.execute(
+            "INSERT OR IGNORE INTO announced (permalink, digest_id, announced_at) VALUES (?1, NULL, ?2)",
+            params![permalink, at],
+        )?;
+    }
+    let deliveries = tx.execute(
+        "INSERT INTO deliveries (digest_id, subscriber_id, status, updated_at) \
+         SELECT ?1, id, 'pending', ?2 FROM subscribers WHERE status = 'active'",
+        params![id, at],
+    )?;
+    Ok((id, deliveries))
+}
+
+fn digest_row(r: &rusqlite::Row<'_>) -> Result<StoredDigest, rusqlite::Error> {
+    Ok(StoredDigest {
+        id: r.get(0)?,
+        created_at: r.get(1)?,
+        subject: r.get(2)?,
+        html: r.get(3)?,
+        text: r.get(4)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::{now, store};
+    use crate::store::{Counts, Outcome, Status, StatusChange};
+
+    #[test]
+    fn a_digest_gets_one_pending_delivery_per_active_subscriber() {
+        let (_dir, mut store) = store();
+        for (email, status) in [
+            ("a@x.org", Status::Active),
+            ("b@x.org", Status::Pending),
+            ("c@x.org", Status::Active),
+            ("d@x.org", Status::Unsubscribed),
+        ] {
+            store.add_subscriber(email, "", status, now()).unwrap();
+        }
+        assert!(store.is_first_digest().unwrap());
+        let posts = vec!["/p/1/".to_string()];
+        let skipped = vec!["/p/0/".to_string()];
+        let (id, n) = store
+            .create_digest(
+                &NewDigest {
+                    subject: "S",
+                    html: "H",
+                    text: "T",
+                    posts: &posts,
+                    skipped: &skipped,
+                },
+                now(),
+            )
+            .unwrap();
+        assert_eq!(n, 2);
+        assert!(!store.is_first_digest().unwrap());
+        assert_eq!(store.announced().unwrap().len(), 2);
+        assert_eq!(store.unfinished_digest().unwrap().unwrap().id, id);
+
+        let pending = store.pending(id, 0, 10, now()).unwrap();
+        assert_eq!(
+            pending.iter().map(|p| p.email.as_str()).collect::<Vec<_>>(),
+            ["a@x.org", "c@x.org"]
+        );
+        let sent = Outcome::Sent("250 ok".into());
+        store
+            .record(id, &[(pending[0].subscriber_id, sent)], now())
+            .unwrap();
+        // c leaves before their message goes out: cancelled, not mailed.
+        let c = store.subscriber("c@x.org").unwrap().unwrap();
+        store
+            .change_status(c.id, StatusChange::Unsubscribe, now())
+            .unwrap();
+        assert!(store.pending(id, 0, 10, now()).unwrap().is_empty());
+        assert_eq!(
+            store.counts(id).unwrap(),
+            Counts {
+                pending: 0,
+                sent: 1,
+                failed: 0,
+                cancelled: 1
+            }
+        );
+        assert!(store.unfinished_digest().unwrap().is_none());
+    }
+}

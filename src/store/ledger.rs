@@ -1,0 +1,196 @@
+//! The delivery ledger: one row per digest and subscriber, `pending` until
+//! the server has answered for it.
+//!
+//! Because an outcome is written as soon as it is known, a send that stops
+//! half way resumes with exactly the deliveries still pending.
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+
+use super::{Store, StoreError, timestamp};
+
+/// A delivery still to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub subscriber_id: i64,
+    pub email: String,
+    pub name: String,
+    pub attempts: i64,
+}
+
+/// How one delivery attempt ended, as the ledger records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted by the server (its reply).
+    Sent(String),
+    /// Refused for good (the reason).
+    Failed(String),
+    /// A temporary failure: the delivery stays pending, one attempt more.
+    Retry(String),
+}
+
+/// Delivery counts of one digest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub pending: usize,
+    pub sent: usize,
+    pub failed: usize,
+    /// Subscribers who left after the digest was made: not mailed.
+    pub cancelled: usize,
+}
+
+impl Store {
+    /// Up to `limit` pending deliveries of a digest to subscribers with ids
+    /// above `after`, in id order. Deliveries to subscribers who are no
+    /// longer active are cancelled on the way.
+    pub fn pending(
+        &self,
+        digest_id: i64,
+        after: i64,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Pending>, StoreError> {
+        self.conn
+            .execute(
+                "UPDATE deliveries SET status = 'cancelled', updated_at = ?2 \
+                 WHERE digest_id = ?1 AND status = 'pending' AND subscriber_id IN \
+                 (SELECT id FROM subscribers WHERE status IN ('pending', 'unsubscribed', 'bounced'))",
+                params![digest_id, timestamp(now)],
+            )
+            .map_err(|e| self.error(e))?;
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT d.subscriber_id, s.email, s.name, d.attempts FROM deliveries d \
+                 JOIN subscribers s ON s.id = d.subscriber_id \
+                 WHERE d.digest_id = ?1 AND d.status = 'pending' AND d.subscriber_id > ?2 \
+                 ORDER BY d.subscriber_id LIMIT ?3",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map(params![digest_id, after, limit as i64], |r| {
+                Ok(Pending {
+                    subscriber_id: r.get(0)?,
+                    email: r.get(1)?,
+                    name: r.get(2)?,
+                    attempts: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    /// Records the outcomes of several deliveries in one transaction (the
+    /// delivery loop's group commit).
+    pub fn record(
+        &mut self,
+        digest_id: i64,
+        outcomes: &[(i64, Outcome)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.transaction(|tx| {
+            let mut finish = tx.prepare_cached(
+                "UPDATE deliveries SET status = ?3, attempts = attempts + 1, reply = ?4, updated_at = ?5 \
+                 WHERE digest_id = ?1 AND subscriber_id = ?2 \
+                 AND (status = 'pending' OR (status = 'cancelled' AND ?3 = 'sent'))",
+            )?;
+            for (subscriber_id, outcome) in outcomes {
+                let (status, text) = match outcome {
+                    Outcome::Sent(reply) => ("sent", reply),
+                    Outcome::Failed(reason) => ("failed", reason),
+                    Outcome::Retry(reason) => ("pending", reason),
+                };
+                finish.execute(params![digest_id, subscriber_id, status, text, timestamp(now)])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Addresses a digest is still to go to (active subscribers with a
+    /// pending delivery), without changing anything.
+    pub fn pending_recipients(&self, digest_id: i64) -> Result<Vec<String>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
+                 WHERE d.digest_id = ?1 AND d.status = 'pending' AND s.status = 'active' \
+                 ORDER BY d.subscriber_id",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([digest_id], |r| r.get::<_, String>(0))
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    /// Delivery counts of a digest.
+    pub fn counts(&self, digest_id: i64) -> Result<Counts, StoreError> {
+        let mut counts = Counts::default();
+        let mut statement = self
+            .conn
+            .prepare("SELECT status, count(*) FROM deliveries WHERE digest_id = ?1 GROUP BY status")
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([digest_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))
+            })
+            .map_err(|e| self.error(e))?;
+        for row in rows {
+            let (status, n) = row.map_err(|e| self.error(e))?;
+            match status.as_str() {
+                "pending" => counts.pending = n,
+                "sent" => counts.sent = n,
+                "failed" => counts.failed = n,
+                _ => counts.cancelled = n,
+            }
+        }
+        Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::{now, store};
+    use crate::store::{NewDigest, Status};
+
+    #[test]
+    fn a_transient_failure_stays_pending_and_a_permanent_one_does_not() {
+        let (_dir, mut store) = store();
+        store
+            .add_subscriber("a@x.org", "", Status::Active, now())
+            .unwrap();
+        store
+            .add_subscriber("b@x.org", "", Status::Active, now())
+            .unwrap();
+        let (id, _) = store
+            .create_digest(
+                &NewDigest {
+                    subject: "S",
+                    html: "H",
+                    text: "T",
+                    posts: &[],
+                    skipped: &[],
+                },
+                now(),
+            )
+            .unwrap();
+        let p = store.pending(id, 0, 10, now()).unwrap();
+        let outcomes = [
+            (p[0].subscriber_id, Outcome::Retry("451 later".into())),
+            (
+                p[1].subscriber_id,
+                Outcome::Failed("550 no such user".into()),
+            ),
+        ];
+        store.record(id, &outcomes, now()).unwrap();
+        let p = store.pending(id, 0, 10, now()).unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].attempts, 1);
+        // A delivery already final is not changed by a late mark.
+        store
+            .record(id, &[(2, Outcome::Sent("250".into()))], now())
+            .unwrap();
+        assert_eq!(store.counts(id).unwrap().failed, 1);
+    }
+}

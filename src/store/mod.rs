@@ -1,0 +1,297 @@
+//! The SQLite store: subscribers, digests and the delivery ledger.
+//!
+//! One file (`store.path`), created with mode 0600, in WAL mode. Its schema
+//! is versioned with `PRAGMA user_version`; `open` migrates an older file
+//! and refuses a newer one. The ledger is what makes sending safe to repeat:
+//! a digest and one `pending` delivery per active subscriber are written in
+//! one transaction, and each delivery is marked `sent` or `failed` as soon as
+//! the server has answered for it.
+//!
+//! What it keeps is split by table: `migrations` (the schema),
+//! `subscribers`, `digests` (and the posts they announced) and `ledger`
+//! (deliveries). Each adds its methods to [`Store`], so callers see one type.
+
+mod digests;
+mod ledger;
+mod migrations;
+mod subscribers;
+
+pub use digests::{NewDigest, StoredDigest};
+pub use ledger::{Counts, Outcome, Pending};
+pub use migrations::SCHEMA_VERSION;
+pub use subscribers::{Added, Changed, Status, StatusChange, Subscriber};
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction};
+
+/// The shortest token secret accepted.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// A store problem, naming the database file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create {path}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "NEWSLETTER_SECRET is shorter than {MIN_SECRET_BYTES} bytes: use a long random value, e.g. the output of `openssl rand -hex 32`"
+    )]
+    WeakSecret,
+    #[error(
+        "{path}: the stored token secret is damaged; set NEWSLETTER_SECRET, or delete the row `secret` of table `settings` (existing unsubscribe links stop working)"
+    )]
+    CorruptSecret { path: PathBuf },
+    #[error(
+        "{path} was written by a newer newsletter (schema {found}, this one knows {SCHEMA_VERSION}); upgrade newsletter"
+    )]
+    TooNew { path: PathBuf, found: i64 },
+}
+
+/// The store, open.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// A timestamp as stored.
+pub fn timestamp(now: DateTime<Utc>) -> String {
+    now.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// An address as the store keeps it: lettre-valid, domain lowercased.
+pub fn normalize_email(text: &str) -> Result<String, String> {
+    let address: lettre::Address = text
+        .trim()
+        .parse()
+        .map_err(|e| format!("{:?} is not a valid email address ({e})", text.trim()))?;
+    Ok(format!(
+        "{}@{}",
+        address.user(),
+        address.domain().to_lowercase()
+    ))
+}
+
+impl Store {
+    /// Opens (creating with mode 0600 if needed) and migrates the store.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        create_private(path)?;
+        let error = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(error)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(error)?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn error(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Runs `body` in one transaction, committed only if it succeeds.
+    fn transaction<T>(
+        &mut self,
+        body: impl FnOnce(&Transaction<'_>) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, StoreError> {
+        let result = self.conn.transaction().and_then(|tx| {
+            let value = body(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        });
+        result.map_err(|source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// The HMAC secret for unsubscribe and confirm tokens: `from_env` when
+    /// given, else one generated on first use and kept in the store.
+    pub fn secret(&self, from_env: Option<&str>) -> Result<Vec<u8>, StoreError> {
+        if let Some(secret) = from_env.filter(|s| !s.is_empty()) {
+            if secret.len() < MIN_SECRET_BYTES {
+                return Err(StoreError::WeakSecret);
+            }
+            return Ok(secret.as_bytes().to_vec());
+        }
+        let stored: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = 'secret'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.error(e))?;
+        if let Some(hex_secret) = stored {
+            return match hex::decode(&hex_secret) {
+                Ok(secret) if secret.len() >= MIN_SECRET_BYTES => Ok(secret),
+                _ => Err(StoreError::CorruptSecret {
+                    path: self.path.clone(),
+                }),
+            };
+        }
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).expect("the OS has a random source");
+        // Another process may have won the race: keep whichever is stored.
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO settings (key, value) VALUES ('secret', ?1)",
+                [hex::encode(bytes)],
+            )
+            .map_err(|e| self.error(e))?;
+        self.secret(None)
+    }
+
+    /// A value kept in the settings table.
+    pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.error(e))
+    }
+
+    /// Sets a value in the settings table.
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+}
+
+/// Creates the database file readable by its owner only, before SQLite
+/// opens it (SQLite would create it with the umask's mode).
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    if path.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Create {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .map(|_| ())
+        .map_err(|source| StoreError::Create {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// What the unit tests of every store file start from.
+#[cfg(test)]
+mod testing {
+    use super::*;
+
+    /// A fixed "now", so stored timestamps are known.
+    pub(super) fn now() -> DateTime<Utc> {
+        "2026-11-25T09:00:00Z".parse().unwrap()
+    }
+
+    /// A fresh store in a temporary folder (kept while the `TempDir` lives).
+    pub(super) fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("n.db")).unwrap();
+        (dir, store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::store;
+    use super::*;
+
+    #[test]
+    fn emails_are_validated_and_their_domain_lowercased() {
+        assert_eq!(
+            normalize_email(" Jane.Doe@Example.ORG ").unwrap(),
+            "Jane.Doe@example.org"
+        );
+        assert!(normalize_email("not-an-address").is_err());
+        assert!(normalize_email("a@b@c").is_err());
+    }
+
+    #[test]
+    fn the_file_is_private_and_versioned() {
+        let (dir, store) = store();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("n.db"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let version: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        drop(store);
+        let conn = Connection::open(dir.path().join("n.db")).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let err = Store::open(&dir.path().join("n.db"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("newer newsletter"), "{err}");
+    }
+
+    #[test]
+    fn the_secret_is_made_once_and_kept() {
+        let (_dir, store) = store();
+        let first = store.secret(None).unwrap();
+        assert_eq!(first.len(), 32);
+        assert_eq!(store.secret(None).unwrap(), first);
+        assert_eq!(
+            store.secret(Some("a-long-enough-secret")).unwrap(),
+            b"a-long-enough-secret"
+        );
+        assert!(matches!(
+            store.secret(Some("short")),
+            Err(StoreError::WeakSecret)
+        ));
+    }
+}

@@ -1,0 +1,472 @@
+//! Subscribers: who is on the list and where each one stands.
+//!
+//! A row gets its status when it is added; after that it changes only
+//! through `Store::change_status`, which the CLI and the server both call.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Store, StoreError, timestamp};
+
+/// Where a subscriber stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Gets digests.
+    Active,
+    /// Signed up, has not confirmed yet.
+    Pending,
+    /// Left; the row stays so the address is never mailed again.
+    Unsubscribed,
+    /// The address does not take mail.
+    Bounced,
+}
+
+impl Status {
+    /// Every status, in the order the CLI lists them.
+    pub const ALL: [Status; 4] = [
+        Status::Active,
+        Status::Pending,
+        Status::Unsubscribed,
+        Status::Bounced,
+    ];
+
+    /// The status as the `status` column stores it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Pending => "pending",
+            Status::Unsubscribed => "unsubscribed",
+            Status::Bounced => "bounced",
+        }
+    }
+
+    /// The status stored as `text`, if it is one.
+    pub fn parse(text: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One subscriber row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscriber {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub status: Status,
+    pub created_at: String,
+}
+
+/// What adding an address did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Added {
+    /// A new row, with this id.
+    New(i64),
+    /// The address was already there; nothing changed.
+    Exists(Subscriber),
+}
+
+/// A change of a subscriber's status, named by who asks for it.
+///
+/// Adding an address is not one: a new row gets its first status
+/// ([`Store::add_subscriber`]) and an address already there is left as it
+/// is. Every later change goes through [`Store::change_status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusChange {
+    /// The subscriber asked to leave (the unsubscribe page or the one-click
+    /// POST): active, pending or bounced becomes unsubscribed. Asking again
+    /// writes nothing (unlike `Remove`): the row keeps the time it first left.
+    Unsubscribe,
+    /// The admin removed the address (`subscribers remove`): it becomes
+    /// unsubscribed and is restamped even if it already was, so a
+    /// confirmation link sent before the removal is stale afterwards.
+    Remove,
+    /// The subscriber followed a confirmation link for a sign-up made at
+    /// `asked`. A pending subscriber becomes active; one who left or
+    /// bounced only if nothing changed since `asked`, so an old link cannot
+    /// undo a later unsubscribe.
+    Confirm { asked: DateTime<Utc> },
+}
+
+/// What a [`StatusChange`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changed {
+    /// The status is now the one asked for.
+    Done,
+    /// It already was (unsubscribed, or active for a confirmation); nothing
+    /// was written. Never the answer to [`StatusChange::Remove`].
+    Already,
+    /// A confirmation refused: the subscriber changed their mind after the
+    /// link was sent.
+    Stale,
+    /// No subscriber has this id.
+    Unknown,
+}
+
+impl Store {
+    /// Adds an address (already normalised) unless it is there.
+    pub fn add_subscriber(
+        &self,
+        email: &str,
+        name: &str,
+        status: Status,
+        now: DateTime<Utc>,
+    ) -> Result<Added, StoreError> {
+        add_subscriber(&self.conn, email, name, status, now).map_err(|e| self.error(e))
+    }
+
+    /// Adds many addresses in one transaction: all or nothing.
+    pub fn add_subscribers<'r>(
+        &mut self,
+        rows: impl IntoIterator<Item = (&'r str, &'r str)>,
+        status: Status,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Added>, StoreError> {
+        self.transaction(|tx| {
+            rows.into_iter()
+                .map(|(email, name)| add_subscriber(tx, email, name, status, now))
+                .collect()
+        })
+    }
+
+    /// The subscriber with this (normalised) address.
+    pub fn subscriber(&self, email: &str) -> Result<Option<Subscriber>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id, email, name, status, created_at FROM subscribers \
+                 WHERE email = ?1 COLLATE NOCASE ORDER BY id LIMIT 1",
+                [email],
+                subscriber_row,
+            )
+            .optional()
+            .map_err(|e| self.error(e))
+    }
+
+    /// The subscriber with this id.
+    pub fn subscriber_by_id(&self, id: i64) -> Result<Option<Subscriber>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id, email, name, status, created_at FROM subscribers WHERE id = ?1",
+                [id],
+                subscriber_row,
+            )
+            .optional()
+            .map_err(|e| self.error(e))
+    }
+
+    /// Changes a subscriber's status: the one way a status changes after
+    /// the row is added, for the CLI and the server alike, so the rules of
+    /// [`StatusChange`] hold whoever asks.
+    ///
+    /// Deliveries are not touched here: sending cancels the pending ones of
+    /// anyone no longer active when it reaches them ([`Store::pending`]), so
+    /// a subscriber who leaves and comes back before then still gets the
+    /// digest.
+    pub fn change_status(
+        &self,
+        id: i64,
+        change: StatusChange,
+        now: DateTime<Utc>,
+    ) -> Result<Changed, StoreError> {
+        match change {
+            StatusChange::Remove => self.mark_unsubscribed(id, now),
+            StatusChange::Unsubscribe => match self.subscriber_by_id(id)? {
+                None => Ok(Changed::Unknown),
+                Some(s) if s.status == Status::Unsubscribed => Ok(Changed::Already),
+                Some(_) => self.mark_unsubscribed(id, now),
+            },
+            StatusChange::Confirm { asked } => {
+                let changed = self
+                    .conn
+                    .execute(
+                        "UPDATE subscribers SET status = 'active', updated_at = ?1 WHERE id = ?2 \
+                         AND (status = 'pending' OR (status IN ('unsubscribed', 'bounced') AND updated_at <= ?3))",
+                        params![timestamp(now), id, timestamp(asked)],
+                    )
+                    .map_err(|e| self.error(e))?;
+                if changed > 0 {
+                    return Ok(Changed::Done);
+                }
+                Ok(match self.subscriber_by_id(id)? {
+                    None => Changed::Unknown,
+                    Some(s) if s.status == Status::Active => Changed::Already,
+                    Some(_) => Changed::Stale,
+                })
+            }
+        }
+    }
+
+    /// Marks a subscriber unsubscribed and restamps the row, whatever
+    /// their status was.
+    fn mark_unsubscribed(&self, id: i64, now: DateTime<Utc>) -> Result<Changed, StoreError> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE subscribers SET status = ?1, updated_at = ?2 WHERE id = ?3",
+                params![Status::Unsubscribed.as_str(), timestamp(now), id],
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(if changed > 0 {
+            Changed::Done
+        } else {
+            Changed::Unknown
+        })
+    }
+
+    /// Calls `each` for every subscriber (of one status, or all), in id order,
+    /// without loading them all at once.
+    pub fn for_each_subscriber(
+        &self,
+        status: Option<Status>,
+        mut each: impl FnMut(Subscriber),
+    ) -> Result<(), StoreError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT id, email, name, status, created_at FROM subscribers \
+                 WHERE ?1 IS NULL OR status = ?1 ORDER BY id",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([status.map(Status::as_str)], subscriber_row)
+            .map_err(|e| self.error(e))?;
+        for row in rows {
+            each(row.map_err(|e| self.error(e))?);
+        }
+        Ok(())
+    }
+
+    /// How many subscribers have this status.
+    pub fn count(&self, status: Status) -> Result<usize, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM subscribers WHERE status = ?1",
+                [status.as_str()],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as usize)
+            .map_err(|e| self.error(e))
+    }
+}
+
+fn add_subscriber(
+    conn: &Connection,
+    email: &str,
+    name: &str,
+    status: Status,
+    now: DateTime<Utc>,
+) -> Result<Added, rusqlite::Error> {
+    // `Ann@x.org` is there already if `ann@x.org` is (local parts are
+    // case-sensitive by the letter of RFC 5321, never in practice).
+    let existing = conn
+        .prepare_cached(
+            "SELECT id, email, name, status, created_at FROM subscribers \
+             WHERE email = ?1 COLLATE NOCASE ORDER BY id LIMIT 1",
+        )?
+        .query_row([email], subscriber_row)
+        .optional()?;
+    if let Some(subscriber) = existing {
+        return Ok(Added::Exists(subscriber));
+    }
+    conn.prepare_cached(
+        "INSERT INTO subscribers (email, name, status, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?4)",
+    )?
+    .execute(params![email, name, status.as_str(), timestamp(now)])?;
+    Ok(Added::New(conn.last_insert_rowid()))
+}
+
+fn subscriber_row(row: &rusqlite::Row<'_>) -> Result<Subscriber, rusqlite::Error> {
+    let status: String = row.get(3)?;
+    Ok(Subscriber {
+        id: row.get(0)?,
+        email: row.get(1)?,
+        name: row.get(2)?,
+        status: Status::parse(&status).unwrap_or(Status::Unsubscribed),
+        created_at: row.get(4)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::{now, store};
+
+    #[test]
+    fn an_address_differing_only_in_case_is_the_same_subscriber() {
+        let (_dir, mut store) = store();
+        let now = Utc::now();
+        let Added::New(id) = store
+            .add_subscriber("Ann@x.org", "", Status::Active, now)
+            .unwrap()
+        else {
+            panic!("first add is new");
+        };
+        let again = store
+            .add_subscriber("ann@x.org", "", Status::Pending, now)
+            .unwrap();
+        assert!(matches!(again, Added::Exists(ref s) if s.id == id && s.email == "Ann@x.org"));
+        let batch = store
+            .add_subscribers([("ANN@x.org", "")], Status::Active, now)
+            .unwrap();
+        assert!(matches!(batch[0], Added::Exists(ref s) if s.id == id));
+        assert_eq!(
+            store.subscriber("aNN@x.org").unwrap().map(|s| s.id),
+            Some(id)
+        );
+        assert_eq!(store.count(Status::Active).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_duplicate_is_reported_not_added() {
+        let (_dir, store) = store();
+        let Added::New(id) = store
+            .add_subscriber("a@x.org", "A", Status::Active, now())
+            .unwrap()
+        else {
+            panic!("not new");
+        };
+        match store
+            .add_subscriber("a@x.org", "Other", Status::Active, now())
+            .unwrap()
+        {
+            Added::Exists(s) => assert_eq!((s.id, s.name.as_str()), (id, "A")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// `minutes` after the fixed test time.
+    fn at(minutes: i64) -> DateTime<Utc> {
+        now() + chrono::TimeDelta::minutes(minutes)
+    }
+
+    fn new(store: &Store, email: &str, status: Status) -> i64 {
+        match store.add_subscriber(email, "", status, at(0)).unwrap() {
+            Added::New(id) => id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn updated_at(store: &Store, id: i64) -> String {
+        store
+            .conn
+            .query_row(
+                "SELECT updated_at FROM subscribers WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn leaving_by_link_unsubscribes_anyone_once() {
+        let (_dir, store) = store();
+        let active = new(&store, "a@x.org", Status::Active);
+        let pending = new(&store, "p@x.org", Status::Pending);
+        let bounced = new(&store, "b@x.org", Status::Bounced);
+        for id in [active, pending, bounced] {
+            assert_eq!(
+                store
+                    .change_status(id, StatusChange::Unsubscribe, at(1))
+                    .unwrap(),
+                Changed::Done
+            );
+            let s = store.subscriber_by_id(id).unwrap().unwrap();
+            assert_eq!(s.status, Status::Unsubscribed);
+        }
+        // A second click writes nothing: the row keeps the first time.
+        assert_eq!(
+            store
+                .change_status(active, StatusChange::Unsubscribe, at(2))
+                .unwrap(),
+            Changed::Already
+        );
+        assert_eq!(updated_at(&store, active), timestamp(at(1)));
+        assert_eq!(
+            store
+                .change_status(999, StatusChange::Unsubscribe, at(2))
+                .unwrap(),
+            Changed::Unknown
+        );
+    }
+
+    #[test]
+    fn removal_by_the_admin_makes_an_earlier_confirmation_link_stale() {
+        let (_dir, store) = store();
+        let removed = new(&store, "r@x.org", Status::Active);
+        let left = new(&store, "l@x.org", Status::Active);
+        for id in [removed, left] {
+            store
+                .change_status(id, StatusChange::Unsubscribe, at(1))
+                .unwrap();
+        }
+        // Both sign up again at 2 (the status stays `unsubscribed` until
+        // they confirm); then, at 3, one is removed by the admin and the
+        // other clicks an old unsubscribe link.
+        assert_eq!(
+            store
+                .change_status(removed, StatusChange::Remove, at(3))
+                .unwrap(),
+            Changed::Done
+        );
+        assert_eq!(updated_at(&store, removed), timestamp(at(3)));
+        assert_eq!(
+            store
+                .change_status(left, StatusChange::Unsubscribe, at(3))
+                .unwrap(),
+            Changed::Already
+        );
+        let confirm = StatusChange::Confirm { asked: at(2) };
+        assert_eq!(
+            store.change_status(removed, confirm, at(4)).unwrap(),
+            Changed::Stale
+        );
+        assert_eq!(
+            store.change_status(left, confirm, at(4)).unwrap(),
+            Changed::Done
+        );
+        assert_eq!(
+            store
+                .change_status(999, StatusChange::Remove, at(4))
+                .unwrap(),
+            Changed::Unknown
+        );
+    }
+
+    #[test]
+    fn a_confirmation_activates_once_and_never_undoes_a_later_leave() {
+        let (_dir, store) = store();
+        let id = new(&store, "p@x.org", Status::Pending);
+        let first = StatusChange::Confirm { asked: at(0) };
+        assert_eq!(
+            store.change_status(id, first, at(1)).unwrap(),
+            Changed::Done
+        );
+        assert_eq!(store.count(Status::Active).unwrap(), 1);
+        assert_eq!(
+            store.change_status(id, first, at(2)).unwrap(),
+            Changed::Already
+        );
+        store
+            .change_status(id, StatusChange::Unsubscribe, at(3))
+            .unwrap();
+        assert_eq!(
+            store.change_status(id, first, at(4)).unwrap(),
+            Changed::Stale
+        );
+        let second = StatusChange::Confirm { asked: at(5) };
+        assert_eq!(
+            store.change_status(id, second, at(6)).unwrap(),
+            Changed::Done
+        );
+        assert_eq!(
+            store.change_status(999, second, at(6)).unwrap(),
+            Changed::Unknown
+        );
+    }
+}

@@ -88,10 +88,7 @@ impl SmtpServer {
                 tls.display().to_string()
             )
         } else {
-            format!(
-                "[smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\ntimeout = 10\n{extra}\n",
-                self.port
-            )
+            loopback_config(self.port, &format!("timeout = 10\n{extra}"))
         }
     }
 
@@ -174,6 +171,13 @@ pub fn mail_site(smtp: &str) -> Site {
         ),
     );
     site
+}
+
+/// The `[smtp]` table for a server without TLS on 127.0.0.1:`port`, plus
+/// `keys` (TOML lines, e.g. `timeout = 2`): for a port nothing listens on,
+/// or one a broken server does.
+pub fn loopback_config(port: u16, keys: &str) -> String {
+    format!("[smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n{keys}\n")
 }
 
 /// How many `.eml` files a folder holds.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tempfile::TempDir;
 
-use super::{Site, manifest_dir, python};
+use super::{manifest_dir, python};
 
 /// A running test SMTP server; stopped when dropped.
 pub struct SmtpServer {
@@ -152,25 +152,6 @@ impl Drop for SmtpServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The fixture blog with mail settings (a From address, an unsubscribe
-/// mailto, the project's templates, a first digest of two posts) and
-/// `smtp` as its `[smtp]` table (`""`: messages go to the outbox).
-pub fn mail_site(smtp: &str) -> Site {
-    let site = Site::fixture("blog");
-    let config = site.read_text("config.toml");
-    site.write(
-        "config.toml",
-        format!(
-            "{config}\n[email]\nfrom = \"Fixture Blog <news@blog.example.org>\"\n\
-             unsubscribe_mailto = \"leave@blog.example.org\"\n\n\
-             [digest]\ntemplates = {:?}\nfirst_run_posts = 2\n\n\
-             [server]\npublic_url = \"https://news.example.org/\"\n\n{smtp}",
-            manifest_dir().join("templates").display().to_string()
-        ),
-    );
-    site
 }
 
 /// The `[smtp]` table for a server without TLS on 127.0.0.1:`port`, plus

@@ -10,9 +10,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::server::{cli, free_port, site, start};
+use common::server::{cli, free_port, start};
 use common::smtp::{Mail, mail_file};
-use common::{manifest_dir, python, run};
+use common::{Site, manifest_dir, python, run};
 use serde::Deserialize;
 
 const EMAIL: &str = "reader+browser@example.net";
@@ -86,7 +86,7 @@ fn signing_up_in_a_browser_sends_a_confirmation() {
         );
     }
     let port = free_port();
-    let site = site(port, "", "");
+    let site = Site::with_mail().served_at(port).create();
     let server = start(&site, port);
     let artifacts = artifacts_dir();
     let shot = |name: &str| artifacts.join(format!("subscribe-{name}.png"));

@@ -11,59 +11,24 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use common::mail_site::MailSite;
 use common::smtp::{Mail, SmtpServer, count_eml, mail_file};
 use common::{NOW, Run, Site, corpus_dir, manifest_dir, python, run};
 use serde::Deserialize;
 
 const SECRET: &str = "digest-mail-test-secret";
 const BASE: &str = "https://blog.example.org";
-const SITE_TITLE: &str = "Mail Test Blog";
+const SITE_TITLE: &str = "Fixture Blog";
 
 // ---------------------------------------------------------------------------
 // Sites, posts, subscribers, runs
 // ---------------------------------------------------------------------------
 
-/// The tables of a test site's config.toml that the tests vary.
-#[derive(Default)]
-struct Setup<'a> {
-    /// `site.title`; default [`SITE_TITLE`].
-    title: Option<&'a str>,
-    /// Keys of `[email]`; default a `from` on the site's domain.
-    email: Option<&'a str>,
-    /// `digest.templates`; default the project's `templates/`.
-    templates: Option<&'a str>,
-    /// Extra keys of `[digest]` (templates and first_run_posts are set).
-    digest: &'a str,
-    /// Tables after `[digest]`: `[email.dkim]`, `[smtp]`.
-    tables: &'a str,
-}
-
-/// A site with no posts yet: base URL https://blog.example.org, permalinks
-/// `/posts/:year/:month/:day/:slug/`, the project's templates, every post
-/// new on the first run.
-fn mail_site(setup: Setup<'_>) -> Site {
-    let site = Site::empty();
-    std::fs::create_dir_all(site.path("content")).unwrap();
-    let title = setup.title.unwrap_or(SITE_TITLE);
-    let email = setup
-        .email
-        .unwrap_or("from = \"Mail Test Blog <news@blog.example.org>\"");
-    let templates = setup.templates.map_or_else(
-        || manifest_dir().join("templates").display().to_string(),
-        str::to_string,
-    );
-    site.write(
-        "config.toml",
-        format!(
-            "[site]\ntitle = {title:?}\nbase_url = \"{BASE}\"\nauthor = \"Test Author\"\n\
-             timezone = \"UTC\"\n\n\
-             [content]\ndir = \"content\"\npermalink = \"/posts/:year/:month/:day/:slug/\"\n\n\
-             [email]\n{email}\n\n\
-             [digest]\ntemplates = {templates:?}\nfirst_run_posts = 10\n{}\n\n{}\n",
-            setup.digest, setup.tables,
-        ),
-    );
-    site
+/// The fixture blog with mail settings but none of its posts: base URL
+/// https://blog.example.org, permalinks `/posts/:year/:month/:day/:slug/`,
+/// the project's templates, every post a test writes new on the first run.
+fn mail_site() -> MailSite {
+    Site::with_mail().without_posts().first_run_posts(10)
 }
 
 /// Writes `content/<name>.md`: YAML front matter `front` (lines), then `body`.
@@ -83,15 +48,6 @@ fn corpus_post(site: &Site, file: &str) {
 
 fn permalink(date: &str, slug: &str) -> String {
     format!("{BASE}/posts/{}/{slug}/", date.replace('-', "/"))
-}
-
-fn subscribe(site: &Site, emails: &[&str]) {
-    let mut csv = String::from("email,name\n");
-    for (i, email) in emails.iter().enumerate() {
-        csv.push_str(&format!("{email},Reader {i}\n"));
-    }
-    site.write("readers.csv", csv);
-    run(&mut site.newsletter(["subscribers", "import", "readers.csv"])).success();
 }
 
 /// `newsletter ARGS --now NOW` with a fixed token secret.
@@ -246,9 +202,6 @@ fn dkim_verify(site: &Site, files: &[PathBuf]) -> Vec<Dkim> {
         .unwrap_or_else(|e| panic!("dkim_verify.py printed bad JSON ({e})\n{out}"))
 }
 
-const DKIM_TABLE: &str =
-    "[email.dkim]\nselector = \"mail\"\ndomain = \"blog.example.org\"\nkey_file = \"dkim.pem\"\n";
-
 /// Checks a good signature: verified, by `algorithm`, for the site's domain
 /// and selector, looked up where a receiver would, covering From, Subject
 /// and both List-Unsubscribe headers.
@@ -314,16 +267,12 @@ fn tamper_header(from: &Path, to: &Path, name: &str, offset: usize) -> (String, 
 #[test]
 fn rsa_dkim_signatures_verify_with_dkimpy_and_cover_list_unsubscribe() {
     let server = SmtpServer::start(&[]);
-    let tables = format!("{DKIM_TABLE}\n{}", server.config(""));
-    let site = mail_site(Setup {
-        email: Some(
-            "from = \"Mail Test Blog <news@blog.example.org>\"\n\
-             reply_to = \"editor@blog.example.org\"\n\
-             unsubscribe_mailto = \"leave@blog.example.org\"",
-        ),
-        tables: &tables,
-        ..Setup::default()
-    });
+    let site = mail_site()
+        .email("reply_to = \"editor@blog.example.org\"")
+        .email("unsubscribe_mailto = \"leave@blog.example.org\"")
+        .dkim("mail", "blog.example.org", "dkim.pem")
+        .smtp(server.config(""))
+        .create();
     dkim_genkey(&site, "rsa");
     assert!(
         site.read_text("dkim.pem")
@@ -342,7 +291,7 @@ fn rsa_dkim_signatures_verify_with_dkimpy_and_cover_list_unsubscribe() {
         "Non-ASCII in the body too: naïve café, 日本語.",
     );
     let readers = ["ann@example.net", "bob@example.net", "cy@example.com"];
-    subscribe(&site, &readers);
+    site.subscribe(&readers);
 
     let out = send(&site).success();
     assert!(out.stdout.contains("3 sent, 0 failed, 0 pending"), "{out}");
@@ -398,10 +347,9 @@ fn rsa_dkim_signatures_verify_with_dkimpy_and_cover_list_unsubscribe() {
 
 #[test]
 fn ed25519_dkim_signatures_verify_in_the_outbox_and_in_the_preview() {
-    let site = mail_site(Setup {
-        tables: DKIM_TABLE,
-        ..Setup::default()
-    });
+    let site = mail_site()
+        .dkim("mail", "blog.example.org", "dkim.pem")
+        .create();
     dkim_genkey(&site, "ed25519");
     post(
         &site,
@@ -409,7 +357,7 @@ fn ed25519_dkim_signatures_verify_in_the_outbox_and_in_the_preview() {
         "title: \"Curves ahead\"",
         "Signed with Ed25519.",
     );
-    subscribe(&site, &["ann@example.net", "bob@example.net"]);
+    site.subscribe(&["ann@example.net", "bob@example.net"]);
 
     newsletter_at(&site, &["preview", "--output", "pv"]).success();
     let preview = site.path("pv/digest.eml");
@@ -441,11 +389,10 @@ fn ed25519_dkim_signatures_verify_in_the_outbox_and_in_the_preview() {
 #[test]
 fn a_non_ascii_title_gives_an_rfc_2047_subject_that_decodes_exactly() {
     // No email.from: the default From carries the (non-ASCII) site title.
-    let site = mail_site(Setup {
-        title: Some("Café «Blog»"),
-        email: Some(""),
-        ..Setup::default()
-    });
+    let site = mail_site()
+        .site_title("Café «Blog»")
+        .without_from()
+        .create();
     let title = "Grüße – «newsletter» 🚀";
     post(
         &site,
@@ -453,7 +400,7 @@ fn a_non_ascii_title_gives_an_rfc_2047_subject_that_decodes_exactly() {
         &format!("title: \"{title}\""),
         "Hallo.",
     );
-    subscribe(&site, &["ann@example.net"]);
+    site.subscribe(&["ann@example.net"]);
     send(&site).success();
 
     let files = eml_files(&site.path("outbox"));
@@ -484,12 +431,10 @@ fn a_non_ascii_title_gives_an_rfc_2047_subject_that_decodes_exactly() {
 #[test]
 fn line_breaks_in_titles_cannot_add_headers_or_recipients() {
     let server = SmtpServer::start(&[]);
-    let tables = server.config("");
-    let site = mail_site(Setup {
-        digest: "subject = \"{{ posts[0].title }} | {{ posts[1].title }}\"",
-        tables: &tables,
-        ..Setup::default()
-    });
+    let site = mail_site()
+        .digest("subject = \"{{ posts[0].title }} | {{ posts[1].title }}\"")
+        .smtp(server.config(""))
+        .create();
     // YAML escapes: a real CR LF, and bare LFs with an empty line (which
     // would end the header section).
     post(
@@ -505,7 +450,7 @@ fn line_breaks_in_titles_cannot_add_headers_or_recipients() {
         "Second.",
     );
     let readers = ["ann@example.net", "bob@example.net"];
-    subscribe(&site, &readers);
+    site.subscribe(&readers);
     let out = send(&site).success();
     assert!(out.stdout.contains("2 sent"), "{out}");
 
@@ -638,7 +583,7 @@ fn content_posts() -> Vec<(&'static str, String)> {
 /// event handlers and a `javascript:` link before the marker, and a script
 /// tag in its title. Sends to one reader and returns the message.
 fn content_digest() -> (Site, Mail) {
-    let site = mail_site(Setup::default());
+    let site = mail_site().create();
     corpus_post(&site, "2017-09-04-promcon-2017-recap.md");
     corpus_post(&site, "2016-03-23-interview-with-life360.md");
     post(
@@ -661,7 +606,7 @@ and a sketch <img src="sketch.png"> from [our notes](notes/) and [about us](/abo
 
 SECRET-REST-OF-THE-POST, never in a digest."#,
     );
-    subscribe(&site, &["ann@example.net"]);
+    site.subscribe(&["ann@example.net"]);
     let out = send(&site).success();
     assert!(out.stdout.contains("1 sent"), "{out}");
     let mut mails = outbox(&site);
@@ -834,10 +779,7 @@ fn the_text_part_has_every_post_url_and_the_unsubscribe_url_at_the_bottom() {
 
 #[test]
 fn posts_beyond_max_posts_are_linked_titles_without_excerpts() {
-    let site = mail_site(Setup {
-        digest: "max_posts = 2",
-        ..Setup::default()
-    });
+    let site = mail_site().digest("max_posts = 2").create();
     let posts = [
         ("2026-11-21", "one", "Post one"),
         ("2026-11-22", "two", "Post two"),
@@ -854,7 +796,7 @@ fn posts_beyond_max_posts_are_linked_titles_without_excerpts() {
             ),
         );
     }
-    subscribe(&site, &["ann@example.net"]);
+    site.subscribe(&["ann@example.net"]);
     send(&site).success();
     let mails = outbox(&site);
     assert_eq!(mails.len(), 1);
@@ -903,11 +845,11 @@ fn posts_beyond_max_posts_are_linked_titles_without_excerpts() {
 
 #[test]
 fn preview_writes_three_files_and_records_nothing() {
-    let site = mail_site(Setup::default());
+    let site = mail_site().create();
     post(&site, "2026-11-20-first", "title: \"First post\"", "One.");
     post(&site, "2026-11-21-second", "title: \"Second post\"", "Two.");
     let readers = ["ann@example.net", "bob@example.net", "cy@example.com"];
-    subscribe(&site, &readers);
+    site.subscribe(&readers);
 
     let out = newsletter_at(&site, &["preview", "--output", "pv"]).success();
     for file in ["digest.html", "digest.txt", "digest.eml"] {
@@ -982,10 +924,7 @@ fn preview_writes_three_files_and_records_nothing() {
 
 #[test]
 fn a_broken_template_fails_the_send_naming_file_and_line_and_sends_nothing() {
-    let site = mail_site(Setup {
-        templates: Some("my-templates"),
-        ..Setup::default()
-    });
+    let site = mail_site().templates("my-templates").create();
     let good_html = std::fs::read_to_string(manifest_dir().join("templates/digest.html")).unwrap();
     let good_text = std::fs::read_to_string(manifest_dir().join("templates/digest.txt")).unwrap();
     site.write("my-templates/digest.txt", &good_text);
@@ -1003,7 +942,7 @@ fn a_broken_template_fails_the_send_naming_file_and_line_and_sends_nothing() {
         "Text.",
     );
     let readers = ["ann@example.net", "bob@example.net"];
-    subscribe(&site, &readers);
+    site.subscribe(&readers);
 
     let failed = send(&site).failure();
     let needle = format!("digest.html:{broken_line}:");

@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::smtp::{SmtpServer, count_eml, mail_site};
+use common::mail_site::addresses;
+use common::smtp::{SmtpServer, count_eml, loopback_config};
 use common::{NOW, Run, Site, run};
 use rusqlite::{Connection, OpenFlags};
 
@@ -59,22 +60,6 @@ impl Rng {
     fn range(&mut self, low: u64, high: u64) -> u64 {
         low + self.next() % (high - low + 1)
     }
-}
-
-fn addresses(n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| format!("reader{i:05}@example.net"))
-        .collect()
-}
-
-/// Imports `emails` (named "Reader N") as active subscribers.
-fn subscribe(site: &Site, emails: &[String]) {
-    let mut csv = String::from("email,name\n");
-    for (i, email) in emails.iter().enumerate() {
-        csv.push_str(&format!("{email},Reader {i}\n"));
-    }
-    site.write("list.csv", csv);
-    run(&mut site.newsletter(["subscribers", "import", "list.csv"])).success();
 }
 
 fn send_command(site: &Site) -> Command {
@@ -203,8 +188,10 @@ fn send_killed_at_20_random_moments_skips_no_one_and_repeats_only_messages_in_fl
     let readers = addresses(READERS);
     // The delay gives each message a moment in flight to be killed in.
     let server = SmtpServer::start_in_memory(&["--delay", "0.001"]);
-    let site = mail_site(&server.config(&format!("connections = {CONNECTIONS}")));
-    subscribe(&site, &readers);
+    let site = Site::with_mail()
+        .smtp(server.config(&format!("connections = {CONNECTIONS}")))
+        .subscribers(&readers)
+        .create();
     let store = site.path("newsletter.db");
 
     let mut kills = Vec::new();
@@ -323,8 +310,7 @@ fn an_import_killed_at_20_random_moments_adds_all_rows_or_none() {
     let started = Instant::now();
     let mut rng = Rng::new("import crash loop");
     let seed = rng.seed;
-    let site = mail_site("");
-    subscribe(&site, &addresses(BEFORE));
+    let site = Site::with_mail().subscribers(&addresses(BEFORE)).create();
     let store = site.path("newsletter.db");
     // The store as it was before the import, to go back to when a kill
     // came after the commit.
@@ -721,7 +707,7 @@ fn add_posts(site: &Site, n: usize) {
 
 #[test]
 fn a_read_only_output_folder_stops_the_build_naming_the_file_and_keeps_the_feeds() {
-    let site = mail_site("");
+    let site = Site::with_mail().create();
     let public = site.path("public");
     let mount = match Tmpfs::mount(&public, "size=4m") {
         Ok(mount) => Some(mount),
@@ -774,7 +760,7 @@ fn set_mode(path: &Path, mode: u32) {
 
 #[test]
 fn a_full_disk_stops_the_build_with_no_feed_changed_and_no_temp_file_left() {
-    let site = mail_site("");
+    let site = Site::with_mail().create();
     let public = site.path("public");
     let mount = match Tmpfs::mount(&public, "size=64k") {
         Ok(mount) => mount,
@@ -815,8 +801,10 @@ fn a_full_disk_under_the_store_stops_send_and_a_roomier_one_resumes_it() {
     const CONNECTIONS: usize = 2;
     let readers = addresses(400);
     let server = SmtpServer::start(&["--delay", "0.01"]);
-    let site = mail_site(&server.config(&format!("connections = {CONNECTIONS}")));
-    site.append_config("[store]\npath = \"store/newsletter.db\"");
+    let site = Site::with_mail()
+        .smtp(server.config(&format!("connections = {CONNECTIONS}")))
+        .store("store/newsletter.db")
+        .create();
     let store_dir = site.path("store");
     let mount = match Tmpfs::mount(&store_dir, "size=2m") {
         Ok(mount) => mount,
@@ -825,7 +813,7 @@ fn a_full_disk_under_the_store_stops_send_and_a_roomier_one_resumes_it() {
             return;
         }
     };
-    subscribe(&site, &readers);
+    site.subscribe(&readers);
     let store = store_dir.join("newsletter.db");
 
     let child = send_command(&site)
@@ -878,8 +866,10 @@ fn a_database_locked_past_the_busy_timeout_stops_send_and_the_next_run_resumes()
     const CONNECTIONS: usize = 4;
     let readers = addresses(300);
     let server = SmtpServer::start(&["--delay", "0.02"]);
-    let site = mail_site(&server.config(&format!("connections = {CONNECTIONS}")));
-    subscribe(&site, &readers);
+    let site = Site::with_mail()
+        .smtp(server.config(&format!("connections = {CONNECTIONS}")))
+        .subscribers(&readers)
+        .create();
     let store = site.path("newsletter.db");
     let child = send_command(&site)
         .stdout(Stdio::piped())
@@ -954,14 +944,11 @@ fn a_broken_server_stops_the_run_and_a_working_one_gets_everyone_once(
             (Some(server), port)
         }
     };
-    let smtp = |port: u16| {
-        format!(
-            "[smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n\
-             connections = 4\ntimeout = 2\n"
-        )
-    };
-    let site = mail_site(&smtp(port));
-    subscribe(&site, &readers);
+    let smtp = |port: u16| loopback_config(port, "connections = 4\ntimeout = 2");
+    let site = Site::with_mail()
+        .smtp(smtp(port))
+        .subscribers(&readers)
+        .create();
     let started = Instant::now();
     let out = send(&site).failure();
     let took = started.elapsed();
@@ -981,10 +968,7 @@ fn a_broken_server_stops_the_run_and_a_working_one_gets_everyone_once(
     eprintln!("after {:.1} s: {}", took.as_secs_f64(), out.stderr.trim());
 
     let server = SmtpServer::start(&[]);
-    let config = site
-        .read_text("config.toml")
-        .replace(&smtp(port), &smtp(server.port));
-    site.write("config.toml", config);
+    site.replace_in_config(&smtp(port), &smtp(server.port));
     let out = send(&site).success();
     assert!(out.stdout.contains("30 sent, 0 failed, 0 pending"), "{out}");
     assert_eq!(server.recipients(), readers);

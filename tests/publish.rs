@@ -4,28 +4,18 @@
 
 mod common;
 
-use common::smtp::{SmtpServer, count_eml};
-use common::{Run, Site, manifest_dir, run};
+use common::mail_site::MailSite;
+use common::smtp::{SmtpServer, count_eml, loopback_config};
+use common::{Run, Site, run};
 
 const SECRET: &str = "test-secret-for-publish-tokens";
 
-/// The fixture blog with three active subscribers, mailing into its outbox
-/// (or through `smtp`), plus `extra` config tables.
-fn site(smtp: &str, extra: &str) -> Site {
-    let site = Site::fixture("blog");
-    let config = site.read_text("config.toml");
-    site.write(
-        "config.toml",
-        format!(
-            "{config}\n[email]\nfrom = \"Fixture Blog <news@blog.example.org>\"\n\n\
-             [digest]\ntemplates = {:?}\nfirst_run_posts = 10\n\n{extra}\n\n{smtp}",
-            manifest_dir().join("templates").display().to_string()
-        ),
-    );
-    for reader in ["a@example.net", "b@example.net", "c@example.net"] {
-        run(&mut site.newsletter(["subscribers", "add", reader])).success();
-    }
-    site
+const READERS: [&str; 3] = ["a@example.net", "b@example.net", "c@example.net"];
+
+/// The fixture blog with mail settings and three active subscribers, every
+/// post new on the first run, mailing into its outbox unless told otherwise.
+fn blog() -> MailSite {
+    Site::with_mail().first_run_posts(10).subscribers(&READERS)
 }
 
 fn publish(site: &Site, now: &str, more: &[&str]) -> Run {
@@ -41,7 +31,7 @@ fn outbox(site: &Site) -> usize {
 
 #[test]
 fn without_a_schedule_publish_builds_and_sends_only_when_told() {
-    let site = site("", "");
+    let site = blog().create();
     let out = publish(&site, "2026-11-25T00:00:00Z", &[]).success();
     assert!(out.stdout.contains("[schedule] digest is not set"), "{out}");
     assert!(site.path("public/atom.xml").exists());
@@ -54,7 +44,7 @@ fn without_a_schedule_publish_builds_and_sends_only_when_told() {
 
 #[test]
 fn a_scheduled_post_reaches_feeds_and_digest_when_its_time_comes() {
-    let site = site("", "");
+    let site = blog().create();
     // The fixture's post dated 2026-12-01 10:00 UTC.
     publish(&site, "2026-12-01T09:59:59Z", &["--send"]).success();
     assert!(
@@ -79,7 +69,7 @@ fn a_scheduled_post_reaches_feeds_and_digest_when_its_time_comes() {
 
 #[test]
 fn a_due_slot_sends_once_and_the_next_run_waits_for_the_next_slot() {
-    let site = site("", "[schedule]\ndigest = \"0 9 * * MON\"\n");
+    let site = blog().schedule("digest = \"0 9 * * MON\"").create();
     // Wednesday: the last slot (Monday 23rd) is two days old, so it is skipped.
     let out = publish(&site, "2026-11-25T12:00:00Z", &[]).success();
     assert!(
@@ -123,19 +113,17 @@ fn a_due_slot_sends_once_and_the_next_run_waits_for_the_next_slot() {
 
 #[test]
 fn a_missed_slot_is_caught_up_within_catch_up_and_skipped_after() {
-    let site = site(
-        "",
-        "[schedule]\ndigest = \"0 9 * * MON\"\ncatch_up = \"6h\"\n",
-    );
+    let site = blog()
+        .schedule("digest = \"0 9 * * MON\"\ncatch_up = \"6h\"")
+        .create();
     publish(&site, "2026-11-29T12:00:00Z", &[]).success();
     // Monday 15:00, six hours after the slot: still caught up.
     let out = publish(&site, "2026-11-30T15:00:00Z", &[]).success();
     assert!(out.stdout.contains("3 sent"), "{out}");
 
-    let late = self::site(
-        "",
-        "[schedule]\ndigest = \"0 9 * * MON\"\ncatch_up = \"6h\"\n",
-    );
+    let late = blog()
+        .schedule("digest = \"0 9 * * MON\"\ncatch_up = \"6h\"")
+        .create();
     publish(&late, "2026-11-29T12:00:00Z", &[]).success();
     // Six hours and a minute: skipped, never a stale digest.
     let out = publish(&late, "2026-11-30T15:01:00Z", &[]).success();
@@ -145,14 +133,10 @@ fn a_missed_slot_is_caught_up_within_catch_up_and_skipped_after() {
 
 #[test]
 fn slots_follow_local_time_across_a_daylight_saving_change() {
-    let site = site(
-        "",
-        "[schedule]\ndigest = \"0 9 * * SUN\"\ncatch_up = \"1h\"\n",
-    );
-    let config = site
-        .read_text("config.toml")
-        .replace("timezone = \"UTC\"", "timezone = \"Europe/Berlin\"");
-    site.write("config.toml", config);
+    let site = blog()
+        .schedule("digest = \"0 9 * * SUN\"\ncatch_up = \"1h\"")
+        .create();
+    site.replace_in_config("timezone = \"UTC\"", "timezone = \"Europe/Berlin\"");
     // Sunday 18 October 2026, 09:00 CEST = 07:00 UTC.
     let out = publish(&site, "2026-10-18T07:05:00Z", &[]).success();
     assert!(
@@ -185,16 +169,16 @@ fn an_unfinished_digest_is_resumed_by_the_next_publish() {
         "--tempfail-times",
         "1000",
     ]);
-    let site = site(&refusing.config(""), "");
+    let site = blog().smtp(refusing.config("")).create();
     let out = publish(&site, "2026-11-25T00:00:00Z", &["--send"]);
     assert_eq!(out.code, Some(1), "{out}");
     assert!(out.stdout.contains("3 pending"), "{out}");
 
     let accepting = SmtpServer::start(&[]);
-    let config = site
-        .read_text("config.toml")
-        .replace(&refusing.port.to_string(), &accepting.port.to_string());
-    site.write("config.toml", config);
+    site.replace_in_config(
+        &format!("port = {}", refusing.port),
+        &format!("port = {}", accepting.port),
+    );
     // No schedule, no --send: publish still finishes what was started.
     let out = publish(&site, "2026-11-25T00:10:00Z", &[]).success();
     assert!(out.stdout.contains("digest 1"), "{out}");
@@ -209,12 +193,10 @@ fn an_unfinished_digest_is_resumed_by_the_next_publish() {
 fn a_slot_whose_delivery_failed_is_resumed_not_sent_again_as_a_second_digest() {
     // The SMTP server is unreachable at the slot: the digest is made, nothing goes out.
     let closed = common::hub::closed_port();
-    let site = site(
-        &format!(
-            "[smtp]\nhost = \"127.0.0.1\"\nport = {closed}\nsecurity = \"none\"\ntimeout = 2\n"
-        ),
-        "[schedule]\ndigest = \"0 9 * * MON\"\n",
-    );
+    let site = blog()
+        .schedule("digest = \"0 9 * * MON\"")
+        .smtp(loopback_config(closed, "timeout = 2"))
+        .create();
     publish(&site, "2026-11-29T12:00:00Z", &[]).success();
     let out = publish(&site, "2026-11-30T09:00:30Z", &[]);
     assert_eq!(out.code, Some(1), "{out}");
@@ -226,11 +208,10 @@ fn a_slot_whose_delivery_failed_is_resumed_not_sent_again_as_a_second_digest() {
         "---\ntitle: Due after the slot\ncreated_at: 2026-11-30T09:02:00Z\n---\nLater.\n",
     );
     let accepting = SmtpServer::start(&[]);
-    let config = site.read_text("config.toml").replace(
+    site.replace_in_config(
         &format!("port = {closed}"),
         &format!("port = {}", accepting.port),
     );
-    site.write("config.toml", config);
     let out = publish(&site, "2026-11-30T09:05:00Z", &[]).success();
     assert!(out.stdout.contains("digest 1"), "{out}");
     assert_eq!(accepting.recipients().len(), 3, "one digest each");

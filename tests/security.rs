@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::server::{Server, client, free_port};
-use common::smtp::{Mail, SmtpServer, mail_site};
+use common::smtp::{Mail, SmtpServer};
 use common::{NOW, Run, Site, bin, run};
 
 const PASSWORD: &str = "pw-7Hq2ZxVv-never-print";
@@ -88,21 +88,17 @@ fn assert_one_line(mail: &Mail) {
 #[test]
 fn no_post_field_or_subscriber_name_can_add_a_header_or_a_recipient() {
     let server = SmtpServer::start(&[]);
-    let site = mail_site(&server.config(""));
     // The subject shows every post's title, authors and tags; the site's
     // title is in List-Id.
-    let config = site
-        .read_text("config.toml")
-        .replace(
-            "title = \"Fixture Blog\"",
-            r#"title = "Fixture\r\nBcc: site@evil.example""#,
-        )
-        .replace(
-            "first_run_posts = 2",
-            "first_run_posts = 20\nsubject = \"{% for p in posts %}{{ p.title }} by \
+    let site = Site::with_mail()
+        .site_title("Fixture\r\nBcc: site@evil.example")
+        .first_run_posts(20)
+        .digest(
+            "subject = \"{% for p in posts %}{{ p.title }} by \
              {{ p.author }} in {{ p.tags|join(', ') }}; {% endfor %}\"",
-        );
-    site.write("config.toml", config);
+        )
+        .smtp(server.config(""))
+        .create();
     for (i, payload) in PAYLOADS.iter().enumerate() {
         site.write(
             &format!("content/2026-11-2{i}-hostile-{i}.md"),
@@ -193,7 +189,9 @@ fn clear_text_smtp_is_refused_for_every_host_but_loopback() {
         "10.0.0.1",
         "0.0.0.0",
     ] {
-        let site = mail_site(&format!("[smtp]\nhost = {host:?}\nsecurity = \"none\"\n"));
+        let site = Site::with_mail()
+            .smtp(format!("[smtp]\nhost = {host:?}\nsecurity = \"none\"\n"))
+            .create();
         for args in [
             vec!["check"],
             vec!["build", "--now", NOW],
@@ -211,7 +209,9 @@ fn clear_text_smtp_is_refused_for_every_host_but_loopback() {
         }
     }
     for host in ["127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"] {
-        let site = mail_site(&format!("[smtp]\nhost = {host:?}\nsecurity = \"none\"\n"));
+        let site = Site::with_mail()
+            .smtp(format!("[smtp]\nhost = {host:?}\nsecurity = \"none\"\n"))
+            .create();
         let out = run(&mut site.newsletter(["check"]));
         assert_eq!(out.code, Some(0), "{host}: {out}");
     }
@@ -334,7 +334,7 @@ fn the_smtp_password_and_the_token_secret_never_appear_in_any_output() {
         "--auth",
         &format!("newsletter:{PASSWORD}"),
     ]);
-    let site = mail_site(&server.config(""));
+    let site = Site::with_mail().smtp(server.config("")).create();
     let mut seen = Seen::default();
     let with = |args: &[&str], password: &str, secret: &str| {
         let mut command = site.newsletter(args);
@@ -449,7 +449,7 @@ fn the_smtp_password_and_the_token_secret_never_appear_in_any_output() {
 
 #[test]
 fn a_generated_token_secret_never_appears_in_any_output() {
-    let site = mail_site("");
+    let site = Site::with_mail().create();
     let mut seen = Seen::default();
     let plain = |args: &[&str]| {
         let mut command = site.newsletter(args);
@@ -525,8 +525,10 @@ fn mode(path: &Path) -> u32 {
 #[test]
 fn the_store_and_its_files_are_private_whatever_the_umask() {
     let server = SmtpServer::start(&["--delay", "0.05"]);
-    let site = mail_site(&server.config(""));
-    site.append_config("[store]\npath = \"data/newsletter.db\"");
+    let site = Site::with_mail()
+        .store("data/newsletter.db")
+        .smtp(server.config(""))
+        .create();
     let mut csv = String::from("email\n");
     for i in 0..50 {
         csv.push_str(&format!("reader{i}@example.net\n"));

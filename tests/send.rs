@@ -6,26 +6,19 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::smtp::{SmtpServer, count_eml, mail_file, mail_site};
+use common::mail_site::{MailSite, addresses};
+use common::smtp::{SmtpServer, count_eml, loopback_config, mail_file};
 use common::{NOW, Run, Site, run};
 
 const SECRET: &str = "test-secret-for-tokens";
 const PASSWORD: &str = "s3cret-pass";
 
-fn subscribe(site: &Site, emails: &[String]) {
-    let mut csv = String::from("email,name\n");
-    for (i, email) in emails.iter().enumerate() {
-        csv.push_str(&format!("{email},Reader {i}\n"));
-    }
-    site.write("list.csv", csv);
-    site.newsletter(["subscribers", "import", "list.csv"])
-        .success_run();
-}
-
-fn addresses(n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| format!("reader{i:03}@example.net"))
-        .collect()
+/// The fixture blog with mail settings whose links these tests check: an
+/// unsubscribe mailto, and the server's URL on a host of its own.
+fn mail_site() -> MailSite {
+    Site::with_mail()
+        .email("unsubscribe_mailto = \"leave@blog.example.org\"")
+        .public_url("https://news.example.org/")
 }
 
 trait RunExt {
@@ -48,9 +41,11 @@ fn send(site: &Site) -> Run {
 #[test]
 fn each_active_subscriber_gets_one_digest_over_starttls_with_auth() {
     let server = SmtpServer::start_tls(&[]);
-    let site = mail_site(&server.config(""));
     let readers = addresses(5);
-    subscribe(&site, &readers);
+    let site = mail_site()
+        .smtp(server.config(""))
+        .subscribers(&readers)
+        .create();
     site.newsletter(["subscribers", "add", "pending@example.net"])
         .success_run();
     site.newsletter(["subscribers", "remove", "pending@example.net"])
@@ -169,8 +164,10 @@ fn temporary_refusals_are_retried_and_a_permanent_one_is_recorded_as_failed() {
         "--permfail",
         &readers[4],
     ]);
-    let site = mail_site(&server.config("connections = 2"));
-    subscribe(&site, &readers);
+    let site = mail_site()
+        .smtp(server.config("connections = 2"))
+        .subscribers(&readers)
+        .create();
     let out = send(&site).exit_code(1);
     assert!(out.stdout.contains("5 sent, 1 failed, 0 pending"), "{out}");
     let mut expected = readers.clone();
@@ -186,8 +183,10 @@ fn temporary_refusals_are_retried_and_a_permanent_one_is_recorded_as_failed() {
 fn dropped_connections_lose_no_one_and_duplicate_no_one() {
     let readers = addresses(12);
     let server = SmtpServer::start(&["--drop-every", "4"]);
-    let site = mail_site(&server.config("connections = 3"));
-    subscribe(&site, &readers);
+    let site = mail_site()
+        .smtp(server.config("connections = 3"))
+        .subscribers(&readers)
+        .create();
     let out = send(&site).success();
     assert!(out.stdout.contains("12 sent, 0 failed, 0 pending"), "{out}");
     assert_eq!(server.recipients(), readers);
@@ -198,8 +197,10 @@ fn a_killed_send_resumes_and_sends_each_message_once_but_for_those_in_flight() {
     let readers = addresses(40);
     let connections = 2;
     let server = SmtpServer::start(&["--delay", "0.05"]);
-    let site = mail_site(&server.config(&format!("connections = {connections}")));
-    subscribe(&site, &readers);
+    let site = mail_site()
+        .smtp(server.config(&format!("connections = {connections}")))
+        .subscribers(&readers)
+        .create();
     let mut child = site
         .newsletter(["send", "--now", NOW])
         .env("NEWSLETTER_SECRET", SECRET)
@@ -233,8 +234,10 @@ fn a_killed_send_resumes_and_sends_each_message_once_but_for_those_in_flight() {
 fn a_second_send_while_one_runs_refuses_and_nobody_gets_two() {
     let readers = addresses(20);
     let server = SmtpServer::start(&["--delay", "0.05"]);
-    let site = mail_site(&server.config("connections = 1"));
-    subscribe(&site, &readers);
+    let site = mail_site()
+        .smtp(server.config("connections = 1"))
+        .subscribers(&readers)
+        .create();
     let first = site
         .newsletter(["send", "--now", NOW])
         .env("NEWSLETTER_SECRET", SECRET)
@@ -263,10 +266,10 @@ fn an_unreachable_server_stops_the_run_quickly_and_keeps_everything_pending() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let site = mail_site(&format!(
-        "[smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\ntimeout = 2\n"
-    ));
-    subscribe(&site, &addresses(50));
+    let site = mail_site()
+        .smtp(loopback_config(port, "timeout = 2"))
+        .subscribers(&addresses(50))
+        .create();
     let started = std::time::Instant::now();
     let out = send(&site).failure();
     assert!(out.stderr.contains("stays pending"), "{out}");
@@ -278,11 +281,10 @@ fn an_unreachable_server_stops_the_run_quickly_and_keeps_everything_pending() {
 
     // Once the server is back, the same digest goes out, to everyone.
     let server = SmtpServer::start(&[]);
-    let config = site.read_text("config.toml").replace(
+    site.replace_in_config(
         &format!("port = {port}"),
         &format!("port = {}", server.port),
     );
-    site.write("config.toml", config);
     let out = send(&site).success();
     assert!(
         out.stdout.contains("digest 1 ") && out.stdout.contains("50 sent"),
@@ -293,8 +295,7 @@ fn an_unreachable_server_stops_the_run_quickly_and_keeps_everything_pending() {
 
 #[test]
 fn without_smtp_messages_go_to_the_outbox() {
-    let site = mail_site("");
-    subscribe(&site, &addresses(3));
+    let site = mail_site().subscribers(&addresses(3)).create();
     let out = send(&site).success();
     assert!(out.stdout.contains("3 sent"), "{out}");
     let outbox = site.path("outbox");
@@ -316,8 +317,10 @@ fn without_smtp_messages_go_to_the_outbox() {
 #[test]
 fn dry_run_and_to_record_nothing() {
     let server = SmtpServer::start(&[]);
-    let site = mail_site(&server.config(""));
-    subscribe(&site, &addresses(3));
+    let site = mail_site()
+        .smtp(server.config(""))
+        .subscribers(&addresses(3))
+        .create();
     let dry = send_with(&site, &["--dry-run"]).success();
     assert!(dry.stdout.contains("would go to 3 subscribers"), "{dry}");
     for address in addresses(3) {
@@ -346,11 +349,11 @@ fn send_with(site: &Site, args: &[&str]) -> Run {
 
 #[test]
 fn with_no_subscribers_no_post_is_used_up() {
-    let site = mail_site("");
+    let site = mail_site().create();
     let out = send(&site).success();
     assert!(out.stdout.contains("no active subscribers"), "{out}");
     // The first subscriber still gets the newest posts (first_run_posts = 2).
-    subscribe(&site, &addresses(1));
+    site.subscribe(&addresses(1));
     let out = send(&site).success();
     assert!(out.stdout.contains("1 sent"), "{out}");
     let outbox = site.path("outbox");
@@ -380,8 +383,7 @@ fn security_tls_speaks_tls_from_the_first_byte() {
     let config = server
         .config("")
         .replace("security = \"starttls\"", "security = \"tls\"");
-    let site = mail_site(&config);
-    subscribe(&site, &addresses(2));
+    let site = mail_site().smtp(config).subscribers(&addresses(2)).create();
     let out = send(&site).success();
     assert!(out.stdout.contains("2 sent"), "{out}");
     for mail in server.messages() {
@@ -401,8 +403,7 @@ fn a_certificate_that_does_not_verify_stops_the_run_and_sends_nothing() {
         .filter(|l| !l.starts_with("tls_ca_file"))
         .map(|l| format!("{l}\n"))
         .collect();
-    let site = mail_site(&config);
-    subscribe(&site, &addresses(3));
+    let site = mail_site().smtp(config).subscribers(&addresses(3)).create();
     let out = send(&site).failure();
     assert!(out.stderr.contains("stays pending"), "{out}");
     assert!(server.messages().is_empty());
@@ -411,8 +412,10 @@ fn a_certificate_that_does_not_verify_stops_the_run_and_sends_nothing() {
 #[test]
 fn smtp_rate_spaces_the_messages() {
     let server = SmtpServer::start(&[]);
-    let site = mail_site(&server.config("connections = 3\nrate = 10"));
-    subscribe(&site, &addresses(6));
+    let site = mail_site()
+        .smtp(server.config("connections = 3\nrate = 10"))
+        .subscribers(&addresses(6))
+        .create();
     let started = std::time::Instant::now();
     send(&site).success();
     // Six messages at ten a second cannot take less than half a second
@@ -428,10 +431,12 @@ fn smtp_rate_spaces_the_messages() {
 #[test]
 fn an_address_the_server_cannot_take_fails_alone_and_does_not_stop_the_run() {
     let server = SmtpServer::start(&["--no-smtputf8"]);
-    let site = mail_site(&server.config("connections = 2"));
     let mut readers = addresses(4);
     readers.insert(1, "jörg@example.org".to_string());
-    subscribe(&site, &readers);
+    let site = mail_site()
+        .smtp(server.config("connections = 2"))
+        .subscribers(&readers)
+        .create();
     let out = send(&site).exit_code(1);
     assert!(out.stdout.contains("4 sent, 1 failed, 0 pending"), "{out}");
     assert_eq!(server.recipients(), addresses(4));
@@ -444,8 +449,10 @@ fn an_address_the_server_cannot_take_fails_alone_and_does_not_stop_the_run() {
 fn dry_run_of_an_unfinished_digest_lists_only_who_is_still_pending() {
     let readers = addresses(5);
     let server = SmtpServer::start(&["--tempfail", &readers[2], "--tempfail-times", "1000"]);
-    let site = mail_site(&server.config("connections = 2"));
-    subscribe(&site, &readers);
+    let site = mail_site()
+        .smtp(server.config("connections = 2"))
+        .subscribers(&readers)
+        .create();
     let out = send(&site).exit_code(1);
     assert!(out.stdout.contains("4 sent, 0 failed, 1 pending"), "{out}");
     let dry = send_with(&site, &["--dry-run"]).success();

@@ -7,7 +7,8 @@ mod common;
 use std::io::Read;
 use std::time::Duration;
 
-use common::server::{SECRET, Server, cli, client, free_port, site, start, statuses};
+use common::mail_site::addresses;
+use common::server::{SECRET, Server, cli, client, free_port, start, statuses};
 use common::smtp::{Mail, SmtpServer};
 use common::{NOW, Site};
 use reqwest::StatusCode;
@@ -42,7 +43,7 @@ fn sign_up(server: &Server, email: &str) -> reqwest::blocking::Response {
 #[test]
 fn feeds_are_served_with_validators_304_and_gzip() {
     let port = free_port();
-    let site = site(port, "", "");
+    let site = Site::with_mail().served_at(port).create();
     let server = start(&site, port);
     let http = client();
 
@@ -138,7 +139,7 @@ fn feeds_are_served_with_validators_304_and_gzip() {
 #[test]
 fn nothing_outside_the_output_folder_is_reachable() {
     let port = free_port();
-    let site = site(port, "", "");
+    let site = Site::with_mail().served_at(port).create();
     site.write("secret.txt", "TOP-SECRET");
     let server = start(&site, port);
     for target in [
@@ -174,7 +175,10 @@ fn nothing_outside_the_output_folder_is_reachable() {
 fn sign_up_confirm_digest_and_one_click_unsubscribe() {
     let smtp = SmtpServer::start(&[]);
     let port = free_port();
-    let site = site(port, &smtp.config(""), "");
+    let site = Site::with_mail()
+        .served_at(port)
+        .smtp(smtp.config(""))
+        .create();
     let server = start(&site, port);
     let http = client();
 
@@ -304,7 +308,7 @@ fn sign_up_confirm_digest_and_one_click_unsubscribe() {
 #[test]
 fn forged_and_expired_tokens_change_nothing() {
     let port = free_port();
-    let site = site(port, "", "");
+    let site = Site::with_mail().served_at(port).create();
     let server = start(&site, port);
     let http = client();
     assert_eq!(
@@ -385,7 +389,7 @@ fn wait_for_outbox_link(site: &Site, prefix: &str) -> String {
 #[test]
 fn the_answer_to_a_sign_up_does_not_tell_who_is_subscribed() {
     let port = free_port();
-    let site = site(port, "", "");
+    let site = Site::with_mail().served_at(port).create();
     cli(&site, &["subscribers", "add", "known@example.net"]).success();
     let server = start(&site, port);
     let known = sign_up(&server, "known@example.net");
@@ -401,7 +405,7 @@ fn the_answer_to_a_sign_up_does_not_tell_who_is_subscribed() {
 #[test]
 fn a_bad_address_shows_the_form_again_with_the_error() {
     let port = free_port();
-    let site = site(port, "", "");
+    let site = Site::with_mail().served_at(port).create();
     let server = start(&site, port);
     let answer = sign_up(&server, "not an address");
     assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -433,7 +437,10 @@ fn a_bad_address_shows_the_form_again_with_the_error() {
 #[test]
 fn sign_ups_are_rate_limited_per_client_and_per_address() {
     let port = free_port();
-    let site = site(port, "", "signups_per_client = 3\nsignups_per_email = 2\n");
+    let site = Site::with_mail()
+        .served_at(port)
+        .server("signups_per_client = 3\nsignups_per_email = 2")
+        .create();
     let server = start(&site, port);
     for i in 0..3 {
         let answer = sign_up(&server, &format!("r{i}@example.net"));
@@ -452,11 +459,10 @@ fn sign_ups_are_rate_limited_per_client_and_per_address() {
 
     // Behind a proxy, each client is known by X-Forwarded-For; one address
     // gets at most two confirmation emails an hour, from anywhere.
-    let site = self::site(
-        port,
-        "",
-        "behind_proxy = true\nsignups_per_client = 3\nsignups_per_email = 2\n",
-    );
+    let site = Site::with_mail()
+        .served_at(port)
+        .server("behind_proxy = true\nsignups_per_client = 3\nsignups_per_email = 2")
+        .create();
     let server = start(&site, port);
     let http = client();
     let codes: Vec<u16> = (0..4)
@@ -476,7 +482,7 @@ fn sign_ups_are_rate_limited_per_client_and_per_address() {
 #[test]
 fn healthz_answers_and_sigterm_stops_cleanly() {
     let port = free_port();
-    let site = site(port, "", "");
+    let site = Site::with_mail().served_at(port).create();
     let mut server = start(&site, port);
     let health = client().get(server.url("/healthz")).send().unwrap();
     assert_eq!(health.status(), StatusCode::OK);
@@ -494,7 +500,7 @@ fn healthz_answers_and_sigterm_stops_cleanly() {
 #[test]
 fn a_scheduled_post_is_published_when_due_and_changes_are_picked_up() {
     let port = free_port();
-    let site = site(port, "", "");
+    let site = Site::with_mail().served_at(port).create();
     // Due four seconds after the server's clock starts.
     site.write(
         "content/soon.md",
@@ -536,28 +542,17 @@ fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// `n` active subscribers, imported in one go.
-fn subscribe_many(site: &Site, n: usize) -> Vec<String> {
-    let readers: Vec<String> = (0..n)
-        .map(|i| format!("reader{i:04}@example.net"))
-        .collect();
-    let mut csv = String::from("email\n");
-    for reader in &readers {
-        csv.push_str(reader);
-        csv.push('\n');
-    }
-    site.write("list.csv", csv);
-    cli(site, &["subscribers", "import", "list.csv"]).success();
-    readers
-}
-
 #[test]
 fn on_start_a_recently_missed_slot_is_caught_up_and_an_old_one_skipped() {
     let smtp = SmtpServer::start(&[]);
     let port = free_port();
-    let schedule = "[schedule]\ndigest = \"0 9 * * MON\"\n";
-    let site = site(port, &smtp.config(""), &format!("\n{schedule}"));
-    subscribe_many(&site, 3);
+    let schedule = "digest = \"0 9 * * MON\"";
+    let site = Site::with_mail()
+        .served_at(port)
+        .schedule(schedule)
+        .smtp(smtp.config(""))
+        .subscribers(&addresses(3))
+        .create();
     // Monday 30 November, 10:00: the 9:00 slot was missed an hour ago.
     let server = Server::start(
         &site,
@@ -584,8 +579,12 @@ fn on_start_a_recently_missed_slot_is_caught_up_and_an_old_one_skipped() {
 
     let port = free_port();
     let other = SmtpServer::start(&[]);
-    let stale = self::site(port, &other.config(""), &format!("\n{schedule}"));
-    subscribe_many(&stale, 3);
+    let stale = Site::with_mail()
+        .served_at(port)
+        .schedule(schedule)
+        .smtp(other.config(""))
+        .subscribers(&addresses(3))
+        .create();
     // Monday 16:00: seven hours late, more than catch_up (6 h): skipped.
     let server = Server::start(
         &stale,
@@ -602,12 +601,13 @@ fn sigterm_during_a_digest_finishes_in_flight_messages_and_leaves_the_rest_pendi
     // Each message takes the SMTP server 20 ms: 300 take seconds.
     let smtp = SmtpServer::start(&["--delay", "0.02"]);
     let port = free_port();
-    let site = site(
-        port,
-        &smtp.config("connections = 2"),
-        "\n[schedule]\ndigest = \"0 9 * * MON\"\n",
-    );
-    let readers = subscribe_many(&site, 300);
+    let readers = addresses(300);
+    let site = Site::with_mail()
+        .served_at(port)
+        .schedule("digest = \"0 9 * * MON\"")
+        .smtp(smtp.config("connections = 2"))
+        .subscribers(&readers)
+        .create();
     let mut server = Server::start(
         &site,
         port,
@@ -655,7 +655,7 @@ fn sigterm_during_a_digest_finishes_in_flight_messages_and_leaves_the_rest_pendi
 fn a_client_holding_a_request_open_does_not_keep_the_server_from_stopping() {
     use std::io::Write;
     let port = free_port();
-    let site = site(port, "", "");
+    let site = Site::with_mail().served_at(port).create();
     let mut server = start(&site, port);
     // Half a request, never finished.
     let mut stalled = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -697,7 +697,10 @@ fn read_until_closed(stream: &mut std::net::TcpStream) -> Option<String> {
 fn slow_idle_and_stalled_connections_are_closed_after_the_request_timeout() {
     use std::io::Write;
     let port = free_port();
-    let site = site(port, "", "request_timeout = \"1s\"");
+    let site = Site::with_mail()
+        .served_at(port)
+        .server("request_timeout = \"1s\"")
+        .create();
     let server = start(&site, port);
     let connect = || std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
 
@@ -735,7 +738,10 @@ fn slow_idle_and_stalled_connections_are_closed_after_the_request_timeout() {
 
 #[test]
 fn a_request_timeout_that_is_too_short_is_refused() {
-    let site = site(free_port(), "", "request_timeout = \"100ms\"");
+    let site = Site::with_mail()
+        .served_at(free_port())
+        .server("request_timeout = \"100ms\"")
+        .create();
     let run = cli(&site, &["serve", "--listen", "127.0.0.1:0"]).failure();
     assert!(
         run.stderr.contains("server.request_timeout") && run.stderr.contains("\"1s\" or more"),
@@ -747,11 +753,8 @@ fn a_request_timeout_that_is_too_short_is_refused() {
 #[test]
 fn an_output_folder_inside_the_content_folder_does_not_rebuild_forever() {
     let port = free_port();
-    let site = site(port, "", "");
-    let config = site
-        .read_text("config.toml")
-        .replace("output_dir = \"public\"", "output_dir = \"content/public\"");
-    site.write("config.toml", config);
+    let site = Site::with_mail().served_at(port).create();
+    site.replace_in_config("output_dir = \"public\"", "output_dir = \"content/public\"");
     let server = start(&site, port);
     site.write(
         "content/new.md",

@@ -1,6 +1,5 @@
 //! `newsletter serve` started for a test on a loopback port, with its JSON
-//! log lines collected, driven by a real HTTP client (reqwest); and the
-//! fixture blog it serves.
+//! log lines collected, driven by a real HTTP client (reqwest).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -8,27 +7,10 @@ use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{NOW, Run, Site, manifest_dir, run};
+use super::{NOW, Run, Site, run};
 
 /// The token secret of the served test sites.
 pub const SECRET: &str = "test-secret-for-serve-tokens";
-
-/// The fixture blog, mailing through `smtp` (an `[smtp]` table, or "" for
-/// the outbox), its server at 127.0.0.1:`port`, plus `extra` config lines.
-pub fn site(port: u16, smtp: &str, extra: &str) -> Site {
-    let site = Site::fixture("blog");
-    let config = site.read_text("config.toml");
-    site.write(
-        "config.toml",
-        format!(
-            "{config}\n[email]\nfrom = \"Fixture Blog <news@blog.example.org>\"\n\n\
-             [digest]\ntemplates = {:?}\nfirst_run_posts = 2\n\n\
-             [server]\npublic_url = \"http://127.0.0.1:{port}/\"\n{extra}\n\n{smtp}",
-            manifest_dir().join("templates").display().to_string()
-        ),
-    );
-    site
-}
 
 /// `newsletter serve` on `site` at `--now NOW`, signing with [`SECRET`].
 pub fn start(site: &Site, port: u16) -> Server {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tempfile::TempDir;
 
-use super::{Site, manifest_dir, python};
+use super::{manifest_dir, python};
 
 /// A running test SMTP server; stopped when dropped.
 pub struct SmtpServer {
@@ -88,10 +88,7 @@ impl SmtpServer {
                 tls.display().to_string()
             )
         } else {
-            format!(
-                "[smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\ntimeout = 10\n{extra}\n",
-                self.port
-            )
+            loopback_config(self.port, &format!("timeout = 10\n{extra}"))
         }
     }
 
@@ -157,23 +154,11 @@ impl Drop for SmtpServer {
     }
 }
 
-/// The fixture blog with mail settings (a From address, an unsubscribe
-/// mailto, the project's templates, a first digest of two posts) and
-/// `smtp` as its `[smtp]` table (`""`: messages go to the outbox).
-pub fn mail_site(smtp: &str) -> Site {
-    let site = Site::fixture("blog");
-    let config = site.read_text("config.toml");
-    site.write(
-        "config.toml",
-        format!(
-            "{config}\n[email]\nfrom = \"Fixture Blog <news@blog.example.org>\"\n\
-             unsubscribe_mailto = \"leave@blog.example.org\"\n\n\
-             [digest]\ntemplates = {:?}\nfirst_run_posts = 2\n\n\
-             [server]\npublic_url = \"https://news.example.org/\"\n\n{smtp}",
-            manifest_dir().join("templates").display().to_string()
-        ),
-    );
-    site
+/// The `[smtp]` table for a server without TLS on 127.0.0.1:`port`, plus
+/// `keys` (TOML lines, e.g. `timeout = 2`): for a port nothing listens on,
+/// or one a broken server does.
+pub fn loopback_config(port: u16, keys: &str) -> String {
+    format!("[smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n{keys}\n")
 }
 
 /// How many `.eml` files a folder holds.

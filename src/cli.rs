@@ -318,8 +318,6 @@ pub fn run(cli: Cli) -> Result<Exit> {
             let options = SendOptions {
                 dry_run,
                 to,
-                smtp_password: std::env::var("NEWSLETTER_SMTP_PASSWORD").ok(),
-                secret: std::env::var("NEWSLETTER_SECRET").ok(),
                 cancel: None,
             };
             let progress = ProgressOutput::new();
@@ -333,8 +331,6 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 .context("nothing was published or sent; feeds already written are intact")?;
             print_rebuilt(&rebuilt);
             let options = SendOptions {
-                smtp_password: std::env::var("NEWSLETTER_SMTP_PASSWORD").ok(),
-                secret: std::env::var("NEWSLETTER_SECRET").ok(),
                 ..SendOptions::default()
             };
             let progress = ProgressOutput::new();
@@ -353,16 +349,12 @@ pub fn run(cli: Cli) -> Result<Exit> {
                     listen: listen.unwrap_or(config.server.listen),
                     start: now,
                     json_logs: log_json,
-                    smtp_password: std::env::var("NEWSLETTER_SMTP_PASSWORD").ok(),
-                    secret: std::env::var("NEWSLETTER_SECRET").ok(),
                 },
             )?;
             Ok(Exit::Ok)
         }
         Command::Preview { output, clock } => {
-            let secret = std::env::var("NEWSLETTER_SECRET").ok();
-            match crate::email::preview::preview(&config, &output, secret.as_deref(), clock.now())?
-            {
+            match crate::email::preview::preview(&config, &output, clock.now())? {
                 Some(files) => {
                     for file in files {
                         println!("wrote {}", file.display());

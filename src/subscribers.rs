@@ -11,10 +11,7 @@ use crate::store::{Added, Status, StatusChange, Store, normalize_email};
 /// A display name on one line: control characters (a line break could
 /// otherwise become a mail header) turn into spaces, runs of space into one.
 pub fn clean_name(name: &str) -> String {
-    name.split(|c: char| c.is_control() || c.is_whitespace())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    crate::text::one_line(name)
 }
 
 /// Adds an active subscriber; an address already there is reported, not changed.

@@ -768,7 +768,9 @@ proptest! {
         prop_assert_eq!(json["items"][0]["title"].as_str(), Some(title.as_str()));
 
         let preview = dir.path().join("preview");
-        newsletter::email::preview::preview(&config, &preview, Some("a-secret-of-16-bytes-or-more"), now())
+        let mut config = config;
+        config.secrets.token_secret = Some("a-secret-of-16-bytes-or-more".into());
+        newsletter::email::preview::preview(&config, &preview, now())
             .unwrap()
             .expect("a digest to preview");
         let eml = std::fs::read(preview.join("digest.eml")).unwrap();

@@ -393,3 +393,156 @@ impl Pace {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::email::transport::stub::{Answer, Scripted};
+    use crate::store::{Counts, NewDigest, Status};
+
+    fn now() -> chrono::DateTime<Utc> {
+        "2026-11-25T09:00:00Z".parse().unwrap()
+    }
+
+    /// A store with `subscribers` active readers and a digest for them, and
+    /// a config with two SMTP connections (the stub stands in for them).
+    fn setup(subscribers: &[&str]) -> (tempfile::TempDir, Config, Store, StoredDigest) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::parse(
+            "[site]\nbase_url = \"https://blog.example.org\"\n[smtp]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\nconnections = 2\n",
+            Path::new("config.toml"),
+            dir.path(),
+        )
+        .unwrap();
+        let mut store = Store::open(&dir.path().join("n.db")).unwrap();
+        for email in subscribers {
+            store
+                .add_subscriber(email, "", Status::Active, now())
+                .unwrap();
+        }
+        let (id, _) = store
+            .create_digest(
+                &NewDigest {
+                    subject: "Digest",
+                    html: "<p>Hello</p>",
+                    text: "Hello\n",
+                    posts: &["/a/".to_string()],
+                    skipped: &[],
+                },
+                now(),
+            )
+            .unwrap();
+        let digest = store.digest(id).unwrap().unwrap();
+        (dir, config, store, digest)
+    }
+
+    fn run(
+        config: &Config,
+        store: &mut Store,
+        digest: &StoredDigest,
+        transport: &Scripted,
+    ) -> Result<Counts> {
+        deliver(
+            config,
+            store,
+            digest,
+            transport,
+            b"a-secret-of-16-bytes-or-more",
+            &Quiet,
+            None,
+        )?;
+        Ok(store.counts(digest.id)?)
+    }
+
+    fn counts(pending: usize, sent: usize, failed: usize) -> Counts {
+        Counts {
+            pending,
+            sent,
+            failed,
+            cancelled: 0,
+        }
+    }
+
+    #[test]
+    fn a_transient_refusal_is_retried_until_accepted() {
+        let (_dir, config, mut store, digest) = setup(&["a@example.org", "b@example.org"]);
+        let stub =
+            Scripted::new(Answer::Accept).script("a@example.org", &[Answer::Later, Answer::Later]);
+        let counts = run(&config, &mut store, &digest, &stub).unwrap();
+        assert_eq!(counts, self::counts(0, 2, 0));
+        assert_eq!(stub.tries_at("a@example.org"), 3);
+        assert_eq!(stub.tries_at("b@example.org"), 1);
+    }
+
+    #[test]
+    fn a_permanent_refusal_fails_that_recipient_only() {
+        let (_dir, config, mut store, digest) =
+            setup(&["a@example.org", "b@example.org", "c@example.org"]);
+        let stub = Scripted::new(Answer::Accept).script("b@example.org", &[Answer::Refuse]);
+        let counts = run(&config, &mut store, &digest, &stub).unwrap();
+        assert_eq!(counts, self::counts(0, 2, 1));
+        assert_eq!(stub.tries_at("b@example.org"), 1, "a 5xx is not retried");
+    }
+
+    #[test]
+    fn a_fatal_error_stops_the_run_with_the_rest_pending() {
+        let (_dir, config, mut store, digest) = setup(&["a@example.org", "b@example.org"]);
+        let stub = Scripted::new(Answer::Fatal);
+        let error = run(&config, &mut store, &digest, &stub).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("535 login refused"),
+            "{error:#}"
+        );
+        assert_eq!(store.counts(digest.id).unwrap(), counts(2, 0, 0));
+    }
+
+    #[test]
+    fn a_server_that_drops_every_connection_trips_the_breaker() {
+        let emails: Vec<String> = (0..8).map(|i| format!("r{i}@example.org")).collect();
+        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+        let (_dir, config, mut store, digest) = setup(&emails);
+        let stub = Scripted::new(Answer::Drop);
+        let error = run(&config, &mut store, &digest, &stub).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("connections in a row"),
+            "{error:#}"
+        );
+        // Nobody was skipped: all still pending, and the run gave up after
+        // the breaker's limit (6 for two workers), not after trying each
+        // subscriber five times.
+        assert_eq!(store.counts(digest.id).unwrap(), counts(8, 0, 0));
+        let tries = stub.tries.lock().unwrap().len();
+        assert!((6..=8).contains(&tries), "{tries} tries");
+    }
+
+    #[test]
+    fn a_server_that_refuses_every_message_from_the_start_stops_the_run() {
+        let emails: Vec<String> = (0..10).map(|i| format!("r{i}@example.org")).collect();
+        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+        let (_dir, config, mut store, digest) = setup(&emails);
+        let stub = Scripted::new(Answer::Refuse);
+        let error = run(&config, &mut store, &digest, &stub).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("refused each of the first"),
+            "{error:#}"
+        );
+        let counts = store.counts(digest.id).unwrap();
+        assert!(counts.pending >= 2, "{counts:?}");
+        assert_eq!(counts.failed + counts.pending, 10, "{counts:?}");
+    }
+
+    #[test]
+    fn refusals_after_an_accepted_message_are_the_recipients_own() {
+        let emails: Vec<String> = (0..10).map(|i| format!("r{i}@example.org")).collect();
+        let mut with_first: Vec<&str> = vec!["a@example.org"];
+        with_first.extend(emails.iter().map(String::as_str));
+        let (_dir, mut config, mut store, digest) = setup(&with_first);
+        // One worker, so the accepted message comes first.
+        config.smtp.as_mut().unwrap().connections = 1;
+        let stub = Scripted::new(Answer::Refuse).script("a@example.org", &[Answer::Accept]);
+        let counts = run(&config, &mut store, &digest, &stub).unwrap();
+        assert_eq!(counts, self::counts(0, 1, 10));
+    }
+}

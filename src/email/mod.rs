@@ -20,17 +20,3 @@ pub mod merge;
 pub mod preview;
 pub mod send;
 pub mod transport;
-
-use std::path::Path;
-
-use crate::store::{Store, StoreError};
-
-/// The store at `path` if there is one; `None` (and nothing created) when
-/// there is none yet, for commands that only look.
-pub(crate) fn existing_store(path: &Path) -> Result<Option<Store>, StoreError> {
-    if path.exists() {
-        Store::open(path).map(Some)
-    } else {
-        Ok(None)
-    }
-}

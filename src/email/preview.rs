@@ -11,6 +11,7 @@ use super::digest::{RenderedDigest, next_digest};
 use super::merge::personalize;
 use crate::atomic::stage_file;
 use crate::links;
+use crate::store::Store;
 use crate::token::{self, Purpose};
 
 /// The sample reader a preview is addressed to.
@@ -23,10 +24,9 @@ const READER: (&str, &str) = ("reader@example.org", "Reader");
 pub fn preview(
     config: &crate::config::Config,
     output: &Path,
-    secret: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Option<Vec<PathBuf>>> {
-    let store = super::existing_store(&config.store.path)?;
+    let store = Store::open_existing(&config.store.path)?;
     let (digest, digest_id) = match &store {
         Some(store) => match store.unfinished_digest()? {
             Some(d) => (RenderedDigest::stored(&d), d.id),
@@ -46,7 +46,7 @@ pub fn preview(
     // The sample reader's links are signed with the real secret when there
     // is one; without a store, with a throwaway one (nothing could verify
     // them anyway).
-    let secret = match (&store, secret) {
+    let secret = match (&store, config.secrets.token_secret.as_deref()) {
         (Some(store), secret) => store.secret(secret)?,
         (None, Some(secret)) if !secret.is_empty() => secret.as_bytes().to_vec(),
         (None, _) => {

@@ -24,10 +24,6 @@ pub struct SendOptions {
     pub dry_run: bool,
     /// Send the next digest to this address only, as a test; record nothing.
     pub to: Option<String>,
-    /// `NEWSLETTER_SMTP_PASSWORD`.
-    pub smtp_password: Option<String>,
-    /// `NEWSLETTER_SECRET`.
-    pub secret: Option<String>,
     /// Set by the caller to stop a delivery early (a server shutting down):
     /// messages in flight finish, the rest stay pending.
     pub cancel: Option<Arc<AtomicBool>>,
@@ -82,9 +78,9 @@ pub fn send_locked(
     _lock: &SendLock,
 ) -> Result<SendReport> {
     let mut store = Store::open(&config.store.path)?;
-    let secret = store.secret(options.secret.as_deref())?;
+    let secret = store.secret(config.secrets.token_secret.as_deref())?;
     // Set up the transport (TLS files, the password) before a digest is made.
-    let transport = transport::open(config, options.smtp_password.as_deref())?;
+    let transport = transport::open(config)?;
 
     let digest = match store.unfinished_digest()? {
         Some(digest) => digest,
@@ -118,9 +114,9 @@ pub fn send_locked(
 /// nothing. A dry run with no store yet creates none.
 fn preview_run(config: &Config, options: &SendOptions, now: DateTime<Utc>) -> Result<SendReport> {
     if let Some(to) = &options.to {
-        return send_test(config, options, to, now);
+        return send_test(config, to, now);
     }
-    let store = super::existing_store(&config.store.path)?;
+    let store = Store::open_existing(&config.store.path)?;
     let unfinished = match &store {
         Some(store) => store.unfinished_digest()?,
         None => None,
@@ -156,14 +152,9 @@ fn preview_run(config: &Config, options: &SendOptions, now: DateTime<Utc>) -> Re
 }
 
 /// `--to`: the next (or unfinished) digest to one address, recording nothing.
-fn send_test(
-    config: &Config,
-    options: &SendOptions,
-    to: &str,
-    now: DateTime<Utc>,
-) -> Result<SendReport> {
+fn send_test(config: &Config, to: &str, now: DateTime<Utc>) -> Result<SendReport> {
     let store = Store::open(&config.store.path)?;
-    let secret = store.secret(options.secret.as_deref())?;
+    let secret = store.secret(config.secrets.token_secret.as_deref())?;
     let digest = match store.unfinished_digest()? {
         Some(d) => RenderedDigest::stored(&d),
         None => match next_digest(config, Some(&store), store.next_digest_id()?, now)? {
@@ -174,7 +165,7 @@ fn send_test(
     let email = crate::store::normalize_email(to).map_err(anyhow::Error::msg)?;
     let known = store.subscriber(&email)?;
     let (id, name) = known.map_or((0, String::new()), |s| (s.id, s.name));
-    let transport = transport::open(config, options.smtp_password.as_deref())?;
+    let transport = transport::open(config)?;
     let message = Composer::new(config, &digest, 0, &secret)?.message(id, &email, &name, now)?;
     let reply = match transport.session().send(&message) {
         Attempt::Sent(reply) => reply,

@@ -44,8 +44,6 @@ pub struct ServeOptions {
     /// The moment the server's clock starts at (`--now`); it runs on from there.
     pub start: Option<DateTime<Utc>>,
     pub json_logs: bool,
-    pub smtp_password: Option<String>,
-    pub secret: Option<String>,
 }
 
 /// The server's clock: the real one, or one started at `--now` that runs
@@ -78,8 +76,6 @@ pub struct App {
     per_client: DefaultKeyedRateLimiter<IpAddr>,
     per_email: DefaultKeyedRateLimiter<String>,
     confirmations: signup::Confirmations,
-    smtp_password: Option<String>,
-    secret_from_env: Option<String>,
     /// Set on shutdown: a delivery in progress stops after its messages in flight.
     cancel: Arc<AtomicBool>,
 }
@@ -120,7 +116,7 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
     // template would otherwise show only at the first digest slot.
     crate::email::digest::check_templates(&config)?;
     let store = Store::open(&config.store.path)?;
-    let secret = store.secret(options.secret.as_deref())?;
+    let secret = store.secret(config.secrets.token_secret.as_deref())?;
     let pages = pages::Pages::load(&config)?;
     let files = Files::load(&config, &config.feeds.output_dir).with_context(|| {
         format!(
@@ -128,8 +124,7 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
             config.feeds.output_dir.display()
         )
     })?;
-    let confirmations =
-        signup::Confirmations::start(&config, options.smtp_password.as_deref(), &secret)?;
+    let confirmations = signup::Confirmations::start(&config, &secret)?;
     let quota = |n: u32| Quota::per_hour(NonZeroU32::new(n).expect("config checks it is not 0"));
     let app = Arc::new(App {
         clock: Clock::starting_at(options.start),
@@ -140,8 +135,6 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
         per_client: governor::RateLimiter::keyed(quota(config.server.signups_per_client)),
         per_email: governor::RateLimiter::keyed(quota(config.server.signups_per_email)),
         confirmations,
-        smtp_password: options.smtp_password,
-        secret_from_env: options.secret,
         cancel: Arc::new(AtomicBool::new(false)),
         config,
     });

@@ -141,8 +141,6 @@ pub async fn build(app: &Arc<App>, now: DateTime<Utc>) -> Built {
 async fn send_if_due(app: &Arc<App>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let worker = app.clone();
     let options = SendOptions {
-        smtp_password: app.smtp_password.clone(),
-        secret: app.secret_from_env.clone(),
         cancel: Some(app.cancel.clone()),
         ..SendOptions::default()
     };

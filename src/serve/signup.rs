@@ -372,14 +372,10 @@ struct Worker {
 
 impl Confirmations {
     /// Sets up the transport now, so a bad SMTP setting stops the server at start.
-    pub fn start(
-        config: &Config,
-        smtp_password: Option<&str>,
-        secret: &[u8],
-    ) -> Result<Confirmations> {
+    pub fn start(config: &Config, secret: &[u8]) -> Result<Confirmations> {
         let stopping = Arc::new(AtomicBool::new(false));
         let worker = Worker {
-            transport: OneOff::new(config, smtp_password)?,
+            transport: OneOff::new(config)?,
             dkim: dkim_signer(config)?,
             pages: super::pages::Pages::load(config)?,
             config: config.clone(),

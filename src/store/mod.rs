@@ -83,7 +83,11 @@ pub fn normalize_email(text: &str) -> Result<String, String> {
 impl Store {
     /// Opens (creating with mode 0600 if needed) and migrates the store.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        create_private(path)?;
+        // Readable by its owner only: SQLite would create it with the umask's mode.
+        crate::atomic::create_private(path).map_err(|source| StoreError::Create {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let error = |source| StoreError::Sqlite {
             path: path.to_path_buf(),
             source,
@@ -101,6 +105,16 @@ impl Store {
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// The store at `path` if there is one; `None`, and nothing created,
+    /// when there is none yet (for commands that only look).
+    pub fn open_existing(path: &Path) -> Result<Option<Store>, StoreError> {
+        if path.exists() {
+            Store::open(path).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// The database file.
@@ -191,33 +205,6 @@ impl Store {
 }
 
 /// Creates the database file readable by its owner only, before SQLite
-/// opens it (SQLite would create it with the umask's mode).
-fn create_private(path: &Path) -> Result<(), StoreError> {
-    if path.exists() {
-        return Ok(());
-    }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Create {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options
-        .open(path)
-        .map(|_| ())
-        .map_err(|source| StoreError::Create {
-            path: path.to_path_buf(),
-            source,
-        })
-}
-
 /// What the unit tests of every store file start from.
 #[cfg(test)]
 mod testing {

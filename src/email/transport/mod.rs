@@ -51,10 +51,12 @@ pub trait Session {
 
 /// The transport `config` asks for: its `[smtp]` server, else the outbox
 /// folder (`email.outbox`, created if missing). Reads the TLS files and
-/// checks the password here, before any digest is made.
-pub fn open(config: &Config, smtp_password: Option<&str>) -> Result<Box<dyn Transport>> {
+/// checks the password (`NEWSLETTER_SMTP_PASSWORD`, read with the config)
+/// here, before any digest is made.
+pub fn open(config: &Config) -> Result<Box<dyn Transport>> {
+    let password = config.secrets.smtp_password.as_deref();
     match &config.smtp {
-        Some(settings) => Ok(Box::new(smtp::Client::new(settings, smtp_password)?)),
+        Some(settings) => Ok(Box::new(smtp::Client::new(settings, password)?)),
         None => Ok(Box::new(Outbox::create(config.email.outbox.clone())?)),
     }
 }
@@ -66,9 +68,9 @@ pub struct OneOff {
 }
 
 impl OneOff {
-    pub fn new(config: &Config, smtp_password: Option<&str>) -> Result<OneOff> {
+    pub fn new(config: &Config) -> Result<OneOff> {
         Ok(OneOff {
-            transport: open(config, smtp_password)?,
+            transport: open(config)?,
         })
     }
 

@@ -491,7 +491,7 @@ proptest! {
         )
         .unwrap();
         let digest = newsletter::email::digest::render(&config, &[&post], 1).unwrap();
-        let personal = newsletter::email::merge::personalize(
+        let personal = newsletter::email::digest::personalize(
             &digest,
             "reader@example.org",
             "Reader",

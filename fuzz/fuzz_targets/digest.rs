@@ -21,8 +21,7 @@ use mail_parser::MessageParser;
 use newsletter::config::Config;
 use newsletter::content::{Post, parse_post};
 use newsletter::email::compose::{MessageIds, build_message};
-use newsletter::email::digest::render;
-use newsletter::email::merge::personalize;
+use newsletter::email::digest::{personalize, render};
 use newsletter_fuzz::{fields, script_in};
 
 /// The subject prints the subscriber's name too, so it reaches a header.

@@ -9,19 +9,18 @@ use lol_html::html_content::ContentType;
 use lol_html::{RewriteStrSettings, element, end_tag, rewrite_str};
 use url::Url;
 
-use super::digest::DigestError;
 use super::merge::clean;
 use crate::config::{Config, IframePolicy};
-use crate::content::Post;
+use crate::content::{Post, Problem};
 use crate::html::{self, Sanitizer, escape_text, limit_nesting};
 use crate::render::render_post;
 use crate::text::{TEXT_WIDTH, wrap};
 
 /// The post's excerpt made for email: (HTML, plain text).
-pub fn email_excerpt(config: &Config, post: &Post) -> Result<(String, String), DigestError> {
+pub fn email_excerpt(config: &Config, post: &Post) -> Result<(String, String), Problem> {
     let page = Url::parse(&config.site.url_for(&post.permalink))
         .expect("a permalink under an absolute base URL is a URL");
-    let body = post.body().map_err(DigestError::Post)?;
+    let body = post.body()?;
     let safe = Sanitizer {
         page_url: &page,
         iframes: IframePolicy::Link,

@@ -20,8 +20,8 @@ use lettre::message::dkim::{
 use lettre::message::header::{HeaderName, HeaderValue, MessageId};
 use lettre::message::{Mailbox, MessageBuilder, MultiPart};
 
-use super::digest::RenderedDigest;
-use super::merge::{Personal, personalize};
+use super::digest::{RenderedDigest, personalize};
+use super::merge::Personal;
 use crate::config::Config;
 use crate::links;
 use crate::text::one_line;

@@ -50,9 +50,10 @@ use minijinja::value::Value;
 use serde::{Deserialize, Serialize};
 
 use super::body::{email_excerpt, inline_css, tidy_text};
-use super::merge::{EMAIL, NAME, UNSUBSCRIBE_URL, clean};
+use super::merge::{EMAIL, NAME, Personal, UNSUBSCRIBE_URL, clean, merge};
 use crate::config::Config;
 use crate::content::{self, Post, PostStatus, Problem, Problems};
+use crate::html::escape_text;
 use crate::store::{NewDigest, Store, StoredDigest};
 use crate::templates;
 use crate::text::one_line;
@@ -150,6 +151,25 @@ pub struct RenderedDigest {
     pub post_urls: Vec<String>,
 }
 
+/// One subscriber's copy of a rendered digest: their address, name and
+/// unsubscribe link put in place of the merge tokens, HTML-escaped in the
+/// HTML part and as they are in the subject and the text part.
+pub fn personalize(
+    digest: &RenderedDigest,
+    email: &str,
+    name: &str,
+    unsubscribe_url: &str,
+) -> Personal {
+    let plain = [email, name, unsubscribe_url];
+    let escaped = plain.map(escape_text);
+    let escaped = escaped.each_ref().map(String::as_str);
+    Personal {
+        subject: merge(&digest.subject, plain),
+        html: merge(&digest.html, escaped),
+        text: merge(&digest.text, plain),
+    }
+}
+
 /// Renders the digest of `posts` (newest first): the subject from
 /// `digest.subject`, the HTML part from `digest.html` with its CSS inlined,
 /// and the text part from `digest.txt`. The module documentation lists the
@@ -166,7 +186,11 @@ pub fn render(
     let (full, rest) = posts.split_at(split);
     let mut with_excerpts = Vec::with_capacity(full.len());
     for post in full {
-        with_excerpts.push(post_value(config, post, Some(email_excerpt(config, post)?)));
+        with_excerpts.push(post_value(
+            config,
+            post,
+            Some(email_excerpt(config, post).map_err(DigestError::Post)?),
+        ));
     }
     let listed: Vec<Value> = rest.iter().map(|p| post_value(config, p, None)).collect();
     let site = &config.site;
@@ -343,7 +367,7 @@ mod tests {
     use lol_html::{RewriteStrSettings, element, rewrite_str};
 
     use crate::content::parse_post;
-    use crate::email::merge::{OPEN, Personal, personalize};
+    use crate::email::merge::{EMAIL, NAME, OPEN, UNSUBSCRIBE_URL};
     use crate::text::TEXT_WIDTH;
 
     const SITE: &str =
@@ -763,6 +787,31 @@ Rest."#;
         )
         .unwrap();
         (dir, config)
+    }
+
+    #[test]
+    fn personalize_escapes_in_html_only() {
+        let digest = RenderedDigest {
+            subject: format!("Hi {NAME}"),
+            html: format!("<p>{NAME} {EMAIL}</p><a href=\"{UNSUBSCRIBE_URL}\">u</a>"),
+            text: format!("{NAME} <{EMAIL}>\n{UNSUBSCRIBE_URL}\n"),
+            post_urls: vec![],
+        };
+        let mail = personalize(
+            &digest,
+            "o'neil@example.org",
+            "Bob <b> & Co",
+            "https://x.org/u/1?a=1&b=2",
+        );
+        assert_eq!(mail.subject, "Hi Bob <b> & Co");
+        assert_eq!(
+            mail.html,
+            "<p>Bob &lt;b&gt; &amp; Co o&#39;neil@example.org</p><a href=\"https://x.org/u/1?a=1&amp;b=2\">u</a>"
+        );
+        assert_eq!(
+            mail.text,
+            "Bob <b> & Co <o'neil@example.org>\nhttps://x.org/u/1?a=1&b=2\n"
+        );
     }
 
     #[test]

@@ -7,8 +7,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
 use super::compose::Composer;
-use super::digest::{RenderedDigest, next_digest};
-use super::merge::personalize;
+use super::digest::{RenderedDigest, next_digest, personalize};
 use crate::atomic::stage_file;
 use crate::links;
 use crate::store::Store;

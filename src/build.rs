@@ -6,14 +6,12 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
-use url::Url;
 
 use crate::atomic::{Staged, WriteError, remove_stale_temp_files, stage_file};
 use crate::config::Config;
 use crate::content::{self, Post, PostStatus, Problem, Problems};
 use crate::feed::{self, Entry, FeedInfo, Html};
-use crate::html::Sanitizer;
-use crate::render::render_post;
+use crate::render::render_post_safely;
 
 /// Why a build wrote nothing (or stopped writing).
 #[derive(Debug, thiserror::Error)]
@@ -301,17 +299,13 @@ pub fn plan_feeds(
 }
 
 fn entry_for(config: &Config, post: &Post) -> Result<Entry, Problem> {
-    let site = &config.site;
-    let page = Url::parse(&site.url_for(&post.permalink))
-        .expect("a permalink under an absolute base URL is a URL");
-    let body = post.body()?;
-    let safe = Sanitizer {
-        page_url: &page,
-        iframes: config.feeds.iframes,
-    };
-    let rendered = render_post(&body, post.summary.as_deref(), &post.title, &safe);
-    drop(body);
-    Ok(Entry::new(site, post, rendered, config.feeds.full_content))
+    let rendered = render_post_safely(config, post, config.feeds.iframes, None)?;
+    Ok(Entry::new(
+        &config.site,
+        post,
+        rendered,
+        config.feeds.full_content,
+    ))
 }
 
 /// A tag as a folder name: lowercase words joined by `-`, percent-encoded in URLs.

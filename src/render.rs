@@ -10,6 +10,10 @@ use std::collections::HashMap;
 
 use pulldown_cmark::{CowStr, Event, LinkType, Options, Parser, Tag, TagEnd, html};
 
+use url::Url;
+
+use crate::config::{Config, IframePolicy};
+use crate::content::{Post, Problem};
 use crate::html::{Sanitizer, escape_text, strip_xml_illegal, to_plain_text};
 
 /// About this many words make an automatic excerpt.
@@ -35,6 +39,34 @@ pub fn markdown_to_html(markdown: &str, safe: &Sanitizer<'_>) -> String {
     let (events, raw_html) = sanitize_events(parse(markdown), safe);
     let html = push(events);
     finish(if raw_html { safe.fragment(&html) } else { html })
+}
+
+/// Renders `post` (its body read from its file) made safe for a reader of
+/// its own permalink: every URL absolute against it, raw HTML sanitized,
+/// iframes as `iframes` says. `prepare`, when given, is applied to the body
+/// and the summary before anything reads them (the digest removes its
+/// merge-token characters there). The feeds and the digest both render
+/// posts through here.
+pub fn render_post_safely(
+    config: &Config,
+    post: &Post,
+    iframes: IframePolicy,
+    prepare: Option<fn(&str) -> String>,
+) -> Result<Rendered, Problem> {
+    let page = Url::parse(&config.site.url_for(&post.permalink))
+        .expect("a permalink under an absolute base URL is a URL");
+    let safe = Sanitizer {
+        page_url: &page,
+        iframes,
+    };
+    let body = post.body()?;
+    Ok(match prepare {
+        None => render_post(&body, post.summary.as_deref(), &post.title, &safe),
+        Some(prepare) => {
+            let summary = post.summary.as_deref().map(prepare);
+            render_post(&prepare(&body), summary.as_deref(), &post.title, &safe)
+        }
+    })
 }
 
 /// Renders a post body and its excerpt. `summary` (Markdown), when given, is

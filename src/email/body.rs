@@ -7,30 +7,21 @@ use std::rc::Rc;
 
 use lol_html::html_content::ContentType;
 use lol_html::{RewriteStrSettings, element, end_tag, rewrite_str};
-use url::Url;
 
 use super::merge::clean;
 use crate::config::{Config, IframePolicy};
 use crate::content::{Post, Problem};
-use crate::html::{self, Sanitizer, escape_text, limit_nesting};
-use crate::render::render_post;
+use crate::html::{self, escape_text, limit_nesting};
+use crate::render::render_post_safely;
 use crate::text::{TEXT_WIDTH, wrap};
 
 /// The post's excerpt made for email: (HTML, plain text).
 pub fn email_excerpt(config: &Config, post: &Post) -> Result<(String, String), Problem> {
-    let page = Url::parse(&config.site.url_for(&post.permalink))
-        .expect("a permalink under an absolute base URL is a URL");
-    let body = post.body()?;
-    let safe = Sanitizer {
-        page_url: &page,
-        iframes: IframePolicy::Link,
-    };
     // The merge-token delimiters go from the source, before the sanitizer
     // reads it: dropped from its output, they could join `o\u{E000}nclick`
     // into an attribute it never saw. (Removed again below from what
     // Markdown entities decode to, which is escaped text by then.)
-    let summary = post.summary.as_deref().map(clean);
-    let rendered = render_post(&clean(&body), summary.as_deref(), &post.title, &safe);
+    let rendered = render_post_safely(config, post, IframePolicy::Link, Some(clean))?;
     let image_alt = format!("Image from “{}”", clean(&post.title));
     let excerpt = clean(&rendered.excerpt);
     let html = balance(&for_email(&limit_nesting(&excerpt), &image_alt));

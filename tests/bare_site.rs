@@ -1,0 +1,132 @@
+//! A site made of only `config.toml` and its posts, run with the binary
+//! alone: every template comes from the copies built into the binary, and
+//! a broken template of the site's own is reported before anything is sent.
+
+mod common;
+
+use std::time::Duration;
+
+use common::server;
+use common::smtp::count_eml;
+use common::{NOW, Site, run};
+
+/// The fixture blog: config and content, no templates folder, no store.
+fn bare_site() -> Site {
+    let site = Site::fixture("blog");
+    assert!(!site.path("templates").exists());
+    site
+}
+
+#[test]
+fn check_preview_and_send_work_with_the_built_in_templates() {
+    let site = bare_site();
+    let check = run(&mut site.newsletter(["check"])).success();
+    assert!(
+        check.stdout.contains("and the templates: no problems"),
+        "{check:?}"
+    );
+
+    // Looking creates nothing: no store, no outbox.
+    let preview = run(site
+        .newsletter(["preview", "--now", NOW])
+        .env("NEWSLETTER_SECRET", server::SECRET))
+    .success();
+    assert!(preview.stdout.contains("digest.eml"), "{preview:?}");
+    let html = site.read_text("preview/digest.html");
+    assert!(html.contains("Fixture Blog"), "{html}");
+    assert!(html.contains("style="), "the CSS is inlined: {html}");
+    assert!(!html.contains("<style"), "{html}");
+    let text = site.read_text("preview/digest.txt");
+    assert!(text.contains("https://blog.example.org/posts/"), "{text}");
+    run(&mut site.newsletter(["send", "--dry-run", "--now", NOW])).success();
+    assert!(!site.path("newsletter.db").exists(), "preview made a store");
+
+    // The same digest as the project's own templates folder renders.
+    let with_folder = Site::fixture("blog");
+    with_folder.append_config(&format!(
+        "[digest]\ntemplates = {:?}\n",
+        common::manifest_dir()
+            .join("templates")
+            .display()
+            .to_string()
+    ));
+    run(with_folder
+        .newsletter(["preview", "--now", NOW])
+        .env("NEWSLETTER_SECRET", server::SECRET))
+    .success();
+    for file in ["preview/digest.txt", "preview/digest.html"] {
+        assert_eq!(site.read_text(file), with_folder.read_text(file), "{file}");
+    }
+
+    run(&mut site.newsletter(["subscribers", "add", "ann@example.org"])).success();
+    let sent = run(&mut site.newsletter(["send", "--now", NOW])).success();
+    assert!(sent.stdout.contains("1 sent, 0 failed"), "{sent:?}");
+    assert_eq!(count_eml(&site.path("outbox")), 1);
+}
+
+#[test]
+fn serve_starts_and_answers_with_the_built_in_pages() {
+    let site = bare_site();
+    let server = server::start(&site, server::free_port());
+    let client = server::client();
+    let form = client.get(server.url("/subscribe")).send().unwrap();
+    assert_eq!(form.status(), 200);
+    let body = form.text().unwrap();
+    assert!(
+        body.contains("<form") && body.contains("Fixture Blog"),
+        "{body}"
+    );
+    let feed = client.get(server.url("/atom.xml")).send().unwrap();
+    assert_eq!(feed.status(), 200);
+}
+
+#[test]
+fn a_broken_template_of_the_site_is_reported_by_check_and_stops_serve() {
+    let site = bare_site();
+    // Undefined only when rendered: parsing alone would not find it.
+    site.write(
+        "templates/digest.txt",
+        "{{ site.title }}\n{% for post in posts %}\n{{ post.titel }}\n{% endfor %}\n",
+    );
+    let check = run(&mut site.newsletter(["check"])).exit_code(1);
+    let file = site.path("templates/digest.txt");
+    assert!(
+        check.stderr.contains(&format!("{}:3", file.display()))
+            || check.stderr.contains("templates/digest.txt:3"),
+        "{check:?}"
+    );
+    assert!(check.stderr.contains("undefined"), "{check:?}");
+
+    let port = server::free_port();
+    let mut child = site
+        .newsletter(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("NEWSLETTER_SECRET", server::SECRET)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "serve started with a broken template"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("templates/digest.txt:3"), "{stderr}");
+
+    // A broken page template too, found while rendering the sample page.
+    site.write("templates/digest.txt", "{{ site.title }}\n");
+    site.write(
+        "templates/page.html",
+        "{% extends \"_layout.html\" %}\n{% block body %}{{ message|nosuchfilter }}{% endblock %}\n",
+    );
+    let check = run(&mut site.newsletter(["check"])).exit_code(1);
+    assert!(check.stderr.contains("templates/page.html:2"), "{check:?}");
+}

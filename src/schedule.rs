@@ -15,7 +15,7 @@
 //! hour; for others (`30 2,14 * * *`, `*/30 * * * *`) it fires on both passes
 //! of a repeated hour and skips a missing one. So the search runs on the wall
 //! clock (croner over `NaiveDateTime`, which has no time zone) and this module
-//! places the wall clock times itself, in [`Slots::instant_of`].
+//! places the wall clock times itself, in `Slots::instant_of`.
 //!
 //! That placement never goes backwards: a later wall clock time never gets an
 //! earlier instant. Both searches rely on it to stop at the first slot on the

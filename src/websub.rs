@@ -26,7 +26,7 @@ const BODY_EXCERPT: usize = 200;
 ///
 /// Does nothing, and touches no network, without `feeds.hub` or when no feed
 /// changed. Otherwise sends one publish request per changed feed (see
-/// [`notify`]); the feeds are already written, so callers should treat an
+/// [`notify()`]); the feeds are already written, so callers should treat an
 /// error as a warning.
 ///
 /// This blocks (reqwest's blocking client, which must not run on a tokio

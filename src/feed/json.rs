@@ -1,4 +1,4 @@
-//! JSON Feed 1.1 (https://jsonfeed.org/version/1.1), `application/feed+json`.
+//! JSON Feed 1.1 (<https://jsonfeed.org/version/1.1>), `application/feed+json`.
 
 use std::io::{self, Write};
 

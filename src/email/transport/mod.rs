@@ -9,7 +9,7 @@
 //! connection and a full disk apart, which lettre's trait (one error type,
 //! and its `StubTransport` that answers only "ok" or one fixed error) cannot
 //! say. The outbox itself is lettre's `FileTransport`, used through
-//! lettre's trait; tests script a stub of their own ([`stub`]).
+//! lettre's trait; tests script a stub of their own (`stub`).
 
 pub mod smtp;
 #[cfg(test)]

@@ -404,6 +404,13 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 println!("{problem}");
             }
             // Every template renders with sample data, or the check fails.
+            let folder = &config.digest.templates;
+            if !folder.is_dir() {
+                println!(
+                    "no templates folder at {} (digest.templates): every template is built in",
+                    folder.display()
+                );
+            }
             crate::email::digest::check_templates(&config)?;
             crate::serve::check_templates(&config)?;
             if corpus.problems.is_empty() {

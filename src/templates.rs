@@ -105,28 +105,58 @@ pub fn site_context(config: &Config, text: impl Fn(&str) -> String) -> Value {
 /// A template error's kind and detail, without the location (the caller
 /// names the file and line).
 pub fn describe(error: &minijinja::Error) -> String {
+    let error = innermost(error);
     match error.detail() {
         Some(detail) => format!("{}: {detail}", error.kind()),
         None => error.kind().to_string(),
     }
 }
 
-/// Where a template error is: `templates/digest.html:12` for a file in the
-/// templates folder, `digest.html (built in):12` for a built-in one.
-/// `error` (when given) names the template the error is in, which may be
-/// one that `name` includes, and its line.
-pub fn locate(folder: &Path, name: &str, error: Option<&minijinja::Error>) -> String {
-    let name = error.and_then(|e| e.name()).unwrap_or(name);
-    let path = folder.join(name);
-    let file = if path.exists() || built_in(name).is_none() {
-        path.display().to_string()
-    } else {
-        format!("{name} (built in)")
-    };
-    match error.and_then(|e| e.line()) {
-        Some(line) => format!("{file}:{line}"),
-        None => file,
+/// The error that started it all: an error inside an included (or
+/// extended) template is the cause of the error of the template that
+/// includes it.
+fn innermost(error: &minijinja::Error) -> &minijinja::Error {
+    let mut error = error;
+    while let Some(inner) =
+        std::error::Error::source(error).and_then(|e| e.downcast_ref::<minijinja::Error>())
+    {
+        error = inner;
     }
+    error
+}
+
+/// Where a template error is: `templates/digest.html:12` for a file in the
+/// templates folder, `digest.html (built in):12` for a built-in one; for
+/// an error inside an included template, that template's file and line,
+/// then `(included from templates/digest.txt:2)`. `error` (when given)
+/// names the template the error is in, which may be one that `name`
+/// includes, and its line.
+pub fn locate(folder: &Path, name: &str, error: Option<&minijinja::Error>) -> String {
+    let place = |name: &str, line: Option<usize>| {
+        let path = folder.join(name);
+        let file = if path.exists() || built_in(name).is_none() {
+            path.display().to_string()
+        } else {
+            format!("{name} (built in)")
+        };
+        match line {
+            Some(line) => format!("{file}:{line}"),
+            None => file,
+        }
+    };
+    let Some(error) = error else {
+        return place(name, None);
+    };
+    let outer = place(error.name().unwrap_or(name), error.line());
+    let inner = innermost(error);
+    if std::ptr::eq(inner, error) {
+        return outer;
+    }
+    let inner_name = inner.name().unwrap_or(name);
+    format!(
+        "{} (included from {outer})",
+        place(inner_name, inner.line())
+    )
 }
 
 #[cfg(test)]
@@ -172,6 +202,38 @@ mod tests {
         for name in ["../secret.txt", "/etc/passwd", "a//b", "./page.html", ""] {
             assert!(env.get_template(name).is_err(), "{name}");
         }
+    }
+
+    #[test]
+    fn an_error_in_an_included_template_names_that_template_and_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("nested")).unwrap();
+        std::fs::write(
+            dir.path().join("digest.txt"),
+            "hello\n{% include \"nested/x.txt\" %}\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("nested/x.txt"), "a\nb\n{{ nope.deeper }}\n").unwrap();
+        let env = environment(&config(dir.path()));
+        let error = env
+            .get_template("digest.txt")
+            .unwrap()
+            .render(())
+            .unwrap_err();
+        let at = locate(dir.path(), "digest.txt", Some(&error));
+        assert_eq!(
+            at,
+            format!(
+                "{}:3 (included from {}:2)",
+                dir.path().join("nested/x.txt").display(),
+                dir.path().join("digest.txt").display()
+            )
+        );
+        assert!(
+            describe(&error).starts_with("undefined value"),
+            "{}",
+            describe(&error)
+        );
     }
 
     #[test]

@@ -130,3 +130,51 @@ fn a_broken_template_of_the_site_is_reported_by_check_and_stops_serve() {
     let check = run(&mut site.newsletter(["check"])).exit_code(1);
     assert!(check.stderr.contains("templates/page.html:2"), "{check:?}");
 }
+
+#[test]
+fn templates_that_fail_only_on_some_requests_or_inside_an_include_are_reported() {
+    let site = bare_site();
+    // Fine while a page has a link; fails on the pages that have none.
+    site.write(
+        "templates/page.html",
+        "{% extends \"_layout.html\" %}{% block body %}<p>{{ message }}</p>\n<a href=\"{{ link_url }}\">{{ link_text }} ({{ link_text|length }})</a>{% endblock %}\n",
+    );
+    let check = run(&mut site.newsletter(["check"])).exit_code(1);
+    assert!(check.stderr.contains("templates/page.html:2"), "{check:?}");
+    std::fs::remove_file(site.path("templates/page.html")).unwrap();
+
+    // An error inside an included template names that file and line.
+    site.write(
+        "templates/digest.txt",
+        "hello\n{% include \"parts/x.txt\" %}\n",
+    );
+    site.write("templates/parts/x.txt", "a\nb\n{{ nope.deeper }}\n");
+    let check = run(&mut site.newsletter(["check"])).exit_code(1);
+    assert!(
+        check
+            .stderr
+            .contains("templates/parts/x.txt:3 (included from")
+            && check.stderr.contains("templates/digest.txt:2)")
+            && check.stderr.contains("undefined value"),
+        "{check:?}"
+    );
+}
+
+#[test]
+fn a_templates_path_that_is_a_file_or_a_short_secret_is_refused() {
+    let site = bare_site();
+    site.write("templates", "not a folder");
+    let check = run(&mut site.newsletter(["check"])).exit_code(1);
+    assert!(
+        check.stderr.contains("`digest.templates`") && check.stderr.contains("is not a folder"),
+        "{check:?}"
+    );
+    std::fs::remove_file(site.path("templates")).unwrap();
+
+    let preview = run(site
+        .newsletter(["preview", "--now", NOW])
+        .env("NEWSLETTER_SECRET", "short"))
+    .exit_code(1);
+    assert!(preview.stderr.contains("NEWSLETTER_SECRET"), "{preview:?}");
+    assert!(!site.path("preview").exists() && !site.path("newsletter.db").exists());
+}

@@ -15,7 +15,8 @@ pub struct Digest {
     pub first_run_posts: usize,
     /// Above this, the rest are listed as linked titles only.
     pub max_posts: usize,
-    /// The folder with digest.html and digest.txt.
+    /// The folder of the site's own templates; any template missing there
+    /// (or the whole folder) is built in.
     pub templates: PathBuf,
 }
 
@@ -48,10 +49,22 @@ pub(super) fn check(raw: RawDigest, source: &Source) -> Result<Digest, ConfigErr
     if raw.max_posts == 0 {
         return Err(source.invalid("digest.max_posts", "must be at least 1".into()));
     }
+    let templates = source.resolve(raw.templates);
+    // A missing folder is fine (every template is built in); a file where
+    // the folder should be is a mistake.
+    if templates.exists() && !templates.is_dir() {
+        return Err(source.invalid(
+            "digest.templates",
+            format!(
+                "{} is not a folder: point it at the folder of your templates, or leave the key out to use the built-in ones",
+                templates.display()
+            ),
+        ));
+    }
     Ok(Digest {
         subject: raw.subject,
         first_run_posts: raw.first_run_posts,
         max_posts: raw.max_posts,
-        templates: source.resolve(raw.templates),
+        templates,
     })
 }

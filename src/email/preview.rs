@@ -43,17 +43,19 @@ pub fn preview(
         },
     };
     // The sample reader's links are signed with the real secret when there
-    // is one; without a store, with a throwaway one (nothing could verify
-    // them anyway).
-    let secret = match (&store, config.secrets.token_secret.as_deref()) {
-        (Some(store), secret) => store.secret(secret)?,
-        (None, Some(secret)) if !secret.is_empty() => secret.as_bytes().to_vec(),
-        (None, _) => {
-            let mut bytes = vec![0u8; 32];
-            getrandom::fill(&mut bytes).expect("the OS has a random source");
-            bytes
-        }
+    // is one; else with a throwaway one (nothing is recorded, and nothing
+    // could verify them anyway). A NEWSLETTER_SECRET too short is refused
+    // here as it is by `send`.
+    let from_env = config.secrets.token_secret.as_deref();
+    let known = match &store {
+        Some(store) => store.existing_secret(from_env)?,
+        None => crate::store::env_secret(from_env)?,
     };
+    let secret = known.unwrap_or_else(|| {
+        let mut bytes = vec![0u8; 32];
+        getrandom::fill(&mut bytes).expect("the OS has a random source");
+        bytes
+    });
     let (email, name) = READER;
     let token = token::sign(&secret, Purpose::Unsubscribe, 0, None);
     let personal = personalize(

@@ -38,30 +38,31 @@ impl Pages {
             site: templates::site_context(config, str::to_owned),
             folder: config.digest.templates.clone(),
         };
-        // Each rendered once with sample values, so an error that shows
-        // only when rendering (an undefined variable, a bad filter) is
-        // found now too.
+        // Each rendered with sample values in every shape the server uses
+        // (a value given and not: `error`, `link_url` and `link_text` may be
+        // none, `name` empty), so an error that shows only when rendering
+        // (an undefined variable, a filter that cannot take none) is found
+        // now, not at a reader's request.
+        let none = Option::<&str>::None;
         let samples = [
             (
                 "subscribe.html",
                 context! { email => "reader@example.org", name => "Reader", error => "A sample error." },
+            ),
+            (
+                "subscribe.html",
+                context! { email => "", name => "", error => none },
             ),
             ("unsubscribe.html", context! {}),
             (
                 "page.html",
                 context! { title => "Title", message => "Message.", link_url => "https://example.org/", link_text => "Link" },
             ),
+            (
+                "page.html",
+                context! { title => "Title", message => "Message.", link_url => none, link_text => none },
+            ),
         ];
-        let confirmation = || {
-            pages
-                .confirmation(
-                    "reader@example.org",
-                    "Reader",
-                    "https://example.org/confirm/sample",
-                    "48 hours",
-                )
-                .map(|_| String::new())
-        };
         for (name, values) in samples {
             pages
                 .env
@@ -69,7 +70,14 @@ impl Pages {
                 .map_err(|e| located(&pages.folder, name, &e))?;
             pages.render(name, values)?;
         }
-        confirmation()?;
+        for name in ["Reader", ""] {
+            pages.confirmation(
+                "reader@example.org",
+                name,
+                "https://example.org/confirm/sample",
+                "48 hours",
+            )?;
+        }
         Ok(pages)
     }
 

@@ -80,6 +80,16 @@ pub fn normalize_email(text: &str) -> Result<String, String> {
     ))
 }
 
+/// `NEWSLETTER_SECRET` (`from_env`) as the token secret, when it is set:
+/// refused if it is shorter than [`MIN_SECRET_BYTES`].
+pub fn env_secret(from_env: Option<&str>) -> Result<Option<Vec<u8>>, StoreError> {
+    match from_env.filter(|s| !s.is_empty()) {
+        Some(secret) if secret.len() < MIN_SECRET_BYTES => Err(StoreError::WeakSecret),
+        Some(secret) => Ok(Some(secret.as_bytes().to_vec())),
+        None => Ok(None),
+    }
+}
+
 impl Store {
     /// Opens (creating with mode 0600 if needed) and migrates the store.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -148,26 +158,8 @@ impl Store {
     /// The HMAC secret for unsubscribe and confirm tokens: `from_env` when
     /// given, else one generated on first use and kept in the store.
     pub fn secret(&self, from_env: Option<&str>) -> Result<Vec<u8>, StoreError> {
-        if let Some(secret) = from_env.filter(|s| !s.is_empty()) {
-            if secret.len() < MIN_SECRET_BYTES {
-                return Err(StoreError::WeakSecret);
-            }
-            return Ok(secret.as_bytes().to_vec());
-        }
-        let stored: Option<String> = self
-            .conn
-            .query_row("SELECT value FROM settings WHERE key = 'secret'", [], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(|e| self.error(e))?;
-        if let Some(hex_secret) = stored {
-            return match hex::decode(&hex_secret) {
-                Ok(secret) if secret.len() >= MIN_SECRET_BYTES => Ok(secret),
-                _ => Err(StoreError::CorruptSecret {
-                    path: self.path.clone(),
-                }),
-            };
+        if let Some(secret) = self.existing_secret(from_env)? {
+            return Ok(secret);
         }
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).expect("the OS has a random source");
@@ -179,6 +171,28 @@ impl Store {
             )
             .map_err(|e| self.error(e))?;
         self.secret(None)
+    }
+
+    /// The secret as [`Store::secret`] finds it, but `None` where that
+    /// would make one: for commands that record nothing.
+    pub fn existing_secret(&self, from_env: Option<&str>) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(secret) = env_secret(from_env)? {
+            return Ok(Some(secret));
+        }
+        let stored: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = 'secret'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.error(e))?;
+        match stored.map(|hex_secret| hex::decode(&hex_secret)) {
+            None => Ok(None),
+            Some(Ok(secret)) if secret.len() >= MIN_SECRET_BYTES => Ok(Some(secret)),
+            Some(_) => Err(StoreError::CorruptSecret {
+                path: self.path.clone(),
+            }),
+        }
     }
 
     /// A value kept in the settings table.

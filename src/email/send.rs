@@ -117,6 +117,13 @@ fn preview_run(config: &Config, options: &SendOptions, now: DateTime<Utc>) -> Re
         return send_test(config, to, now);
     }
     let store = Store::open_existing(&config.store.path)?;
+    // A NEWSLETTER_SECRET too short (or a damaged stored one) is refused as
+    // `send` would refuse it; none is made.
+    let from_env = config.secrets.token_secret.as_deref();
+    match &store {
+        Some(store) => store.existing_secret(from_env)?,
+        None => crate::store::env_secret(from_env)?,
+    };
     let unfinished = match &store {
         Some(store) => store.unfinished_digest()?,
         None => None,

@@ -32,6 +32,18 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start a new site in DIR: config.toml with every key listed, and
+    /// content/ with one example post. Never overwrites a file.
+    Init {
+        /// The folder for the site (created if missing).
+        #[arg(default_value = ".", value_name = "DIR")]
+        dir: PathBuf,
+        /// Also copy the built-in templates into DIR/templates/ to edit them.
+        #[arg(long)]
+        templates: bool,
+        #[command(flatten)]
+        clock: NowArg,
+    },
     /// Write the Atom, RSS and JSON feeds of the posts published by now.
     Build {
         /// Write the feeds here instead of feeds.output_dir.
@@ -305,8 +317,27 @@ pub enum Exit {
 
 /// Runs one command; errors come back to `main`, which prints them.
 pub fn run(cli: Cli) -> Result<Exit> {
+    // The one command that makes a config rather than reading one.
+    if let Command::Init {
+        dir,
+        templates,
+        clock,
+    } = &cli.command
+    {
+        let made = crate::init::init(dir, *templates, clock.now())?;
+        for file in &made.files {
+            println!("wrote {}", made.dir.join(file).display());
+        }
+        let config = made.dir.join("config.toml");
+        println!(
+            "next: set site.base_url in {config}, then run `newsletter --config {config} build` (the feeds) and `preview` (the next digest); README.md, \"Start your own site\", goes on from there",
+            config = config.display()
+        );
+        return Ok(Exit::Ok);
+    }
     let config = Config::load(&cli.config)?;
     match cli.command {
+        Command::Init { .. } => unreachable!("handled above"),
         Command::Build { output, clock } => {
             let output_dir = output.unwrap_or_else(|| config.feeds.output_dir.clone());
             let rebuilt = publish::rebuild(&config, &output_dir, clock.now())

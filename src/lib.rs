@@ -11,6 +11,7 @@ pub mod content;
 pub mod email;
 pub mod feed;
 pub mod html;
+pub mod init;
 pub mod links;
 pub mod publish;
 pub mod render;

@@ -60,12 +60,47 @@ pub fn export(store: &Store, out: &mut dyn Write) -> Result<()> {
     let mut result = Ok(());
     store.for_each_subscriber(None, |s| {
         if result.is_ok() {
-            result = csv.write_record([&s.email, &s.name, s.status.as_str(), &s.created_at]);
+            result = csv.write_record([
+                &*defuse_formula(&s.email),
+                &*defuse_formula(&s.name),
+                s.status.as_str(),
+                &s.created_at,
+            ]);
         }
     })?;
     result?;
     csv.flush()?;
     Ok(())
+}
+
+/// First characters that make a spreadsheet read a cell as a formula
+/// (OWASP's list for CSV injection).
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// True when a spreadsheet would read `cell` as a formula, or when it is
+/// one that [`defuse_formula`] already escaped (so a `'` typed before a
+/// formula character survives the round trip).
+fn needs_defusing(cell: &str) -> bool {
+    cell.starts_with(FORMULA_STARTS) || cell.strip_prefix('\'').is_some_and(needs_defusing)
+}
+
+/// A cell a spreadsheet will show as text: one that starts like a formula
+/// (a name typed into the public sign-up form such as `=HYPERLINK(...)`)
+/// gets a leading `'`, which spreadsheets hide and [`import`] removes.
+fn defuse_formula(cell: &str) -> std::borrow::Cow<'_, str> {
+    if needs_defusing(cell) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
+}
+
+/// A cell of an exported file as it was before [`defuse_formula`].
+fn restore_formula(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if needs_defusing(rest) => rest,
+        _ => cell,
+    }
 }
 
 /// What an import did.
@@ -116,7 +151,7 @@ pub fn import(store: &mut Store, path: &Path, now: DateTime<Utc>) -> Result<Impo
             }
         };
         let line = record.position().map_or(0, |p| p.line());
-        let raw = record.get(email_column).unwrap_or("");
+        let raw = restore_formula(record.get(email_column).unwrap_or(""));
         if raw.is_empty() && record.iter().all(str::is_empty) {
             continue;
         }
@@ -129,7 +164,8 @@ pub fn import(store: &mut Store, path: &Path, now: DateTime<Utc>) -> Result<Impo
                     ));
                     continue;
                 }
-                let name = clean_name(name_column.and_then(|i| record.get(i)).unwrap_or(""));
+                let name = name_column.and_then(|i| record.get(i)).unwrap_or("");
+                let name = clean_name(restore_formula(name));
                 rows.push((email, name));
             }
             Err(e) => report.problems.push(format!(
@@ -233,5 +269,58 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "email,name,status,created_at\nA@x.org,Ann,unsubscribed,2026-11-25T09:00:00.000Z\n"
         );
+    }
+
+    #[test]
+    fn export_defuses_formulas_and_import_reads_them_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("n.db")).unwrap();
+        for (email, name) in [
+            (
+                "=ann@example.org",
+                "=HYPERLINK(\"https://evil.example\",\"x\")",
+            ),
+            ("bob@example.org", "+1 Bob"),
+            ("cy@example.org", "-Cy @home"),
+            ("di@example.org", "'Di"),
+            ("ed@example.org", "'=Ed"),
+        ] {
+            store
+                .add_subscriber(email, name, Status::Active, now())
+                .unwrap();
+        }
+        let mut out = Vec::new();
+        export(&store, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        for line in text.lines().skip(1) {
+            for cell in line.split(',') {
+                let cell = cell.trim_start_matches('"');
+                assert!(!cell.starts_with(FORMULA_STARTS), "{cell:?} in {line:?}");
+            }
+        }
+        assert!(text.contains("'=ann@example.org"), "{text}");
+        assert!(
+            text.contains("'Di"),
+            "a leading ' that was typed stays: {text}"
+        );
+
+        let path = dir.path().join("export.csv");
+        std::fs::write(&path, &text).unwrap();
+        let mut other = Store::open(&dir.path().join("other.db")).unwrap();
+        let report = import(&mut other, &path, now()).unwrap();
+        assert_eq!(report.added, 5, "{report:?}");
+        let mut again = Vec::new();
+        export(&other, &mut again).unwrap();
+        let names = |t: &str| -> Vec<String> {
+            t.lines()
+                .skip(1)
+                .map(|l| l.rsplitn(3, ',').nth(2).unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(names(&String::from_utf8(again).unwrap()), names(&text));
+        let ann = other.subscriber("=ann@example.org").unwrap().unwrap();
+        assert_eq!(ann.name, "=HYPERLINK(\"https://evil.example\",\"x\")");
+        let ed = other.subscriber("ed@example.org").unwrap().unwrap();
+        assert_eq!(ed.name, "'=Ed");
     }
 }

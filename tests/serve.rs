@@ -205,7 +205,7 @@ fn sign_up_confirm_digest_and_one_click_unsubscribe() {
         confirmation.header("Subject"),
         "Confirm your subscription to Fixture Blog"
     );
-    assert_eq!(confirmation.header("Auto-Submitted"), "auto-replied");
+    assert_eq!(confirmation.header("Auto-Submitted"), "auto-generated");
     let confirm_url = link_in(&confirmation, &server.url("/confirm/"));
     assert!(confirmation.part("text/html").contains(&confirm_url));
 

@@ -236,8 +236,9 @@ fn finish(
 }
 
 /// Builds a message that is not a digest (a confirmation request): text
-/// and HTML parts, `Auto-Submitted: auto-replied` (RFC 3834, so no
-/// autoresponder answers it), signed with `dkim` when given.
+/// and HTML parts, `Auto-Submitted: auto-generated` (RFC 3834: sent by a
+/// program, not in reply to a message, so no autoresponder answers it),
+/// signed with `dkim` when given.
 #[allow(clippy::too_many_arguments)]
 pub fn build_notice(
     config: &Config,
@@ -250,7 +251,7 @@ pub fn build_notice(
     dkim: Option<&DkimConfig>,
 ) -> Result<Message, MailError> {
     let builder = head(config, to, subject, now, message_id)
-        .raw_header(HeaderValue::new(AUTO_SUBMITTED, "auto-replied".into()));
+        .raw_header(HeaderValue::new(AUTO_SUBMITTED, "auto-generated".into()));
     finish(builder, to, text, html, dkim)
 }
 

@@ -1,0 +1,129 @@
+//! `newsletter init`: a new site from the binary alone — `config.toml`
+//! with every key listed, and `content/` with one example post. The
+//! templates stay built in unless asked for (`--templates`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+
+use crate::atomic::stage_file;
+use crate::templates::BUILT_IN;
+
+/// The config file written, every section and key listed.
+const CONFIG: &str = include_str!("config.toml");
+/// The example post; `DATE` becomes the day it is written.
+const WELCOME: &str = include_str!("welcome.md");
+
+/// The files `init` wrote, relative to its folder.
+#[derive(Debug)]
+pub struct Initialized {
+    pub dir: PathBuf,
+    pub files: Vec<String>,
+}
+
+/// Writes a new site into `dir` (created if missing): `config.toml`, the
+/// example post `content/DATE-welcome.md`, and with `templates` a copy of
+/// every built-in template in `templates/`. Refuses, writing nothing, if
+/// any of those files exists.
+pub fn init(dir: &Path, templates: bool, now: DateTime<Utc>) -> Result<Initialized> {
+    let date = now.format("%Y-%m-%d").to_string();
+    let mut files: Vec<(String, String)> = vec![
+        ("config.toml".into(), CONFIG.to_string()),
+        (
+            format!("content/{date}-welcome.md"),
+            WELCOME.replace("DATE", &date),
+        ),
+    ];
+    if templates {
+        files.extend(
+            BUILT_IN
+                .iter()
+                .map(|(name, text)| (format!("templates/{name}"), text.to_string())),
+        );
+    }
+    let existing: Vec<String> = files
+        .iter()
+        .map(|(name, _)| dir.join(name))
+        .filter(|path| path.exists() || path.is_symlink())
+        .map(|path| path.display().to_string())
+        .collect();
+    if !existing.is_empty() {
+        bail!(
+            "{} already exist{}; nothing was written (init never overwrites a file: run it in an empty folder, or move {} away)",
+            existing.join(", "),
+            if existing.len() == 1 { "s" } else { "" },
+            if existing.len() == 1 { "it" } else { "them" }
+        );
+    }
+    // Every file complete beside its place before the first is renamed in.
+    let mut staged = Vec::with_capacity(files.len());
+    for (name, text) in &files {
+        let path = dir.join(name);
+        let file = stage_file(&path, |w| w.write_all(text.as_bytes()))?
+            .with_context(|| format!("{} appeared while init ran", path.display()))?;
+        staged.push(file);
+    }
+    for file in staged {
+        file.commit()?;
+    }
+    Ok(Initialized {
+        dir: dir.to_path_buf(),
+        files: files.into_iter().map(|(name, _)| name).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn now() -> DateTime<Utc> {
+        "2026-12-02T10:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn the_config_written_is_valid_and_lists_every_section() {
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path(), false, now()).unwrap();
+        let config = Config::load(&dir.path().join("config.toml")).unwrap();
+        assert_eq!(config.site.title, "My Blog");
+        assert!(config.smtp.is_none(), "mail goes to the outbox");
+        for section in [
+            "[site]",
+            "[content]",
+            "[feeds]",
+            "[email]",
+            "[email.dkim]",
+            "[digest]",
+            "[store]",
+            "[smtp]",
+            "[server]",
+            "[schedule]",
+        ] {
+            assert!(CONFIG.contains(section), "{section}");
+        }
+        let corpus = crate::content::read_posts(&config);
+        assert!(corpus.problems.is_empty(), "{:?}", corpus.problems);
+        assert_eq!(corpus.posts.len(), 1);
+        assert_eq!(corpus.posts[0].title, "Welcome to the blog");
+    }
+
+    #[test]
+    fn init_never_overwrites_and_writes_nothing_when_it_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("templates")).unwrap();
+        std::fs::write(dir.path().join("templates/page.html"), "mine").unwrap();
+        let error = init(dir.path(), true, now()).unwrap_err().to_string();
+        assert!(
+            error.contains("page.html") && error.contains("nothing was written"),
+            "{error}"
+        );
+        assert!(!dir.path().join("config.toml").exists());
+        assert!(!dir.path().join("content").exists());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("templates/page.html")).unwrap(),
+            "mine"
+        );
+    }
+}

@@ -1,0 +1,132 @@
+//! `newsletter init`: a new site from the binary alone, then the commands a
+//! new user runs next, as the README's "Start your own site" says.
+
+mod common;
+
+use common::smtp::{count_eml, mail_file};
+use common::{NOW, Site, manifest_dir, newsletter, run};
+
+#[test]
+fn a_new_site_builds_previews_and_sends_from_the_binary_alone() {
+    let place = Site::empty();
+    let made = run(&mut newsletter(
+        place.root(),
+        ["init", "blog", "--now", NOW],
+    ))
+    .success();
+    assert!(made.stdout.contains("config.toml"), "{made:?}");
+    let site = place.root().join("blog");
+    let mut files: Vec<String> = walkdir(&site);
+    files.sort();
+    assert_eq!(
+        files,
+        ["config.toml", "content/2026-11-25-welcome.md"],
+        "init writes the config and one post, nothing else"
+    );
+
+    let cli = |args: &[&str]| {
+        let mut command = newsletter(&site, args);
+        command.env("NEWSLETTER_SECRET", "a-secret-of-16-bytes-or-more");
+        run(&mut command)
+    };
+    cli(&["check"]).success();
+    let built = cli(&["build", "--now", NOW]).success();
+    assert!(built.stdout.contains("1 published"), "{built:?}");
+    let feeds = common::read_feeds(&site.join("public"));
+    feeds.assert_clean();
+    for (name, feed) in feeds.each() {
+        assert_eq!(feed.titles(), ["Welcome to the blog"], "{name}");
+    }
+
+    cli(&["subscribers", "add", "ann@example.org"]).success();
+    cli(&["preview", "--now", NOW]).success();
+    let sent = cli(&["send", "--now", NOW]).success();
+    assert!(sent.stdout.contains("1 sent"), "{sent:?}");
+    let outbox = site.join("outbox");
+    assert_eq!(count_eml(&outbox), 1);
+    let eml = std::fs::read_dir(&outbox)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mail = mail_file(&eml);
+    assert!(
+        mail.header("Subject").contains("Welcome to the blog"),
+        "{mail:?}"
+    );
+    let text = mail.part("text/plain");
+    assert!(
+        text.contains("Everything above the `more` marker"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("The rest of the post appears"),
+        "the digest carries the excerpt only: {text}"
+    );
+    assert!(
+        text.contains("https://blog.example.org/blog/2026/11/25/welcome/"),
+        "{text}"
+    );
+}
+
+#[test]
+fn init_refuses_to_overwrite_and_copies_the_templates_when_asked() {
+    let place = Site::empty();
+    run(&mut newsletter(place.root(), ["init", "--now", NOW])).success();
+    let config = std::fs::read(place.path("config.toml")).unwrap();
+    std::fs::write(place.path("config.toml"), b"# mine\n").unwrap();
+
+    let again = run(&mut newsletter(
+        place.root(),
+        ["init", "--templates", "--now", NOW],
+    ))
+    .exit_code(1);
+    assert!(
+        again.stderr.contains("config.toml") && again.stderr.contains("nothing was written"),
+        "{again:?}"
+    );
+    assert_eq!(
+        std::fs::read(place.path("config.toml")).unwrap(),
+        b"# mine\n"
+    );
+    assert!(
+        !place.path("templates").exists(),
+        "a refused init wrote templates"
+    );
+    assert!(!config.is_empty());
+
+    let other = Site::empty();
+    run(&mut newsletter(
+        other.root(),
+        ["init", "--templates", "--now", NOW],
+    ))
+    .success();
+    let project = manifest_dir().join("templates");
+    for entry in std::fs::read_dir(&project).unwrap() {
+        let name = entry.unwrap().file_name();
+        assert_eq!(
+            std::fs::read(other.root().join("templates").join(&name)).unwrap(),
+            std::fs::read(project.join(&name)).unwrap(),
+            "{name:?}"
+        );
+    }
+}
+
+/// Every file under `dir`, relative, with `/` separators.
+fn walkdir(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let relative = path.strip_prefix(dir).unwrap();
+                out.push(relative.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    out
+}

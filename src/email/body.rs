@@ -97,6 +97,11 @@ fn for_email(html: &str, image_alt: &str) -> String {
             if html::attribute(el, "alt").is_none_or(|a| a.trim().is_empty()) {
                 el.set_attribute("alt", &html::escape_text(image_alt))?;
             }
+            if let Some(style) = html::attribute(el, "style")
+                && let Some(fixed) = keep_aspect_ratio(&style, el.has_attribute("width"))
+            {
+                el.set_attribute("style", &html::escape_text(&fixed))?;
+            }
             Ok(())
         }))
         .append_element_content_handler(element!("video[src], audio[src]", |el| {
@@ -113,6 +118,32 @@ fn for_email(html: &str, image_alt: &str) -> String {
             Ok(())
         }));
     rewrite_str(html, second).unwrap_or_else(|_| escape_text(html))
+}
+
+/// An image's `style` with its height made `auto` when its width is set
+/// too (in the style or a `width` attribute): the digest's CSS caps an
+/// image's width at the screen's (`max-width: 100%`), and a fixed height
+/// would then squash it on a phone. `None` when nothing needs to change.
+fn keep_aspect_ratio(style: &str, width_attribute: bool) -> Option<String> {
+    let declarations: Vec<(String, &str)> = style
+        .split(';')
+        .filter_map(|d| d.split_once(':'))
+        .map(|(property, value)| (property.trim().to_ascii_lowercase(), value.trim()))
+        .collect();
+    let has = |name: &str| declarations.iter().any(|(p, _)| p == name);
+    let fixed_height = declarations
+        .iter()
+        .any(|(p, v)| p == "height" && !v.eq_ignore_ascii_case("auto"));
+    if !fixed_height || !(has("width") || width_attribute) {
+        return None;
+    }
+    let mut kept: Vec<String> = declarations
+        .iter()
+        .filter(|(p, _)| p != "height")
+        .map(|(p, v)| format!("{p}: {v}"))
+        .collect();
+    kept.push("height: auto".into());
+    Some(kept.join("; "))
 }
 
 /// The fragment parsed as a browser would and written out again, so tags

@@ -713,6 +713,28 @@ Rest."#;
     }
 
     #[test]
+    fn an_image_with_a_fixed_width_and_height_keeps_its_aspect_ratio() {
+        let config = config();
+        // As the Prometheus blog's 2016 interview with Life360 has it.
+        let body = "[<img src=\"/logo.png\" style=\"width: 444px; height:177px\"/>](https://www.life360.com/)\n\n<img src=\"/tall.png\" style=\"height: 90px\">\n\n<!-- more -->\n\nRest.\n";
+        let p = post(&config, "2016-03-23-logo.md", "title: Logo", body);
+        let html = render(&config, &[&p], 1).unwrap().html;
+        let document = scraper::Html::parse_fragment(&html);
+        let styles: Vec<String> = document
+            .select(&scraper::Selector::parse("img").unwrap())
+            .map(|img| img.value().attr("style").unwrap_or("").replace(' ', ""))
+            .collect();
+        assert_eq!(styles.len(), 2, "{html}");
+        // Width capped by the digest's CSS, so the height must follow it.
+        assert!(styles[0].contains("width:444px"), "{styles:?}");
+        assert!(styles[0].contains("max-width:100%"), "{styles:?}");
+        assert!(styles[0].contains("height:auto"), "{styles:?}");
+        assert!(!styles[0].contains("177px"), "{styles:?}");
+        // A height alone scales the image down; it stays.
+        assert!(styles[1].contains("height:90px"), "{styles:?}");
+    }
+
+    #[test]
     fn a_video_inside_a_paragraph_stays_inline() {
         let config = config();
         let body = "Look: <iframe src=\"https://www.youtube.com/embed/abc_-1\"></iframe> here.\n\n<!-- more -->\n";

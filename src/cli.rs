@@ -176,8 +176,14 @@ fn print_send_report(report: &SendReport) -> Exit {
             );
             Exit::Ok
         }
-        SendReport::Test { to, reply } => {
-            println!("sent a test of the next digest to {to} ({reply}); nothing was recorded");
+        SendReport::Test { to, reply, again } => {
+            if *again {
+                println!(
+                    "no post is new: this is the latest digest again, rendered with the templates as they are now"
+                );
+            }
+            let which = if *again { "latest" } else { "next" };
+            println!("sent a test of the {which} digest to {to} ({reply}); nothing was recorded");
             Exit::Ok
         }
         SendReport::Delivered {
@@ -386,8 +392,14 @@ pub fn run(cli: Cli) -> Result<Exit> {
         }
         Command::Preview { output, clock } => {
             match crate::email::preview::preview(&config, &output, clock.now())? {
-                Some(files) => {
-                    for file in files {
+                Some(previewed) => {
+                    if previewed.trial == crate::email::digest::Trial::Latest {
+                        println!(
+                            "no post is new: previewing digest {} again, rendered with the templates as they are now",
+                            previewed.digest_id
+                        );
+                    }
+                    for file in previewed.files {
                         println!("wrote {}", file.display());
                     }
                 }

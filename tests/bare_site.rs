@@ -178,3 +178,44 @@ fn a_templates_path_that_is_a_file_or_a_short_secret_is_refused() {
     assert!(preview.stderr.contains("NEWSLETTER_SECRET"), "{preview:?}");
     assert!(!site.path("preview").exists() && !site.path("newsletter.db").exists());
 }
+
+#[test]
+fn after_the_last_digest_preview_and_send_to_show_it_again_with_the_current_templates() {
+    let site = bare_site();
+    let cli = |args: &[&str]| {
+        let mut command = site.newsletter(args);
+        command.env("NEWSLETTER_SECRET", server::SECRET);
+        run(&mut command)
+    };
+    cli(&["subscribers", "add", "ann@example.org"]).success();
+    cli(&["send", "--now", NOW]).success();
+    let nothing = cli(&["send", "--now", NOW]).success();
+    assert!(nothing.stdout.contains("nothing to send"), "{nothing:?}");
+
+    // A template changed after the digest went out: the preview shows the
+    // latest digest with it.
+    site.write(
+        "templates/digest.txt",
+        "Edited: {% for post in posts %}{{ post.title }}; {% endfor %}\n{{ unsubscribe_url }}\n",
+    );
+    let again = cli(&["preview", "--now", NOW]).success();
+    assert!(
+        again
+            .stdout
+            .contains("no post is new: previewing digest 1 again"),
+        "{again:?}"
+    );
+    let text = site.read_text("preview/digest.txt");
+    assert!(text.starts_with("Edited: "), "{text}");
+    // The post of digest 1, by the new template.
+    let title = text["Edited: ".len()..].split_once("; ").map(|(t, _)| t);
+    assert!(title.is_some_and(|t| !t.is_empty()), "{text}");
+
+    let outbox = count_eml(&site.path("outbox"));
+    let test = cli(&["send", "--to", "editor@example.org", "--now", NOW]).success();
+    assert!(test.stdout.contains("the latest digest again"), "{test:?}");
+    assert_eq!(count_eml(&site.path("outbox")), outbox + 1);
+    // Still nothing recorded: a real send has nothing to do.
+    let nothing = cli(&["send", "--now", NOW]).success();
+    assert!(nothing.stdout.contains("nothing to send"), "{nothing:?}");
+}

@@ -913,9 +913,16 @@ fn preview_writes_three_files_and_records_nothing() {
         assert_eq!(mail.header("Subject"), subject);
     }
 
-    // Now the digest is recorded: nothing new to preview or send.
+    // Now the digest is recorded: nothing new, so the preview shows the
+    // latest digest again, and says so.
     let again = newsletter_at(&site, &["preview", "--output", "pv2"]).success();
-    assert!(again.stdout.contains("nothing to send"), "{again}");
+    assert!(
+        again
+            .stdout
+            .contains("no post is new: previewing digest 1 again"),
+        "{again}"
+    );
+    assert!(site.path("pv2/digest.eml").exists());
 }
 
 // ---------------------------------------------------------------------------

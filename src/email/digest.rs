@@ -304,6 +304,67 @@ pub fn create_next_digest(
     Ok(store.digest(id)?)
 }
 
+/// Which digest a trial (`preview`, `send --to`) shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trial {
+    /// The digest an earlier run left unfinished, as it was rendered.
+    Unfinished,
+    /// The next digest: the posts no digest carried yet.
+    Next,
+    /// No post is new: the latest digest again, rendered anew with the
+    /// templates as they are now, so a template change can be tried.
+    Latest,
+}
+
+/// The digest a trial shows, its number, and which one it is; `None` when
+/// there is no new post and no digest was ever made. Records nothing.
+pub fn digest_to_try(
+    config: &Config,
+    store: Option<&Store>,
+    now: DateTime<Utc>,
+) -> Result<Option<(RenderedDigest, i64, Trial)>> {
+    let Some(store) = store else {
+        return Ok(next_digest(config, None, 1, now)?.map(|n| (n.rendered, 1, Trial::Next)));
+    };
+    if let Some(d) = store.unfinished_digest()? {
+        return Ok(Some((RenderedDigest::stored(&d), d.id, Trial::Unfinished)));
+    }
+    let id = store.next_digest_id()?;
+    if let Some(next) = next_digest(config, Some(store), id, now)? {
+        return Ok(Some((next.rendered, id, Trial::Next)));
+    }
+    let Some(latest) = store.latest_digest()? else {
+        return Ok(None);
+    };
+    Ok(Some((
+        rerender(config, store, &latest)?,
+        latest.id,
+        Trial::Latest,
+    )))
+}
+
+/// A digest rendered again from its posts with the current templates; as
+/// it was stored when none of its posts can be found any more.
+fn rerender(config: &Config, store: &Store, digest: &StoredDigest) -> Result<RenderedDigest> {
+    let carried: HashSet<String> = store.digest_permalinks(digest.id)?.into_iter().collect();
+    let corpus = content::read_posts(config);
+    if !corpus.problems.is_empty() {
+        return Err(DigestError::Content(Problems(corpus.problems)).into());
+    }
+    let mut posts: Vec<&Post> = corpus
+        .posts
+        .iter()
+        .filter(|p| {
+            carried.contains(&p.permalink) || carried.contains(&config.site.url_for(&p.permalink))
+        })
+        .collect();
+    posts.sort_by_key(|p| std::cmp::Reverse(p.published));
+    if posts.is_empty() {
+        return Ok(RenderedDigest::stored(digest));
+    }
+    Ok(render(config, &posts, digest.id)?)
+}
+
 impl RenderedDigest {
     /// The rendering kept with a digest in the store.
     pub fn stored(digest: &StoredDigest) -> RenderedDigest {

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
 use super::compose::Composer;
-use super::digest::{RenderedDigest, next_digest, personalize};
+use super::digest::{Trial, digest_to_try, personalize};
 use crate::atomic::stage_file;
 use crate::links;
 use crate::store::Store;
@@ -16,31 +16,26 @@ use crate::token::{self, Purpose};
 /// The sample reader a preview is addressed to.
 const READER: (&str, &str) = ("reader@example.org", "Reader");
 
-/// The next digest (or the unfinished one) as `digest.html`, `digest.txt`
-/// and `digest.eml` in `output`, addressed to a sample reader; `None` when
-/// there is nothing to send. Records nothing, and creates no store where
-/// there is none yet.
+/// What `preview` wrote, and which digest it shows.
+#[derive(Debug)]
+pub struct Previewed {
+    pub files: Vec<PathBuf>,
+    pub digest_id: i64,
+    pub trial: Trial,
+}
+
+/// The next digest (or the unfinished one; with no new post, the latest
+/// one rendered again) as `digest.html`, `digest.txt` and `digest.eml` in
+/// `output`, addressed to a sample reader; `None` when there is nothing
+/// to show. Records nothing, and creates no store where there is none yet.
 pub fn preview(
     config: &crate::config::Config,
     output: &Path,
     now: DateTime<Utc>,
-) -> Result<Option<Vec<PathBuf>>> {
+) -> Result<Option<Previewed>> {
     let store = Store::open_existing(&config.store.path)?;
-    let (digest, digest_id) = match &store {
-        Some(store) => match store.unfinished_digest()? {
-            Some(d) => (RenderedDigest::stored(&d), d.id),
-            None => {
-                let id = store.next_digest_id()?;
-                match next_digest(config, Some(store), id, now)? {
-                    Some(next) => (next.rendered, id),
-                    None => return Ok(None),
-                }
-            }
-        },
-        None => match next_digest(config, None, 1, now)? {
-            Some(next) => (next.rendered, 1),
-            None => return Ok(None),
-        },
+    let Some((digest, digest_id, trial)) = digest_to_try(config, store.as_ref(), now)? else {
+        return Ok(None);
     };
     // The sample reader's links are signed with the real secret when there
     // is one; else with a throwaway one (nothing is recorded, and nothing
@@ -80,5 +75,9 @@ pub fn preview(
             .transpose()?;
         written.push(path);
     }
-    Ok(Some(written))
+    Ok(Some(Previewed {
+        files: written,
+        digest_id,
+        trial,
+    }))
 }

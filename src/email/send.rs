@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::compose::Composer;
 use super::deliver::{Progress, deliver};
-use super::digest::{RenderedDigest, create_next_digest, next_digest};
+use super::digest::{Trial, create_next_digest, digest_to_try, next_digest};
 use super::lock::SendLock;
 use super::transport::{self, Attempt};
 use crate::config::Config;
@@ -41,10 +41,12 @@ pub enum SendReport {
         posts: usize,
         recipients: Vec<String>,
     },
-    /// `--to`: one test message.
+    /// `--to`: one test message; `again` when no post was new and it is
+    /// the latest digest rendered again.
     Test {
         to: String,
         reply: String,
+        again: bool,
     },
     Delivered {
         digest_id: i64,
@@ -162,12 +164,8 @@ fn preview_run(config: &Config, options: &SendOptions, now: DateTime<Utc>) -> Re
 fn send_test(config: &Config, to: &str, now: DateTime<Utc>) -> Result<SendReport> {
     let store = Store::open(&config.store.path)?;
     let secret = store.secret(config.secrets.token_secret.as_deref())?;
-    let digest = match store.unfinished_digest()? {
-        Some(d) => RenderedDigest::stored(&d),
-        None => match next_digest(config, Some(&store), store.next_digest_id()?, now)? {
-            Some(next) => next.rendered,
-            None => return Ok(SendReport::NothingToSend),
-        },
+    let Some((digest, _, trial)) = digest_to_try(config, Some(&store), now)? else {
+        return Ok(SendReport::NothingToSend);
     };
     let email = crate::store::normalize_email(to).map_err(anyhow::Error::msg)?;
     let known = store.subscriber(&email)?;
@@ -179,5 +177,9 @@ fn send_test(config: &Config, to: &str, now: DateTime<Utc>) -> Result<SendReport
         Attempt::Permanent(e) | Attempt::Transient { reason: e, .. } => bail!("{email}: {e}"),
         Attempt::Fatal(e) => return Err(e),
     };
-    Ok(SendReport::Test { to: email, reply })
+    Ok(SendReport::Test {
+        to: email,
+        reply,
+        again: trial == Trial::Latest,
+    })
 }

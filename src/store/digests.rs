@@ -112,6 +112,31 @@ impl Store {
             .map(|n| n as usize)
             .map_err(|e| self.error(e))
     }
+
+    /// The permalinks of the posts a digest carried (not those it only
+    /// marked announced on the first run).
+    pub fn digest_permalinks(&self, digest_id: i64) -> Result<Vec<String>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT permalink FROM announced WHERE digest_id = ?1")
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([digest_id], |r| r.get::<_, String>(0))
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    /// The digest made last, if any.
+    pub fn latest_digest(&self) -> Result<Option<StoredDigest>, StoreError> {
+        let id: Option<i64> = self
+            .conn
+            .query_row("SELECT max(id) FROM digests", [], |r| r.get(0))
+            .map_err(|e| self.error(e))?;
+        match id {
+            Some(id) => self.digest(id),
+            None => Ok(None),
+        }
+    }
 }
 
 fn create_digest(

@@ -251,6 +251,8 @@ fn worker(
             }
         };
         let mut backoff = FIRST_BACKOFF;
+        // Attempts that reached the server in this run.
+        let mut charged: i64 = 0;
         for attempt in 1..=MAX_ATTEMPTS {
             pace.wait();
             // The wait may have been long: do not start a message after a stop.
@@ -266,18 +268,34 @@ fn worker(
                     let fatal = breaker.refused(&reason);
                     (Some(Outcome::Failed(reason)), true, fatal)
                 }
-                Attempt::Transient { reason, connection } => {
-                    let total = pending.attempts + i64::from(attempt);
+                Attempt::Transient {
+                    reason,
+                    connection,
+                    reached,
+                } => {
+                    if reached {
+                        charged += 1;
+                    }
+                    let total = pending.attempts + charged;
+                    // Keeps the delivery pending; counts an attempt only if
+                    // the server was reached for it.
+                    let again = |reason| {
+                        if reached {
+                            Outcome::Retry(reason)
+                        } else {
+                            Outcome::Unreached(reason)
+                        }
+                    };
                     match breaker.failed(connection, &reason) {
-                        Some(fatal) => (Some(Outcome::Retry(reason)), false, Some(fatal)),
-                        None if total >= MAX_TOTAL_ATTEMPTS => (
+                        Some(fatal) => (Some(again(reason)), false, Some(fatal)),
+                        None if reached && total >= MAX_TOTAL_ATTEMPTS => (
                             Some(Outcome::Failed(format!(
                                 "gave up after {total} attempts: {reason}"
                             ))),
                             true,
                             None,
                         ),
-                        None => (Some(Outcome::Retry(reason)), attempt == MAX_ATTEMPTS, None),
+                        None => (Some(again(reason)), attempt == MAX_ATTEMPTS, None),
                     }
                 }
                 Attempt::Fatal(e) => (None, false, Some(e)),
@@ -515,6 +533,10 @@ mod tests {
         assert_eq!(store.counts(digest.id).unwrap(), counts(8, 0, 0));
         let tries = stub.tries.lock().unwrap().len();
         assert!((6..=8).contains(&tries), "{tries} tries");
+        // An outage uses up nobody's attempts: the server was never reached.
+        let pending = store.pending(digest.id, 0, 100, now()).unwrap();
+        assert_eq!(pending.len(), 8);
+        assert!(pending.iter().all(|p| p.attempts == 0), "{pending:?}");
     }
 
     #[test]

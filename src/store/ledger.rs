@@ -27,6 +27,10 @@ pub enum Outcome {
     Failed(String),
     /// A temporary failure: the delivery stays pending, one attempt more.
     Retry(String),
+    /// The server could not be reached for it (no connection, TLS or login
+    /// failed): the delivery stays pending and no attempt is counted, so
+    /// an outage does not use up anyone's attempts.
+    Unreached(String),
 }
 
 /// Delivery counts of one digest.
@@ -90,17 +94,25 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.transaction(|tx| {
             let mut finish = tx.prepare_cached(
-                "UPDATE deliveries SET status = ?3, attempts = attempts + 1, reply = ?4, updated_at = ?5 \
+                "UPDATE deliveries SET status = ?3, attempts = attempts + ?6, reply = ?4, updated_at = ?5 \
                  WHERE digest_id = ?1 AND subscriber_id = ?2 \
                  AND (status = 'pending' OR (status = 'cancelled' AND ?3 = 'sent'))",
             )?;
             for (subscriber_id, outcome) in outcomes {
-                let (status, text) = match outcome {
-                    Outcome::Sent(reply) => ("sent", reply),
-                    Outcome::Failed(reason) => ("failed", reason),
-                    Outcome::Retry(reason) => ("pending", reason),
+                let (status, text, charged) = match outcome {
+                    Outcome::Sent(reply) => ("sent", reply, 1),
+                    Outcome::Failed(reason) => ("failed", reason, 1),
+                    Outcome::Retry(reason) => ("pending", reason, 1),
+                    Outcome::Unreached(reason) => ("pending", reason, 0),
                 };
-                finish.execute(params![digest_id, subscriber_id, status, text, timestamp(now)])?;
+                finish.execute(params![
+                    digest_id,
+                    subscriber_id,
+                    status,
+                    text,
+                    timestamp(now),
+                    charged
+                ])?;
             }
             Ok(())
         })

@@ -30,8 +30,16 @@ pub enum Attempt {
     /// Refused for good (5xx): recorded as failed.
     Permanent(String),
     /// Worth trying again (4xx); `connection` when there was no SMTP reply
-    /// at all (a dropped connection, a timeout, a reply that is not SMTP).
-    Transient { reason: String, connection: bool },
+    /// at all (a dropped connection, a timeout, a reply that is not SMTP);
+    /// `reached` when the server took part in this message's transaction
+    /// (a 4xx to it, a connection lost while sending it), not when the
+    /// connection, TLS or login failed before it: only those count against
+    /// the recipient's attempts.
+    Transient {
+        reason: String,
+        connection: bool,
+        reached: bool,
+    },
     /// Nothing will work until the setup is fixed (TLS, a full outbox disk).
     Fatal(anyhow::Error),
 }

@@ -201,9 +201,15 @@ impl Session for SmtpSession<'_> {
                 Err(Failure::Message(e)) if e.is_permanent() || e.is_client() => {
                     Attempt::Permanent(e.to_string())
                 }
-                Err(Failure::Connect(e) | Failure::Message(e)) => Attempt::Transient {
+                Err(Failure::Connect(e)) => Attempt::Transient {
                     connection: !e.is_transient(),
                     reason: self.describe(&e),
+                    reached: false,
+                },
+                Err(Failure::Message(e)) => Attempt::Transient {
+                    connection: !e.is_transient(),
+                    reason: self.describe(&e),
+                    reached: true,
                 },
         }
     }

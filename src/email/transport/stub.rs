@@ -18,7 +18,7 @@ pub enum Answer {
     Refuse,
     /// A 4xx ("try again later").
     Later,
-    /// No SMTP reply at all (a dropped connection).
+    /// No connection at all (refused, like a server that is down).
     Drop,
     /// Nothing will work (a refused login).
     Fatal,
@@ -93,10 +93,12 @@ impl Session for &Scripted {
             Answer::Later => Attempt::Transient {
                 reason: "451 4.3.0 try again later".into(),
                 connection: false,
+                reached: true,
             },
             Answer::Drop => Attempt::Transient {
-                reason: "connection dropped".into(),
+                reason: "connection refused".into(),
                 connection: true,
+                reached: false,
             },
             Answer::Fatal => Attempt::Fatal(anyhow::anyhow!("535 login refused")),
         }

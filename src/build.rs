@@ -124,7 +124,7 @@ pub fn next_scheduled(posts: &[Post], now: DateTime<Utc>) -> Option<DateTime<Utc
     posts
         .iter()
         .filter(|p| p.status(now) == PostStatus::Scheduled)
-        .map(|p| p.published.with_timezone(&Utc))
+        .map(|p| p.due().with_timezone(&Utc))
         .min()
 }
 

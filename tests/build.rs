@@ -214,6 +214,45 @@ fn the_clock_can_come_from_newsletter_now() {
 }
 
 #[test]
+fn jekyll_and_hugo_drafts_and_publish_dates_stay_out_of_the_feeds_until_due() {
+    let site = Site::fixture("blog");
+    site.write(
+        "content/2024-02-01-jekyll-unpublished.md",
+        "---\ntitle: Jekyll unpublished\ndate: 2024-02-01\npublished: false\n---\n\nHidden.\n",
+    );
+    site.write(
+        "content/_drafts/jekyll-draft-folder.md",
+        "---\ntitle: Jekyll draft folder\ndate: 2024-02-02\n---\n\nHidden.\n",
+    );
+    site.write(
+        "content/hugo-publish-date.md",
+        "+++\ntitle = \"Hugo publishDate\"\ndate = 2024-02-03\npublishDate = 2026-12-24T09:00:00Z\n+++\n\nLater.\n",
+    );
+    let before = site.build_at("2026-11-25T00:00:00Z");
+    assert!(before.stdout.contains(" 2 scheduled"), "{before:?}");
+    let feeds = site.feeds("public");
+    feeds.assert_clean();
+    for title in [
+        "Jekyll unpublished",
+        "Jekyll draft folder",
+        "Hugo publishDate",
+    ] {
+        in_no_feed(&feeds, title);
+    }
+    // Once its publishDate has come, the Hugo post is in, under its own date.
+    site.build_at("2026-12-24T09:00:00Z");
+    let feeds = site.feeds("public");
+    for (name, entry) in in_every_feed(&feeds, "Hugo publishDate") {
+        assert!(
+            entry.link.as_deref().unwrap_or("").contains("/2024/02/03/"),
+            "{name}: {entry:?}"
+        );
+    }
+    in_no_feed(&feeds, "Jekyll unpublished");
+    in_no_feed(&feeds, "Jekyll draft folder");
+}
+
+#[test]
 fn a_draft_is_never_published() {
     let site = Site::fixture("blog");
     site.append_config("per_tag = true");

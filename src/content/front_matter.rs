@@ -87,7 +87,11 @@ pub struct FrontMatter {
     /// `updated` or `lastmod`.
     pub updated: Option<Dated>,
     pub authors: Vec<String>,
+    /// `draft: true`, or Jekyll's `published: false`.
     pub draft: bool,
+    /// Hugo's `publishDate` (or its aliases `publish_date`, `pubdate`, and
+    /// `published` when it holds a date): not published before it.
+    pub publish_date: Option<Dated>,
     /// `tags`, `categories` and Zola's `[taxonomies]`, in order, without duplicates.
     pub tags: Vec<String>,
     /// `summary` or `description`.
@@ -129,17 +133,20 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, LineError> {
         }
     }
 
-    fm.draft = match map.get("draft") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
-        Some(other) => {
-            return Err(LineError::new(
-                lines.find("draft"),
-                format!("`draft` must be true or false, not {other}"),
-            ));
-        }
+    // Jekyll's `published: false` is a draft; in Hugo `published` is an
+    // alias of `publishDate`, a date.
+    let jekyll_published = match map.get("published") {
+        Some(Value::String(s)) if !is_bool_text(s) => None,
+        _ => bool_key(&map, "published", &lines)?,
+    };
+    fm.draft = bool_key(&map, "draft", &lines)?.unwrap_or(false) || jekyll_published == Some(false);
+    fm.publish_date = match jekyll_published {
+        None => date_key(
+            &map,
+            &["publishDate", "publish_date", "pubdate", "published"],
+            &lines,
+        )?,
+        Some(_) => date_key(&map, &["publishDate", "publish_date", "pubdate"], &lines)?,
     };
 
     let mut tags = string_list(&map, "tags", &lines)?;
@@ -347,6 +354,27 @@ fn string_list(
         .flatten()
         .filter(|s| !s.is_empty())
         .collect())
+}
+
+fn is_bool_text(text: &str) -> bool {
+    text.eq_ignore_ascii_case("true") || text.eq_ignore_ascii_case("false")
+}
+
+/// A true/false key (`true`, `false`, or those words quoted).
+fn bool_key(
+    map: &Map<String, Value>,
+    key: &'static str,
+    lines: &KeyLines<'_>,
+) -> Result<Option<bool>, LineError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) if is_bool_text(s) => Ok(Some(s.eq_ignore_ascii_case("true"))),
+        Some(other) => Err(LineError::new(
+            lines.find(key),
+            format!("`{key}` must be true or false, not {other}"),
+        )),
+    }
 }
 
 fn date_key(

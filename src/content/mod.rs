@@ -28,7 +28,12 @@ pub struct Post {
     pub updated: DateTime<FixedOffset>,
     /// Empty when the post names no author (the site's author is used then).
     pub authors: Vec<String>,
+    /// `draft: true`, Jekyll's `published: false`, or a file under a
+    /// `_drafts` folder: never published.
     pub draft: bool,
+    /// Hugo's `publishDate`: not published before it (it leaves the post's
+    /// date, and so its permalink, as they are).
+    pub publish_at: Option<DateTime<FixedOffset>>,
     pub tags: Vec<String>,
     /// The `summary` key, Markdown; it replaces the excerpt when present.
     pub summary: Option<String>,
@@ -51,6 +56,12 @@ pub enum PostStatus {
 }
 
 impl Post {
+    /// When the post is published: its date, or a later `publishDate`.
+    pub fn due(&self) -> DateTime<FixedOffset> {
+        self.publish_at
+            .map_or(self.published, |at| at.max(self.published))
+    }
+
     /// The Markdown body: re-read from the post's file unless it came with the post.
     pub fn body(&self) -> Result<String, Problem> {
         if let Some(body) = &self.body {
@@ -69,7 +80,7 @@ impl Post {
     pub fn status(&self, now: DateTime<Utc>) -> PostStatus {
         if self.draft {
             PostStatus::Draft
-        } else if self.published > now {
+        } else if self.due() > now {
             PostStatus::Scheduled
         } else {
             PostStatus::Published
@@ -281,6 +292,15 @@ fn parse_text(
             .map_err(|e| LineError::new(d.line, format!("`{}`: {e}", d.key)))?,
         None => published,
     };
+    let publish_at = match &fm.publish_date {
+        Some(d) => Some(
+            date::parse_date(&d.text, zone)
+                .map_err(|e| LineError::new(d.line, format!("`{}`: {e}", d.key)))?,
+        ),
+        None => None,
+    };
+    // Jekyll keeps drafts in `_drafts/`; they are never published.
+    let in_drafts = path.components().any(|c| c.as_os_str() == "_drafts");
     let slug = encode_slug(fm.slug.as_deref().unwrap_or(&file_slug));
     if slug.is_empty() {
         return Err(LineError::new(
@@ -295,7 +315,8 @@ fn parse_text(
         published,
         updated,
         authors: fm.authors,
-        draft: fm.draft,
+        draft: fm.draft || in_drafts,
+        publish_at,
         tags: fm.tags,
         summary: fm.summary,
         slug,
@@ -504,5 +525,36 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.status(now), PostStatus::Draft);
+    }
+
+    #[test]
+    fn drafts_and_publish_dates_of_jekyll_and_hugo_are_honoured() {
+        let now: DateTime<Utc> = "2020-01-01T00:00:00Z".parse().unwrap();
+        let status = |path: &str, text: &str| post(path, text).unwrap().status(now);
+        // Jekyll: `published: false`, and anything under `_drafts/`.
+        let jekyll = "---\ntitle: x\ndate: 2019-01-01\npublished: false\n---\n";
+        assert_eq!(status("x.md", jekyll), PostStatus::Draft);
+        let shown = "---\ntitle: x\ndate: 2019-01-01\npublished: \"true\"\n---\n";
+        assert_eq!(status("x.md", shown), PostStatus::Published);
+        let plain = "---\ntitle: x\ndate: 2019-01-01\n---\n";
+        assert_eq!(status("_drafts/x.md", plain), PostStatus::Draft);
+        assert_eq!(status("blog/_drafts/deep/x.md", plain), PostStatus::Draft);
+        assert_eq!(status("my_drafts/x.md", plain), PostStatus::Published);
+        // Hugo: `publishDate` (or `published` holding a date) after now.
+        for key in ["publishDate", "publish_date", "pubdate", "published"] {
+            let later = format!("---\ntitle: x\ndate: 2019-01-01\n{key}: 2020-06-01\n---\n");
+            let p = post("x.md", &later).unwrap();
+            assert_eq!(p.status(now), PostStatus::Scheduled, "{key}");
+            assert_eq!(p.due().to_rfc3339(), "2020-06-01T00:00:00+00:00", "{key}");
+            // The date, and so the permalink, stay the post's own.
+            assert_eq!(p.published.to_rfc3339(), "2019-01-01T00:00:00+00:00");
+            let earlier = format!("---\ntitle: x\ndate: 2019-01-01\n{key}: 2019-06-01\n---\n");
+            assert_eq!(status("x.md", &earlier), PostStatus::Published, "{key}");
+        }
+        let bad = post(
+            "x.md",
+            "---\ntitle: x\ndate: 2019-01-01\npublished: sometimes\n---\n",
+        );
+        assert!(bad.is_err());
     }
 }

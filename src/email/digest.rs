@@ -185,12 +185,13 @@ pub fn render(
     let split = config.digest.max_posts.min(posts.len());
     let (full, rest) = posts.split_at(split);
     let mut with_excerpts = Vec::with_capacity(full.len());
+    let mut preheader = String::new();
     for post in full {
-        with_excerpts.push(post_value(
-            config,
-            post,
-            Some(email_excerpt(config, post).map_err(DigestError::Post)?),
-        ));
+        let excerpt = email_excerpt(config, post).map_err(DigestError::Post)?;
+        if preheader.is_empty() {
+            preheader = preheader_of(&excerpt.1);
+        }
+        with_excerpts.push(post_value(config, post, Some(excerpt)));
     }
     let listed: Vec<Value> = rest.iter().map(|p| post_value(config, p, None)).collect();
     let site = &config.site;
@@ -200,6 +201,7 @@ pub fn render(
         subscriber => context! { email => EMAIL, name => NAME },
         unsubscribe_url => UNSUBSCRIBE_URL,
         digest => context! { id => digest_id },
+        preheader => preheader,
     };
 
     let env = templates::environment(config);
@@ -390,6 +392,57 @@ pub fn check_templates(config: &Config) -> Result<(), DigestError> {
             }
         })?;
     render(config, &[&post], 1).map(|_| ())
+}
+
+/// The preheader inbox lists show after the subject: the start of the
+/// first excerpt's text on one line, without its link notes, cut between
+/// words near [`PREHEADER_CHARS`] characters.
+fn preheader_of(excerpt_text: &str) -> String {
+    let prose: Vec<&str> = excerpt_text
+        .lines()
+        .take_while(|line| !line.starts_with("[1]: "))
+        .collect();
+    let line = one_line(&prose.join(" "));
+    // Link notes (`[the docs][1]`) mean nothing in an inbox list: the
+    // text stays, the marks go.
+    let mut words = Vec::new();
+    let mut length = 0;
+    for word in line.split(' ') {
+        let word = strip_note_marks(word);
+        if word.is_empty() {
+            continue;
+        }
+        if length + word.chars().count() > PREHEADER_CHARS && !words.is_empty() {
+            words.push("…".to_string());
+            break;
+        }
+        length += word.chars().count() + 1;
+        words.push(word);
+    }
+    words.join(" ")
+}
+
+/// How long a preheader is at most, about: inbox lists show 40 to 140.
+const PREHEADER_CHARS: usize = 140;
+
+/// `word` without html2text's link marks: the note number (`[1]`) and the
+/// brackets around a link's text.
+fn strip_note_marks(word: &str) -> String {
+    let mut out = word.to_string();
+    while let Some(start) = out.find('[') {
+        match out[start..].find(']') {
+            Some(end)
+                if out[start + 1..start + end]
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+                    && end > 1 =>
+            {
+                out.replace_range(start..start + end + 1, "");
+            }
+            _ => break,
+        }
+    }
+    out.replace(['[', ']'], "")
 }
 
 /// A post's template variables; `excerpt` is its (HTML, text) excerpt.
@@ -774,6 +827,37 @@ Rest."#;
     }
 
     #[test]
+    fn a_hidden_preheader_gives_inbox_lists_the_first_excerpt() {
+        let config = config();
+        let words = "word ".repeat(60);
+        let body = format!("See [the docs](/docs/) first. {words}\n\n<!-- more -->\n\nRest.\n");
+        let p = post(&config, "2024-05-01-pre.md", "title: Pre", &body);
+        let html = render(&config, &[&p], 1).unwrap().html;
+        let document = scraper::Html::parse_document(&html);
+        let body = document
+            .select(&scraper::Selector::parse("body").unwrap())
+            .next()
+            .unwrap();
+        let first = body
+            .children()
+            .find_map(scraper::ElementRef::wrap)
+            .expect("an element in the body");
+        assert_eq!(first.value().attr("class"), Some("preheader"), "{html}");
+        let style = first.value().attr("style").unwrap_or("").replace(' ', "");
+        assert!(style.contains("display:none"), "{style}");
+        let text: String = first.text().collect();
+        assert!(
+            text.starts_with("See the docs first. word word"),
+            "{text:?}"
+        );
+        assert!(
+            text.ends_with('…') && text.chars().count() <= 145,
+            "{text:?}"
+        );
+        assert!(!text.contains('[') && !text.contains("http"), "{text:?}");
+    }
+
+    #[test]
     fn an_image_with_a_fixed_width_and_height_keeps_its_aspect_ratio() {
         let config = config();
         // As the Prometheus blog's 2016 interview with Life360 has it.
@@ -802,7 +886,8 @@ Rest."#;
         let p = post(&config, "2024-05-01-inline.md", "title: Inline", body);
         let html = render(&config, &[&p], 1).unwrap().html;
         assert!(!html.contains("class=\"video\""), "{html}");
-        let start = html.find("Look: ").expect("the paragraph");
+        // The last: the hidden preheader starts with the same words.
+        let start = html.rfind("Look: ").expect("the paragraph");
         let paragraph = &html[start..start + html[start..].find("</p>").unwrap()];
         assert!(
             paragraph.contains("href=\"https://www.youtube.com/watch?v=abc_-1\""),

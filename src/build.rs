@@ -1,6 +1,6 @@
 //! `newsletter build`: posts → feeds in the output folder.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,9 @@ pub struct BuildReport {
     pub scheduled: usize,
     pub written: usize,
     pub unchanged: usize,
+    /// Feed files an earlier build wrote that this one no longer does,
+    /// deleted (relative paths).
+    pub removed: Vec<String>,
     pub output_dir: PathBuf,
     pub elapsed: Duration,
     /// Paths, relative to the output folder with `/` separators, of the files written.
@@ -45,7 +48,7 @@ impl std::fmt::Display for BuildReport {
             |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         write!(
             f,
-            "read {}: {} published, {}, {} scheduled; wrote {} ({} unchanged) to {} in {:.2} s",
+            "read {}: {} published, {}, {} scheduled; wrote {} ({} unchanged) to {}",
             plural(self.read, "post", "posts"),
             self.published,
             plural(self.drafts, "draft", "drafts"),
@@ -53,8 +56,15 @@ impl std::fmt::Display for BuildReport {
             plural(self.written, "file", "files"),
             self.unchanged,
             self.output_dir.display(),
-            self.elapsed.as_secs_f64()
-        )
+        )?;
+        if !self.removed.is_empty() {
+            write!(
+                f,
+                ", removed {} no longer built",
+                plural(self.removed.len(), "file", "files")
+            )?;
+        }
+        write!(f, " in {:.2} s", self.elapsed.as_secs_f64())
     }
 }
 
@@ -105,6 +115,10 @@ pub fn build(
         file.commit()?;
     }
     let written = changed.len();
+    // The files this build stands for; those an earlier build wrote and this
+    // one no longer does (the feeds of a tag that lost its last post) go.
+    let current: BTreeSet<String> = plans.iter().flat_map(|p| p.paths.iter().cloned()).collect();
+    let removed = remove_unwritten(output_dir, &current)?;
     Ok(BuildReport {
         read,
         published,
@@ -112,11 +126,58 @@ pub fn build(
         scheduled,
         written,
         unchanged: files - written,
+        removed,
         output_dir: output_dir.to_path_buf(),
         elapsed: started.elapsed(),
         changed,
         next_scheduled,
     })
+}
+
+/// The build manifest: the files of the output folder the last build
+/// wrote, one relative path a line. Hidden, so `serve` does not serve it.
+pub const MANIFEST: &str = ".newsletter.manifest";
+
+/// Deletes the files the previous build's manifest lists and `current`
+/// does not (and their folders, once empty), then records `current` as the
+/// manifest. Only files a build wrote are ever deleted: nothing without a
+/// manifest, nothing outside the output folder.
+fn remove_unwritten(
+    output_dir: &Path,
+    current: &BTreeSet<String>,
+) -> Result<Vec<String>, BuildError> {
+    let manifest = output_dir.join(MANIFEST);
+    let previous = std::fs::read_to_string(&manifest).unwrap_or_default();
+    let mut removed = Vec::new();
+    for line in previous.lines() {
+        let inside = !line.is_empty()
+            && line
+                .split('/')
+                .all(|part| !part.is_empty() && part != "." && part != "..")
+            && !line.contains('\\');
+        if !inside || current.contains(line) {
+            continue;
+        }
+        let path = output_dir.join(line);
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed.push(line.to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(WriteError { path, source }.into()),
+        }
+        // Folders it leaves empty (tags/<tag>/) go too; best effort.
+        let mut folder = path.parent();
+        while let Some(dir) = folder.filter(|d| *d != output_dir && d.starts_with(output_dir)) {
+            if std::fs::remove_dir(dir).is_err() {
+                break;
+            }
+            folder = dir.parent();
+        }
+    }
+    let list: String = current.iter().map(|p| format!("{p}\n")).collect();
+    if let Some(staged) = stage_file(&manifest, |w| w.write_all(list.as_bytes()))? {
+        staged.commit()?;
+    }
+    Ok(removed)
 }
 
 /// When the earliest post scheduled after `now` becomes due.

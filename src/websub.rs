@@ -286,6 +286,7 @@ mod tests {
             scheduled: 0,
             written: changed.len(),
             unchanged: 0,
+            removed: Vec::new(),
             output_dir: "public".into(),
             elapsed: Duration::ZERO,
             changed: changed.iter().map(|c| c.to_string()).collect(),

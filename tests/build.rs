@@ -214,6 +214,43 @@ fn the_clock_can_come_from_newsletter_now() {
 }
 
 #[test]
+fn the_feeds_of_a_tag_that_lost_its_last_post_are_removed_and_nothing_else() {
+    let site = Site::fixture("blog");
+    site.append_config("per_tag = true");
+    site.build();
+    for file in ["atom.xml", "rss.xml", "feed.json"] {
+        assert!(site.path(&format!("public/tags/zola/{file}")).exists());
+    }
+    // Files the build never wrote, one of them among the tag feeds.
+    site.write("public/mine.txt", "mine");
+    site.write("public/tags/keep/atom.xml", "not a build's");
+    // The tag's only post becomes a draft.
+    let post = site.read_text("content/zola-post.md");
+    site.write(
+        "content/zola-post.md",
+        post.replacen("+++\n", "+++\ndraft = true\n", 1),
+    );
+    let out = site.build();
+    assert!(
+        out.stdout.contains("removed 6 files no longer built"),
+        "{out:?}"
+    );
+    assert!(
+        !site.path("public/tags/zola").exists(),
+        "the tag's folder stays"
+    );
+    assert!(!site.path("public/tags/toml").exists());
+    assert_eq!(site.read_text("public/mine.txt"), "mine");
+    assert_eq!(site.read_text("public/tags/keep/atom.xml"), "not a build's");
+    // The site's own feeds are all still there, and readable.
+    site.feeds("public").assert_clean();
+    site.feeds("public/tags/rust").assert_clean();
+    // A build with nothing to remove says nothing of it.
+    let again = site.build();
+    assert!(!again.stdout.contains("removed"), "{again:?}");
+}
+
+#[test]
 fn jekyll_and_hugo_drafts_and_publish_dates_stay_out_of_the_feeds_until_due() {
     let site = Site::fixture("blog");
     site.write(

@@ -463,12 +463,16 @@ fn two_version_site(posts: usize) -> Site {
     site
 }
 
-/// The visible files under `dir` (relative paths → bytes), and the hidden ones.
+/// The visible files under `dir` (relative paths → bytes), and the hidden
+/// ones but the build manifest.
 fn feed_files(dir: &Path) -> (BTreeMap<PathBuf, Vec<u8>>, Vec<PathBuf>) {
     let mut files = BTreeMap::new();
     let mut hidden = Vec::new();
     for entry in walk(dir) {
         let relative = entry.strip_prefix(dir).unwrap().to_path_buf();
+        if relative == Path::new(".newsletter.manifest") {
+            continue;
+        }
         if relative
             .components()
             .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))

@@ -292,6 +292,18 @@ pub fn escape_text(text: &str) -> String {
     out
 }
 
+/// The fragment parsed as a browser would and written out again, so tags
+/// it leaves open are closed and stray end tags dropped: an excerpt cut
+/// inside raw HTML can never close or open elements of the page (or the
+/// mail template) around it.
+pub fn balance(html: &str) -> String {
+    css_inline::CSSInliner::options()
+        .load_remote_stylesheets(false)
+        .build()
+        .inline_fragment(html, "")
+        .unwrap_or_else(|_| escape_text(html))
+}
+
 /// The visible text of an HTML fragment on one line: entities decoded,
 /// tags and layout whitespace gone.
 pub fn to_plain_text(html: &str) -> String {

@@ -14,7 +14,9 @@ use url::Url;
 
 use crate::config::{Config, IframePolicy};
 use crate::content::{Post, Problem};
-use crate::html::{Sanitizer, escape_text, strip_xml_illegal, to_plain_text};
+use crate::html::{
+    Sanitizer, balance, escape_text, limit_nesting, strip_xml_illegal, to_plain_text,
+};
 
 /// About this many words make an automatic excerpt.
 pub const AUTO_EXCERPT_WORDS: usize = 70;
@@ -105,7 +107,10 @@ pub fn render_post(
     };
     let mut excerpt_html = push(excerpt.iter().cloned());
     if excerpt_raw {
-        excerpt_html = safe.fragment(&excerpt_html);
+        // Cut inside raw HTML (`<div><table>` … marker … `</table></div>`),
+        // the excerpt would leave those elements open in every page that
+        // shows it.
+        excerpt_html = balance(&safe.fragment(&limit_nesting(&excerpt_html)));
     }
     let title = strip_xml_illegal(title);
     let (excerpt_html, excerpt_text) = if has_text_or_media(&excerpt_html) {

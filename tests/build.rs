@@ -251,6 +251,36 @@ fn the_feeds_of_a_tag_that_lost_its_last_post_are_removed_and_nothing_else() {
 }
 
 #[test]
+fn an_excerpt_cut_inside_raw_html_leaves_no_element_open() {
+    let site = Site::fixture("blog");
+    site.write(
+        "content/2024-03-01-table-excerpt.md",
+        "---\ntitle: Table excerpt\ndate: 2024-03-01\n---\n\n<div class=\"wrap\"><table><tr><td>Cell one, the excerpt.\n<!-- more -->\nCell two.</td></tr></table></div>\n\nAfter.\n",
+    );
+    site.build();
+    let feeds = site.feeds("public");
+    feeds.assert_clean();
+    for (name, entry) in in_every_feed(&feeds, "Table excerpt") {
+        if name == "json" {
+            continue; // JSON Feed's summary is plain text
+        }
+        let summary = entry.summary.as_ref().and_then(|s| s.html.clone());
+        let summary = summary.unwrap_or_else(|| panic!("{name}: no summary"));
+        assert!(summary.contains("Cell one"), "{name}: {summary}");
+        assert!(!summary.contains("Cell two"), "{name}: {summary}");
+        for tag in ["div", "table", "tr", "td"] {
+            let opened = summary.matches(&format!("<{tag}")).count()
+                - summary.matches(&format!("<{tag}s")).count();
+            let closed = summary.matches(&format!("</{tag}>")).count();
+            assert!(
+                opened >= 1 && opened == closed,
+                "{name}: <{tag}> left open in {summary}"
+            );
+        }
+    }
+}
+
+#[test]
 fn jekyll_and_hugo_drafts_and_publish_dates_stay_out_of_the_feeds_until_due() {
     let site = Site::fixture("blog");
     site.write(

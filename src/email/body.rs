@@ -24,7 +24,7 @@ pub fn email_excerpt(config: &Config, post: &Post) -> Result<(String, String), P
     let rendered = render_post_safely(config, post, IframePolicy::Link, Some(clean))?;
     let image_alt = format!("Image from “{}”", clean(&post.title));
     let excerpt = clean(&rendered.excerpt);
-    let html = balance(&for_email(&limit_nesting(&excerpt), &image_alt));
+    let html = html::balance(&for_email(&limit_nesting(&excerpt), &image_alt));
     let text = wrap(&html_to_text(&html), TEXT_WIDTH);
     Ok((html, text))
 }
@@ -144,17 +144,6 @@ fn keep_aspect_ratio(style: &str, width_attribute: bool) -> Option<String> {
         .collect();
     kept.push("height: auto".into());
     Some(kept.join("; "))
-}
-
-/// The fragment parsed as a browser would and written out again, so tags
-/// it leaves open are closed and stray end tags dropped: an excerpt can
-/// never close or open elements of the template around it.
-fn balance(html: &str) -> String {
-    css_inline::CSSInliner::options()
-        .load_remote_stylesheets(false)
-        .build()
-        .inline_fragment(html, "")
-        .unwrap_or_else(|_| escape_text(html))
 }
 
 /// Inlines the `<style>` rules into `style` attributes; the `<style>`

@@ -15,7 +15,7 @@ use url::Url;
 use crate::config::{Config, IframePolicy};
 use crate::content::{Post, Problem};
 use crate::html::{
-    Sanitizer, balance, escape_text, limit_nesting, strip_xml_illegal, to_plain_text,
+    Sanitizer, balance, escape_text, is_balanced, limit_nesting, strip_xml_illegal, to_plain_text,
 };
 
 /// About this many words make an automatic excerpt.
@@ -110,7 +110,10 @@ pub fn render_post(
         // Cut inside raw HTML (`<div><table>` … marker … `</table></div>`),
         // the excerpt would leave those elements open in every page that
         // shows it.
-        excerpt_html = balance(&safe.fragment(&limit_nesting(&excerpt_html)));
+        excerpt_html = safe.fragment(&excerpt_html);
+        if !is_balanced(&excerpt_html) {
+            excerpt_html = balance(&limit_nesting(&excerpt_html));
+        }
     }
     let title = strip_xml_illegal(title);
     let (excerpt_html, excerpt_text) = if has_text_or_media(&excerpt_html) {

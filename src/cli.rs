@@ -357,6 +357,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 to,
                 cancel: None,
             };
+            if let Some(warning) = crate::links::unanswered_links_warning(&config) {
+                eprintln!("warning: {warning}");
+            }
             let progress = ProgressOutput::new();
             let report = send::send(&config, &options, clock.now(), &progress)?;
             progress.finish();
@@ -442,6 +445,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Check => {
+            if let Some(warning) = crate::links::unanswered_links_warning(&config) {
+                eprintln!("warning: {warning}");
+            }
             let corpus = content::read_posts(&config);
             for problem in &corpus.problems {
                 println!("{problem}");

@@ -27,6 +27,22 @@ pub fn confirm_url(config: &Config, token: &str) -> String {
     server_url(config, &["confirm", token])
 }
 
+/// A warning for a site whose mail carries unsubscribe links that nothing
+/// may answer: they point at `server.public_url`, which defaults to
+/// `site.base_url`, where only `newsletter serve` answers them, and there
+/// is no `email.unsubscribe_mailto` to fall back on. `None` when the
+/// config says where the server runs, or offers the mailto.
+pub fn unanswered_links_warning(config: &Config) -> Option<String> {
+    if config.server.public_url_set || config.email.unsubscribe_mailto.is_some() {
+        return None;
+    }
+    Some(format!(
+        "the digest's unsubscribe links (and sign-up confirmations) point at {}, where only `newsletter serve` answers them: \
+         set server.public_url to where `newsletter serve` runs, or email.unsubscribe_mailto to a mailbox you read (README.md, Deployment)",
+        unsubscribe_url(config, "TOKEN")
+    ))
+}
+
 /// The absolute URL of a file of the feeds' output folder (`atom.xml`,
 /// `tags/go/rss.xml`): under `site.base_url`.
 pub fn feed_url(config: &Config, path: &str) -> String {
@@ -96,5 +112,19 @@ mod tests {
             feed_url(&config(""), "tags/go/atom.xml"),
             "https://prometheus.io/blog/tags/go/atom.xml"
         );
+    }
+
+    #[test]
+    fn a_warning_only_when_nothing_may_answer_the_links() {
+        let warning = unanswered_links_warning(&config("")).expect("a warning");
+        assert!(
+            warning.contains("https://prometheus.io/blog/unsubscribe/TOKEN")
+                && warning.contains("server.public_url"),
+            "{warning}"
+        );
+        let served = config("[server]\npublic_url = \"https://prometheus.io/blog/\"\n");
+        assert_eq!(unanswered_links_warning(&served), None);
+        let mailto = config("[email]\nunsubscribe_mailto = \"leave@prometheus.io\"\n");
+        assert_eq!(unanswered_links_warning(&mailto), None);
     }
 }

@@ -219,3 +219,26 @@ fn after_the_last_digest_preview_and_send_to_show_it_again_with_the_current_temp
     let nothing = cli(&["send", "--now", NOW]).success();
     assert!(nothing.stdout.contains("nothing to send"), "{nothing:?}");
 }
+
+#[test]
+fn check_and_send_warn_once_when_nothing_may_answer_the_unsubscribe_links() {
+    let site = bare_site();
+    let check = run(&mut site.newsletter(["check"])).success();
+    let warning = "warning: the digest's unsubscribe links";
+    assert_eq!(check.stderr.matches(warning).count(), 1, "{check:?}");
+    assert!(
+        check
+            .stderr
+            .contains("https://blog.example.org/unsubscribe/TOKEN")
+            && check.stderr.contains("server.public_url"),
+        "{check:?}"
+    );
+    run(&mut site.newsletter(["subscribers", "add", "ann@example.org"])).success();
+    let sent = run(&mut site.newsletter(["send", "--now", NOW])).success();
+    assert_eq!(sent.stderr.matches(warning).count(), 1, "{sent:?}");
+
+    // Said where `newsletter serve` runs: no warning.
+    site.append_config("[server]\npublic_url = \"https://news.example.org\"\n");
+    let check = run(&mut site.newsletter(["check"])).success();
+    assert!(!check.stderr.contains(warning), "{check:?}");
+}

@@ -14,6 +14,9 @@ use super::{ConfigError, Source};
 pub struct Server {
     /// The URL that links in emails point at; default `site.base_url`.
     pub public_url: Url,
+    /// True when the config names `public_url` (so someone said that
+    /// `newsletter serve` answers there), false when it is the default.
+    pub public_url_set: bool,
     /// Where `newsletter serve` listens; `--listen` overrides it.
     pub listen: SocketAddr,
     /// How long a confirmation link works.
@@ -62,6 +65,7 @@ pub(super) fn check(
     base_url: &Url,
     source: &Source,
 ) -> Result<Server, ConfigError> {
+    let public_url_set = raw.public_url.is_some();
     let public_url = match raw.public_url {
         None => base_url.clone(),
         Some(text) => {
@@ -113,6 +117,7 @@ pub(super) fn check(
     }
     Ok(Server {
         public_url,
+        public_url_set,
         listen,
         confirm_ttl,
         signups_per_client: raw.signups_per_client,

@@ -172,12 +172,101 @@ fn html_to_text(html: &str) -> String {
         .no_link_wrapping()
         .string_from_read(html.as_bytes(), 100_000)
         .unwrap_or_else(|_| crate::html::to_plain_text(html));
-    text.lines()
-        .map(str::trim_end)
+    let text = text
+        .lines()
+        .map(|line| plain_heading(line.trim_end()))
         .collect::<Vec<_>>()
-        .join("\n")
-        .trim()
-        .to_string()
+        .join("\n");
+    merge_link_notes(&unwrap_linked_images(text.trim()))
+}
+
+/// A heading without html2text's Markdown marks: `## Title` → `Title`.
+fn plain_heading(line: &str) -> &str {
+    let hashes = line.bytes().take_while(|&b| b == b'#').count();
+    if (1..=6).contains(&hashes) && line[hashes..].starts_with(' ') {
+        line[hashes..].trim_start()
+    } else {
+        line
+    }
+}
+
+/// A linked image as its link's text: html2text writes the image's alt
+/// text in brackets inside the link's (`[[A logo]][3]`); one pair goes.
+fn unwrap_linked_images(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("[[") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find("]][") {
+            Some(end) if !after[..end].contains(['[', ']', '\n']) => {
+                out.push('[');
+                out.push_str(&after[..end]);
+                out.push_str("][");
+                rest = &after[end + 3..];
+            }
+            _ => {
+                out.push_str("[[");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One link note per URL: html2text numbers every link, so a URL linked
+/// twice got two notes. References to a later note of the same URL take
+/// the first one's number, and the notes are numbered again in order.
+fn merge_link_notes(text: &str) -> String {
+    let Some(start) = text.find("\n\n[1]: ") else {
+        return text.to_string();
+    };
+    let (body, notes) = text.split_at(start);
+    let mut urls: Vec<&str> = Vec::new();
+    // Old note number → new one.
+    let mut renumber = std::collections::HashMap::new();
+    for line in notes.trim().lines() {
+        let Some((number, url)) = line
+            .strip_prefix('[')
+            .and_then(|l| l.split_once("]: "))
+            .filter(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            // Not the notes html2text writes: leave the text as it is.
+            return text.to_string();
+        };
+        let new = match urls.iter().position(|u| *u == url) {
+            Some(i) => i + 1,
+            None => {
+                urls.push(url);
+                urls.len()
+            }
+        };
+        renumber.insert(number.to_string(), new);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = body;
+    while let Some(open) = rest.find("][") {
+        let after = &rest[open + 2..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        match renumber.get(&after[..digits]) {
+            Some(new) if digits > 0 && after[digits..].starts_with(']') => {
+                out.push_str(&rest[..open]);
+                out.push_str(&format!("][{new}]"));
+                rest = &after[digits + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..open + 2]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.push_str("\n\n");
+    for (i, url) in urls.iter().enumerate() {
+        out.push_str(&format!("[{}]: {url}\n", i + 1));
+    }
+    out.trim_end().to_string()
 }
 
 /// Template output made tidy: no trailing spaces (but the `-- ` signature
@@ -202,4 +291,22 @@ pub fn tidy_text(text: &str) -> String {
         out.pop();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_part_has_plain_headings_one_note_per_url_and_no_nested_brackets() {
+        let html = "<h2>A heading</h2><p>See <a href=\"https://example.org/docs\">the docs</a> and <a href=\"https://example.org/docs\">the docs again</a>.</p><p><a href=\"https://example.org/home\"><img src=\"https://example.org/logo.png\" alt=\"A logo\"></a> and <a href=\"https://example.org/x\">x</a></p>";
+        let text = html_to_text(html);
+        assert_eq!(
+            text,
+            "A heading\n\nSee [the docs][1] and [the docs again][1].\n\n[A logo][2] and [x][3]\n\n[1]: https://example.org/docs\n[2]: https://example.org/home\n[3]: https://example.org/x"
+        );
+        // Text without notes, or with brackets of its own, stays as it is.
+        assert_eq!(html_to_text("<p>a [[b]] c</p>"), "a [[b]] c");
+        assert_eq!(plain_heading("#hashtag"), "#hashtag");
+    }
 }

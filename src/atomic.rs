@@ -114,6 +114,18 @@ impl Staged {
     /// Renames the file into place. No fsync: the rename is what keeps
     /// readers from seeing half a file, and a feed lost to a power cut is
     /// rebuilt by the next build.
+    /// Renames the file into place unless a file is there already (one
+    /// that appeared since it was staged): then it fails and the staged
+    /// file is deleted.
+    pub fn commit_new(self) -> Result<(), WriteError> {
+        let path = self.path;
+        self.temp.persist_noclobber(&path).map_err(|e| WriteError {
+            path: path.clone(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+
     pub fn commit(self) -> Result<(), WriteError> {
         let path = self.path;
         self.temp.persist(&path).map_err(|e| WriteError {

@@ -141,7 +141,9 @@ pub const MANIFEST: &str = ".newsletter.manifest";
 /// Deletes the files the previous build's manifest lists and `current`
 /// does not (and their folders, once empty), then records `current` as the
 /// manifest. Only files a build wrote are ever deleted: nothing without a
-/// manifest, nothing outside the output folder.
+/// manifest, nothing outside the output folder (no `..`, no absolute path,
+/// no folder that is a symbolic link), nothing that is not a file. Best
+/// effort: what cannot be deleted stays, and the build goes on.
 fn remove_unwritten(
     output_dir: &Path,
     current: &BTreeSet<String>,
@@ -159,11 +161,20 @@ fn remove_unwritten(
             continue;
         }
         let path = output_dir.join(line);
-        match std::fs::remove_file(&path) {
-            Ok(()) => removed.push(line.to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(WriteError { path, source }.into()),
+        // Every folder on the way a real folder and the last a regular file,
+        // as a build writes them: a link to a folder elsewhere never leads
+        // the deletion out of the output folder, and a link is not ours.
+        let mut folder = output_dir.to_path_buf();
+        let parts: Vec<&str> = line.split('/').collect();
+        let real_folders = parts[..parts.len() - 1].iter().all(|part| {
+            folder.push(part);
+            std::fs::symlink_metadata(&folder).is_ok_and(|m| m.file_type().is_dir())
+        });
+        let plain_file = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file());
+        if !real_folders || !plain_file || std::fs::remove_file(&path).is_err() {
+            continue;
         }
+        removed.push(line.to_string());
         // Folders it leaves empty (tags/<tag>/) go too; best effort.
         let mut folder = path.parent();
         while let Some(dir) = folder.filter(|d| *d != output_dir && d.starts_with(output_dir)) {

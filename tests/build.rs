@@ -251,6 +251,36 @@ fn the_feeds_of_a_tag_that_lost_its_last_post_are_removed_and_nothing_else() {
 }
 
 #[test]
+fn a_manifest_never_leads_a_build_to_delete_outside_the_output_folder() {
+    let site = Site::fixture("blog");
+    site.append_config("per_tag = true");
+    site.build();
+    // The tag folders moved elsewhere and linked back; files there that
+    // the manifest names must survive.
+    let elsewhere = site.outside().join("elsewhere");
+    std::fs::rename(site.path("public/tags"), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, site.path("public/tags")).unwrap();
+    // Lines a build never writes: a folder, a path through a file, a NUL.
+    let mut manifest = site.read_text("public/.newsletter.manifest");
+    manifest.push_str("tags\natom.xml/x\nnul\u{0}x\n../config.toml\n");
+    site.write("public/.newsletter.manifest", manifest);
+    let post = site.read_text("content/zola-post.md");
+    site.write(
+        "content/zola-post.md",
+        post.replacen("+++\n", "+++\ndraft = true\n", 1),
+    );
+    let out = site.build();
+    assert!(!out.stdout.contains("removed"), "{out:?}");
+    assert!(
+        elsewhere.join("zola/atom.xml").exists(),
+        "deleted through a link"
+    );
+    assert!(site.path("config.toml").exists());
+    // And the next build runs as well.
+    site.build();
+}
+
+#[test]
 fn an_excerpt_cut_inside_raw_html_leaves_no_element_open() {
     let site = Site::fixture("blog");
     site.write(

@@ -294,6 +294,55 @@ fn an_unreachable_server_stops_the_run_quickly_and_keeps_everything_pending() {
 }
 
 #[test]
+fn an_outage_uses_up_nobodys_attempts_but_a_refusal_of_the_recipient_does() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let readers = addresses(2);
+    let site = mail_site()
+        .smtp(loopback_config(closed, "connections = 2\ntimeout = 2"))
+        .subscribers(&readers)
+        .create();
+    let attempts = || -> Vec<i64> {
+        let db = rusqlite::Connection::open(site.path("newsletter.db")).unwrap();
+        let mut query = db
+            .prepare("SELECT attempts FROM deliveries ORDER BY subscriber_id")
+            .unwrap();
+        query
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    // Nothing listening: three runs, no attempt charged.
+    for _ in 0..3 {
+        send(&site).failure();
+    }
+    assert_eq!(attempts(), [0, 0]);
+
+    // A server going away (421 to every MAIL FROM): still none.
+    let closing = SmtpServer::start(&["--closing"]);
+    site.replace_in_config(
+        &format!("port = {closed}"),
+        &format!("port = {}", closing.port),
+    );
+    let out = send(&site).exit_code(1);
+    assert!(out.stdout.contains("2 pending"), "{out}");
+    assert_eq!(attempts(), [0, 0]);
+
+    // A 4xx to one recipient is that recipient's: it counts.
+    let server = SmtpServer::start(&["--tempfail", &readers[0], "--tempfail-times", "1"]);
+    site.replace_in_config(
+        &format!("port = {}", closing.port),
+        &format!("port = {}", server.port),
+    );
+    let out = send(&site).success();
+    assert!(out.stdout.contains("2 sent"), "{out}");
+    assert_eq!(attempts(), [2, 1]);
+}
+
+#[test]
 fn without_smtp_messages_go_to_the_outbox() {
     let site = mail_site().subscribers(&addresses(3)).create();
     let out = send(&site).success();

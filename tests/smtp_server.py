@@ -45,6 +45,8 @@ Faults (deterministic; counters are shared by all connections):
   --tempfail-times N    N for --tempfail (default 1).
   --permfail ADDR...    RCPT TO for these always gets "550 5.1.1 no such user"
                         (checked before --tempfail).
+  --closing             MAIL FROM always gets "421 4.3.2 shutting down" (a
+                        server going away, for every message).
   --drop-every N        Every N-th DATA the server answers (counted when the
                         server would answer, after --delay: the N-th, 2N-th,
                         ...) is NOT saved and NOT answered: the connection is
@@ -264,6 +266,7 @@ class Handler:
         self.drop_every = args.drop_every
         self.drop_after_every = args.drop_after_every
         self.delay = args.delay
+        self.closing = args.closing
         self.data_count = 0  # DATA transfers the server got as far as answering
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
@@ -276,6 +279,9 @@ class Handler:
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.closing:
+            log.info("fault=closing peer=%s from=<%s>", peer_str(session.peer), address)
+            return "421 4.3.2 shutting down"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         log.info("mail peer=%s from=<%s> options=%s", peer_str(session.peer), address,
@@ -466,6 +472,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tempfail", metavar="ADDR", nargs="+", action="extend", default=[])
     p.add_argument("--tempfail-times", type=positive_int, default=1, metavar="N")
     p.add_argument("--permfail", metavar="ADDR", nargs="+", action="extend", default=[])
+    p.add_argument("--closing", action="store_true")
     p.add_argument("--drop-every", type=positive_int, metavar="N")
     p.add_argument("--drop-after-every", type=positive_int, metavar="N")
     p.add_argument("--delay", type=float, default=0.0, metavar="SECONDS")
@@ -530,7 +537,7 @@ def main(argv=None) -> int:
         log.error("could not start: %r", e)
         return 1
     faults = {k: v for k, v in vars(args).items()
-              if k in ("tempfail", "permfail", "drop_every", "drop_after_every",
+              if k in ("tempfail", "permfail", "closing", "drop_every", "drop_after_every",
                        "delay", "garbage") and v}
     if args.tempfail:
         faults["tempfail_times"] = args.tempfail_times

@@ -135,7 +135,7 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, LineError> {
 
     // Jekyll's `published: false` is a draft; in Hugo `published` is an
     // alias of `publishDate`, a date.
-    let jekyll_published = match map.get("published") {
+    let jekyll_published = match lookup(&map, "published").map(|(_, v)| v) {
         Some(Value::String(s)) if !is_bool_text(s) => None,
         _ => bool_key(&map, "published", &lines)?,
     };
@@ -356,6 +356,14 @@ fn string_list(
         .collect())
 }
 
+/// The value of `key` written in any letter case (Hugo reads `Draft`,
+/// `publishdate` and `publishDate` alike), and the key as written.
+fn lookup<'m>(map: &'m Map<String, Value>, key: &str) -> Option<(&'m str, &'m Value)> {
+    map.get_key_value(key)
+        .or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)))
+        .map(|(k, v)| (k.as_str(), v))
+}
+
 fn is_bool_text(text: &str) -> bool {
     text.eq_ignore_ascii_case("true") || text.eq_ignore_ascii_case("false")
 }
@@ -366,13 +374,16 @@ fn bool_key(
     key: &'static str,
     lines: &KeyLines<'_>,
 ) -> Result<Option<bool>, LineError> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(Value::String(s)) if is_bool_text(s) => Ok(Some(s.eq_ignore_ascii_case("true"))),
-        Some(other) => Err(LineError::new(
-            lines.find(key),
-            format!("`{key}` must be true or false, not {other}"),
+    let Some((written, value)) = lookup(map, key) else {
+        return Ok(None);
+    };
+    match value {
+        Value::Null => Ok(None),
+        Value::Bool(b) => Ok(Some(*b)),
+        Value::String(s) if is_bool_text(s) => Ok(Some(s.eq_ignore_ascii_case("true"))),
+        other => Err(LineError::new(
+            lines.find(written),
+            format!("`{written}` must be true or false, not {other}"),
         )),
     }
 }
@@ -383,19 +394,24 @@ fn date_key(
     lines: &KeyLines<'_>,
 ) -> Result<Option<Dated>, LineError> {
     for &key in keys {
-        match map.get(key) {
-            None | Some(Value::Null) => continue,
-            Some(Value::String(s)) => {
+        let Some((written, value)) = lookup(map, key) else {
+            continue;
+        };
+        match value {
+            Value::Null => continue,
+            Value::String(s) => {
                 return Ok(Some(Dated {
                     text: s.trim().to_string(),
-                    line: lines.find(key),
+                    line: lines.find(written),
                     key,
                 }));
             }
-            Some(_) => {
+            _ => {
                 return Err(LineError::new(
-                    lines.find(key),
-                    format!("`{key}` must be a date such as 2017-09-04 or 2017-09-04T10:00:00Z"),
+                    lines.find(written),
+                    format!(
+                        "`{written}` must be a date such as 2017-09-04 or 2017-09-04T10:00:00Z"
+                    ),
                 ));
             }
         }

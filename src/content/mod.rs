@@ -551,6 +551,11 @@ mod tests {
             let earlier = format!("---\ntitle: x\ndate: 2019-01-01\n{key}: 2019-06-01\n---\n");
             assert_eq!(status("x.md", &earlier), PostStatus::Published, "{key}");
         }
+        // Hugo reads its keys in any letter case.
+        let capital = "---\ntitle: x\ndate: 2019-01-01\nDraft: true\n---\n";
+        assert_eq!(status("x.md", capital), PostStatus::Draft);
+        let lower = "---\ntitle: x\ndate: 2019-01-01\npublishdate: 2099-01-01\n---\n";
+        assert_eq!(status("x.md", lower), PostStatus::Scheduled);
         let bad = post(
             "x.md",
             "---\ntitle: x\ndate: 2019-01-01\npublished: sometimes\n---\n",

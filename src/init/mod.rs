@@ -27,6 +27,12 @@ pub struct Initialized {
 /// every built-in template in `templates/`. Refuses, writing nothing, if
 /// any of those files exists.
 pub fn init(dir: &Path, templates: bool, now: DateTime<Utc>) -> Result<Initialized> {
+    if dir.exists() && !dir.is_dir() {
+        bail!(
+            "{} is a file, not a folder; nothing was written (name a new or existing folder)",
+            dir.display()
+        );
+    }
     let date = now.format("%Y-%m-%d").to_string();
     let mut files: Vec<(String, String)> = vec![
         ("config.toml".into(), CONFIG.to_string()),
@@ -42,12 +48,25 @@ pub fn init(dir: &Path, templates: bool, now: DateTime<Utc>) -> Result<Initializ
                 .map(|(name, text)| (format!("templates/{name}"), text.to_string())),
         );
     }
-    let existing: Vec<String> = files
-        .iter()
-        .map(|(name, _)| dir.join(name))
-        .filter(|path| path.exists() || path.is_symlink())
-        .map(|path| path.display().to_string())
-        .collect();
+    // A file at a path init writes, or where it needs a folder.
+    let mut existing: Vec<String> = Vec::new();
+    for (name, _) in &files {
+        let path = dir.join(name);
+        let blocked = path
+            .ancestors()
+            .take_while(|p| p.starts_with(dir) && *p != dir)
+            .find(|p| {
+                let is_target = *p == path;
+                (is_target && (p.exists() || p.is_symlink()))
+                    || (!is_target && (p.is_symlink() || (p.exists() && !p.is_dir())))
+            });
+        if let Some(p) = blocked {
+            let shown = p.display().to_string();
+            if !existing.contains(&shown) {
+                existing.push(shown);
+            }
+        }
+    }
     if !existing.is_empty() {
         bail!(
             "{} already exist{}; nothing was written (init never overwrites a file: run it in an empty folder, or move {} away)",
@@ -64,8 +83,9 @@ pub fn init(dir: &Path, templates: bool, now: DateTime<Utc>) -> Result<Initializ
             .with_context(|| format!("{} appeared while init ran", path.display()))?;
         staged.push(file);
     }
+    // Never over a file that appeared meanwhile (another init, say).
     for file in staged {
-        file.commit()?;
+        file.commit_new()?;
     }
     Ok(Initialized {
         dir: dir.to_path_buf(),
@@ -125,5 +145,15 @@ mod tests {
             std::fs::read_to_string(dir.path().join("templates/page.html")).unwrap(),
             "mine"
         );
+    }
+
+    #[test]
+    fn a_file_where_a_folder_goes_is_refused_before_anything_is_made() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("templates"), "a file").unwrap();
+        let error = init(dir.path(), true, now()).unwrap_err().to_string();
+        assert!(error.contains("templates"), "{error}");
+        assert!(!dir.path().join("content").exists());
+        assert!(!dir.path().join("config.toml").exists());
     }
 }

@@ -206,10 +206,12 @@ impl Session for SmtpSession<'_> {
                     reason: self.describe(&e),
                     reached: false,
                 },
+                // 421 closes the channel for every message (RFC 5321 4.2.3):
+                // the server is going away, not refusing this recipient.
                 Err(Failure::Message(e)) => Attempt::Transient {
                     connection: !e.is_transient(),
+                    reached: e.status().is_none_or(|c| c.to_string() != "421"),
                     reason: self.describe(&e),
-                    reached: true,
                 },
         }
     }

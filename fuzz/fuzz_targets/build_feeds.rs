@@ -32,8 +32,32 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
 
+    // The build's manifest lists what it wrote: exactly the feed files.
+    let manifest = std::fs::read_to_string(output.join(newsletter::build::MANIFEST)).unwrap();
+    let mut listed: Vec<&str> = manifest.lines().collect();
+    listed.sort_unstable();
+    let mut written: Vec<String> = files(&output)
+        .iter()
+        .filter(|f| {
+            f.file_name()
+                .is_some_and(|n| n != newsletter::build::MANIFEST)
+        })
+        .map(|f| {
+            let relative = f.strip_prefix(&output).unwrap();
+            relative.to_string_lossy().replace('\\', "/")
+        })
+        .collect();
+    written.sort_unstable();
+    assert_eq!(listed, written, "the manifest lists the files written");
+
     let mut feeds: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
     for file in files(&output) {
+        if file
+            .file_name()
+            .is_some_and(|n| n == newsletter::build::MANIFEST)
+        {
+            continue;
+        }
         let folder = file.parent().unwrap().to_path_buf();
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         feeds.entry(folder).or_default().push(name);

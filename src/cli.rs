@@ -186,6 +186,24 @@ fn print_send_report(report: &SendReport) -> Exit {
             println!("sent a test of the {which} digest to {to} ({reply}); nothing was recorded");
             Exit::Ok
         }
+        SendReport::OutboxTrial {
+            subject,
+            written,
+            outbox,
+            unfinished,
+        } => {
+            let which = if *unfinished {
+                "the unfinished digest"
+            } else {
+                "the next digest"
+            };
+            println!(
+                "trial: there is no [smtp] section, so {which} {subject:?} was written to {} as {written} .eml file{} (one per subscriber) and nothing was recorded: the digest is still due, and goes out for real at the first `send` after you add [smtp] (README.md, \"Start your own site\")",
+                outbox.display(),
+                if *written == 1 { "" } else { "s" }
+            );
+            Exit::Ok
+        }
         SendReport::Delivered {
             digest_id,
             subject,
@@ -366,6 +384,11 @@ pub fn run(cli: Cli) -> Result<Exit> {
             Ok(print_send_report(&report))
         }
         Command::Publish { send, clock } => {
+            if send {
+                config.require_delivery("`publish --send`")?;
+            } else if config.schedule.digest.is_some() {
+                config.require_delivery("`publish` with `schedule.digest` set")?;
+            }
             let now = clock.now();
             let rebuilt = publish::rebuild(&config, &config.feeds.output_dir, now)
                 .context("nothing was published or sent; feeds already written are intact")?;
@@ -383,6 +406,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
             log_json,
             now,
         } => {
+            if config.schedule.digest.is_some() {
+                config.require_delivery("`serve` with `schedule.digest` set")?;
+            }
             crate::serve::serve(
                 config.clone(),
                 crate::serve::ServeOptions {

@@ -86,6 +86,11 @@ pub fn send_if_due(
     force: bool,
     progress: &dyn Progress,
 ) -> Result<Scheduled> {
+    // Nothing would deliver a digest (the callers refuse a schedule or
+    // `--send` then): none is made or resumed, and no store created.
+    if !config.delivers_mail() {
+        return Ok(Scheduled::NoSchedule);
+    }
     let Some(lock) = SendLock::try_acquire(&config.store.path)? else {
         return Ok(Scheduled::Busy);
     };

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::smtp::{count_eml, mail_file};
+use common::smtp::{SmtpServer, count_eml, mail_file};
 use common::{NOW, Site, manifest_dir, newsletter, run};
 
 #[test]
@@ -40,10 +40,17 @@ fn a_new_site_builds_previews_and_sends_from_the_binary_alone() {
 
     cli(&["subscribers", "add", "ann@example.org"]).success();
     cli(&["preview", "--now", NOW]).success();
-    let sent = cli(&["send", "--now", NOW]).success();
-    assert!(sent.stdout.contains("1 sent"), "{sent:?}");
+    // No [smtp] yet: a trial into outbox/, recorded nowhere.
+    let trial = cli(&["send", "--now", NOW]).success();
+    assert!(
+        trial.stdout.contains("trial") && trial.stdout.contains("nothing was recorded"),
+        "{trial:?}"
+    );
     let outbox = site.join("outbox");
     assert_eq!(count_eml(&outbox), 1);
+    let again = cli(&["send", "--now", NOW]).success();
+    assert!(again.stdout.contains("trial"), "{again:?}");
+    assert_eq!(count_eml(&outbox), 2, "the trial writes the digest again");
     let eml = std::fs::read_dir(&outbox)
         .unwrap()
         .next()
@@ -68,6 +75,27 @@ fn a_new_site_builds_previews_and_sends_from_the_binary_alone() {
         text.contains("https://blog.example.org/blog/2026/11/25/welcome/"),
         "{text}"
     );
+
+    // With an SMTP server configured, the first real send delivers the
+    // digest the trials showed: they used nothing up.
+    let server = SmtpServer::start(&[]);
+    let config = site.join("config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("\n{}\n", server.config("")));
+    std::fs::write(&config, text).unwrap();
+    let sent = cli(&["send", "--now", NOW]).success();
+    assert!(sent.stdout.contains("1 sent, 0 failed"), "{sent:?}");
+    server.wait_for(1, std::time::Duration::from_secs(10));
+    let mails = server.messages();
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0].header("Subject").contains("Welcome to the blog"),
+        "{:?}",
+        mails[0]
+    );
+    assert_eq!(count_eml(&outbox), 2, "nothing more in the outbox");
+    let done = cli(&["send", "--now", NOW]).success();
+    assert!(done.stdout.contains("nothing to send"), "{done:?}");
 }
 
 #[test]

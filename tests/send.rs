@@ -343,10 +343,71 @@ fn an_outage_uses_up_nobodys_attempts_but_a_refusal_of_the_recipient_does() {
 }
 
 #[test]
-fn without_smtp_messages_go_to_the_outbox() {
+fn without_smtp_send_writes_the_outbox_as_a_trial_and_uses_nothing_up() {
+    let site = mail_site()
+        .outbox_trial()
+        .subscribers(&addresses(3))
+        .create();
+    let outbox = site.path("outbox");
+    for run in 1..=2 {
+        let out = send(&site).success();
+        assert!(
+            out.stdout.contains("trial")
+                && out.stdout.contains("as 3 .eml files")
+                && out.stdout.contains("nothing was recorded")
+                && out.stdout.contains("written to outbox as"),
+            "{out}"
+        );
+        assert_eq!(
+            count_eml(&outbox),
+            3 * run,
+            "each trial writes every message"
+        );
+    }
+    let dry = send_with(&site, &["--dry-run"]).success();
+    assert!(dry.stdout.contains("would go to 3 subscribers"), "{dry}");
+
+    // Nothing sends digests on its own without a way to deliver them.
+    site.append_config("[schedule]\ndigest = \"0 9 * * MON\"\n");
+    for (args, what) in [
+        (
+            &["publish", "--now", NOW][..],
+            "`publish` with `schedule.digest` set",
+        ),
+        (
+            &["serve", "--listen", "127.0.0.1:0"][..],
+            "`serve` with `schedule.digest` set",
+        ),
+    ] {
+        let refused = run(&mut site.newsletter(args)).exit_code(1);
+        assert!(
+            refused.stderr.contains(what)
+                && refused.stderr.contains("no [smtp] section")
+                && refused.stderr.contains("email.outbox_mode"),
+            "{refused:?}"
+        );
+    }
+    site.replace_in_config("digest = \"0 9 * * MON\"", "");
+    let refused = run(&mut site.newsletter(["publish", "--send", "--now", NOW])).exit_code(1);
+    assert!(refused.stderr.contains("`publish --send`"), "{refused:?}");
+    assert!(!site.path("public").exists(), "refused before building");
+
+    // The real server gets the whole digest at the first real send.
+    let server = SmtpServer::start(&[]);
+    site.append_config(&server.config(""));
+    let out = send(&site).success();
+    assert!(out.stdout.contains("3 sent, 0 failed"), "{out}");
+    assert_eq!(server.recipients().len(), 3);
+    assert_eq!(count_eml(&outbox), 6);
+}
+
+#[test]
+fn an_outbox_in_deliver_mode_is_a_pickup_folder_and_records_what_it_took() {
     let site = mail_site().subscribers(&addresses(3)).create();
     let out = send(&site).success();
     assert!(out.stdout.contains("3 sent"), "{out}");
+    let again = send(&site).success();
+    assert!(again.stdout.contains("nothing to send"), "{again}");
     let outbox = site.path("outbox");
     assert_eq!(count_eml(&outbox), 3);
     let file = std::fs::read_dir(&outbox)

@@ -17,7 +17,23 @@ pub struct Email {
     pub unsubscribe_mailto: Option<Address>,
     /// Where messages go when there is no `[smtp]` section.
     pub outbox: PathBuf,
+    /// What writing to the outbox means when there is no `[smtp]` section.
+    pub outbox_mode: OutboxMode,
     pub dkim: Option<Dkim>,
+}
+
+/// `email.outbox_mode`: what a message written to the outbox counts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxMode {
+    /// A look at what would go out: `send` writes every subscriber's
+    /// message and records nothing, so the digest is still due when an
+    /// `[smtp]` section is added.
+    #[default]
+    Trial,
+    /// The outbox is a pickup folder that another program sends from: a
+    /// message written there is delivered, and recorded as sent.
+    Deliver,
 }
 
 /// `[email.dkim]`: sign messages (the key file is PEM, RSA or Ed25519).
@@ -36,6 +52,7 @@ pub(super) struct RawEmail {
     reply_to: Option<String>,
     unsubscribe_mailto: Option<String>,
     outbox: Option<PathBuf>,
+    outbox_mode: Option<OutboxMode>,
     dkim: Option<Dkim>,
 }
 
@@ -90,6 +107,7 @@ pub(super) fn check(raw: RawEmail, site: &Site, source: &Source) -> Result<Email
         reply_to,
         unsubscribe_mailto,
         outbox: source.resolve(raw.outbox.unwrap_or_else(|| PathBuf::from("outbox"))),
+        outbox_mode: raw.outbox_mode.unwrap_or_default(),
         dkim,
     })
 }

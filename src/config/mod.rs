@@ -25,7 +25,7 @@ mod values;
 
 pub use content::{Content, PERMALINK_TOKENS};
 pub use digest::{DEFAULT_SUBJECT, Digest};
-pub use email::{Dkim, Email};
+pub use email::{Dkim, Email, OutboxMode};
 pub use feeds::{Feeds, IframePolicy};
 pub use schedule::Schedule;
 pub use secrets::Secrets;
@@ -51,6 +51,12 @@ pub enum ConfigError {
         key: &'static str,
         message: String,
     },
+    #[error(
+        "{what} would send digests, but there is no [smtp] section: each would only be written to \
+         the outbox as a trial and never reach anyone. Add an [smtp] section (see README.md), or set \
+         email.outbox_mode = \"deliver\" if another program sends the mail in the outbox"
+    )]
+    NoDelivery { what: String },
 }
 
 /// The whole configuration, after validation.
@@ -171,6 +177,26 @@ impl Config {
             server,
             schedule,
             secrets: Secrets::default(),
+        })
+    }
+
+    /// Whether `send` delivers: to the `[smtp]` server, or to an outbox
+    /// that `email.outbox_mode = "deliver"` makes a pickup folder. When it
+    /// does not, `send` writes the outbox as a trial and records nothing.
+    pub fn delivers_mail(&self) -> bool {
+        self.smtp.is_some() || self.email.outbox_mode == OutboxMode::Deliver
+    }
+
+    /// Refuses, with the key to fix, a command that would send digests on
+    /// its own (`what`: `serve` or `publish` with a digest schedule, or
+    /// `publish --send`) when nothing would deliver them: every run would
+    /// write the outbox again as a trial.
+    pub fn require_delivery(&self, what: &str) -> Result<(), ConfigError> {
+        if self.delivers_mail() {
+            return Ok(());
+        }
+        Err(ConfigError::NoDelivery {
+            what: what.to_string(),
         })
     }
 }

@@ -48,6 +48,16 @@ pub enum SendReport {
         reply: String,
         again: bool,
     },
+    /// No `[smtp]` section (and `email.outbox_mode = "trial"`): every
+    /// message written to the outbox, nothing recorded.
+    OutboxTrial {
+        subject: String,
+        written: usize,
+        outbox: std::path::PathBuf,
+        /// The digest an earlier run left unfinished (to its pending
+        /// recipients), not the next one.
+        unfinished: bool,
+    },
     Delivered {
         digest_id: i64,
         subject: String,
@@ -65,6 +75,9 @@ pub fn send(
 ) -> Result<SendReport> {
     if options.dry_run || options.to.is_some() {
         return preview_run(config, options, now);
+    }
+    if !config.delivers_mail() {
+        return outbox_trial(config, now);
     }
     let lock = SendLock::acquire(&config.store.path)?;
     send_locked(config, options, now, progress, &lock)
@@ -109,6 +122,51 @@ pub fn send_locked(
         subject: digest.subject.clone(),
         counts: store.counts(digest.id)?,
         elapsed: started.elapsed(),
+    })
+}
+
+/// `send` with nothing to deliver to: each message the digest would make,
+/// written to the outbox, and nothing recorded, so the digest is still
+/// due when an `[smtp]` section is added. Creates no store.
+fn outbox_trial(config: &Config, now: DateTime<Utc>) -> Result<SendReport> {
+    let Some(store) = Store::open_existing(&config.store.path)? else {
+        return Ok(SendReport::NoSubscribers);
+    };
+    // The links in the trial mail work: the secret is the one real mail will use.
+    let secret = store.secret(config.secrets.token_secret.as_deref())?;
+    let (digest, id, trial) = match digest_to_try(config, Some(&store), now)? {
+        Some((_, _, Trial::Latest)) | None => return Ok(SendReport::NothingToSend),
+        Some(found) => found,
+    };
+    let unfinished = trial == Trial::Unfinished;
+    let mut recipients = Vec::new();
+    store.for_each_subscriber(Some(Status::Active), |s| recipients.push(s))?;
+    if unfinished {
+        let pending: std::collections::HashSet<String> =
+            store.pending_recipients(id)?.into_iter().collect();
+        recipients.retain(|s| pending.contains(&s.email));
+    }
+    if recipients.is_empty() {
+        return Ok(SendReport::NoSubscribers);
+    }
+    let outbox = transport::Outbox::create(config.email.outbox.clone())?;
+    let composer = Composer::new(config, &digest, id, &secret)?;
+    let mut session = transport::Transport::session(&outbox);
+    for subscriber in &recipients {
+        let message = composer.message(subscriber.id, &subscriber.email, &subscriber.name, now)?;
+        match session.send(&message) {
+            Attempt::Sent(_) => {}
+            Attempt::Fatal(e) => return Err(e),
+            Attempt::Permanent(e) | Attempt::Transient { reason: e, .. } => {
+                bail!("{}: {e}", subscriber.email)
+            }
+        }
+    }
+    Ok(SendReport::OutboxTrial {
+        subject: digest.subject,
+        written: recipients.len(),
+        outbox: config.email.outbox.clone(),
+        unfinished,
     })
 }
 

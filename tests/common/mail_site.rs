@@ -23,7 +23,9 @@ pub const FROM: &str = "Fixture Blog <news@blog.example.org>";
 /// With no options: the fixture blog (its posts, `[site]`, `[content]` and
 /// `[feeds]`), `[email] from =` [`FROM`], and `[digest]` with the project's
 /// templates and `first_run_posts = 2`. No `[server]`, no `[smtp]` (so
-/// messages go to the outbox), no subscribers.
+/// messages go to the outbox, with `email.outbox_mode = "deliver"`: the
+/// outbox is a pickup folder and what is written there counts as sent,
+/// unless the test asks for [`MailSite::outbox_trial`]), no subscribers.
 #[must_use = "nothing is written until `create`"]
 pub struct MailSite {
     posts: bool,
@@ -39,6 +41,7 @@ pub struct MailSite {
     schedule: Option<String>,
     store: Option<String>,
     smtp: Option<String>,
+    outbox_trial: bool,
     subscribers: Vec<String>,
 }
 
@@ -59,6 +62,7 @@ impl Site {
             schedule: None,
             store: None,
             smtp: None,
+            outbox_trial: false,
             subscribers: Vec::new(),
         }
     }
@@ -190,6 +194,13 @@ impl MailSite {
         self
     }
 
+    /// No `email.outbox_mode`: without `[smtp]`, `send` writes the outbox
+    /// as a trial and records nothing (what a new site does).
+    pub fn outbox_trial(mut self) -> Self {
+        self.outbox_trial = true;
+        self
+    }
+
     /// Subscribers imported once the site is written; see [`Site::subscribe`].
     pub fn subscribers<S: AsRef<str>>(mut self, emails: &[S]) -> Self {
         self.subscribers = emails.iter().map(|e| e.as_ref().to_string()).collect();
@@ -214,6 +225,9 @@ impl MailSite {
         let mut email = Vec::new();
         if self.from {
             email.push(format!("from = {}", toml_string(FROM)));
+        }
+        if self.smtp.is_none() && !self.outbox_trial {
+            email.push("outbox_mode = \"deliver\"".to_string());
         }
         email.extend(self.email);
         table(&mut config, "email", &email);

@@ -88,6 +88,46 @@ fn the_draft_is_in_no_feed() {
 }
 
 #[test]
+fn links_and_ids_are_prometheus_ios_own() {
+    let (_site, feeds) = built("limit = 0");
+    // Every link the posts make to another post of the blog (the site's
+    // real URLs, written by its authors) is an entry of each feed.
+    let mut cross_links = std::collections::BTreeSet::new();
+    for file in std::fs::read_dir(corpus_dir()).unwrap() {
+        let text = std::fs::read_to_string(file.unwrap().path()).unwrap_or_default();
+        for (at, _) in text.match_indices("prometheus.io/blog/20") {
+            let tail = &text[at + "prometheus.io".len()..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || "/-_@.".contains(c)))
+                .unwrap_or(tail.len());
+            cross_links.insert(tail[..end].trim_end_matches('.').to_string());
+        }
+    }
+    // The one link to the draft (the corpus's own draft: in no feed).
+    assert!(cross_links.remove("/blog/2024/09/11/prometheus-3-beta/"));
+    assert!(
+        cross_links.contains("/blog/2024/03/14/commitment-to-opentelemetry/"),
+        "{cross_links:?}"
+    );
+    assert!(cross_links.len() >= 6, "{cross_links:?}");
+    for link in &cross_links {
+        assert_eq!(entries_at(&feeds, link).len(), 3, "{link}");
+    }
+    // nanoc's atom_feed: the date of created_at, the path of the file name.
+    // (RSS's guid is the link itself.)
+    for (name, entry) in entries_at(&feeds, "/blog/2024/03/14/commitment-to-opentelemetry/") {
+        if name == "rss" {
+            continue;
+        }
+        assert_eq!(
+            entry.id.as_deref(),
+            Some("tag:prometheus.io,2024-03-13:/blog/2024/03/14/commitment-to-opentelemetry/"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn the_at_sign_post_keeps_its_permalink() {
     let (_site, feeds) = built("limit = 0");
     for (name, entry) in entries_at(&feeds, "/blog/2021/02/18/introducing-the-@-modifier/") {

@@ -54,12 +54,14 @@ class Problems:
 class Expected:
     """One publishable post, as the content folder describes it."""
 
-    def __init__(self, path, title, published, authors, permalink, summary_key, before, after):
+    def __init__(self, path, title, published, authors, permalink, id_date, summary_key, before, after):
         self.path = path
         self.title = title
         self.published = published
         self.authors = authors
         self.permalink = permalink
+        # The date in the entry's tag: URI (RFC 4151).
+        self.id_date = id_date
         self.summary_key = summary_key
         # Markdown before and after the first `<!-- more -->`; `after` is None
         # when the post has no marker.
@@ -133,10 +135,16 @@ def read_corpus(folder, args, zone):
         published = parse_date(date, zone)
         slug = str(meta.get("slug") or (dated.group(2) if dated else stem)).strip()
         local = published.astimezone(zone)
+        # As prometheus.io's nanoc `Rules` do: a post dated by `created_at`
+        # takes its URL's year, month and day from the file name; Jekyll and
+        # Hugo posts (`date`) from their own date.
+        url_date = local.date()
+        if "created_at" in meta and dated:
+            url_date = dt.date.fromisoformat(dated.group(1))
         permalink = (
-            args.permalink.replace(":year", f"{local.year:04}")
-            .replace(":month", f"{local.month:02}")
-            .replace(":day", f"{local.day:02}")
+            args.permalink.replace(":year", f"{url_date.year:04}")
+            .replace(":month", f"{url_date.month:02}")
+            .replace(":day", f"{url_date.day:02}")
             .replace(":slug", urllib.parse.quote(slug, safe="@!$&'()*+,;=:~-._"))
         )
         authors = []
@@ -155,6 +163,7 @@ def read_corpus(folder, args, zone):
                 published=published,
                 authors=authors or [args.author],
                 permalink=permalink,
+                id_date=local.date().isoformat(),
                 summary_key=meta.get("summary") or meta.get("description"),
                 before=body[: marker.start()] if marker else body,
                 after=body[marker.end() :] if marker else None,
@@ -178,8 +187,9 @@ def select(posts, now, limit):
 class Seen:
     """One feed entry as a reader sees it."""
 
-    def __init__(self, title, link, published, authors, summary_html, summary_text, content_html):
+    def __init__(self, title, link, id, published, authors, summary_html, summary_text, content_html):
         self.title = title
+        self.id = id
         self.link = link
         self.published = published
         self.authors = authors
@@ -204,6 +214,7 @@ def read_xml_feed(path, label, problems):
             Seen(
                 title=e.get("title"),
                 link=e.get("link"),
+                id=e.get("id"),
                 published=published,
                 authors=[a.get("name") for a in e.get("authors", [])],
                 summary_html=e.get("summary"),
@@ -233,6 +244,7 @@ def read_json_feed(path, label, problems):
             Seen(
                 title=item.get("title"),
                 link=item.get("url"),
+                id=item.get("id"),
                 published=published,
                 authors=[a.get("name") for a in item.get("authors", [])],
                 summary_html=None,
@@ -324,6 +336,14 @@ def check_entries(label, seen, expected, problems):
         entry = found[0]
         if entry.title != post.title:
             problems.add(where, f"title {entry.title!r}, expected {post.title!r}")
+        host = urllib.parse.urlsplit(post.permalink).hostname
+        path = urllib.parse.urlsplit(post.permalink).path
+        expected_id = f"tag:{host},{post.id_date}:{path}"
+        if label == "rss":
+            # An RSS guid is the permalink (isPermaLink), as Hugo's is.
+            expected_id = post.permalink
+        if entry.id != expected_id:
+            problems.add(where, f"id {entry.id!r}, expected {expected_id!r}")
         if entry.published != post.published:
             problems.add(where, f"published {entry.published}, expected {post.published}")
         if entry.authors != post.authors:

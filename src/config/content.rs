@@ -11,16 +11,33 @@ use super::{ConfigError, Source};
 pub struct Content {
     pub dir: PathBuf,
     pub permalink: String,
+    pub url_date: UrlDate,
+}
+
+/// `content.url_date`: which date fills `:year`, `:month` and `:day`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UrlDate {
+    /// As the generator the post was written for: the file name's date for
+    /// a nanoc post (one dated by `created_at`, as the Prometheus site's
+    /// `Rules` do), the front-matter date for Jekyll, Hugo and Zola posts.
+    #[default]
+    Auto,
+    /// The file name's date whenever the file name has one.
+    File,
+    /// Always the post's own date.
+    Post,
 }
 
 /// The placeholders a permalink pattern may use.
-pub const PERMALINK_TOKENS: [&str; 4] = [":year", ":month", ":day", ":slug"];
+pub const PERMALINK_TOKENS: [&str; 6] = [":year", ":month", ":day", ":slug", ":title", ":section"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawContent {
     dir: PathBuf,
     permalink: String,
+    url_date: UrlDate,
 }
 
 impl Default for RawContent {
@@ -28,6 +45,7 @@ impl Default for RawContent {
         RawContent {
             dir: PathBuf::from("content"),
             permalink: "/blog/:year/:month/:day/:slug/".into(),
+            url_date: UrlDate::Auto,
         }
     }
 }
@@ -35,11 +53,12 @@ impl Default for RawContent {
 /// Checks `[content]`: the permalink pattern must give each post its own path.
 pub(super) fn check(raw: RawContent, source: &Source) -> Result<Content, ConfigError> {
     let permalink = raw.permalink;
-    if !permalink.starts_with('/') || !permalink.contains(":slug") {
+    if !permalink.starts_with('/') || !(permalink.contains(":slug") || permalink.contains(":title"))
+    {
         return Err(source.invalid(
             "content.permalink",
             format!(
-                "= {permalink:?} must start with '/' and contain :slug (placeholders: {})",
+                "= {permalink:?} must start with '/' and contain :slug or :title (placeholders: {})",
                 PERMALINK_TOKENS.join(", ")
             ),
         ));
@@ -47,6 +66,7 @@ pub(super) fn check(raw: RawContent, source: &Source) -> Result<Content, ConfigE
     Ok(Content {
         dir: source.resolve(raw.dir),
         permalink,
+        url_date: raw.url_date,
     })
 }
 

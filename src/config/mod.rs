@@ -23,7 +23,7 @@ mod smtp;
 mod store;
 mod values;
 
-pub use content::{Content, PERMALINK_TOKENS};
+pub use content::{Content, PERMALINK_TOKENS, UrlDate};
 pub use digest::{DEFAULT_SUBJECT, Digest};
 pub use email::{Dkim, Email, OutboxMode};
 pub use feeds::{Feeds, IframePolicy};

@@ -97,6 +97,9 @@ pub struct FrontMatter {
     /// `summary` or `description`.
     pub summary: Option<String>,
     pub slug: Option<String>,
+    /// The post's own path on the site: Jekyll's `permalink`, Hugo's `url`
+    /// (Zola's `path`), and the line it was written on.
+    pub permalink: Option<(String, usize)>,
 }
 
 /// A date value and the line it was written on.
@@ -124,6 +127,12 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, LineError> {
         slug: string_key(&map, "slug", &lines)?.filter(|s| !s.is_empty()),
         ..FrontMatter::default()
     };
+    for key in ["permalink", "url", "path"] {
+        if let Some(path) = string_key(&map, key, &lines)?.filter(|s| !s.is_empty()) {
+            fm.permalink = Some((path, lines.find(key)));
+            break;
+        }
+    }
 
     for key in ["author_name", "author", "authors"] {
         for name in string_list(&map, key, &lines)? {

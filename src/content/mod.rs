@@ -12,7 +12,7 @@ use chrono_tz::Tz;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use rayon::prelude::*;
 
-use crate::config::Config;
+use crate::config::{Config, PERMALINK_TOKENS, UrlDate};
 use front_matter::LineError;
 
 /// One post, as its front matter and file name describe it. The body is
@@ -41,6 +41,14 @@ pub struct Post {
     pub slug: String,
     /// Site path, e.g. `/blog/2017/09/04/promcon-2017-recap/`.
     pub permalink: String,
+    /// The permalink versions before 0.3 made (the post's own date always,
+    /// no per-post `permalink`), when it differs: a store's record of the
+    /// posts announced before then knows the post by it.
+    pub former_permalink: Option<String>,
+    /// The file's path under `content.dir`, with `/` between folders: what
+    /// the store remembers an announced post by, since it stays when the
+    /// permalink changes.
+    pub source: String,
     /// Markdown after the front matter, when the post was parsed from text
     /// rather than read from its file.
     body: Option<String>,
@@ -308,7 +316,51 @@ fn parse_text(
             "the post has no slug: name the file like 2017-09-04-my-post.md or add `slug: ...`",
         ));
     }
-    let permalink = permalink(&config.content.permalink, &published, &slug);
+    let source = source_path(path, &config.content.dir);
+    let url_date = match (config.content.url_date, file_date) {
+        (UrlDate::Post, _) | (_, None) => published,
+        // nanoc (the Prometheus site) dates posts by `created_at` and takes
+        // the URL's date from the file name; Jekyll, Hugo and Zola use `date`.
+        (UrlDate::Auto, Some(_)) if fm.date.as_ref().is_some_and(|d| d.key != "created_at") => {
+            published
+        }
+        (UrlDate::Auto | UrlDate::File, Some(d)) => {
+            date::parse_date(d, zone).map_err(|e| LineError::new(1, e))?
+        }
+    };
+    let title_part = if path.components().any(|c| c.as_os_str() == "_posts") {
+        // Jekyll's `:title` is the file name's (or the `slug:`).
+        slug.clone()
+    } else {
+        // Hugo's is the title, made a path.
+        encode_slug(&urlize(&title))
+    };
+    let parts = UrlParts {
+        slug: &slug,
+        title: &title_part,
+        section: section(&source),
+    };
+    let pattern = &config.content.permalink;
+    let permalink = match &fm.permalink {
+        Some((own, line)) => {
+            if own.contains("://") || own.starts_with("//") || own.contains(['?', '#']) {
+                return Err(LineError::new(
+                    *line,
+                    format!(
+                        "`{own}` must be a path on this site, like /about/ (the site's address comes from site.base_url)"
+                    ),
+                ));
+            }
+            let own = if own.starts_with('/') {
+                own.clone()
+            } else {
+                format!("/{own}")
+            };
+            expand_permalink(&own, &url_date, &parts)
+        }
+        None => expand_permalink(pattern, &url_date, &parts),
+    };
+    let former = expand_permalink(pattern, &published, &parts);
     Ok(Post {
         path: path.to_path_buf(),
         title,
@@ -320,7 +372,9 @@ fn parse_text(
         tags: fm.tags,
         summary: fm.summary,
         slug,
+        former_permalink: (former != permalink).then_some(former),
         permalink,
+        source,
         body: keep_body.then(|| split.body.to_string()),
     })
 }
@@ -379,12 +433,78 @@ fn encode_slug(slug: &str) -> String {
     utf8_percent_encode(slug.trim(), SEGMENT).to_string()
 }
 
-fn permalink(pattern: &str, date: &DateTime<FixedOffset>, slug: &str) -> String {
-    pattern
-        .replace(":year", &format!("{:04}", date.year()))
-        .replace(":month", &format!("{:02}", date.month()))
-        .replace(":day", &format!("{:02}", date.day()))
-        .replace(":slug", slug)
+/// What a permalink's placeholders stand for, besides the date.
+struct UrlParts<'a> {
+    slug: &'a str,
+    title: &'a str,
+    section: &'a str,
+}
+
+/// `pattern` with its placeholders (see [`crate::config::PERMALINK_TOKENS`])
+/// filled in, one pass, so a slug holding `:year` stays as it is; an empty
+/// `:section` leaves no `//`.
+fn expand_permalink(pattern: &str, date: &DateTime<FixedOffset>, parts: &UrlParts<'_>) -> String {
+    let mut out = String::with_capacity(pattern.len() + parts.slug.len());
+    let mut rest = pattern;
+    while let Some(at) = rest.find(':') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        match PERMALINK_TOKENS.iter().find(|t| rest.starts_with(**t)) {
+            Some(token) => {
+                match *token {
+                    ":year" => out.push_str(&format!("{:04}", date.year())),
+                    ":month" => out.push_str(&format!("{:02}", date.month())),
+                    ":day" => out.push_str(&format!("{:02}", date.day())),
+                    ":slug" => out.push_str(parts.slug),
+                    ":title" => out.push_str(parts.title),
+                    _ => out.push_str(parts.section),
+                }
+                rest = &rest[token.len()..];
+            }
+            None => {
+                out.push(':');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    while let Some(at) = out.find("//") {
+        out.remove(at);
+    }
+    out
+}
+
+/// The file's path under `dir`, folders joined by `/`.
+fn source_path(path: &Path, dir: &Path) -> String {
+    let relative = path.strip_prefix(dir).unwrap_or(path);
+    let parts: Vec<String> = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    parts.join("/")
+}
+
+/// Hugo's section: the first folder under the content folder (none for a
+/// post at its top).
+fn section(source: &str) -> &str {
+    match source.split_once('/') {
+        Some((first, _)) => first,
+        None => "",
+    }
+}
+
+/// A title made a URL path segment, as Hugo's `urlize` does: lowercase,
+/// spaces to `-`, letters, digits and `._~+-` kept, the rest dropped.
+fn urlize(title: &str) -> String {
+    let mut out = String::with_capacity(title.len());
+    for c in title.trim().chars() {
+        if c.is_whitespace() {
+            out.push('-');
+        } else if c.is_alphanumeric() || matches!(c, '.' | '_' | '~' | '+' | '-') {
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
 }
 
 fn duplicate_permalinks(posts: &[Post]) -> Vec<Problem> {
@@ -438,13 +558,105 @@ mod tests {
         .unwrap();
         assert_eq!(p.slug, "introducing-the-@-modifier");
         assert_eq!(p.permalink, "/blog/2021/02/18/introducing-the-@-modifier/");
-        // created_at wins over the file-name date.
+        // A nanoc post: created_at dates it, the file name gives its URL
+        // (prometheus.io's `Rules`); the store knows its former URL.
         let p = post(
             "2017-04-10-sneak.md",
             "---\ntitle: x\ncreated_at: 2017-04-11\n---\n",
         )
         .unwrap();
+        assert_eq!(p.published.to_rfc3339(), "2017-04-11T00:00:00+00:00");
+        assert_eq!(p.permalink, "/blog/2017/04/10/sneak/");
+        assert_eq!(
+            p.former_permalink.as_deref(),
+            Some("/blog/2017/04/11/sneak/")
+        );
+        // A Jekyll or Hugo post (`date`): its own date, as they do.
+        let p = post(
+            "2017-04-10-sneak.md",
+            "---\ntitle: x\ndate: 2017-04-11\n---\n",
+        )
+        .unwrap();
         assert_eq!(p.permalink, "/blog/2017/04/11/sneak/");
+        assert_eq!(p.former_permalink, None);
+    }
+
+    fn config_with(content: &str) -> Config {
+        Config::parse(
+            &format!(
+                "[site]\nbase_url = \"https://example.org\"\n[content]\ndir = \"c\"\n{content}\n"
+            ),
+            Path::new("config.toml"),
+            Path::new("/site"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn url_date_overrides_and_placeholders() {
+        let created = "---\ntitle: Héllo, World!\ncreated_at: 2017-04-11\n---\n";
+        let dated = "---\ntitle: x\ndate: 2017-04-11\n---\n";
+        let at = |content: &str, file: &str, text: &str| {
+            parse_post(
+                text,
+                &Path::new("/site/c").join(file),
+                &config_with(content),
+            )
+            .unwrap()
+            .permalink
+        };
+        assert_eq!(
+            at("url_date = \"post\"", "2017-04-10-a.md", created),
+            "/blog/2017/04/11/a/"
+        );
+        assert_eq!(
+            at("url_date = \"file\"", "2017-04-10-a.md", dated),
+            "/blog/2017/04/10/a/"
+        );
+        assert_eq!(
+            at("url_date = \"file\"", "a.md", dated),
+            "/blog/2017/04/11/a/"
+        );
+        // Hugo: :title is the title made a path, :section the first folder.
+        let hugo = "permalink = \"/:section/:year/:title/\"";
+        assert_eq!(
+            at(hugo, "posts/2017-04-10-a.md", created),
+            "/posts/2017/héllo-world/".replace('é', "%C3%A9")
+        );
+        assert_eq!(at(hugo, "a.md", dated), "/2017/x/");
+        // Jekyll: :title is the file name's slug.
+        let jekyll = "permalink = \"/:title.html\"";
+        assert_eq!(
+            at(jekyll, "_posts/2017-04-10-my-post.md", dated),
+            "/my-post.html"
+        );
+        // A slug that looks like a placeholder stays as it is.
+        let slug = "---\ntitle: x\ndate: 2017-04-11\nslug: \":year\"\n---\n";
+        assert_eq!(at("", "a.md", slug), "/blog/2017/04/11/:year/");
+    }
+
+    #[test]
+    fn a_post_of_its_own_path_keeps_it() {
+        let own = |key: &str, value: &str| {
+            post(
+                "2020-01-02-a.md",
+                &format!("---\ntitle: x\ndate: 2020-01-02\n{key}: {value}\n---\n"),
+            )
+        };
+        let p = own("permalink", "/about/").unwrap();
+        assert_eq!(p.permalink, "/about/");
+        assert_eq!(p.former_permalink.as_deref(), Some("/blog/2020/01/02/a/"));
+        assert_eq!(
+            own("url", "notes/:year/:slug/").unwrap().permalink,
+            "/notes/2020/a/"
+        );
+        let err = own("permalink", "https://elsewhere.example/x/").unwrap_err();
+        assert_eq!(err.line, 4);
+        assert!(
+            err.message.contains("must be a path on this site"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

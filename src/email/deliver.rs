@@ -446,8 +446,12 @@ mod tests {
                     subject: "Digest",
                     html: "<p>Hello</p>",
                     text: "Hello\n",
-                    posts: &["/a/".to_string()],
+                    posts: &[crate::store::PostRef {
+                        source: "a.md".into(),
+                        permalink: "/a/".into(),
+                    }],
                     skipped: &[],
+                    adopted: &[],
                 },
                 now(),
             )

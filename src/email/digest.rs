@@ -54,7 +54,7 @@ use super::merge::{EMAIL, NAME, Personal, UNSUBSCRIBE_URL, clean, merge};
 use crate::config::Config;
 use crate::content::{self, Post, PostStatus, Problem, Problems};
 use crate::html::escape_text;
-use crate::store::{NewDigest, Store, StoredDigest};
+use crate::store::{Adoption, Announced, NewDigest, PostRef, Store, StoredDigest};
 use crate::templates;
 use crate::text::one_line;
 
@@ -90,6 +90,10 @@ pub struct Chosen<'a> {
     /// To mark as announced without mailing them: on the first run, the
     /// published posts older than the newest `digest.first_run_posts`.
     pub skipped: Vec<&'a Post>,
+    /// Posts announced under another file name (renamed, or recorded before
+    /// the store knew posts by their file), found by a permalink their
+    /// record holds: the record learns their file.
+    pub adopted: Vec<Adoption>,
 }
 
 impl Chosen<'_> {
@@ -100,26 +104,51 @@ impl Chosen<'_> {
 }
 
 /// Chooses the posts of the next digest: those published at `now` that no
-/// earlier digest announced. `posts` come newest first; `announced` holds
-/// what earlier digests carried, as site paths (`post.permalink`) or
-/// absolute URLs (`RenderedDigest::post_urls`). On the `first_run`, only the
-/// newest `digest.first_run_posts` are mailed and the rest are `skipped`, so
-/// a new newsletter on an old blog does not mail the whole archive.
+/// earlier digest announced. `posts` come newest first. A post was announced
+/// when the store knows its file, or holds its permalink (now or before 0.3,
+/// see [`Post::former_permalink`]) as a site path or an absolute URL. On the
+/// `first_run`, only the newest `digest.first_run_posts` are mailed and the
+/// rest are `skipped`, so a new newsletter on an old blog does not mail the
+/// whole archive.
 pub fn choose_posts<'a>(
     posts: &'a [Post],
-    announced: &HashSet<String>,
+    announced: &Announced,
     first_run: bool,
     config: &Config,
     now: DateTime<Utc>,
 ) -> Chosen<'a> {
-    let mut fresh: Vec<&Post> = posts
+    let files: HashSet<&str> = posts.iter().map(|p| p.source.as_str()).collect();
+    let mut fresh = Vec::new();
+    let mut adopted = Vec::new();
+    for post in posts
         .iter()
         .filter(|p| p.status(now) == PostStatus::Published)
-        .filter(|p| {
-            !announced.contains(&p.permalink)
-                && !announced.contains(&config.site.url_for(&p.permalink))
-        })
-        .collect();
+    {
+        if announced.sources.contains(&post.source) {
+            continue;
+        }
+        let forms = [Some(&post.permalink), post.former_permalink.as_ref()]
+            .into_iter()
+            .flatten()
+            .flat_map(|path| [path.clone(), config.site.url_for(path)]);
+        // A record of another file that is still there is that post's own.
+        let record = forms
+            .into_iter()
+            .find_map(|form| match announced.permalinks.get(&form) {
+                Some(was) if was.as_deref().is_none_or(|f| !files.contains(f)) => {
+                    Some((form, was.clone()))
+                }
+                _ => None,
+            });
+        match record {
+            Some((permalink, was)) => adopted.push(Adoption {
+                source: post.source.clone(),
+                permalink,
+                was,
+            }),
+            None => fresh.push(post),
+        }
+    }
     // Stable: posts of the same moment keep the order they came in.
     fresh.sort_by_key(|p| std::cmp::Reverse(p.published));
     if first_run {
@@ -128,11 +157,13 @@ pub fn choose_posts<'a>(
         Chosen {
             posts: fresh,
             skipped,
+            adopted,
         }
     } else {
         Chosen {
             posts: fresh,
             skipped: Vec::new(),
+            adopted,
         }
     }
 }
@@ -246,12 +277,13 @@ pub fn render(
     })
 }
 
-/// The next digest, rendered: its posts and those it marks announced
-/// without mailing them (as site paths).
+/// The next digest, rendered: its posts, those it marks announced without
+/// mailing them, and the records of earlier ones that learn their file.
 pub struct Next {
     pub rendered: RenderedDigest,
-    pub posts: Vec<String>,
-    pub skipped: Vec<String>,
+    pub posts: Vec<PostRef>,
+    pub skipped: Vec<PostRef>,
+    pub adopted: Vec<Adoption>,
 }
 
 /// The next digest at `now`, numbered `digest_id`, or `None` when no post
@@ -262,24 +294,43 @@ pub fn next_digest(
     digest_id: i64,
     now: DateTime<Utc>,
 ) -> Result<Option<Next>> {
+    Ok(upcoming(config, store, digest_id, now)?.0)
+}
+
+/// [`next_digest`], and the records to adopt when there is none.
+fn upcoming(
+    config: &Config,
+    store: Option<&Store>,
+    digest_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(Option<Next>, Vec<Adoption>)> {
     let corpus = content::read_posts(config);
     if !corpus.problems.is_empty() {
         return Err(DigestError::Content(Problems(corpus.problems)).into());
     }
     let (announced, first) = match store {
         Some(store) => (store.announced()?, store.is_first_digest()?),
-        None => (HashSet::new(), true),
+        None => (Announced::default(), true),
     };
     let chosen = choose_posts(&corpus.posts, &announced, first, config, now);
     if chosen.posts.is_empty() {
-        return Ok(None);
+        return Ok((None, chosen.adopted));
     }
     let rendered = render(config, &chosen.posts, digest_id)?;
-    Ok(Some(Next {
+    let next = Next {
         rendered,
-        posts: chosen.posts.iter().map(|p| p.permalink.clone()).collect(),
-        skipped: chosen.skipped.iter().map(|p| p.permalink.clone()).collect(),
-    }))
+        posts: chosen.posts.iter().map(|p| post_ref(p)).collect(),
+        skipped: chosen.skipped.iter().map(|p| post_ref(p)).collect(),
+        adopted: chosen.adopted,
+    };
+    Ok((Some(next), Vec::new()))
+}
+
+fn post_ref(post: &Post) -> PostRef {
+    PostRef {
+        source: post.source.clone(),
+        permalink: post.permalink.clone(),
+    }
 }
 
 /// Makes the next digest and its pending deliveries (one transaction), or
@@ -289,7 +340,10 @@ pub fn create_next_digest(
     store: &mut Store,
     now: DateTime<Utc>,
 ) -> Result<Option<StoredDigest>> {
-    let Some(next) = next_digest(config, Some(store), store.next_digest_id()?, now)? else {
+    let (next, adopted) = upcoming(config, Some(store), store.next_digest_id()?, now)?;
+    let Some(next) = next else {
+        // Nothing new: a renamed post's record still learns its file now.
+        store.adopt(&adopted)?;
         return Ok(None);
     };
     let rendered = &next.rendered;
@@ -300,6 +354,7 @@ pub fn create_next_digest(
             text: &rendered.text,
             posts: &next.posts,
             skipped: &next.skipped,
+            adopted: &next.adopted,
         },
         now,
     )?;
@@ -348,7 +403,9 @@ pub fn digest_to_try(
 /// A digest rendered again from its posts with the current templates; as
 /// it was stored when none of its posts can be found any more.
 fn rerender(config: &Config, store: &Store, digest: &StoredDigest) -> Result<RenderedDigest> {
-    let carried: HashSet<String> = store.digest_permalinks(digest.id)?.into_iter().collect();
+    let carried = store.digest_post_refs(digest.id)?;
+    let sources: HashSet<&str> = carried.iter().filter_map(|(s, _)| s.as_deref()).collect();
+    let permalinks: HashSet<&str> = carried.iter().map(|(_, p)| p.as_str()).collect();
     let corpus = content::read_posts(config);
     if !corpus.problems.is_empty() {
         return Err(DigestError::Content(Problems(corpus.problems)).into());
@@ -357,7 +414,9 @@ fn rerender(config: &Config, store: &Store, digest: &StoredDigest) -> Result<Ren
         .posts
         .iter()
         .filter(|p| {
-            carried.contains(&p.permalink) || carried.contains(&config.site.url_for(&p.permalink))
+            sources.contains(p.source.as_str())
+                || permalinks.contains(p.permalink.as_str())
+                || permalinks.contains(config.site.url_for(&p.permalink).as_str())
         })
         .collect();
     posts.sort_by_key(|p| std::cmp::Reverse(p.published));
@@ -574,38 +633,77 @@ mod tests {
     fn chooses_published_posts_not_yet_announced_newest_first() {
         let config = config();
         let posts = archive(&config);
-        let chosen = choose_posts(&posts, &HashSet::new(), false, &config, now());
+        let chosen = choose_posts(&posts, &Announced::default(), false, &config, now());
         assert_eq!(titles(&chosen.posts), ["C", "B", "A"]);
         assert!(chosen.skipped.is_empty());
 
-        // Announced as a site path or as an absolute URL.
-        let announced: HashSet<String> = [
-            "/blog/2024/05/03/c/".to_string(),
-            "https://blog.example.org/blog/2024/05/01/a/".to_string(),
-        ]
-        .into();
+        // Announced under another file name (or by a store from before 0.3,
+        // which knew no files), as a site path or as an absolute URL: those
+        // records learn the file.
+        let announced = Announced {
+            permalinks: [
+                ("/blog/2024/05/03/c/".to_string(), None),
+                (
+                    "https://blog.example.org/blog/2024/05/01/a/".to_string(),
+                    Some("gone.md".to_string()),
+                ),
+                // Another post's record, whose file is still there.
+                (
+                    "/blog/2024/05/02/b/".to_string(),
+                    Some(posts[0].source.clone()),
+                ),
+            ]
+            .into(),
+            ..Announced::default()
+        };
         let chosen = choose_posts(&posts, &announced, false, &config, now());
         assert_eq!(titles(&chosen.posts), ["B"]);
+        let adopted: Vec<&str> = chosen
+            .adopted
+            .iter()
+            .map(|p| p.permalink.as_str())
+            .collect();
+        assert_eq!(
+            adopted,
+            [
+                "/blog/2024/05/03/c/",
+                "https://blog.example.org/blog/2024/05/01/a/"
+            ]
+        );
 
-        let all: HashSet<String> = posts.iter().map(|p| p.permalink.clone()).collect();
-        assert!(choose_posts(&posts, &all, false, &config, now()).is_empty());
+        // By its file, whatever its permalink now.
+        let announced = Announced {
+            sources: posts.iter().map(|p| p.source.clone()).collect(),
+            ..Announced::default()
+        };
+        assert!(choose_posts(&posts, &announced, false, &config, now()).is_empty());
+        // By its file and permalink: nothing to learn.
+        let announced = Announced {
+            sources: posts.iter().map(|p| p.source.clone()).collect(),
+            permalinks: posts
+                .iter()
+                .map(|p| (p.permalink.clone(), Some(p.source.clone())))
+                .collect(),
+        };
+        let chosen = choose_posts(&posts, &announced, false, &config, now());
+        assert!(chosen.is_empty() && chosen.adopted.is_empty());
     }
 
     #[test]
     fn first_run_mails_the_newest_and_skips_the_archive() {
         let config = config();
         let posts = archive(&config);
-        let chosen = choose_posts(&posts, &HashSet::new(), true, &config, now());
+        let chosen = choose_posts(&posts, &Announced::default(), true, &config, now());
         assert_eq!(titles(&chosen.posts), ["C"]);
         assert_eq!(titles(&chosen.skipped), ["B", "A"]);
 
         let config = config_with("[digest]\nfirst_run_posts = 0\n");
-        let chosen = choose_posts(&posts, &HashSet::new(), true, &config, now());
+        let chosen = choose_posts(&posts, &Announced::default(), true, &config, now());
         assert!(chosen.posts.is_empty());
         assert_eq!(chosen.skipped.len(), 3);
 
         let config = config_with("[digest]\nfirst_run_posts = 5\n");
-        let chosen = choose_posts(&posts, &HashSet::new(), true, &config, now());
+        let chosen = choose_posts(&posts, &Announced::default(), true, &config, now());
         assert_eq!(chosen.posts.len(), 3);
         assert!(chosen.skipped.is_empty());
     }
@@ -614,7 +712,7 @@ mod tests {
     fn renders_subject_html_and_text_once_with_merge_tokens() {
         let config = config();
         let posts = archive(&config);
-        let chosen = choose_posts(&posts, &HashSet::new(), false, &config, now());
+        let chosen = choose_posts(&posts, &Announced::default(), false, &config, now());
         let digest = render(&config, &chosen.posts, 42).unwrap();
         assert_eq!(digest.subject, "Tëst & <Blog>: C and 2 more");
         assert_eq!(
@@ -903,7 +1001,7 @@ Rest."#;
     fn posts_beyond_max_posts_are_listed_as_linked_titles() {
         let config = config_with("[digest]\nmax_posts = 2\n");
         let posts = archive(&config);
-        let chosen = choose_posts(&posts, &HashSet::new(), false, &config, now());
+        let chosen = choose_posts(&posts, &Announced::default(), false, &config, now());
         let digest = render(&config, &chosen.posts, 3).unwrap();
         // The subject counts every post, not only those with excerpts.
         assert_eq!(digest.subject, "Tëst & <Blog>: C and 2 more");
@@ -1067,7 +1165,7 @@ Rest."#;
         let corpus = crate::content::read_posts(&config);
         assert!(corpus.problems.is_empty(), "{:?}", corpus.problems);
         let now: DateTime<Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
-        let chosen = choose_posts(&corpus.posts, &HashSet::new(), false, &config, now);
+        let chosen = choose_posts(&corpus.posts, &Announced::default(), false, &config, now);
         assert_eq!(chosen.posts.len(), 4, "no draft, nothing scheduled");
         let digest = render(&config, &chosen.posts, 1).unwrap();
         let mail = personal(&digest);

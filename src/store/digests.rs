@@ -2,9 +2,12 @@
 //!
 //! A post is announced once: by the digest that carried it, or (for the
 //! posts already there when the first digest is made) passed over, so a new
-//! list does not start with the whole archive.
+//! list does not start with the whole archive. The store knows an announced
+//! post by its file under `content.dir` and by its permalink then, so a
+//! post whose permalink changes (or whose file is renamed) is not mailed
+//! again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -21,29 +24,75 @@ pub struct StoredDigest {
     pub text: String,
 }
 
+/// A post as the store remembers it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PostRef {
+    /// The post's file under `content.dir` (`/` between folders).
+    pub source: String,
+    /// Its site path when it was announced.
+    pub permalink: String,
+}
+
 /// A digest to create, and the posts it announces.
 #[derive(Debug, Clone)]
 pub struct NewDigest<'a> {
     pub subject: &'a str,
     pub html: &'a str,
     pub text: &'a str,
-    /// Permalinks of the posts it carries.
-    pub posts: &'a [String],
-    /// Permalinks of older posts to mark as announced without mailing them.
-    pub skipped: &'a [String],
+    /// The posts it carries.
+    pub posts: &'a [PostRef],
+    /// Older posts to mark as announced without mailing them.
+    pub skipped: &'a [PostRef],
+    /// Posts announced under another file name: their records learn the
+    /// file.
+    pub adopted: &'a [Adoption],
+}
+
+/// A post announced under another file name (renamed, or recorded before
+/// the store knew posts by their file), found by the permalink its record
+/// holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adoption {
+    /// The post's file now.
+    pub source: String,
+    /// The record's permalink.
+    pub permalink: String,
+    /// The record's file: `None` in records made before 0.3.
+    pub was: Option<String>,
+}
+
+/// What earlier digests announced.
+#[derive(Debug, Clone, Default)]
+pub struct Announced {
+    /// The posts' files.
+    pub sources: HashSet<String>,
+    /// Their permalinks when announced (site paths; absolute URLs in
+    /// stores of early versions), each with its record's file (`None` in
+    /// records made before 0.3).
+    pub permalinks: HashMap<String, Option<String>>,
 }
 
 impl Store {
-    /// Permalinks already carried by a digest or passed over by the first one.
-    pub fn announced(&self) -> Result<HashSet<String>, StoreError> {
+    /// What was carried by a digest or passed over by the first one.
+    pub fn announced(&self) -> Result<Announced, StoreError> {
         let mut statement = self
             .conn
-            .prepare("SELECT permalink FROM announced")
+            .prepare("SELECT source, permalink FROM announced")
             .map_err(|e| self.error(e))?;
         let rows = statement
-            .query_map([], |r| r.get::<_, String>(0))
+            .query_map([], |r| {
+                Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?))
+            })
             .map_err(|e| self.error(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+        let mut announced = Announced::default();
+        for row in rows {
+            let (source, permalink) = row.map_err(|e| self.error(e))?;
+            if let Some(source) = &source {
+                announced.sources.insert(source.clone());
+            }
+            announced.permalinks.entry(permalink).or_insert(source);
+        }
+        Ok(announced)
     }
 
     /// True before the first digest is made.
@@ -101,6 +150,15 @@ impl Store {
         self.transaction(|tx| create_digest(tx, digest, now))
     }
 
+    /// Records that announced `posts` under another file name (found by
+    /// the permalink given) learn their file; see [`NewDigest::adopted`].
+    pub fn adopt(&mut self, posts: &[Adoption]) -> Result<(), StoreError> {
+        if posts.is_empty() {
+            return Ok(());
+        }
+        self.transaction(|tx| adopt(tx, posts))
+    }
+
     /// How many posts a digest carries.
     pub fn digest_posts(&self, digest_id: i64) -> Result<usize, StoreError> {
         self.conn
@@ -113,15 +171,19 @@ impl Store {
             .map_err(|e| self.error(e))
     }
 
-    /// The permalinks of the posts a digest carried (not those it only
-    /// marked announced on the first run).
-    pub fn digest_permalinks(&self, digest_id: i64) -> Result<Vec<String>, StoreError> {
+    /// The posts a digest carried (not those it only marked announced on
+    /// the first run): their files (`None` in records made before 0.3) and
+    /// permalinks.
+    pub fn digest_post_refs(
+        &self,
+        digest_id: i64,
+    ) -> Result<Vec<(Option<String>, String)>, StoreError> {
         let mut statement = self
             .conn
-            .prepare("SELECT permalink FROM announced WHERE digest_id = ?1")
+            .prepare("SELECT source, permalink FROM announced WHERE digest_id = ?1 ORDER BY id")
             .map_err(|e| self.error(e))?;
         let rows = statement
-            .query_map([digest_id], |r| r.get::<_, String>(0))
+            .query_map([digest_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(|e| self.error(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
@@ -150,24 +212,36 @@ fn create_digest(
         params![at, digest.subject, digest.html, digest.text],
     )?;
     let id = tx.last_insert_rowid();
-    for permalink in digest.posts {
-        tx.execute(
-            "INSERT OR IGNORE INTO announced (permalink, digest_id, announced_at) VALUES (?1, ?2, ?3)",
-            params![permalink, id, at],
-        )?;
+    adopt(tx, digest.adopted)?;
+    let mut insert = tx.prepare(
+        "INSERT INTO announced (source, permalink, digest_id, announced_at) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (source) DO NOTHING",
+    )?;
+    for post in digest.posts {
+        insert.execute(params![post.source, post.permalink, id, at])?;
     }
-    for permalink in digest.skipped {
-        tx.execute(
-            "INSERT OR IGNORE INTO announced (permalink, digest_id, announced_at) VALUES (?1, NULL, ?2)",
-            params![permalink, at],
-        )?;
+    for post in digest.skipped {
+        insert.execute(params![post.source, post.permalink, None::<i64>, at])?;
     }
+    drop(insert);
     let deliveries = tx.execute(
         "INSERT INTO deliveries (digest_id, subscriber_id, status, updated_at) \
          SELECT ?1, id, 'pending', ?2 FROM subscribers WHERE status = 'active'",
         params![id, at],
     )?;
     Ok((id, deliveries))
+}
+
+fn adopt(tx: &Transaction<'_>, posts: &[Adoption]) -> Result<(), rusqlite::Error> {
+    for post in posts {
+        tx.execute(
+            "UPDATE announced SET source = ?1 WHERE id = (SELECT min(id) FROM announced \
+             WHERE permalink = ?2 AND source IS ?3) \
+             AND NOT EXISTS (SELECT 1 FROM announced WHERE source = ?1)",
+            params![post.source, post.permalink, post.was],
+        )?;
+    }
+    Ok(())
 }
 
 fn digest_row(r: &rusqlite::Row<'_>) -> Result<StoredDigest, rusqlite::Error> {
@@ -198,8 +272,12 @@ mod tests {
             store.add_subscriber(email, "", status, now()).unwrap();
         }
         assert!(store.is_first_digest().unwrap());
-        let posts = vec!["/p/1/".to_string()];
-        let skipped = vec!["/p/0/".to_string()];
+        let post = |n: u32| PostRef {
+            source: format!("{n}.md"),
+            permalink: format!("/p/{n}/"),
+        };
+        let posts = vec![post(1)];
+        let skipped = vec![post(0)];
         let (id, n) = store
             .create_digest(
                 &NewDigest {
@@ -208,13 +286,17 @@ mod tests {
                     text: "T",
                     posts: &posts,
                     skipped: &skipped,
+                    adopted: &[],
                 },
                 now(),
             )
             .unwrap();
         assert_eq!(n, 2);
         assert!(!store.is_first_digest().unwrap());
-        assert_eq!(store.announced().unwrap().len(), 2);
+        let announced = store.announced().unwrap();
+        assert_eq!(announced.sources.len(), 2);
+        assert_eq!(announced.permalinks.len(), 2);
+        assert!(announced.sources.contains("1.md"));
         assert_eq!(store.unfinished_digest().unwrap().unwrap().id, id);
 
         let pending = store.pending(id, 0, 10, now()).unwrap();

@@ -183,6 +183,7 @@ mod tests {
                     text: "T",
                     posts: &[],
                     skipped: &[],
+                    adopted: &[],
                 },
                 now(),
             )

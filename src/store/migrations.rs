@@ -8,7 +8,7 @@
 use super::{Store, StoreError};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 // Sized by SCHEMA_VERSION so that a migration added without bumping the
 // version (which would make the next `open` refuse the store as too new)
@@ -56,6 +56,23 @@ CREATE INDEX deliveries_pending ON deliveries (status, digest_id, subscriber_id)
     // Not UNIQUE, so a store that already has such a pair still opens.
     r#"
 CREATE INDEX subscribers_email_nocase ON subscribers (email COLLATE NOCASE);
+"#,
+    // An announced post is known by its file (`source`, under content.dir),
+    // which stays when its permalink changes; rows from before have none
+    // until a digest finds their post by the permalink they hold.
+    r#"
+CREATE TABLE announced_posts (
+    id INTEGER PRIMARY KEY,
+    source TEXT UNIQUE,
+    permalink TEXT NOT NULL,
+    digest_id INTEGER REFERENCES digests (id),
+    announced_at TEXT NOT NULL
+);
+INSERT INTO announced_posts (permalink, digest_id, announced_at)
+    SELECT permalink, digest_id, announced_at FROM announced ORDER BY rowid;
+DROP TABLE announced;
+ALTER TABLE announced_posts RENAME TO announced;
+CREATE INDEX announced_digest ON announced (digest_id);
 "#,
 ];
 

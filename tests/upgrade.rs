@@ -1,0 +1,134 @@
+//! A store written by an earlier version, opened by this one: what it
+//! remembers stays true. The old store is made with Python's `sqlite3`,
+//! from the schema that version wrote (`tests/fixtures/store-v2.sql`).
+
+mod common;
+
+use std::path::Path;
+
+use common::mail_site::addresses;
+use common::{NOW, Run, Site, corpus_dir, python, run};
+
+/// Runs `code` with Python's `sqlite3` on the store at `db`; its stdout.
+#[track_caller]
+fn sql(db: &Path, code: &str) -> String {
+    let out = std::process::Command::new(python())
+        .args(["-c", code])
+        .arg(db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Makes a schema-2 store at `db` (what 0.2 wrote), as after one digest:
+/// every post of the corpus announced at the permalink 0.2 gave it (the
+/// date of `created_at`), one subscriber who got that digest.
+fn old_store(db: &Path) {
+    let schema = common::manifest_dir().join("tests/fixtures/store-v2.sql");
+    let code = format!(
+        r#"
+import re, sqlite3, sys, pathlib
+db = sqlite3.connect(sys.argv[1])
+db.executescript(pathlib.Path({schema:?}).read_text())
+db.execute("INSERT INTO subscribers VALUES (1, 'ann@example.org', 'Ann', 'active', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')")
+db.execute("INSERT INTO digests VALUES (1, '2026-11-01T00:00:00Z', 'S', '<p>H</p>', 'T')")
+db.execute("INSERT INTO deliveries VALUES (1, 1, 'sent', 1, '250 ok', '2026-11-01T00:00:00Z')")
+for path in sorted(pathlib.Path({corpus:?}).glob("*.md")):
+    created = re.search(r"^\s*created_at:\s*(\d{{4}})-(\d\d)-(\d\d)", path.read_text(), re.M)
+    slug = path.stem[11:]
+    permalink = "/blog/%s/%s/%s/%s/" % (created[1], created[2], created[3], slug)
+    db.execute("INSERT INTO announced VALUES (?, 1, '2026-11-01T00:00:00Z')", (permalink,))
+db.execute("PRAGMA user_version = 2")
+db.commit()
+"#,
+        schema = schema.display().to_string(),
+        corpus = corpus_dir().display().to_string(),
+    );
+    sql(db, &code);
+}
+
+fn send(site: &Site) -> Run {
+    run(site
+        .newsletter(["send", "--now", NOW])
+        .env("NEWSLETTER_SECRET", "a-secret-of-16-bytes-or-more"))
+}
+
+#[test]
+fn posts_whose_permalink_changed_are_not_mailed_again_after_the_upgrade() {
+    let site = Site::corpus("limit = 0");
+    site.append_config("[email]\noutbox_mode = \"deliver\"\n");
+    let db = site.path("newsletter.db");
+    old_store(&db);
+
+    // Five posts now have the file name's date in their URL; none is new.
+    let out = send(&site).success();
+    assert!(out.stdout.contains("nothing to send"), "{out:?}");
+    assert_eq!(common::smtp::count_eml(&site.path("outbox")), 0);
+
+    // The upgraded store knows every published post by its file now, the
+    // five by the permalink 0.2 gave them.
+    let adopted = sql(
+        &db,
+        "import sqlite3, sys\n\
+         db = sqlite3.connect(sys.argv[1])\n\
+         print(db.execute('PRAGMA user_version').fetchone()[0])\n\
+         for row in db.execute('SELECT source, permalink FROM announced WHERE source IS NOT NULL ORDER BY source'):\n\
+         \x20   print(*row)\n",
+    );
+    let mut lines = adopted.lines();
+    assert_eq!(lines.next(), Some("3"), "{adopted}");
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 58, "{adopted}");
+    assert!(
+        rows.contains(
+            &"2024-03-14-commitment-to-opentelemetry.md /blog/2024/03/13/commitment-to-opentelemetry/"
+        ),
+        "{adopted}"
+    );
+}
+
+#[test]
+fn a_renamed_file_then_a_new_permalink_pattern_mails_nothing_again() {
+    let site = Site::with_mail().subscribers(&addresses(2)).create();
+    let out = send(&site).success();
+    assert!(out.stdout.contains("2 sent"), "{out:?}");
+
+    // A file renamed under the same permalink is the same post (and its
+    // record learns the new name)...
+    let from = site.path("content/2024-01-15-plain-yaml.md");
+    let text = std::fs::read_to_string(&from).unwrap();
+    std::fs::remove_file(&from).unwrap();
+    site.write(
+        "content/renamed.md",
+        text.replacen("---\n", "---\nslug: plain-yaml\n", 1),
+    );
+    let again = send(&site).success();
+    assert!(again.stdout.contains("nothing to send"), "{again:?}");
+
+    // ...so a new permalink pattern afterwards changes nothing either.
+    site.replace_in_config(
+        "permalink = \"/posts/:year/:month/:day/:slug/\"",
+        "permalink = \"/articles/:slug/\"",
+    );
+    site.build().success();
+    assert!(
+        site.read_text("public/atom.xml")
+            .contains("https://blog.example.org/articles/plain-yaml/"),
+        "the pattern took effect"
+    );
+    let again = send(&site).success();
+    assert!(again.stdout.contains("nothing to send"), "{again:?}");
+
+    // A new file at an old file's name is a new post.
+    site.write(
+        "content/2024-01-15-plain-yaml.md",
+        "---\ntitle: A new post\nslug: a-new-post\ncreated_at: 2026-11-24\n---\nNew.\n",
+    );
+    let new = send(&site).success();
+    assert!(new.stdout.contains("A new post"), "{new:?}");
+}

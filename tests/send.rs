@@ -56,6 +56,7 @@ fn each_active_subscriber_gets_one_digest_over_starttls_with_auth() {
     assert_eq!(server.recipients(), readers);
 
     let mut ids = Vec::new();
+    let mut stores = Vec::new();
     for mail in server.messages() {
         assert!(mail.envelope.tls, "{}: not sent over STARTTLS", mail.file);
         assert_eq!(mail.envelope.auth_user.as_deref(), Some("newsletter"));
@@ -92,13 +93,20 @@ fn each_active_subscriber_gets_one_digest_over_starttls_with_auth() {
             mail.header("List-Id")
         );
 
-        // Message-ID <digest-1.ID@blog.example.org>, ID the subscriber's.
+        // Message-ID <digest-1.ID.STORE@blog.example.org>, ID the
+        // subscriber's, STORE the store's own (16 hex digits).
         let message_id = mail.header("Message-ID");
-        let id: i64 = message_id
+        let (id, store) = message_id
             .strip_prefix("<digest-1.")
             .and_then(|rest| rest.strip_suffix("@blog.example.org>"))
-            .and_then(|id| id.parse().ok())
+            .and_then(|rest| rest.split_once('.'))
+            .and_then(|(id, store)| Some((id.parse::<i64>().ok()?, store.to_string())))
             .unwrap_or_else(|| panic!("unexpected Message-ID {message_id}"));
+        assert!(
+            store.len() == 16 && store.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{message_id}"
+        );
+        stores.push(store);
         ids.push(id);
 
         // One-click unsubscribe: an https URL whose token is this subscriber's.
@@ -145,6 +153,24 @@ fn each_active_subscriber_gets_one_digest_over_starttls_with_auth() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 5, "each message has its subscriber's own id");
+    stores.dedup();
+    assert_eq!(stores.len(), 1, "one store, one id: {stores:?}");
+
+    // Another site (another store) mailing the same digest number to the
+    // same subscriber number uses another Message-ID.
+    let other_server = SmtpServer::start(&[]);
+    let other = mail_site()
+        .smtp(other_server.config(""))
+        .subscribers(&readers[..1])
+        .create();
+    send(&other).success();
+    let theirs = other_server.messages()[0].header("Message-ID").to_string();
+    assert!(theirs.starts_with("<digest-1.1."), "{theirs}");
+    assert!(
+        !theirs.contains(&stores[0]),
+        "{theirs} reuses {}",
+        stores[0]
+    );
 
     // Nothing new: nothing sent, no digest made.
     let again = send(&site).success();
@@ -438,14 +464,21 @@ fn dry_run_and_to_record_nothing() {
     }
     assert_eq!(server.messages().len(), 0);
 
-    let test = send_with(&site, &["--to", "editor@example.com"]).success();
-    assert!(test.stdout.contains("editor@example.com"), "{test}");
-    assert_eq!(server.recipients(), ["editor@example.com"]);
+    // A test to a subscriber: a Message-ID of its own, so their mail
+    // server does not drop the real digest later as a duplicate.
+    let test = send_with(&site, &["--to", &addresses(3)[0]]).success();
+    assert!(test.stdout.contains(&addresses(3)[0]), "{test}");
+    assert_eq!(server.recipients(), [addresses(3)[0].clone()]);
 
     // The real run still sends the digest to everyone.
     let out = send(&site).success();
     assert!(out.stdout.contains("3 sent"), "{out}");
-    assert_eq!(server.messages().len(), 4);
+    let mails = server.messages();
+    assert_eq!(mails.len(), 4);
+    let ids: std::collections::BTreeSet<&str> =
+        mails.iter().map(|m| m.header("Message-ID")).collect();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert_eq!(ids.iter().filter(|id| id.starts_with("<trial-")).count(), 1);
 }
 
 fn send_with(site: &Site, args: &[&str]) -> Run {

@@ -20,7 +20,7 @@ use libfuzzer_sys::fuzz_target;
 use mail_parser::MessageParser;
 use newsletter::config::Config;
 use newsletter::content::{Post, parse_post};
-use newsletter::email::compose::{MessageIds, build_message};
+use newsletter::email::compose::{build_message, digest_message_id};
 use newsletter::email::digest::{personalize, render};
 use newsletter_fuzz::{fields, script_in};
 
@@ -97,11 +97,8 @@ fuzz_target!(|data: &[u8]| {
         EMAIL.parse().unwrap(),
     );
     let now: DateTime<Utc> = "2024-06-01T09:00:00Z".parse().unwrap();
-    let ids = MessageIds {
-        digest_id: 7,
-        subscriber_id: 42,
-    };
-    let Ok(message) = build_message(config, &personal, &to, ids, UNSUBSCRIBE, now, None) else {
+    let id = digest_message_id(config, 7, 42, "0123456789abcdef");
+    let Ok(message) = build_message(config, &personal, &to, id, UNSUBSCRIBE, now, None) else {
         return;
     };
     let raw = message.formatted();

@@ -27,12 +27,19 @@ use crate::links;
 use crate::text::one_line;
 use crate::token::{self, Purpose};
 
-/// Which digest a message carries to which subscriber; together they make
-/// the `Message-ID`, so a resent message has the same one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MessageIds {
-    pub digest_id: i64,
-    pub subscriber_id: i64,
+/// How a composer names its messages (`Message-ID`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stamp {
+    /// A delivery of the ledger: `<digest-D.S.STORE@host>`, with the
+    /// store's own random id ([`crate::store::Store::instance_id`]), so the
+    /// message sent again after a crash has the same id (a receiver drops
+    /// the duplicate, a bounce is matched) while two sites, or a store made
+    /// anew, never reuse one for different mail.
+    Delivery { store: String },
+    /// A trial (`preview`, `send --to`, the outbox as a trial): a new id
+    /// every time, so a receiver never drops the real message later as a
+    /// duplicate of the trial.
+    Trial,
 }
 
 /// Why a message could not be made.
@@ -65,6 +72,7 @@ pub struct Composer<'a> {
     digest: &'a RenderedDigest,
     digest_id: i64,
     secret: &'a [u8],
+    stamp: Stamp,
     /// Read once: parsing the key per message would cost more than sending.
     dkim: Option<DkimConfig>,
 }
@@ -75,12 +83,14 @@ impl<'a> Composer<'a> {
         digest: &'a RenderedDigest,
         digest_id: i64,
         secret: &'a [u8],
+        stamp: Stamp,
     ) -> anyhow::Result<Composer<'a>> {
         Ok(Composer {
             config,
             digest,
             digest_id,
             secret,
+            stamp,
             dkim: dkim_signer(config)?,
         })
     }
@@ -100,15 +110,17 @@ impl<'a> Composer<'a> {
             .parse()
             .with_context(|| format!("{email} is not a valid address"))?;
         let to = recipient(address, name);
-        let ids = MessageIds {
-            digest_id: self.digest_id,
-            subscriber_id,
+        let message_id = match &self.stamp {
+            Stamp::Delivery { store } => {
+                digest_message_id(self.config, self.digest_id, subscriber_id, store)
+            }
+            Stamp::Trial => trial_message_id(self.config, "trial"),
         };
         Ok(build_message(
             self.config,
             &personal,
             &to,
-            ids,
+            message_id,
             &unsubscribe_url,
             now,
             self.dkim.as_ref(),
@@ -125,28 +137,39 @@ pub fn recipient(address: lettre::Address, name: &str) -> Mailbox {
     Mailbox::new((!name.is_empty()).then_some(name), address)
 }
 
-/// The `Message-ID` of a digest to a subscriber: `<digest-D.S@host>`.
-pub fn message_id(config: &Config, ids: MessageIds) -> String {
+/// The `Message-ID` of a digest to a subscriber, sent from the store
+/// `store` ([`Stamp::Delivery`]): `<digest-D.S.STORE@host>`.
+pub fn digest_message_id(
+    config: &Config,
+    digest_id: i64,
+    subscriber_id: i64,
+    store: &str,
+) -> String {
     format!(
-        "<digest-{}.{}@{}>",
-        ids.digest_id,
-        ids.subscriber_id,
+        "<digest-{digest_id}.{subscriber_id}.{store}@{}>",
         config.site.host()
     )
+}
+
+/// A `Message-ID` never made before: `<KIND-RANDOM@host>`.
+pub fn trial_message_id(config: &Config, kind: &str) -> String {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).expect("the OS has a random source");
+    format!("<{kind}-{}@{}>", hex::encode(bytes), config.site.host())
 }
 
 /// Builds a subscriber's digest message, signed with `dkim` when given
 /// (load the key once with [`dkim_signer`]): multipart/alternative
 /// with the text part then the HTML part, and the headers `From`,
 /// `Reply-To` (when set), `To`, `Subject` (on one line, whatever the title
-/// held), `Date` (from `now`), `Message-ID` (see [`message_id`]), `List-Id`,
+/// held), `Date` (from `now`), `Message-ID` (see [`Stamp`]), `List-Id`,
 /// `List-Unsubscribe` (the https link, and a mailto when
 /// `email.unsubscribe_mailto` is set) and `List-Unsubscribe-Post` (RFC 8058).
 pub fn build_message(
     config: &Config,
     personal: &Personal,
     to: &Mailbox,
-    ids: MessageIds,
+    message_id: String,
     unsubscribe_url: &str,
     now: DateTime<Utc>,
     dkim: Option<&DkimConfig>,
@@ -156,7 +179,7 @@ pub fn build_message(
     if let Some(mailto) = &email.unsubscribe_mailto {
         unsubscribe.push_str(&format!(", <mailto:{mailto}?subject=unsubscribe>"));
     }
-    let builder = head(config, to, &personal.subject, now, message_id(config, ids))
+    let builder = head(config, to, &personal.subject, now, message_id)
         .raw_header(HeaderValue::new(LIST_ID, list_id(config)))
         .raw_header(HeaderValue::new(LIST_UNSUBSCRIBE, unsubscribe))
         .raw_header(HeaderValue::new(
@@ -517,10 +540,7 @@ mod tests {
     }
 
     const UNSUBSCRIBE: &str = "https://prometheus.io/unsubscribe/abc123";
-    const IDS: MessageIds = MessageIds {
-        digest_id: 7,
-        subscriber_id: 42,
-    };
+    const STORE: &str = "0123456789abcdef";
 
     /// The message for `to()`, signed when the config has a DKIM key.
     fn build(config: &Config, personal: &Personal) -> Result<Message, MailError> {
@@ -529,7 +549,7 @@ mod tests {
             config,
             personal,
             &to(),
-            IDS,
+            digest_message_id(config, 7, 42, STORE),
             UNSUBSCRIBE,
             now(),
             dkim.as_ref(),
@@ -579,7 +599,10 @@ mod tests {
         assert_eq!(h("To"), "\"Ann Example\" <ann@example.org>");
         assert_eq!(h("Subject"), "Prometheus Blog: Hello");
         assert_eq!(h("Date"), "Wed, 25 Nov 2026 09:00:00 +0000");
-        assert_eq!(h("Message-ID"), "<digest-7.42@prometheus.io>");
+        assert_eq!(
+            h("Message-ID"),
+            "<digest-7.42.0123456789abcdef@prometheus.io>"
+        );
         assert_eq!(
             h("List-Id"),
             "\"Prometheus Blog\" <newsletter.prometheus.io>"
@@ -627,14 +650,11 @@ mod tests {
             header(&String::from_utf8(a.formatted()).unwrap(), "Message-ID"),
             header(&String::from_utf8(b.formatted()).unwrap(), "Message-ID")
         );
-        let other = message_id(
-            &c,
-            MessageIds {
-                digest_id: 7,
-                subscriber_id: 43,
-            },
-        );
-        assert_eq!(other, "<digest-7.43@prometheus.io>");
+        let other = digest_message_id(&c, 7, 43, STORE);
+        assert_eq!(other, "<digest-7.43.0123456789abcdef@prometheus.io>");
+        let trials = [trial_message_id(&c, "trial"), trial_message_id(&c, "trial")];
+        assert_ne!(trials[0], trials[1]);
+        assert!(trials[0].starts_with("<trial-") && trials[0].ends_with("@prometheus.io>"));
     }
 
     #[test]
@@ -679,8 +699,16 @@ mod tests {
         for name in ["E\n?", "Eve\r\nBcc: evil@example.com", "\r\n"] {
             let to = Mailbox::new(Some(name.into()), "eve@example.org".parse().unwrap());
             let c = config("");
-            let message =
-                build_message(&c, &personal("S"), &to, IDS, UNSUBSCRIBE, now(), None).unwrap();
+            let message = build_message(
+                &c,
+                &personal("S"),
+                &to,
+                digest_message_id(&c, 7, 42, STORE),
+                UNSUBSCRIBE,
+                now(),
+                None,
+            )
+            .unwrap();
             let raw = String::from_utf8(message.formatted()).unwrap();
             assert!(header(&raw, "Bcc").is_none(), "{raw}");
             let to_header = header(&raw, "To").unwrap();
@@ -699,7 +727,7 @@ mod tests {
                 &config(""),
                 &personal("S"),
                 &to,
-                IDS,
+                digest_message_id(&config(""), 7, 42, STORE),
                 "https://prometheus.io/unsubscribe/t",
                 "2026-11-25T09:00:00Z".parse().unwrap(),
                 None,

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use chrono::Utc;
 
-use super::compose::Composer;
+use super::compose::{Composer, Stamp};
 use super::digest::RenderedDigest;
 use super::transport::{Attempt, Transport};
 use crate::config::Config;
@@ -71,7 +71,10 @@ pub fn deliver(
         asked: cancel,
     };
     let rendering = RenderedDigest::stored(digest);
-    let composer = Composer::new(config, &rendering, digest.id, secret)?;
+    let stamp = Stamp::Delivery {
+        store: store.instance_id()?,
+    };
+    let composer = Composer::new(config, &rendering, digest.id, secret, stamp)?;
     let workers = config.smtp.as_ref().map_or(1, |s| s.connections);
     let pace = Pace::new(config.smtp.as_ref().map_or(0.0, |s| s.rate));
     let breaker = Breaker::new(workers);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
-use super::compose::Composer;
+use super::compose::{Composer, Stamp};
 use super::digest::{Trial, digest_to_try, personalize};
 use crate::atomic::stage_file;
 use crate::links;
@@ -59,8 +59,8 @@ pub fn preview(
         name,
         &links::unsubscribe_url(config, &token),
     );
-    let message =
-        Composer::new(config, &digest, digest_id, &secret)?.message(0, email, name, now)?;
+    let message = Composer::new(config, &digest, digest_id, &secret, Stamp::Trial)?
+        .message(0, email, name, now)?;
     std::fs::create_dir_all(output)
         .with_context(|| format!("cannot create {}", output.display()))?;
     let mut written = Vec::new();

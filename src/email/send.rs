@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
 
-use super::compose::Composer;
+use super::compose::{Composer, Stamp};
 use super::deliver::{Progress, deliver};
 use super::digest::{Trial, create_next_digest, digest_to_try, next_digest};
 use super::lock::SendLock;
@@ -150,7 +150,7 @@ fn outbox_trial(config: &Config, now: DateTime<Utc>) -> Result<SendReport> {
         return Ok(SendReport::NoSubscribers);
     }
     let outbox = transport::Outbox::create(config.email.outbox.clone())?;
-    let composer = Composer::new(config, &digest, id, &secret)?;
+    let composer = Composer::new(config, &digest, id, &secret, Stamp::Trial)?;
     let mut session = transport::Transport::session(&outbox);
     for subscriber in &recipients {
         let message = composer.message(subscriber.id, &subscriber.email, &subscriber.name, now)?;
@@ -229,7 +229,8 @@ fn send_test(config: &Config, to: &str, now: DateTime<Utc>) -> Result<SendReport
     let known = store.subscriber(&email)?;
     let (id, name) = known.map_or((0, String::new()), |s| (s.id, s.name));
     let transport = transport::open(config)?;
-    let message = Composer::new(config, &digest, 0, &secret)?.message(id, &email, &name, now)?;
+    let message = Composer::new(config, &digest, 0, &secret, Stamp::Trial)?
+        .message(id, &email, &name, now)?;
     let reply = match transport.session().send(&message) {
         Attempt::Sent(reply) => reply,
         Attempt::Permanent(e) | Attempt::Transient { reason: e, .. } => bail!("{email}: {e}"),

@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use super::App;
 use crate::config::Config;
-use crate::email::compose::{build_notice, dkim_signer, recipient};
+use crate::email::compose::{build_notice, dkim_signer, recipient, trial_message_id};
 use crate::email::transport::OneOff;
 use crate::links;
 use crate::store::{self, Added, Changed, Status, StatusChange, Store};
@@ -456,11 +456,7 @@ impl Worker {
                 .confirmation(&job.email, &name, &confirm_url, &in_words(ttl))?;
         let address = job.email.parse()?;
         let to = recipient(address, &name);
-        let message_id = format!(
-            "<confirm-{id}.{}@{}>",
-            job.now.timestamp_millis(),
-            self.config.site.host()
-        );
+        let message_id = trial_message_id(&self.config, "confirm");
         let message = build_notice(
             &self.config,
             &to,

@@ -173,6 +173,24 @@ impl Store {
         self.secret(None)
     }
 
+    /// This store's own random id, made on first use and kept: it makes
+    /// the digests' `Message-ID`s differ from those of any other store.
+    pub fn instance_id(&self) -> Result<String, StoreError> {
+        if let Some(id) = self.setting("instance")? {
+            return Ok(id);
+        }
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).expect("the OS has a random source");
+        // Another process may have won the race: keep whichever is stored.
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO settings (key, value) VALUES ('instance', ?1)",
+                [hex::encode(bytes)],
+            )
+            .map_err(|e| self.error(e))?;
+        self.instance_id()
+    }
+
     /// The secret as [`Store::secret`] finds it, but `None` where that
     /// would make one: for commands that record nothing.
     pub fn existing_secret(&self, from_env: Option<&str>) -> Result<Option<Vec<u8>>, StoreError> {

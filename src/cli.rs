@@ -110,14 +110,21 @@ pub enum SubscribersCommand {
         name: String,
     },
     /// Unsubscribe an address; it is kept so it is never mailed again.
-    Remove { email: String },
+    Remove {
+        email: String,
+        /// Erase the address instead (GDPR): its row and delivery records
+        /// are deleted; only a salted hash stays, so no import adds it again.
+        #[arg(long)]
+        forget: bool,
+    },
     /// List subscribers: email, name, status, since (tab-separated).
     List {
         /// Only this status: active, pending, unsubscribed or bounced.
         #[arg(long, value_parser = parse_status)]
         status: Option<Status>,
     },
-    /// Import a CSV file with an `email` column (and optionally `name`).
+    /// Import a CSV file: an export of this tool (email, name, status,
+    /// created_at, key; only email is required), or Mailchimp's or Substack's.
     Import { file: PathBuf },
     /// Write every subscriber as CSV to standard output.
     Export,
@@ -443,8 +450,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 SubscribersCommand::Add { email, name } => {
                     println!("{}", subscribers::add(&store, &email, &name, now)?)
                 }
-                SubscribersCommand::Remove { email } => {
-                    println!("{}", subscribers::remove(&store, &email, now)?)
+                SubscribersCommand::Remove { email, forget } => {
+                    println!("{}", subscribers::remove(&mut store, &email, forget, now)?)
                 }
                 SubscribersCommand::List { status } => {
                     subscribers::list(&store, status, &mut std::io::stdout().lock())?;
@@ -457,10 +464,13 @@ pub fn run(cli: Cli) -> Result<Exit> {
                     for problem in &report.problems {
                         eprintln!("{problem}");
                     }
+                    println!("read {} as {}", file.display(), report.format);
                     println!(
-                        "imported {} new, {} already subscribed, {} rows skipped",
+                        "imported {} new, {} already there, {} now unsubscribed or bounced as the file says, {} erased earlier (not imported), {} rows skipped",
                         report.added,
                         report.existing,
+                        report.suppressed,
+                        report.forgotten,
                         report.problems.len()
                     );
                     if !report.problems.is_empty() {

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 
-use crate::store::{Added, Status, StatusChange, Store, normalize_email};
+use crate::store::{Added, ImportRow, Imported, Status, StatusChange, Store, normalize_email};
 
 /// A display name on one line: control characters (a line break could
 /// otherwise become a mail header) turn into spaces, runs of space into one.
@@ -25,12 +25,23 @@ pub fn add(store: &Store, email: &str, name: &str, now: DateTime<Utc>) -> Result
     )
 }
 
-/// Marks a subscriber unsubscribed; the row stays so the address is never mailed again.
-pub fn remove(store: &Store, email: &str, now: DateTime<Utc>) -> Result<String> {
+/// Marks a subscriber unsubscribed; the row stays so the address is never
+/// mailed again. With `forget`, erases them instead ([`Store::forget`]).
+pub fn remove(store: &mut Store, email: &str, forget: bool, now: DateTime<Utc>) -> Result<String> {
     let email = normalize_email(email).map_err(anyhow::Error::msg)?;
     let Some(subscriber) = store.subscriber(&email)? else {
+        if forget && store.is_forgotten(&email)? {
+            return Ok(format!("{email} was already erased"));
+        }
         bail!("{email} is not a subscriber (see `newsletter subscribers list`)");
     };
+    if forget {
+        store.forget(subscriber.id, now)?;
+        return Ok(format!(
+            "{email} is erased: their row and delivery records are deleted; only a salted hash \
+             is kept, so an import never adds the address again"
+        ));
+    }
     store.change_status(subscriber.id, StatusChange::Remove, now)?;
     Ok(format!("{email} is unsubscribed"))
 }
@@ -53,10 +64,13 @@ pub fn list(store: &Store, status: Option<Status>, out: &mut dyn Write) -> Resul
     Ok(n)
 }
 
-/// Writes every subscriber as CSV with a header line.
+/// Writes every subscriber as CSV with a header line: `email`, `name`,
+/// `status`, `created_at` and `key` (what their links name them by; an
+/// import into another store keeps it, so links already mailed still work
+/// there and name no one else).
 pub fn export(store: &Store, out: &mut dyn Write) -> Result<()> {
     let mut csv = csv::Writer::from_writer(out);
-    csv.write_record(["email", "name", "status", "created_at"])?;
+    csv.write_record(["email", "name", "status", "created_at", "key"])?;
     let mut result = Ok(());
     store.for_each_subscriber(None, |s| {
         if result.is_ok() {
@@ -65,6 +79,7 @@ pub fn export(store: &Store, out: &mut dyn Write) -> Result<()> {
                 &*defuse_formula(&s.name),
                 s.status.as_str(),
                 &s.created_at,
+                &s.key,
             ]);
         }
     })?;
@@ -106,16 +121,127 @@ fn restore_formula(cell: &str) -> &str {
 /// What an import did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ImportReport {
+    /// Which kind of file it was read as, in words.
+    pub format: String,
     pub added: usize,
     pub existing: usize,
+    /// Already there and now unsubscribed or bounced, as the file says.
+    pub suppressed: usize,
+    /// Erased earlier (`remove --forget`), so not imported.
+    pub forgotten: usize,
     /// `path:line: what is wrong` for each row not imported.
     pub problems: Vec<String>,
 }
 
-/// Imports a CSV file with an `email` column (and optionally `name`). Valid
-/// rows are added in one transaction, so an interrupted import adds none;
-/// invalid rows are reported with their line numbers. Importing the same
-/// file again changes nothing.
+/// The kinds of file `import` reads, told apart by their header line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// Ours (`subscribers export`), or any file with an `email` column.
+    Plain,
+    /// Mailchimp's audience export: `Email Address`, `First Name`,
+    /// `Last Name`; the status in a `Status` column, else in the file's
+    /// name (`subscribed_…`, `unsubscribed_…`, `cleaned_…`).
+    Mailchimp,
+    /// Substack's subscriber export: `email`, `active_subscription`, and
+    /// `email_disabled`.
+    Substack,
+}
+
+/// The columns of one file.
+struct Columns {
+    format: Format,
+    email: usize,
+    name: Vec<usize>,
+    status: Option<usize>,
+    key: Option<usize>,
+    created_at: Option<usize>,
+    /// Substack's `email_disabled`.
+    disabled: Option<usize>,
+}
+
+impl Columns {
+    fn find(headers: &csv::StringRecord, path: &Path) -> Result<Columns> {
+        let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+        if let Some(email) = column("Email Address") {
+            return Ok(Columns {
+                format: Format::Mailchimp,
+                email,
+                name: ["First Name", "Last Name"]
+                    .into_iter()
+                    .filter_map(column)
+                    .collect(),
+                status: column("Status"),
+                key: None,
+                created_at: None,
+                disabled: None,
+            });
+        }
+        let Some(email) = column("email") else {
+            bail!(
+                "{}:1: no `email` column (nor Mailchimp's `Email Address`); the first line must \
+                 be a header such as `email,name`",
+                path.display()
+            );
+        };
+        let substack = column("active_subscription").is_some();
+        Ok(Columns {
+            format: if substack {
+                Format::Substack
+            } else {
+                Format::Plain
+            },
+            email,
+            name: column("name").into_iter().collect(),
+            status: if substack { None } else { column("status") },
+            key: column("key"),
+            created_at: column("created_at"),
+            disabled: column("email_disabled"),
+        })
+    }
+}
+
+/// A status as a file writes it: ours, and Mailchimp's words
+/// (`subscribed`, `cleaned`; `archived` and `transactional` are people who
+/// did not ask for the list).
+fn parse_status(text: &str) -> Option<Status> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "active" | "subscribed" => Some(Status::Active),
+        "pending" => Some(Status::Pending),
+        "unsubscribed" | "archived" | "transactional" | "nonsubscribed" => {
+            Some(Status::Unsubscribed)
+        }
+        "bounced" | "cleaned" => Some(Status::Bounced),
+        _ => None,
+    }
+}
+
+/// Mailchimp names its export files by status.
+fn status_from_file_name(path: &Path) -> Option<Status> {
+    let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+    [
+        ("unsubscribed", Status::Unsubscribed),
+        ("cleaned", Status::Bounced),
+        ("subscribed", Status::Active),
+    ]
+    .into_iter()
+    .find(|(prefix, _)| name.starts_with(prefix))
+    .map(|(_, status)| status)
+}
+
+/// A `created_at` cell as the store keeps it (RFC 3339, UTC, milliseconds).
+fn parse_created(text: &str) -> Option<String> {
+    let at = DateTime::parse_from_rfc3339(text.trim()).ok()?;
+    Some(crate::store::timestamp(at.with_timezone(&Utc)))
+}
+
+/// Imports a CSV file: ours (`subscribers export`: `email`, `name`,
+/// `status`, `created_at`, `key`; only `email` is required), Mailchimp's or
+/// Substack's export. Valid rows are added in one transaction, so an
+/// interrupted import adds none; invalid rows are reported with their line
+/// numbers. An address already there is never made active again; one the
+/// file says left or bounced is marked so. Importing the same file again
+/// changes nothing, and export → import into a new store gives the same
+/// export.
 pub fn import(store: &mut Store, path: &Path, now: DateTime<Utc>) -> Result<ImportReport> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -127,17 +253,24 @@ pub fn import(store: &mut Store, path: &Path, now: DateTime<Utc>) -> Result<Impo
         .headers()
         .with_context(|| format!("{}:1: cannot read the header line", path.display()))?
         .clone();
-    let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
-    let Some(email_column) = column("email") else {
-        bail!(
-            "{}:1: no `email` column; the first line must be a header such as `email,name`",
-            path.display()
-        );
+    let columns = Columns::find(&headers, path)?;
+    let file_status = match (columns.format, columns.status) {
+        (Format::Mailchimp, None) => status_from_file_name(path),
+        _ => None,
     };
-    let name_column = column("name");
+    let mut report = ImportReport {
+        format: match (columns.format, file_status) {
+            (Format::Plain, _) => "a CSV file with an `email` column".into(),
+            (Format::Mailchimp, Some(status)) => {
+                format!("a Mailchimp export (every row {status}, from the file's name)")
+            }
+            (Format::Mailchimp, None) => "a Mailchimp export".into(),
+            (Format::Substack, _) => "a Substack export".into(),
+        },
+        ..ImportReport::default()
+    };
 
-    let mut report = ImportReport::default();
-    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut rows: Vec<ImportRow> = Vec::new();
     let mut seen = std::collections::HashMap::new();
     for record in reader.records() {
         let record = match record {
@@ -151,38 +284,64 @@ pub fn import(store: &mut Store, path: &Path, now: DateTime<Utc>) -> Result<Impo
             }
         };
         let line = record.position().map_or(0, |p| p.line());
-        let raw = restore_formula(record.get(email_column).unwrap_or(""));
+        let cell = |i: Option<usize>| i.and_then(|i| record.get(i)).map(restore_formula);
+        let raw = cell(Some(columns.email)).unwrap_or("");
         if raw.is_empty() && record.iter().all(str::is_empty) {
             continue;
         }
-        match normalize_email(raw) {
-            Ok(email) => {
-                if let Some(first) = seen.insert(email.clone(), line) {
+        let email = match normalize_email(raw) {
+            Ok(email) => email,
+            Err(e) => {
+                report.problems.push(format!(
+                    "{}:{line}: {e}; fix or remove the row",
+                    path.display()
+                ));
+                continue;
+            }
+        };
+        let status = match cell(columns.status).filter(|s| !s.is_empty()) {
+            Some(text) => match parse_status(text) {
+                Some(status) => status,
+                None => {
                     report.problems.push(format!(
-                        "{}:{line}: {email} is already on line {first}; skipped",
+                        "{}:{line}: unknown status {text:?}; use active, pending, unsubscribed or bounced",
                         path.display()
                     ));
                     continue;
                 }
-                let name = name_column.and_then(|i| record.get(i)).unwrap_or("");
-                let name = clean_name(restore_formula(name));
-                rows.push((email, name));
+            },
+            None if cell(columns.disabled).is_some_and(|d| d.eq_ignore_ascii_case("true")) => {
+                Status::Unsubscribed
             }
-            Err(e) => report.problems.push(format!(
-                "{}:{line}: {e}; fix or remove the row",
+            None => file_status.unwrap_or(Status::Active),
+        };
+        if let Some(first) = seen.insert(email.clone(), line) {
+            report.problems.push(format!(
+                "{}:{line}: {email} is already on line {first}; skipped",
                 path.display()
-            )),
+            ));
+            continue;
         }
+        let name: Vec<&str> = columns
+            .name
+            .iter()
+            .filter_map(|&i| cell(Some(i)))
+            .filter(|n| !n.is_empty())
+            .collect();
+        rows.push(ImportRow {
+            email,
+            name: clean_name(&name.join(" ")),
+            status,
+            key: cell(columns.key).map(str::to_string),
+            created_at: cell(columns.created_at).and_then(parse_created),
+        });
     }
-    let added = store.add_subscribers(
-        rows.iter().map(|(e, n)| (e.as_str(), n.as_str())),
-        Status::Active,
-        now,
-    )?;
-    for outcome in added {
+    for outcome in store.import_subscribers(&rows, now)? {
         match outcome {
-            Added::New(_) => report.added += 1,
-            Added::Exists(_) => report.existing += 1,
+            Imported::New => report.added += 1,
+            Imported::Exists => report.existing += 1,
+            Imported::Suppressed(_) => report.suppressed += 1,
+            Imported::Forgotten => report.forgotten += 1,
         }
     }
     Ok(report)
@@ -251,7 +410,7 @@ mod tests {
     #[test]
     fn remove_keeps_the_row_and_export_lists_it() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("n.db")).unwrap();
+        let mut store = Store::open(&dir.path().join("n.db")).unwrap();
         assert_eq!(
             add(&store, "A@X.org", " Ann ", now()).unwrap(),
             "added A@x.org"
@@ -261,14 +420,179 @@ mod tests {
                 .unwrap()
                 .contains("already")
         );
-        assert!(remove(&store, "nobody@x.org", now()).is_err());
-        remove(&store, "A@x.org", now()).unwrap();
+        assert!(remove(&mut store, "nobody@x.org", false, now()).is_err());
+        remove(&mut store, "A@x.org", false, now()).unwrap();
         let mut out = Vec::new();
         export(&store, &mut out).unwrap();
+        let key = store.subscriber("a@x.org").unwrap().unwrap().key;
+        assert!(crate::store::is_key(&key) && key.len() == 20, "{key}");
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "email,name,status,created_at\nA@x.org,Ann,unsubscribed,2026-11-25T09:00:00.000Z\n"
+            format!(
+                "email,name,status,created_at,key\nA@x.org,Ann,unsubscribed,2026-11-25T09:00:00.000Z,{key}\n"
+            )
         );
+    }
+
+    fn import_text(store: &mut Store, name: &str, text: &str) -> ImportReport {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        import(store, &path, now()).unwrap()
+    }
+
+    fn status_of(store: &Store, email: &str) -> Status {
+        store.subscriber(email).unwrap().unwrap().status
+    }
+
+    #[test]
+    fn import_honours_status_but_never_makes_anyone_active_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("n.db")).unwrap();
+        for (email, status) in [
+            ("gone@x.org", Status::Unsubscribed),
+            ("dead@x.org", Status::Bounced),
+            ("here@x.org", Status::Active),
+        ] {
+            store.add_subscriber(email, "", status, now()).unwrap();
+        }
+        let report = import_text(
+            &mut store,
+            "list.csv",
+            "email,status\ngone@x.org,active\ndead@x.org,Active\nhere@x.org,unsubscribed\n\
+             new@x.org,bounced\nodd@x.org,sleeping\n",
+        );
+        assert_eq!(
+            (report.added, report.existing, report.suppressed),
+            (1, 2, 1),
+            "{report:?}"
+        );
+        assert!(
+            report.problems[0].contains(":6: unknown status \"sleeping\""),
+            "{report:?}"
+        );
+        assert_eq!(status_of(&store, "gone@x.org"), Status::Unsubscribed);
+        assert_eq!(status_of(&store, "dead@x.org"), Status::Bounced);
+        assert_eq!(status_of(&store, "here@x.org"), Status::Unsubscribed);
+        assert_eq!(status_of(&store, "new@x.org"), Status::Bounced);
+    }
+
+    #[test]
+    fn export_then_import_into_a_new_store_is_the_same_list_with_the_same_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("n.db")).unwrap();
+        for (email, name, status) in [
+            ("a@x.org", "Ann", Status::Active),
+            ("b@x.org", "", Status::Pending),
+            ("c@x.org", "Cy", Status::Unsubscribed),
+            ("d@x.org", "Di, Jr", Status::Bounced),
+        ] {
+            store.add_subscriber(email, name, status, now()).unwrap();
+        }
+        let mut first = Vec::new();
+        export(&store, &mut first).unwrap();
+        let first = String::from_utf8(first).unwrap();
+
+        let mut other = Store::open(&dir.path().join("other.db")).unwrap();
+        // Someone else holds row 1 there, as in any store with a history.
+        other
+            .add_subscriber("z@x.org", "", Status::Active, now())
+            .unwrap();
+        let report = import_text(&mut other, "export.csv", &first);
+        assert_eq!(report.added, 4, "{report:?}");
+        let mut second = Vec::new();
+        export(&other, &mut second).unwrap();
+        let second = String::from_utf8(second).unwrap();
+        assert_eq!(
+            second.lines().skip(2).collect::<Vec<_>>(),
+            first.lines().skip(1).collect::<Vec<_>>()
+        );
+        // The key, not the row id, names Ann in the new store.
+        let ann = other.subscriber("a@x.org").unwrap().unwrap();
+        let old_ann = store.subscriber("a@x.org").unwrap().unwrap();
+        assert_eq!(ann.key, old_ann.key);
+        assert_ne!(ann.id, old_ann.id);
+        assert_eq!(
+            other
+                .subscriber_by_key(&old_ann.key)
+                .unwrap()
+                .unwrap()
+                .email,
+            "a@x.org"
+        );
+    }
+
+    #[test]
+    fn mailchimp_and_substack_exports_are_read_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("n.db")).unwrap();
+        let mailchimp = "\"Email Address\",\"First Name\",\"Last Name\",MEMBER_RATING,OPTIN_TIME\n\
+                         ann@x.org,Ann,Lee,2,\"2024-01-01 10:00:00\"\nbob@x.org,,,1,\n";
+        let report = import_text(&mut store, "subscribed_members_export_1a2b.csv", mailchimp);
+        assert!(
+            report.format.contains("Mailchimp") && report.format.contains("active"),
+            "{report:?}"
+        );
+        assert_eq!(report.added, 2);
+        assert_eq!(
+            store.subscriber("ann@x.org").unwrap().unwrap().name,
+            "Ann Lee"
+        );
+        let report = import_text(
+            &mut store,
+            "cleaned_members_export_1a2b.csv",
+            "Email Address\ncat@x.org\n",
+        );
+        assert_eq!(report.added, 1);
+        assert_eq!(status_of(&store, "cat@x.org"), Status::Bounced);
+        let report = import_text(
+            &mut store,
+            "unsubscribed_members_export_1a2b.csv",
+            "Email Address\nann@x.org\n",
+        );
+        assert_eq!(report.suppressed, 1);
+        assert_eq!(status_of(&store, "ann@x.org"), Status::Unsubscribed);
+        let report = import_text(
+            &mut store,
+            "members.csv",
+            "Email Address,Status\ndan@x.org,pending\n",
+        );
+        assert_eq!(report.format, "a Mailchimp export");
+        assert_eq!(status_of(&store, "dan@x.org"), Status::Pending);
+
+        // Substack: active_subscription is the paid plan, not consent;
+        // email_disabled is.
+        let substack = "email,active_subscription,expiry,plan,email_disabled,created_at\n\
+                        eve@x.org,false,,,false,2023-05-06T07:08:09.000Z\n\
+                        fay@x.org,true,2027-01-01,yearly,true,2023-05-06T07:08:09.000Z\n";
+        let report = import_text(&mut store, "email_list.csv", substack);
+        assert_eq!(report.format, "a Substack export");
+        assert_eq!(report.added, 2);
+        assert_eq!(status_of(&store, "eve@x.org"), Status::Active);
+        assert_eq!(status_of(&store, "fay@x.org"), Status::Unsubscribed);
+        assert_eq!(
+            store.subscriber("eve@x.org").unwrap().unwrap().created_at,
+            "2023-05-06T07:08:09.000Z"
+        );
+    }
+
+    #[test]
+    fn forget_erases_the_row_and_keeps_the_address_out_of_imports() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("n.db")).unwrap();
+        add(&store, "ann@x.org", "Ann", now()).unwrap();
+        let out = remove(&mut store, "Ann@X.org", true, now()).unwrap();
+        assert!(out.contains("erased"), "{out}");
+        assert!(store.subscriber("ann@x.org").unwrap().is_none());
+        assert!(store.is_forgotten("ann@x.org").unwrap());
+        assert!(
+            remove(&mut store, "ann@x.org", true, now())
+                .unwrap()
+                .contains("already erased")
+        );
+        let report = import_text(&mut store, "list.csv", "email\nANN@x.org\nbob@x.org\n");
+        assert_eq!((report.added, report.forgotten), (1, 1), "{report:?}");
+        assert!(store.subscriber("ann@x.org").unwrap().is_none());
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Signed tokens for unsubscribe (and, later, confirmation) links.
 //!
-//! A token is `ID.EXPIRES.MAC`: the subscriber id, a Unix time after which it
-//! is void (0: never), and HMAC-SHA256 over the purpose, id and expiry with
-//! the store's secret. It cannot be forged or guessed without the secret,
-//! and it is checked in constant time.
+//! A token is `KEY.EXPIRES.MAC`: the subscriber's key (random, kept with
+//! them in an export; the row id for rows from before keys, which is what
+//! tokens of earlier versions carry, so their links keep working), a Unix
+//! time after which it is void (0: never), and HMAC-SHA256 over the
+//! purpose, key and expiry with the store's secret. It cannot be forged or
+//! guessed without the secret, and it is checked in constant time.
 
 use hmac::{KeyInit, Mac};
 
@@ -34,37 +36,46 @@ pub enum TokenError {
     Expired,
 }
 
-fn mac(secret: &[u8], purpose: Purpose, id: i64, expires: i64) -> HmacSha256 {
+fn mac(secret: &[u8], purpose: Purpose, key: &str, expires: i64) -> HmacSha256 {
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(format!("{}:{id}:{expires}", purpose.label()).as_bytes());
+    mac.update(format!("{}:{key}:{expires}", purpose.label()).as_bytes());
     mac
 }
 
-/// A token for `id`, void after `expires` (Unix seconds; `None`: never).
-pub fn sign(secret: &[u8], purpose: Purpose, id: i64, expires: Option<i64>) -> String {
+/// A token for the subscriber `key` (see [`crate::store::is_key`]), void
+/// after `expires` (Unix seconds; `None`: never).
+pub fn sign(secret: &[u8], purpose: Purpose, key: &str, expires: Option<i64>) -> String {
     let expires = expires.unwrap_or(0);
-    let tag = mac(secret, purpose, id, expires).finalize().into_bytes();
-    format!("{id}.{expires}.{}", hex::encode(tag))
+    let tag = mac(secret, purpose, key, expires).finalize().into_bytes();
+    format!("{key}.{expires}.{}", hex::encode(tag))
 }
 
-/// The subscriber id a token was made for, if it is genuine and not expired at `now` (Unix seconds).
-pub fn verify(secret: &[u8], purpose: Purpose, token: &str, now: i64) -> Result<i64, TokenError> {
+/// The subscriber key a token was made for, if it is genuine and not
+/// expired at `now` (Unix seconds).
+pub fn verify(
+    secret: &[u8],
+    purpose: Purpose,
+    token: &str,
+    now: i64,
+) -> Result<String, TokenError> {
     let mut parts = token.split('.');
-    let (Some(id), Some(expires), Some(tag), None) =
+    let (Some(key), Some(expires), Some(tag), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::Invalid);
     };
-    let id: i64 = id.parse().map_err(|_| TokenError::Invalid)?;
+    if !crate::store::is_key(key) {
+        return Err(TokenError::Invalid);
+    }
     let expires: i64 = expires.parse().map_err(|_| TokenError::Invalid)?;
     let tag = hex::decode(tag).map_err(|_| TokenError::Invalid)?;
-    mac(secret, purpose, id, expires)
+    mac(secret, purpose, key, expires)
         .verify_slice(&tag)
         .map_err(|_| TokenError::Invalid)?;
     if expires != 0 && now > expires {
         return Err(TokenError::Expired);
     }
-    Ok(id)
+    Ok(key.to_string())
 }
 
 /// The expiry (Unix seconds; 0: never) a token carries. Only meaningful
@@ -81,16 +92,21 @@ mod tests {
 
     #[test]
     fn a_genuine_token_verifies() {
-        let token = sign(SECRET, Purpose::Unsubscribe, 42, None);
+        let token = sign(SECRET, Purpose::Unsubscribe, "42", None);
         assert_eq!(
-            verify(SECRET, Purpose::Unsubscribe, &token, 1_900_000_000),
-            Ok(42)
+            verify(SECRET, Purpose::Unsubscribe, &token, 1_900_000_000).as_deref(),
+            Ok("42")
+        );
+        let token = sign(SECRET, Purpose::Unsubscribe, "0a1b2c3d4e5f60718293", None);
+        assert_eq!(
+            verify(SECRET, Purpose::Unsubscribe, &token, 0).as_deref(),
+            Ok("0a1b2c3d4e5f60718293")
         );
     }
 
     #[test]
     fn forged_truncated_or_repurposed_tokens_fail() {
-        let token = sign(SECRET, Purpose::Unsubscribe, 42, None);
+        let token = sign(SECRET, Purpose::Unsubscribe, "42", None);
         let forged = token.replacen("42.", "43.", 1);
         assert_eq!(
             verify(SECRET, Purpose::Unsubscribe, &forged, 0),
@@ -108,7 +124,7 @@ mod tests {
             verify(SECRET, Purpose::Confirm, &token, 0),
             Err(TokenError::Invalid)
         );
-        for junk in ["", "x", "1.2", "1.2.3.4", "a.0.00", "1.0.zz"] {
+        for junk in ["", "x", "1.2", "1.2.3.4", "A.0.00", "-1.0.00", "1.0.zz"] {
             assert_eq!(
                 verify(SECRET, Purpose::Unsubscribe, junk, 0),
                 Err(TokenError::Invalid),
@@ -119,8 +135,11 @@ mod tests {
 
     #[test]
     fn an_expired_token_fails_even_though_genuine() {
-        let token = sign(SECRET, Purpose::Confirm, 7, Some(1000));
-        assert_eq!(verify(SECRET, Purpose::Confirm, &token, 999), Ok(7));
+        let token = sign(SECRET, Purpose::Confirm, "7", Some(1000));
+        assert_eq!(
+            verify(SECRET, Purpose::Confirm, &token, 999).as_deref(),
+            Ok("7")
+        );
         assert_eq!(
             verify(SECRET, Purpose::Confirm, &token, 1001),
             Err(TokenError::Expired)

@@ -323,8 +323,15 @@ fn forged_and_expired_tokens_change_nothing() {
         .1
         .split_once('.')
         .unwrap();
+    // Another key with this MAC: the key's last hex digit changed.
+    let other_key = {
+        let mut key = id_part.to_string();
+        let last = key.pop().unwrap();
+        key.push(if last == '0' { '1' } else { '0' });
+        key
+    };
     let forged = [
-        format!("{}.{rest}", id_part.parse::<i64>().unwrap() + 1),
+        format!("{other_key}.{rest}"),
         confirm_url.rsplit_once('/').unwrap().1[..20].to_string(),
         "1.0.00".to_string(),
         "garbage".to_string(),

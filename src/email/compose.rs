@@ -99,11 +99,12 @@ impl<'a> Composer<'a> {
     pub fn message(
         &self,
         subscriber_id: i64,
+        key: &str,
         email: &str,
         name: &str,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Message> {
-        let token = token::sign(self.secret, Purpose::Unsubscribe, subscriber_id, None);
+        let token = token::sign(self.secret, Purpose::Unsubscribe, key, None);
         let unsubscribe_url = links::unsubscribe_url(self.config, &token);
         let personal = personalize(self.digest, email, name, &unsubscribe_url);
         let address = email

@@ -244,15 +244,16 @@ fn worker(
             return;
         }
         let id = pending.subscriber_id;
-        let message = match composer.message(id, &pending.email, &pending.name, Utc::now()) {
-            Ok(message) => message,
-            Err(e) => {
-                if !report(id, Some(Outcome::Failed(format!("{e:#}"))), true, None) {
-                    return;
+        let message =
+            match composer.message(id, &pending.key, &pending.email, &pending.name, Utc::now()) {
+                Ok(message) => message,
+                Err(e) => {
+                    if !report(id, Some(Outcome::Failed(format!("{e:#}"))), true, None) {
+                        return;
+                    }
+                    continue;
                 }
-                continue;
-            }
-        };
+            };
         let mut backoff = FIRST_BACKOFF;
         // Attempts that reached the server in this run.
         let mut charged: i64 = 0;

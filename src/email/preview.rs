@@ -15,6 +15,8 @@ use crate::token::{self, Purpose};
 
 /// The sample reader a preview is addressed to.
 const READER: (&str, &str) = ("reader@example.org", "Reader");
+/// The sample reader's key: no subscriber has it, so the preview's links change nothing.
+const SAMPLE_KEY: &str = "preview";
 
 /// What `preview` wrote, and which digest it shows.
 #[derive(Debug)]
@@ -52,7 +54,7 @@ pub fn preview(
         bytes
     });
     let (email, name) = READER;
-    let token = token::sign(&secret, Purpose::Unsubscribe, 0, None);
+    let token = token::sign(&secret, Purpose::Unsubscribe, SAMPLE_KEY, None);
     let personal = personalize(
         &digest,
         email,
@@ -60,7 +62,7 @@ pub fn preview(
         &links::unsubscribe_url(config, &token),
     );
     let message = Composer::new(config, &digest, digest_id, &secret, Stamp::Trial)?
-        .message(0, email, name, now)?;
+        .message(0, SAMPLE_KEY, email, name, now)?;
     std::fs::create_dir_all(output)
         .with_context(|| format!("cannot create {}", output.display()))?;
     let mut written = Vec::new();

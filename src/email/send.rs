@@ -153,7 +153,13 @@ fn outbox_trial(config: &Config, now: DateTime<Utc>) -> Result<SendReport> {
     let composer = Composer::new(config, &digest, id, &secret, Stamp::Trial)?;
     let mut session = transport::Transport::session(&outbox);
     for subscriber in &recipients {
-        let message = composer.message(subscriber.id, &subscriber.email, &subscriber.name, now)?;
+        let message = composer.message(
+            subscriber.id,
+            &subscriber.key,
+            &subscriber.email,
+            &subscriber.name,
+            now,
+        )?;
         match session.send(&message) {
             Attempt::Sent(_) => {}
             Attempt::Fatal(e) => return Err(e),
@@ -227,10 +233,12 @@ fn send_test(config: &Config, to: &str, now: DateTime<Utc>) -> Result<SendReport
     };
     let email = crate::store::normalize_email(to).map_err(anyhow::Error::msg)?;
     let known = store.subscriber(&email)?;
-    let (id, name) = known.map_or((0, String::new()), |s| (s.id, s.name));
+    let (id, key, name) = known.map_or((0, String::from("test"), String::new()), |s| {
+        (s.id, s.key, s.name)
+    });
     let transport = transport::open(config)?;
     let message = Composer::new(config, &digest, 0, &secret, Stamp::Trial)?
-        .message(id, &email, &name, now)?;
+        .message(id, &key, &email, &name, now)?;
     let reply = match transport.session().send(&message) {
         Attempt::Sent(reply) => reply,
         Attempt::Permanent(e) | Attempt::Transient { reason: e, .. } => bail!("{email}: {e}"),

@@ -111,8 +111,8 @@ pub async fn subscribe(
 /// `GET /confirm/{token}`.
 pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
     let now = app.clock.now();
-    let id = match token::verify(&app.secret, Purpose::Confirm, &token, now.timestamp()) {
-        Ok(id) => id,
+    let key = match token::verify(&app.secret, Purpose::Confirm, &token, now.timestamp()) {
+        Ok(key) => key,
         Err(TokenError::Expired) => {
             return page(
                 &app,
@@ -131,15 +131,15 @@ pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> 
     let worker = app.clone();
     let change = StatusChange::Confirm { asked };
     let result = tokio::task::spawn_blocking(move || {
-        worker
-            .store
-            .lock()
-            .expect("not poisoned")
-            .change_status(id, change, now)
+        let store = worker.store.lock().expect("not poisoned");
+        match store.subscriber_by_key(&key)? {
+            Some(s) => store.change_status(s.id, change, now).map(|c| (c, s.id)),
+            None => Ok((Changed::Unknown, 0)),
+        }
     })
     .await;
     match result {
-        Ok(Ok(Changed::Done | Changed::Already)) => {
+        Ok(Ok((Changed::Done | Changed::Already, id))) => {
             tracing::info!(subscriber = id, "subscription confirmed");
             page(
                 &app,
@@ -149,7 +149,7 @@ pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> 
                 None,
             )
         }
-        Ok(Ok(Changed::Stale | Changed::Unknown)) => page(
+        Ok(Ok((Changed::Stale | Changed::Unknown, _))) => page(
             &app,
             StatusCode::GONE,
             "This link is no longer valid",
@@ -177,20 +177,23 @@ pub async fn unsubscribe_page(State(app): State<Arc<App>>, Path(token): Path<Str
 /// mail client makes from `List-Unsubscribe` (body `List-Unsubscribe=One-Click`).
 /// Idempotent; a forged token gets 400 and changes nothing.
 pub async fn unsubscribe(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
-    let Ok(id) = token::verify(&app.secret, Purpose::Unsubscribe, &token, 0) else {
+    let Ok(key) = token::verify(&app.secret, Purpose::Unsubscribe, &token, 0) else {
         return invalid_link(&app);
     };
     let now = app.clock.now();
     let worker = app.clone();
     let result = tokio::task::spawn_blocking(move || {
         let store = worker.store.lock().expect("not poisoned");
-        store
-            .change_status(id, StatusChange::Unsubscribe, now)
-            .map(|change| change == Changed::Done)
+        match store.subscriber_by_key(&key)? {
+            Some(s) => store
+                .change_status(s.id, StatusChange::Unsubscribe, now)
+                .map(|change| (change == Changed::Done, s.id)),
+            None => Ok((false, 0)),
+        }
     })
     .await;
     match result {
-        Ok(Ok(changed)) => {
+        Ok(Ok((changed, id))) => {
             tracing::info!(subscriber = id, changed, "unsubscribed");
             page(
                 &app,
@@ -444,10 +447,14 @@ impl Worker {
         let ttl = self.config.server.confirm_ttl;
         let expires =
             job.now + chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::hours(48));
+        let key = store
+            .subscriber_by_id(id)?
+            .map(|s| s.key)
+            .ok_or_else(|| anyhow::anyhow!("subscriber {id} vanished while signing up"))?;
         let token = token::sign(
             &self.secret,
             Purpose::Confirm,
-            id,
+            &key,
             Some(expires.timestamp()),
         );
         let confirm_url = links::confirm_url(&self.config, &token);

@@ -13,6 +13,8 @@ use super::{Store, StoreError, timestamp};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
     pub subscriber_id: i64,
+    /// What their links name them by.
+    pub key: String,
     pub email: String,
     pub name: String,
     pub attempts: i64,
@@ -65,7 +67,7 @@ impl Store {
         let mut statement = self
             .conn
             .prepare_cached(
-                "SELECT d.subscriber_id, s.email, s.name, d.attempts FROM deliveries d \
+                "SELECT d.subscriber_id, s.email, s.name, d.attempts, s.key FROM deliveries d \
                  JOIN subscribers s ON s.id = d.subscriber_id \
                  WHERE d.digest_id = ?1 AND d.status = 'pending' AND d.subscriber_id > ?2 \
                  ORDER BY d.subscriber_id LIMIT ?3",
@@ -75,6 +77,7 @@ impl Store {
             .query_map(params![digest_id, after, limit as i64], |r| {
                 Ok(Pending {
                     subscriber_id: r.get(0)?,
+                    key: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
                     email: r.get(1)?,
                     name: r.get(2)?,
                     attempts: r.get(3)?,

@@ -8,7 +8,7 @@
 use super::{Store, StoreError};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 // Sized by SCHEMA_VERSION so that a migration added without bumping the
 // version (which would make the next `open` refuse the store as too new)
@@ -73,6 +73,20 @@ INSERT INTO announced_posts (permalink, digest_id, announced_at)
 DROP TABLE announced;
 ALTER TABLE announced_posts RENAME TO announced;
 CREATE INDEX announced_digest ON announced (digest_id);
+"#,
+    // Links in mail name a subscriber by `key`, which travels with them in
+    // an export, not by the row id, which another store gives to someone
+    // else. A row from before keeps its id as its key, so the links already
+    // mailed keep working (in this store, and in one it is moved to).
+    // `forgotten`: salted hashes of erased addresses, never imported again.
+    r#"
+ALTER TABLE subscribers ADD COLUMN key TEXT;
+UPDATE subscribers SET key = CAST(id AS TEXT);
+CREATE UNIQUE INDEX subscribers_key ON subscribers (key);
+CREATE TABLE forgotten (
+    hash TEXT PRIMARY KEY,
+    forgotten_at TEXT NOT NULL
+);
 "#,
 ];
 

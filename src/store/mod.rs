@@ -19,7 +19,9 @@ mod subscribers;
 pub use digests::{Adoption, Announced, NewDigest, PostRef, StoredDigest};
 pub use ledger::{Counts, Outcome, Pending};
 pub use migrations::SCHEMA_VERSION;
-pub use subscribers::{Added, Changed, Status, StatusChange, Subscriber};
+pub use subscribers::{
+    Added, Changed, ImportRow, Imported, Status, StatusChange, Subscriber, is_key,
+};
 
 use std::path::{Path, PathBuf};
 

@@ -60,6 +60,52 @@ pub struct Subscriber {
     pub name: String,
     pub status: Status,
     pub created_at: String,
+    /// What the links in their mail name them by: random, or the row id
+    /// for rows from before keys (see [`is_key`]). Exported with them.
+    pub key: String,
+}
+
+/// An address an import brings: what the file says of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRow {
+    /// Normalised.
+    pub email: String,
+    pub name: String,
+    pub status: Status,
+    /// From the file (an export of this tool); a new one when it is
+    /// missing, malformed or taken.
+    pub key: Option<String>,
+    /// From the file, as stored; else the import's time.
+    pub created_at: Option<String>,
+}
+
+/// What importing one row did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Imported {
+    New,
+    /// Already there, left as it was.
+    Exists,
+    /// Already there, and the file says it left or bounced: so it is now.
+    Suppressed(Status),
+    /// Erased with `subscribers remove --forget`: not imported.
+    Forgotten,
+}
+
+/// True for a well-formed subscriber key: 1 to 64 lowercase hex digits
+/// (a row id in decimal is one). The sample keys of trials (`preview`,
+/// `test`) are not, so their links name no one.
+pub fn is_key(key: &str) -> bool {
+    (1..=64).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A new random key (80 bits, hex).
+fn new_key() -> String {
+    let mut bytes = [0u8; 10];
+    getrandom::fill(&mut bytes).expect("the OS has a random source");
+    hex::encode(bytes)
 }
 
 /// What adding an address did.
@@ -138,7 +184,7 @@ impl Store {
     pub fn subscriber(&self, email: &str) -> Result<Option<Subscriber>, StoreError> {
         self.conn
             .query_row(
-                "SELECT id, email, name, status, created_at FROM subscribers \
+                "SELECT id, email, name, status, created_at, key FROM subscribers \
                  WHERE email = ?1 COLLATE NOCASE ORDER BY id LIMIT 1",
                 [email],
                 subscriber_row,
@@ -147,11 +193,140 @@ impl Store {
             .map_err(|e| self.error(e))
     }
 
+    /// The subscriber a link names by `key`.
+    pub fn subscriber_by_key(&self, key: &str) -> Result<Option<Subscriber>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id, email, name, status, created_at, key FROM subscribers WHERE key = ?1",
+                [key],
+                subscriber_row,
+            )
+            .optional()
+            .map_err(|e| self.error(e))
+    }
+
+    /// Imports `rows` in one transaction: all or nothing. A new address is
+    /// added with the file's status, name, key and date; an address already
+    /// there is left as it is, except that one the file says left or
+    /// bounced becomes so (an import never makes anyone active again); an
+    /// erased address ([`Store::forget`]) is skipped.
+    pub fn import_subscribers(
+        &mut self,
+        rows: &[ImportRow],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Imported>, StoreError> {
+        let salt = self.forget_salt()?;
+        self.transaction(|tx| {
+            let mut done = Vec::with_capacity(rows.len());
+            for row in rows {
+                let forgotten: Option<i64> = tx
+                    .prepare_cached("SELECT 1 FROM forgotten WHERE hash = ?1")?
+                    .query_row([forget_hash(&salt, &row.email)], |r| r.get(0))
+                    .optional()?;
+                if forgotten.is_some() {
+                    done.push(Imported::Forgotten);
+                    continue;
+                }
+                if let Some(existing) = find(tx, &row.email)? {
+                    let suppress = matches!(row.status, Status::Unsubscribed | Status::Bounced)
+                        && matches!(existing.status, Status::Active | Status::Pending);
+                    if suppress {
+                        tx.prepare_cached(
+                            "UPDATE subscribers SET status = ?1, updated_at = ?2 WHERE id = ?3",
+                        )?
+                        .execute(params![
+                            row.status.as_str(),
+                            timestamp(now),
+                            existing.id
+                        ])?;
+                        done.push(Imported::Suppressed(row.status));
+                    } else {
+                        done.push(Imported::Exists);
+                    }
+                    continue;
+                }
+                let key = match &row.key {
+                    Some(key) if is_key(key) && !key_taken(tx, key)? => key.clone(),
+                    _ => new_key(),
+                };
+                let created = row.created_at.clone().unwrap_or_else(|| timestamp(now));
+                tx.prepare_cached(
+                    "INSERT INTO subscribers (email, name, status, created_at, updated_at, key) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    row.email,
+                    row.name,
+                    row.status.as_str(),
+                    created,
+                    timestamp(now),
+                    key
+                ])?;
+                done.push(Imported::New);
+            }
+            Ok(done)
+        })
+    }
+
+    /// Erases a subscriber (GDPR): their row and every ledger entry about
+    /// them go, in one transaction, and only a salted hash of the address
+    /// stays, so an import never brings it back by mistake.
+    pub fn forget(&mut self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let salt = self.forget_salt()?;
+        self.transaction(|tx| {
+            let email: Option<String> = tx
+                .query_row("SELECT email FROM subscribers WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let Some(email) = email else {
+                return Ok(false);
+            };
+            tx.execute("DELETE FROM deliveries WHERE subscriber_id = ?1", [id])?;
+            tx.execute("DELETE FROM subscribers WHERE id = ?1", [id])?;
+            tx.execute(
+                "INSERT OR REPLACE INTO forgotten (hash, forgotten_at) VALUES (?1, ?2)",
+                params![forget_hash(&salt, &email), timestamp(now)],
+            )?;
+            Ok(true)
+        })
+    }
+
+    /// True when `email` was erased with [`Store::forget`].
+    pub fn is_forgotten(&self, email: &str) -> Result<bool, StoreError> {
+        let salt = self.forget_salt()?;
+        self.conn
+            .query_row(
+                "SELECT 1 FROM forgotten WHERE hash = ?1",
+                [forget_hash(&salt, email)],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(|e| self.error(e))
+    }
+
+    /// The store's own salt for [`forget_hash`], made on first use.
+    fn forget_salt(&self) -> Result<String, StoreError> {
+        if let Some(salt) = self.setting("forget_salt")? {
+            return Ok(salt);
+        }
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).expect("the OS has a random source");
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO settings (key, value) VALUES ('forget_salt', ?1)",
+                [hex::encode(bytes)],
+            )
+            .map_err(|e| self.error(e))?;
+        self.forget_salt()
+    }
+
     /// The subscriber with this id.
     pub fn subscriber_by_id(&self, id: i64) -> Result<Option<Subscriber>, StoreError> {
         self.conn
             .query_row(
-                "SELECT id, email, name, status, created_at FROM subscribers WHERE id = ?1",
+                "SELECT id, email, name, status, created_at, key FROM subscribers WHERE id = ?1",
                 [id],
                 subscriber_row,
             )
@@ -228,7 +403,7 @@ impl Store {
         let mut statement = self
             .conn
             .prepare(
-                "SELECT id, email, name, status, created_at FROM subscribers \
+                "SELECT id, email, name, status, created_at, key FROM subscribers \
                  WHERE ?1 IS NULL OR status = ?1 ORDER BY id",
             )
             .map_err(|e| self.error(e))?;
@@ -261,24 +436,52 @@ fn add_subscriber(
     status: Status,
     now: DateTime<Utc>,
 ) -> Result<Added, rusqlite::Error> {
-    // `Ann@x.org` is there already if `ann@x.org` is (local parts are
-    // case-sensitive by the letter of RFC 5321, never in practice).
-    let existing = conn
-        .prepare_cached(
-            "SELECT id, email, name, status, created_at FROM subscribers \
-             WHERE email = ?1 COLLATE NOCASE ORDER BY id LIMIT 1",
-        )?
-        .query_row([email], subscriber_row)
-        .optional()?;
-    if let Some(subscriber) = existing {
+    if let Some(subscriber) = find(conn, email)? {
         return Ok(Added::Exists(subscriber));
     }
     conn.prepare_cached(
-        "INSERT INTO subscribers (email, name, status, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?4)",
+        "INSERT INTO subscribers (email, name, status, created_at, updated_at, key) \
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
     )?
-    .execute(params![email, name, status.as_str(), timestamp(now)])?;
+    .execute(params![
+        email,
+        name,
+        status.as_str(),
+        timestamp(now),
+        new_key()
+    ])?;
     Ok(Added::New(conn.last_insert_rowid()))
+}
+
+/// The subscriber with this address. `Ann@x.org` is there already if
+/// `ann@x.org` is (local parts are case-sensitive by the letter of RFC
+/// 5321, never in practice).
+fn find(conn: &Connection, email: &str) -> Result<Option<Subscriber>, rusqlite::Error> {
+    conn.prepare_cached(
+        "SELECT id, email, name, status, created_at, key FROM subscribers \
+         WHERE email = ?1 COLLATE NOCASE ORDER BY id LIMIT 1",
+    )?
+    .query_row([email], subscriber_row)
+    .optional()
+}
+
+fn key_taken(conn: &Connection, key: &str) -> Result<bool, rusqlite::Error> {
+    conn.prepare_cached("SELECT 1 FROM subscribers WHERE key = ?1")?
+        .query_row([key], |r| r.get::<_, i64>(0))
+        .optional()
+        .map(|found| found.is_some())
+}
+
+/// The salted hash an erased address is kept as: SHA-256 of the salt and
+/// the address with its domain (and, as lookups do, its local part)
+/// lowercased.
+fn forget_hash(salt: &str, email: &str) -> String {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    hash.update(salt.as_bytes());
+    hash.update(b":");
+    hash.update(email.to_lowercase().as_bytes());
+    hex::encode(hash.finalize())
 }
 
 fn subscriber_row(row: &rusqlite::Row<'_>) -> Result<Subscriber, rusqlite::Error> {
@@ -289,6 +492,7 @@ fn subscriber_row(row: &rusqlite::Row<'_>) -> Result<Subscriber, rusqlite::Error
         name: row.get(2)?,
         status: Status::parse(&status).unwrap_or(Status::Unsubscribed),
         created_at: row.get(4)?,
+        key: row.get::<_, Option<String>>(5)?.unwrap_or_default(),
     })
 }
 

@@ -480,7 +480,7 @@ mod tests {
     #[test]
     fn export_then_import_into_a_new_store_is_the_same_list_with_the_same_keys() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("n.db")).unwrap();
+        let store = Store::open(&dir.path().join("n.db")).unwrap();
         for (email, name, status) in [
             ("a@x.org", "Ann", Status::Active),
             ("b@x.org", "", Status::Pending),

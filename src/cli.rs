@@ -160,7 +160,7 @@ fn parse_now(text: &str) -> Result<DateTime<Utc>, String> {
 fn print_send_report(report: &SendReport) -> Exit {
     match report {
         SendReport::NothingToSend => {
-            println!("nothing to send: no post is newer than the last digest");
+            println!("nothing to send: every published post was in a digest already");
             Exit::Ok
         }
         SendReport::NoSubscribers => {
@@ -360,9 +360,10 @@ pub fn run(cli: Cli) -> Result<Exit> {
             println!("wrote {}", made.dir.join(file).display());
         }
         let config = made.dir.join("config.toml");
+        let config = config.to_string_lossy();
+        let quoted = shlex::try_quote(&config).unwrap_or(std::borrow::Cow::Borrowed(&config));
         println!(
-            "next: set site.base_url in {config}, then run `newsletter --config {config} build` (the feeds) and `preview` (the next digest); README.md, \"Start your own site\", goes on from there",
-            config = config.display()
+            "next: set site.base_url in {config}, then run `newsletter --config {quoted} build` (the feeds) and `preview` (the next digest); README.md, \"Start your own site\", goes on from there"
         );
         return Ok(Exit::Ok);
     }
@@ -439,13 +440,26 @@ pub fn run(cli: Cli) -> Result<Exit> {
                         println!("wrote {}", file.display());
                     }
                 }
-                None => println!("nothing to send: no post is newer than the last digest"),
+                None => println!(
+                    "nothing to preview: no post is published yet (see `newsletter build` for drafts and scheduled posts)"
+                ),
             }
             Ok(Exit::Ok)
         }
         Command::Subscribers(command) => {
-            let mut store = Store::open(&config.store.path)?;
             let now = Utc::now();
+            // Looking (list, export) or removing creates no store.
+            let looking = matches!(
+                command,
+                SubscribersCommand::List { .. }
+                    | SubscribersCommand::Export
+                    | SubscribersCommand::Remove { .. }
+            );
+            let mut store = match Store::open_existing(&config.store.path)? {
+                Some(store) => store,
+                None if looking => Store::empty_in_memory(&config.store.path)?,
+                None => Store::open(&config.store.path)?,
+            };
             match command {
                 SubscribersCommand::Add { email, name } => {
                     println!("{}", subscribers::add(&store, &email, &name, now)?)

@@ -158,3 +158,51 @@ fn walkdir(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn a_site_in_a_folder_with_a_space_gets_a_next_step_a_shell_runs() {
+    let place = Site::empty();
+    let made = run(&mut newsletter(
+        place.root(),
+        ["init", "my blog", "--now", NOW],
+    ))
+    .success();
+    let next = made
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("next:"))
+        .unwrap_or_else(|| panic!("{made:?}"));
+    let command = next
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command in {next}"));
+    // The line, run by a real shell, builds the new site.
+    let shell = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command.replacen("newsletter", common::bin(), 1))
+        .current_dir(place.root())
+        .output()
+        .unwrap();
+    assert!(
+        shell.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&shell.stderr)
+    );
+    assert!(place.path("my blog/public/atom.xml").exists());
+}
+
+#[test]
+fn looking_at_a_new_site_creates_no_store() {
+    let place = Site::empty();
+    run(&mut newsletter(place.root(), ["init", "--now", NOW])).success();
+    let cli = |args: &[&str]| run(&mut newsletter(place.root(), args));
+    let list = cli(&["subscribers", "list"]).success();
+    assert_eq!(list.stdout, "");
+    let export = cli(&["subscribers", "export"]).success();
+    assert_eq!(export.stdout, "email,name,status,created_at,key\n");
+    cli(&["subscribers", "remove", "nobody@example.org"]).exit_code(1);
+    let test = cli(&["send", "--to", "editor@example.org", "--now", NOW]).success();
+    assert!(test.stdout.contains("editor@example.org"), "{test:?}");
+    assert_eq!(count_eml(&place.path("outbox")), 1);
+    assert!(!place.path("newsletter.db").exists(), "a look made a store");
+}

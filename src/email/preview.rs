@@ -36,23 +36,12 @@ pub fn preview(
     now: DateTime<Utc>,
 ) -> Result<Option<Previewed>> {
     let store = Store::open_existing(&config.store.path)?;
+    // The sample reader's links are signed with the real secret when there
+    // is one (a NEWSLETTER_SECRET too short is refused here as by `send`).
+    let secret = super::send::known_secret(store.as_ref(), config)?;
     let Some((digest, digest_id, trial)) = digest_to_try(config, store.as_ref(), now)? else {
         return Ok(None);
     };
-    // The sample reader's links are signed with the real secret when there
-    // is one; else with a throwaway one (nothing is recorded, and nothing
-    // could verify them anyway). A NEWSLETTER_SECRET too short is refused
-    // here as it is by `send`.
-    let from_env = config.secrets.token_secret.as_deref();
-    let known = match &store {
-        Some(store) => store.existing_secret(from_env)?,
-        None => crate::store::env_secret(from_env)?,
-    };
-    let secret = known.unwrap_or_else(|| {
-        let mut bytes = vec![0u8; 32];
-        getrandom::fill(&mut bytes).expect("the OS has a random source");
-        bytes
-    });
     let (email, name) = READER;
     let token = token::sign(&secret, Purpose::Unsubscribe, SAMPLE_KEY, None);
     let personal = personalize(

@@ -183,13 +183,7 @@ fn preview_run(config: &Config, options: &SendOptions, now: DateTime<Utc>) -> Re
         return send_test(config, to, now);
     }
     let store = Store::open_existing(&config.store.path)?;
-    // A NEWSLETTER_SECRET too short (or a damaged stored one) is refused as
-    // `send` would refuse it; none is made.
-    let from_env = config.secrets.token_secret.as_deref();
-    match &store {
-        Some(store) => store.existing_secret(from_env)?,
-        None => crate::store::env_secret(from_env)?,
-    };
+    known_secret(store.as_ref(), config)?;
     let unfinished = match &store {
         Some(store) => store.unfinished_digest()?,
         None => None,
@@ -225,14 +219,18 @@ fn preview_run(config: &Config, options: &SendOptions, now: DateTime<Utc>) -> Re
 }
 
 /// `--to`: the next (or unfinished) digest to one address, recording nothing.
+/// Creates no store where there is none yet.
 fn send_test(config: &Config, to: &str, now: DateTime<Utc>) -> Result<SendReport> {
-    let store = Store::open(&config.store.path)?;
-    let secret = store.secret(config.secrets.token_secret.as_deref())?;
-    let Some((digest, _, trial)) = digest_to_try(config, Some(&store), now)? else {
+    let email = crate::store::normalize_email(to).map_err(anyhow::Error::msg)?;
+    let store = Store::open_existing(&config.store.path)?;
+    let secret = known_secret(store.as_ref(), config)?;
+    let Some((digest, _, trial)) = digest_to_try(config, store.as_ref(), now)? else {
         return Ok(SendReport::NothingToSend);
     };
-    let email = crate::store::normalize_email(to).map_err(anyhow::Error::msg)?;
-    let known = store.subscriber(&email)?;
+    let known = match &store {
+        Some(store) => store.subscriber(&email)?,
+        None => None,
+    };
     let (id, key, name) = known.map_or((0, String::from("test"), String::new()), |s| {
         (s.id, s.key, s.name)
     });
@@ -249,4 +247,21 @@ fn send_test(config: &Config, to: &str, now: DateTime<Utc>) -> Result<SendReport
         reply,
         again: trial == Trial::Latest,
     })
+}
+
+/// The token secret for a run that records nothing: `NEWSLETTER_SECRET`,
+/// else the store's; a random one used once when there is neither (the
+/// links of such a trial name nobody anyway). A secret too short, or a
+/// damaged stored one, is refused as `send` would refuse it.
+pub fn known_secret(store: Option<&Store>, config: &Config) -> Result<Vec<u8>> {
+    let from_env = config.secrets.token_secret.as_deref();
+    let found = match store {
+        Some(store) => store.existing_secret(from_env)?,
+        None => crate::store::env_secret(from_env)?,
+    };
+    Ok(found.unwrap_or_else(|| {
+        let mut bytes = vec![0u8; 32];
+        getrandom::fill(&mut bytes).expect("the OS has a random source");
+        bytes
+    }))
 }

@@ -129,6 +129,21 @@ impl Store {
         }
     }
 
+    /// An empty store in memory, named `path` in messages: what a command
+    /// that only looks sees where there is no store yet, without making one.
+    pub fn empty_in_memory(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open_in_memory().map_err(|source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path

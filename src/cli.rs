@@ -348,28 +348,37 @@ pub enum Exit {
 
 /// Runs one command; errors come back to `main`, which prints them.
 pub fn run(cli: Cli) -> Result<Exit> {
-    // The one command that makes a config rather than reading one.
-    if let Command::Init {
-        dir,
-        templates,
-        clock,
-    } = &cli.command
-    {
-        let made = crate::init::init(dir, *templates, clock.now())?;
-        for file in &made.files {
-            println!("wrote {}", made.dir.join(file).display());
-        }
-        let config = made.dir.join("config.toml");
-        let config = config.to_string_lossy();
-        let quoted = shlex::try_quote(&config).unwrap_or(std::borrow::Cow::Borrowed(&config));
-        println!(
-            "next: set site.base_url in {config}, then run `newsletter --config {quoted} build` (the feeds) and `preview` (the next digest); README.md, \"Start your own site\", goes on from there"
-        );
-        return Ok(Exit::Ok);
-    }
-    let config = Config::load(&cli.config)?;
     match cli.command {
-        Command::Init { .. } => unreachable!("handled above"),
+        // The one command that makes a config rather than reading one.
+        Command::Init {
+            dir,
+            templates,
+            clock,
+        } => run_init(&dir, templates, clock.now()),
+        command => run_with_config(command, Config::load(&cli.config)?),
+    }
+}
+
+/// `newsletter init`: the files written, and the next step as a line a
+/// shell runs as it is.
+fn run_init(dir: &std::path::Path, templates: bool, now: DateTime<Utc>) -> Result<Exit> {
+    let made = crate::init::init(dir, templates, now)?;
+    for file in &made.files {
+        println!("wrote {}", made.dir.join(file).display());
+    }
+    let config = made.dir.join("config.toml");
+    let config = config.to_string_lossy();
+    let quoted = shlex::try_quote(&config).unwrap_or(std::borrow::Cow::Borrowed(&config));
+    println!(
+        "next: set site.base_url in {config}, then run `newsletter --config {quoted} build` (the feeds) and `preview` (the next digest); README.md, \"Start your own site\", goes on from there"
+    );
+    Ok(Exit::Ok)
+}
+
+/// Every command but `init`, with the config it reads.
+fn run_with_config(command: Command, config: Config) -> Result<Exit> {
+    match command {
+        Command::Init { .. } => unreachable!("run() handles init"),
         Command::Build { output, clock } => {
             let output_dir = output.unwrap_or_else(|| config.feeds.output_dir.clone());
             let rebuilt = publish::rebuild(&config, &output_dir, clock.now())

@@ -305,3 +305,56 @@ fn a_bad_now_says_how_to_write_it() {
     assert!(has_valid_example_date(&out.stderr), "no example\n{out}");
     assert!(!site.path("public").exists());
 }
+
+#[test]
+fn every_number_and_duration_out_of_range_is_named_at_load() {
+    let smtp = "\n[smtp]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\n";
+    for (extra, key) in [
+        (
+            "[server]\nconfirm_ttl = \"1000000years\"\n",
+            "server.confirm_ttl",
+        ),
+        (
+            "[server]\nrequest_timeout = \"200years\"\n",
+            "server.request_timeout",
+        ),
+        (
+            "[server]\nsignups_per_email = 4000000000\n",
+            "server.signups_per_email",
+        ),
+        (
+            "[schedule]\ncatch_up = \"9999999years\"\n",
+            "schedule.catch_up",
+        ),
+        ("[digest]\nmax_posts = 100000000\n", "digest.max_posts"),
+        (&format!("{smtp}rate = 1e-20\n"), "smtp.rate"),
+        (&format!("{smtp}rate = 1e300\n"), "smtp.rate"),
+        (
+            &format!("{smtp}connections = 100000000\n"),
+            "smtp.connections",
+        ),
+        (&format!("{smtp}timeout = 0\n"), "smtp.timeout"),
+        (
+            &format!("{smtp}timeout = 18446744073709551615\n"),
+            "smtp.timeout",
+        ),
+    ] {
+        let site = Site::fixture("blog");
+        site.write("config.toml", format!("{GOOD_CONFIG}{extra}"));
+        for args in [
+            vec!["check"],
+            vec!["send", "--now", common::NOW],
+            vec!["serve", "--listen", "127.0.0.1:0"],
+        ] {
+            let out = run(&mut site.newsletter(&args)).exit_code(1);
+            assert!(
+                out.stderr.contains(&format!("`{key}`")) && out.stderr.contains("config.toml"),
+                "{args:?} with {extra:?}: {out}"
+            );
+        }
+        assert!(
+            !site.path("newsletter.db").exists(),
+            "{extra:?}: a store was made"
+        );
+    }
+}

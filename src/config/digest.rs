@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::values::number_within;
 use super::{ConfigError, Source};
 
 /// `[digest]`: what a digest holds and how it is rendered.
@@ -46,9 +47,20 @@ impl Default for RawDigest {
 /// Checks `[digest]`. The subject template is checked when a digest is
 /// rendered (`crate::digest`), not here.
 pub(super) fn check(raw: RawDigest, source: &Source) -> Result<Digest, ConfigError> {
-    if raw.max_posts == 0 {
-        return Err(source.invalid("digest.max_posts", "must be at least 1".into()));
-    }
+    number_within(
+        source,
+        "digest.max_posts",
+        raw.max_posts,
+        (1, 1000),
+        " posts",
+    )?;
+    number_within(
+        source,
+        "digest.first_run_posts",
+        raw.first_run_posts,
+        (0, 1000),
+        " posts",
+    )?;
     let templates = source.resolve(raw.templates);
     // A missing folder is fine (every template is built in); a file where
     // the folder should be is a mistake.

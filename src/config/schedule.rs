@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use super::values::duration;
+use super::values::{DAY, duration_within};
 use super::{ConfigError, Source};
 
 /// `[schedule]`: when `serve` and `publish` send digests.
@@ -40,7 +40,13 @@ pub(super) fn check(
     timezone: Tz,
     source: &Source,
 ) -> Result<Schedule, ConfigError> {
-    let catch_up = duration(source, "schedule.catch_up", &raw.catch_up)?;
+    let catch_up = duration_within(
+        source,
+        "schedule.catch_up",
+        &raw.catch_up,
+        (0, 366 * DAY),
+        "",
+    )?;
     let digest = raw.digest.filter(|d| !d.trim().is_empty());
     if let Some(cron) = &digest {
         crate::schedule::Slots::parse(cron, timezone).map_err(|message| {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-use super::values::duration_at_least;
+use super::values::{DAY, duration_within, number_within};
 use super::{ConfigError, Source};
 
 /// `[server]`: where `newsletter serve` is reachable.
@@ -93,27 +93,25 @@ pub(super) fn check(
             ),
         )
     })?;
-    let confirm_ttl = duration_at_least(
+    let confirm_ttl = duration_within(
         source,
         "server.confirm_ttl",
         &raw.confirm_ttl,
-        60,
+        (60, 30 * DAY),
         "; give readers at least a few minutes",
     )?;
-    let request_timeout = duration_at_least(
+    let request_timeout = duration_within(
         source,
         "server.request_timeout",
         &raw.request_timeout,
-        1,
+        (1, 3600),
         " for readers on slow networks; use \"1s\" or more",
     )?;
     for (key, value) in [
         ("server.signups_per_client", raw.signups_per_client),
         ("server.signups_per_email", raw.signups_per_email),
     ] {
-        if value == 0 {
-            return Err(source.invalid(key, "= 0 would refuse every sign-up; use 1 or more".into()));
-        }
+        number_within(source, key, value, (1, 100_000), " sign-ups an hour")?;
     }
     Ok(Server {
         public_url,

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::values::number_within;
 use super::{ConfigError, Source, is_loopback};
 
 /// How the SMTP connection is protected.
@@ -75,15 +76,24 @@ pub(super) fn check(raw: RawSmtp, source: &Source) -> Result<Smtp, ConfigError> 
             ),
         ));
     }
-    if raw.connections == 0 {
-        return Err(source.invalid("smtp.connections", "must be at least 1".into()));
-    }
-    if !(raw.rate >= 0.0 && raw.rate.is_finite()) {
+    number_within(
+        source,
+        "smtp.connections",
+        raw.connections,
+        (1, 64),
+        " connections at once",
+    )?;
+    // 0 is unlimited; else from one message every 100 s to 100,000 a second.
+    if !(raw.rate == 0.0 || (0.01..=100_000.0).contains(&raw.rate)) {
         return Err(source.invalid(
             "smtp.rate",
-            "must be 0 (unlimited) or a positive number of messages per second".into(),
+            format!(
+                "= {} is out of range: use 0 (unlimited) or 0.01 to 100000 messages per second",
+                raw.rate
+            ),
         ));
     }
+    number_within(source, "smtp.timeout", raw.timeout, (1, 3600), " seconds")?;
     Ok(Smtp {
         port: raw.port.unwrap_or(match raw.security {
             Security::Starttls => 587,
@@ -95,7 +105,7 @@ pub(super) fn check(raw: RawSmtp, source: &Source) -> Result<Smtp, ConfigError> 
         username: raw.username.filter(|u| !u.is_empty()),
         connections: raw.connections,
         rate: raw.rate,
-        timeout: raw.timeout.max(1),
+        timeout: raw.timeout,
         tls_ca_file: raw
             .tls_ca_file
             .filter(|p| !p.as_os_str().is_empty())

@@ -18,21 +18,54 @@ pub(super) fn duration(
     })
 }
 
-/// A duration that must be at least `least` seconds; `advice` ends the
-/// message and says why.
-pub(super) fn duration_at_least(
+/// A duration from `least` to `most` seconds; `advice` ends the message
+/// for one too short and says why. Bounded above so that no later sum or
+/// conversion (a deadline, a `chrono` time) can overflow.
+pub(super) fn duration_within(
     source: &Source,
     key: &'static str,
     text: &str,
-    least: u64,
+    (least, most): (u64, u64),
     advice: &str,
 ) -> Result<Duration, ConfigError> {
     let value = duration(source, key, text)?;
     if value < Duration::from_secs(least) {
         return Err(source.invalid(key, format!("= {text:?} is too short{advice}")));
     }
+    if value > Duration::from_secs(most) {
+        return Err(source.invalid(
+            key,
+            format!(
+                "= {text:?} is too long: at most {}",
+                humantime::format_duration(Duration::from_secs(most))
+            ),
+        ));
+    }
     Ok(value)
 }
+
+/// A number from `least` to `most` (both included) at `key`.
+pub(super) fn number_within<T>(
+    source: &Source,
+    key: &'static str,
+    value: T,
+    (least, most): (T, T),
+    meaning: &str,
+) -> Result<T, ConfigError>
+where
+    T: PartialOrd + std::fmt::Display + Copy,
+{
+    if value < least || value > most {
+        return Err(source.invalid(
+            key,
+            format!("= {value} is out of range: use {least} to {most}{meaning}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// One day, in seconds.
+pub(super) const DAY: u64 = 24 * 3600;
 
 /// True for `localhost` and loopback IP addresses.
 pub fn is_loopback(host: &str) -> bool {

@@ -392,7 +392,7 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
                 to,
                 cancel: None,
             };
-            if let Some(warning) = crate::links::unanswered_links_warning(&config) {
+            for warning in crate::links::link_warnings(&config) {
                 eprintln!("warning: {warning}");
             }
             let progress = ProgressOutput::new();
@@ -504,7 +504,7 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Check => {
-            if let Some(warning) = crate::links::unanswered_links_warning(&config) {
+            for warning in crate::links::link_warnings(&config) {
                 eprintln!("warning: {warning}");
             }
             let corpus = content::read_posts(&config);

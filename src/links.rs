@@ -43,6 +43,39 @@ pub fn unanswered_links_warning(config: &Config) -> Option<String> {
     ))
 }
 
+/// True when mail may offer one-click unsubscribe (RFC 8058): its link is
+/// https, or http to a loopback host (a test, or a proxy on this machine).
+pub fn one_click(config: &Config) -> bool {
+    let url = &config.server.public_url;
+    url.scheme() == "https" || url.host_str().is_some_and(crate::config::is_loopback)
+}
+
+/// A warning for links that would travel in clear text: an `http://`
+/// `server.public_url` off loopback. Mail then carries no one-click header
+/// (RFC 8058 allows it for https only).
+pub fn cleartext_links_warning(config: &Config) -> Option<String> {
+    if one_click(config) {
+        return None;
+    }
+    Some(format!(
+        "server.public_url ({}) is http:// on a host that is not this machine: unsubscribe and confirm links \
+         go in clear text, and mail leaves out one-click unsubscribe (List-Unsubscribe-Post), which RFC 8058 \
+         allows for https only; use an https URL",
+        config.server.public_url
+    ))
+}
+
+/// Every warning about the links in mail, for `check`, `send` and `serve`.
+pub fn link_warnings(config: &Config) -> Vec<String> {
+    [
+        unanswered_links_warning(config),
+        cleartext_links_warning(config),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 /// The absolute URL of a file of the feeds' output folder (`atom.xml`,
 /// `tags/go/rss.xml`): under `site.base_url`.
 pub fn feed_url(config: &Config, path: &str) -> String {

@@ -483,9 +483,10 @@ fn a_generated_token_secret_never_appears_in_any_output() {
         "send --to",
         plain(&["send", "--to", "ed@example.net", "--now", NOW]).success(),
     );
-    let stored = stored_secret().expect("send --to makes the secret");
-    let bytes = hex::decode(&stored).unwrap();
+    assert_eq!(stored_secret(), None, "a test message made a secret");
     seen.run("send", plain(&["send", "--now", NOW]).success());
+    let stored = stored_secret().expect("send makes the secret");
+    let bytes = hex::decode(&stored).unwrap();
     seen.files(&site.path("outbox"));
     seen.run("list", plain(&["subscribers", "list"]).success());
     seen.run("export", plain(&["subscribers", "export"]).success());
@@ -561,4 +562,55 @@ fn the_store_and_its_files_are_private_whatever_the_umask() {
         let path = site.path(&format!("data/newsletter.db{suffix}"));
         assert_eq!(mode(&path), 0o600, "{}", path.display());
     }
+}
+
+#[test]
+fn public_urls_with_credentials_are_refused_and_cleartext_ones_lose_one_click() {
+    let with_password = Site::with_mail()
+        .public_url("https://admin:hunter2@news.example.org/")
+        .create();
+    let in_base_url = Site::with_mail().create();
+    in_base_url.replace_in_config(
+        "base_url = \"https://blog.example.org\"",
+        "base_url = \"https://admin:hunter2@blog.example.org\"",
+    );
+    for (site, key) in [
+        (&with_password, "server.public_url"),
+        (&in_base_url, "site.base_url"),
+    ] {
+        let out = run(&mut site.newsletter(["check"])).exit_code(1);
+        assert!(
+            out.stderr.contains(&format!("`{key}`")) && !out.stderr.contains("hunter2"),
+            "{out}"
+        );
+    }
+
+    // http:// off loopback: a warning, and mail without the one-click header.
+    let site = Site::with_mail()
+        .public_url("http://news.example.org/")
+        .subscribers(&["ann@example.org"])
+        .create();
+    let check = run(&mut site.newsletter(["check"])).success();
+    assert!(
+        check.stderr.contains("clear text") && check.stderr.contains("List-Unsubscribe-Post"),
+        "{check}"
+    );
+    let sent = run(&mut site.newsletter(["send", "--now", NOW])).success();
+    assert!(sent.stderr.contains("clear text"), "{sent}");
+    let file = std::fs::read_dir(site.path("outbox"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mail = common::smtp::mail_file(&file);
+    assert!(
+        mail.header("List-Unsubscribe")
+            .contains("http://news.example.org/unsubscribe/"),
+        "{mail:?}"
+    );
+    assert!(
+        mail.headers_named("List-Unsubscribe-Post").is_empty(),
+        "{mail:?}"
+    );
 }

@@ -75,10 +75,16 @@ pub(super) fn check(
                     format!("= {text:?} is not an absolute URL ({e})"),
                 )
             })?;
-            if !matches!(url.scheme(), "http" | "https") {
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
                 return Err(source.invalid(
                     "server.public_url",
-                    format!("= {text:?} must be an http or https URL"),
+                    format!("= {text:?} must be an http or https URL with a host"),
+                ));
+            }
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(source.invalid(
+                    "server.public_url",
+                    "must not carry a user name or password: every email would carry them".into(),
                 ));
             }
             url

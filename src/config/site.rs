@@ -84,6 +84,12 @@ pub(super) fn check(raw: RawSite, source: &Source) -> Result<Site, ConfigError> 
             format!("= {base:?} must be an http or https URL with a host"),
         ));
     }
+    if !base_url.username().is_empty() || base_url.password().is_some() {
+        return Err(source.invalid(
+            "site.base_url",
+            "must not carry a user name or password: every feed would publish them".into(),
+        ));
+    }
     let trimmed = base_url.path().trim_end_matches('/').to_string();
     base_url.set_path(&trimmed);
     base_url.set_query(None);

@@ -180,13 +180,16 @@ pub fn build_message(
     if let Some(mailto) = &email.unsubscribe_mailto {
         unsubscribe.push_str(&format!(", <mailto:{mailto}?subject=unsubscribe>"));
     }
-    let builder = head(config, to, &personal.subject, now, message_id)
+    let mut builder = head(config, to, &personal.subject, now, message_id)
         .raw_header(HeaderValue::new(LIST_ID, list_id(config)))
-        .raw_header(HeaderValue::new(LIST_UNSUBSCRIBE, unsubscribe))
-        .raw_header(HeaderValue::new(
+        .raw_header(HeaderValue::new(LIST_UNSUBSCRIBE, unsubscribe));
+    // RFC 8058: one click only over https (see `links::one_click`).
+    if links::one_click(config) {
+        builder = builder.raw_header(HeaderValue::new(
             LIST_UNSUBSCRIBE_POST,
             "List-Unsubscribe=One-Click".into(),
         ));
+    }
     finish(
         builder,
         to,

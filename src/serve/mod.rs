@@ -153,6 +153,9 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
         })?;
     let address = listener.local_addr()?;
     tracing::info!(%address, public_url = %app.config.server.public_url, "listening");
+    for warning in crate::links::link_warnings(&app.config) {
+        tracing::warn!("{warning}");
+    }
 
     let (stop, stopped) = watch::channel(false);
     let scheduler = tokio::spawn(scheduler::run(app.clone(), stopped.clone(), first, changes));

@@ -199,6 +199,40 @@ pub fn private_options() -> std::fs::OpenOptions {
     options
 }
 
+/// Creates the folder `dir` (and its parents) if missing; the folder made
+/// last is its owner's only (mode 0700 on Unix), whatever the umask. A
+/// folder that exists keeps its mode.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    match builder.create(dir) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        other => other,
+    }
+}
+
+/// Makes a file its owner's only (mode 0600 on Unix).
+pub fn make_private(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// Creates `path` (and its folder) readable by its owner only, unless it
 /// exists already: before SQLite opens a database, which it would create
 /// with the umask's mode.

@@ -565,6 +565,30 @@ fn the_store_and_its_files_are_private_whatever_the_umask() {
 }
 
 #[test]
+fn outbox_messages_carry_live_links_so_they_are_private_whatever_the_umask() {
+    let site = Site::with_mail()
+        .email("outbox = \"mail/outbox\"")
+        .subscribers(&["ann@example.org", "bob@example.org"])
+        .create();
+    for args in [
+        &["send", "--to", "ed@example.org", "--now", NOW][..],
+        &["send", "--now", NOW][..],
+    ] {
+        run(&mut under_open_umask(&site, args)).success();
+    }
+    let outbox = site.path("mail/outbox");
+    assert_eq!(mode(&outbox), 0o700, "the outbox folder");
+    let files: Vec<_> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 3);
+    for file in files {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+}
+
+#[test]
 fn public_urls_with_credentials_are_refused_and_cleartext_ones_lose_one_click() {
     let with_password = Site::with_mail()
         .public_url("https://admin:hunter2@news.example.org/")

@@ -94,7 +94,8 @@ impl OneOff {
 }
 
 /// The outbox: each message as an `.eml` file in a folder, for a site with
-/// no SMTP server configured.
+/// no SMTP server configured. The messages carry working unsubscribe links,
+/// so the folder is made 0700 and each file 0600, whatever the umask.
 pub struct Outbox {
     transport: FileTransport,
     dir: PathBuf,
@@ -103,7 +104,7 @@ pub struct Outbox {
 impl Outbox {
     /// The outbox in `dir`, created if missing.
     pub fn create(dir: PathBuf) -> Result<Outbox> {
-        std::fs::create_dir_all(&dir)
+        crate::atomic::create_private_dir(&dir)
             .with_context(|| format!("cannot create the outbox {}", dir.display()))?;
         Ok(Outbox {
             transport: FileTransport::new(&dir),
@@ -121,10 +122,16 @@ impl Transport for Outbox {
 impl Session for &Outbox {
     fn send(&mut self, message: &Message) -> Attempt {
         match lettre::Transport::send(&self.transport, message) {
-            Ok(id) => Attempt::Sent(format!(
-                "written to {}",
-                self.dir.join(format!("{id}.eml")).display()
-            )),
+            Ok(id) => {
+                let file = self.dir.join(format!("{id}.eml"));
+                if let Err(e) = crate::atomic::make_private(&file) {
+                    return Attempt::Fatal(
+                        anyhow::Error::new(e)
+                            .context(format!("cannot make {} private", file.display())),
+                    );
+                }
+                Attempt::Sent(format!("written to {}", file.display()))
+            }
             Err(e) => Attempt::Fatal(
                 anyhow::Error::new(e)
                     .context(format!("cannot write to the outbox {}", self.dir.display())),

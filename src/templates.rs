@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::text::{TEXT_WIDTH, wrap};
 
 /// Every template built into the binary, by file name.
-pub const BUILT_IN: [(&str, &str); 8] = [
+pub const BUILT_IN: [(&str, &str); 9] = [
     ("digest.html", include_str!("../templates/digest.html")),
     ("digest.txt", include_str!("../templates/digest.txt")),
     ("_layout.html", include_str!("../templates/_layout.html")),
@@ -28,6 +28,10 @@ pub const BUILT_IN: [(&str, &str); 8] = [
     (
         "unsubscribe.html",
         include_str!("../templates/unsubscribe.html"),
+    ),
+    (
+        "confirm_page.html",
+        include_str!("../templates/confirm_page.html"),
     ),
     ("page.html", include_str!("../templates/page.html")),
     ("confirm.html", include_str!("../templates/confirm.html")),

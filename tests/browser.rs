@@ -25,7 +25,19 @@ struct Report {
     blocked: Blocked,
     invalid: Invalid,
     signup: Page,
+    /// The confirm link opened: a page with one button.
+    opened: Opened,
+    /// The answer to that button.
+    confirmed: Page,
     console: Console,
+}
+
+#[derive(Debug, Deserialize)]
+struct Opened {
+    #[serde(flatten)]
+    page: Page,
+    /// The button's accessible name.
+    button: String,
 }
 
 /// What the browser logged in each visit.
@@ -34,6 +46,7 @@ struct Console {
     blocked: Vec<String>,
     invalid: Vec<String>,
     signup: Vec<String>,
+    confirm: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,7 +103,7 @@ fn signing_up_in_a_browser_sends_a_confirmation() {
     let server = start(&site, port);
     let artifacts = artifacts_dir();
     let shot = |name: &str| artifacts.join(format!("subscribe-{name}.png"));
-    for name in ["form", "error", "sent"] {
+    for name in ["form", "error", "sent", "confirmed"] {
         let _ = std::fs::remove_file(shot(name));
     }
 
@@ -103,7 +116,11 @@ fn signing_up_in_a_browser_sends_a_confirmation() {
         .arg("--error-shot")
         .arg(shot("error"))
         .arg("--sent-shot")
-        .arg(shot("sent"));
+        .arg(shot("sent"))
+        .arg("--outbox")
+        .arg(site.path("outbox"))
+        .arg("--confirmed-shot")
+        .arg(shot("confirmed"));
     let started = Instant::now();
     let browsed = run(&mut script);
     assert_eq!(
@@ -183,9 +200,20 @@ fn signing_up_in_a_browser_sends_a_confirmation() {
         "{console:#?}"
     );
     assert!(complaints(&console.signup).is_empty(), "{console:#?}");
+    assert!(complaints(&console.confirm).is_empty(), "{console:#?}");
 
-    // Logged once the message is written in full (after the row is stored).
-    server.wait_for_log("\"confirmation sent\"", Duration::from_secs(20));
+    // The confirm link opens a page whose one button confirms.
+    let opened = &report.opened;
+    assert_eq!(opened.page.status, Some(200), "{report:#?}");
+    assert_eq!(
+        opened.page.h1.as_deref(),
+        Some("Confirm your subscription to Fixture Blog")
+    );
+    assert_eq!(opened.button, "Confirm my subscription");
+    let confirmed = &report.confirmed;
+    assert_eq!(confirmed.status, Some(200), "{report:#?}");
+    assert_eq!(confirmed.h1.as_deref(), Some("Thank you for subscribing"));
+
     let subscribers = cli(&site, &["subscribers", "list"]).success().stdout;
     let fields: Vec<Vec<&str>> = subscribers
         .lines()
@@ -194,19 +222,21 @@ fn signing_up_in_a_browser_sends_a_confirmation() {
     assert_eq!(fields.len(), 1, "one subscriber:\n{subscribers}");
     assert_eq!(
         fields[0][..3],
-        [EMAIL, NAME, "pending"],
-        "the address as typed (its + intact), the name, not yet confirmed"
+        [EMAIL, NAME, "active"],
+        "the address as typed (its + intact), the name of the confirmed sign-up"
     );
 
+    // The confirmation greets no one: the name waited for the confirmation.
     let mail = only_mail(&site.path("outbox"));
     assert!(mail.header("To").contains(EMAIL), "{mail:#?}");
+    assert!(!mail.header("To").contains(NAME), "{mail:#?}");
     assert!(
         mail.part("text/plain").contains(&server.url("/confirm/")),
         "a confirmation link in:\n{}",
         mail.part("text/plain")
     );
 
-    for name in ["form", "error", "sent"] {
+    for name in ["form", "error", "sent", "confirmed"] {
         let path = shot(name);
         let png = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(

@@ -33,10 +33,15 @@ nothing is downloaded.
 """
 
 import argparse
+import email
+import email.policy
+import glob
 import json
 import os
+import re
 import sys
 import tempfile
+import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -175,6 +180,34 @@ def sign_up(driver, base: str, address: str, name: str, form_shot: str, sent_sho
     return form, sent
 
 
+def confirmation_link(outbox: str, base: str) -> str:
+    """The confirm link of the one message the server writes to `outbox`."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        for path in glob.glob(os.path.join(outbox, "*.eml")):
+            with open(path, "rb") as f:
+                message = email.message_from_binary_file(f, policy=email.policy.default)
+            text = message.get_body(("plain",)).get_content()
+            found = re.search(re.escape(base) + r"/confirm/\S+", text)
+            if found:
+                return found.group(0)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no confirmation link in {outbox}")
+        time.sleep(0.1)
+
+
+def confirm(driver, link: str, shot: str):
+    """Opens the confirm link, as a reader does, and presses its button."""
+    driver.get(link)
+    opened = page(driver)
+    button = driver.find_element(By.CSS_SELECTOR, "form button")
+    opened["button"] = button.accessible_name
+    submit_and_wait(driver, button.click)
+    confirmed = page(driver)
+    driver.save_screenshot(shot)
+    return opened, confirmed
+
+
 def console(driver) -> list:
     return [f"{entry['level']} {entry['message']}" for entry in driver.get_log("browser")]
 
@@ -187,6 +220,8 @@ def main() -> int:
     ap.add_argument("--form-shot", required=True, help="PNG of the filled-in form")
     ap.add_argument("--error-shot", required=True, help="PNG of the server's error")
     ap.add_argument("--sent-shot", required=True, help="PNG of the answer to the sign-up")
+    ap.add_argument("--outbox", required=True, help="where the server writes the confirmation")
+    ap.add_argument("--confirmed-shot", required=True, help="PNG of the answer to the confirmation")
     args = ap.parse_args()
     base = args.url.rstrip("/")
 
@@ -209,6 +244,9 @@ def main() -> int:
                 driver, base, args.email, args.name, args.form_shot, args.sent_shot
             )
             logged["signup"] = console(driver)
+            link = confirmation_link(args.outbox, base)
+            opened, confirmed = confirm(driver, link, args.confirmed_shot)
+            logged["confirm"] = console(driver)
         except Exception:
             try:
                 sys.stderr.write(f"at {driver.current_url}:\n{driver.page_source}\n")
@@ -223,6 +261,8 @@ def main() -> int:
         "blocked": blocked,
         "invalid": invalid,
         "signup": signup,
+        "opened": opened,
+        "confirmed": confirmed,
         "console": logged,
     }
     print(json.dumps(report))

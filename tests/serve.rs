@@ -209,17 +209,34 @@ fn sign_up_confirm_digest_and_one_click_unsubscribe() {
     let confirm_url = link_in(&confirmation, &server.url("/confirm/"));
     assert!(confirmation.part("text/html").contains(&confirm_url));
 
-    let thanks = http.get(&confirm_url).send().unwrap();
-    assert_eq!(thanks.status(), StatusCode::OK);
-    assert!(thanks.text().unwrap().contains("Thank you for subscribing"));
+    // Nothing typed into the form goes into mail to an unconfirmed address.
+    assert!(
+        !confirmation.header("To").contains("Ann Reader"),
+        "{confirmation:?}"
+    );
+    assert!(!confirmation.part("text/plain").contains("Ann Reader"));
+    assert!(!confirmation.part("text/html").contains("Ann Reader"));
+
+    // Opening the link (a person, or a mail scanner) shows a button and
+    // changes nothing; the button's POST confirms, and again is harmless.
+    for _ in 0..2 {
+        let opened = http.get(&confirm_url).send().unwrap();
+        assert_eq!(opened.status(), StatusCode::OK);
+        let page = opened.text().unwrap();
+        assert!(page.contains("<form method=\"post\">"), "{page}");
+    }
+    assert_eq!(
+        status_of(&site, "Ann@example.net").as_deref(),
+        Some("pending")
+    );
+    for _ in 0..2 {
+        let thanks = http.post(&confirm_url).send().unwrap();
+        assert_eq!(thanks.status(), StatusCode::OK);
+        assert!(thanks.text().unwrap().contains("Thank you for subscribing"));
+    }
     assert_eq!(
         status_of(&site, "Ann@example.net").as_deref(),
         Some("active")
-    );
-    // Clicking again (a mail scanner, a second click) is harmless.
-    assert_eq!(
-        http.get(&confirm_url).send().unwrap().status(),
-        StatusCode::OK
     );
 
     cli(&site, &["send", "--now", NOW]).success();
@@ -297,12 +314,53 @@ fn sign_up_confirm_digest_and_one_click_unsubscribe() {
     );
 
     // A confirmation link from before the unsubscribe does not undo it.
-    let stale = http.get(&confirm_url).send().unwrap();
+    let stale = http.post(&confirm_url).send().unwrap();
     assert_eq!(stale.status(), StatusCode::GONE);
     assert_eq!(
         status_of(&site, "Ann@example.net").as_deref(),
         Some("unsubscribed")
     );
+}
+
+#[test]
+fn the_name_kept_is_the_confirmed_sign_ups_and_a_long_one_is_refused() {
+    let port = free_port();
+    let site = Site::with_mail().served_at(port).create();
+    let server = start(&site, port);
+    let http = client();
+    let long = "x".repeat(101);
+    let refused = http
+        .post(server.url("/subscribe"))
+        .form(&[("email", "dee@example.net"), ("name", long.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text().unwrap().contains("100 characters"));
+
+    let mut links = Vec::new();
+    for name in ["Dee First", "Mallory Second"] {
+        let answer = http
+            .post(server.url("/subscribe"))
+            .form(&[("email", "dee@example.net"), ("name", name)])
+            .send()
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        server.wait_for_log("\"confirmation sent\"", Duration::from_secs(20));
+        let link = wait_for_new_outbox_link(&site, &server.url("/confirm/"), &links);
+        links.push(link);
+    }
+    let names = |site: &Site| -> Vec<String> {
+        cli(site, &["subscribers", "list"])
+            .success()
+            .stdout
+            .lines()
+            .map(|l| l.split('\t').nth(1).unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(names(&site), [""], "no name before the confirmation");
+    let thanks = http.post(&links[0]).send().unwrap();
+    assert_eq!(thanks.status(), StatusCode::OK);
+    assert_eq!(names(&site), ["Dee First"]);
 }
 
 #[test]
@@ -371,6 +429,29 @@ fn forged_and_expired_tokens_change_nothing() {
         Some("pending")
     );
     drop(later);
+}
+
+/// Waits for a message in the site's outbox with a link starting with
+/// `prefix` that is not in `known`, and returns that link.
+fn wait_for_new_outbox_link(site: &Site, prefix: &str, known: &[String]) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        for entry in std::fs::read_dir(site.path("outbox")).into_iter().flatten() {
+            let mail = common::smtp::mail_file(&entry.unwrap().path());
+            if let Some(link) = mail
+                .part("text/plain")
+                .split_whitespace()
+                .find(|w| w.starts_with(prefix) && !known.iter().any(|k| k == w))
+            {
+                return link.to_string();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new confirmation link"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Waits for a message in the site's outbox and returns its link starting with `prefix`.

@@ -242,7 +242,10 @@ fn router(app: Arc<App>) -> Router {
     Router::new()
         .route(links::HEALTHZ, get(healthz))
         .route(links::SUBSCRIBE, get(signup::form).post(signup::subscribe))
-        .route(links::CONFIRM, get(signup::confirm))
+        .route(
+            links::CONFIRM,
+            get(signup::confirm_page).post(signup::confirm),
+        )
         .route(
             links::UNSUBSCRIBE,
             get(signup::unsubscribe_page).post(signup::unsubscribe),

@@ -54,6 +54,7 @@ impl Pages {
                 context! { email => "", name => "", error => none },
             ),
             ("unsubscribe.html", context! {}),
+            ("confirm_page.html", context! {}),
             (
                 "page.html",
                 context! { title => "Title", message => "Message.", link_url => "https://example.org/", link_text => "Link" },

@@ -41,6 +41,9 @@ pub struct SignUp {
     website: String,
 }
 
+/// The longest name the form takes (the page says so too, with `maxlength`).
+pub const NAME_MAX: usize = 100;
+
 /// `GET /subscribe`.
 pub async fn form(State(app): State<Arc<App>>) -> Response {
     render_form(&app, StatusCode::OK, "", "", None)
@@ -73,6 +76,16 @@ pub async fn subscribe(
             return render_form(&app, status, "", "", Some(message));
         }
     };
+    if form.name.chars().count() > NAME_MAX {
+        let message = format!("Please keep the name to {NAME_MAX} characters.");
+        return render_form(
+            &app,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &form.email,
+            "",
+            Some(&message),
+        );
+    }
     let email = match store::normalize_email(&form.email) {
         Ok(email) => email,
         Err(_) => {
@@ -108,21 +121,41 @@ pub async fn subscribe(
     check_inbox(&app)
 }
 
-/// `GET /confirm/{token}`.
+/// `GET /confirm/{token}`: a page with one button; nothing changes yet
+/// (mail scanners such as Outlook's Safe Links open every link).
+pub async fn confirm_page(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
+    let now = app.clock.now();
+    if let Err(refused) = verify_confirm(&app, &token, now) {
+        return refused;
+    }
+    match app.pages.render("confirm_page.html", context! {}) {
+        Ok(html) => html_response(StatusCode::OK, html),
+        Err(e) => server_error(&app, &e),
+    }
+}
+
+/// The subscriber key a confirmation token names, or the page that says
+/// why it does not work.
+fn verify_confirm(app: &App, token: &str, now: DateTime<Utc>) -> Result<String, Response> {
+    match token::verify(&app.secret, Purpose::Confirm, token, now.timestamp()) {
+        Ok(key) => Ok(key),
+        Err(TokenError::Expired) => Err(page(
+            app,
+            StatusCode::GONE,
+            "This link has expired",
+            "Confirmation links work for a limited time. Sign up again and we will send you a new one.",
+            Some(("../subscribe", "Sign up again")),
+        )),
+        Err(TokenError::Invalid) => Err(invalid_link(app)),
+    }
+}
+
+/// `POST /confirm/{token}`: the confirm page's button.
 pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
     let now = app.clock.now();
-    let key = match token::verify(&app.secret, Purpose::Confirm, &token, now.timestamp()) {
+    let key = match verify_confirm(&app, &token, now) {
         Ok(key) => key,
-        Err(TokenError::Expired) => {
-            return page(
-                &app,
-                StatusCode::GONE,
-                "This link has expired",
-                "Confirmation links work for a limited time. Sign up again and we will send you a new one.",
-                Some(("../subscribe", "Sign up again")),
-            );
-        }
-        Err(TokenError::Invalid) => return invalid_link(&app),
+        Err(refused) => return refused,
     };
     let ttl = chrono::TimeDelta::from_std(app.config.server.confirm_ttl).unwrap_or_default();
     let asked = token::expiry(&token)
@@ -130,12 +163,17 @@ pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> 
         .map_or(now, |e| e - ttl);
     let worker = app.clone();
     let change = StatusChange::Confirm { asked };
+    let expires = token::expiry(&token).unwrap_or_default();
     let result = tokio::task::spawn_blocking(move || {
         let store = worker.store.lock().expect("not poisoned");
-        match store.subscriber_by_key(&key)? {
-            Some(s) => store.change_status(s.id, change, now).map(|c| (c, s.id)),
-            None => Ok((Changed::Unknown, 0)),
+        let Some(s) = store.subscriber_by_key(&key)? else {
+            return Ok((Changed::Unknown, 0));
+        };
+        let change = store.change_status(s.id, change, now)?;
+        if matches!(change, Changed::Done | Changed::Already) {
+            store.apply_signup_name(s.id, expires)?;
         }
+        Ok::<_, store::StoreError>((change, s.id))
     })
     .await;
     match result {
@@ -425,28 +463,24 @@ impl Confirmations {
 
 impl Worker {
     fn handle(&self, store: &Store, job: &SignUpRequest) -> Result<()> {
-        let (id, name) =
-            match store.add_subscriber(&job.email, &job.name, Status::Pending, job.now)? {
-                Added::New(id) => (id, job.name.clone()),
-                Added::Exists(s) if s.status == Status::Active => {
-                    tracing::info!(
-                        subscriber = s.id,
-                        "sign-up of an active address: nothing to do"
-                    );
-                    return Ok(());
-                }
-                Added::Exists(s) => (
-                    s.id,
-                    if job.name.is_empty() {
-                        s.name
-                    } else {
-                        job.name.clone()
-                    },
-                ),
-            };
+        // The name waits for the confirmation (see below); nothing typed
+        // into the form goes into mail to an address that has not confirmed.
+        let id = match store.add_subscriber(&job.email, "", Status::Pending, job.now)? {
+            Added::New(id) => id,
+            Added::Exists(s) if s.status == Status::Active => {
+                tracing::info!(
+                    subscriber = s.id,
+                    "sign-up of an active address: nothing to do"
+                );
+                return Ok(());
+            }
+            Added::Exists(s) => s.id,
+        };
         let ttl = self.config.server.confirm_ttl;
         let expires =
             job.now + chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::hours(48));
+        store.remember_signup_name(id, expires.timestamp(), &job.name, job.now)?;
+        let name = String::new();
         let key = store
             .subscriber_by_id(id)?
             .map(|s| s.key)

@@ -8,7 +8,7 @@
 use super::{Store, StoreError};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 // Sized by SCHEMA_VERSION so that a migration added without bumping the
 // version (which would make the next `open` refuse the store as too new)
@@ -87,6 +87,17 @@ CREATE TABLE forgotten (
     hash TEXT PRIMARY KEY,
     forgotten_at TEXT NOT NULL
 );
+"#,
+    // The name typed into each sign-up, kept until its link is confirmed
+    // (then it becomes the subscriber's name) or expires; `expires` is the
+    // one in that sign-up's confirmation token.
+    r#"
+CREATE TABLE signup_names (
+    subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+    expires INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (subscriber_id, expires)
+) WITHOUT ROWID;
 "#,
 ];
 

@@ -335,6 +335,52 @@ impl Store {
         self.forget_salt()
     }
 
+    /// Keeps the name typed into a sign-up until its link (void after
+    /// `expires`, Unix seconds) is confirmed; drops those of links that
+    /// have expired by `now`.
+    pub fn remember_signup_name(
+        &self,
+        id: i64,
+        expires: i64,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM signup_names WHERE expires < ?1",
+                [now.timestamp()],
+            )
+            .map_err(|e| self.error(e))?;
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO signup_names (subscriber_id, expires, name) VALUES (?1, ?2, ?3)",
+                params![id, expires, name],
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    /// After a confirmation: the name typed into the sign-up whose link
+    /// (void after `expires`) was followed becomes the subscriber's, unless
+    /// it was left empty.
+    pub fn apply_signup_name(&self, id: i64, expires: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE subscribers SET name = (SELECT name FROM signup_names \
+                 WHERE subscriber_id = ?1 AND expires = ?2) WHERE id = ?1 AND EXISTS \
+                 (SELECT 1 FROM signup_names WHERE subscriber_id = ?1 AND expires = ?2 AND name <> '')",
+                params![id, expires],
+            )
+            .map_err(|e| self.error(e))?;
+        self.conn
+            .execute(
+                "DELETE FROM signup_names WHERE subscriber_id = ?1 AND expires <= ?2",
+                params![id, expires],
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
     /// The subscriber with this id.
     pub fn subscriber_by_id(&self, id: i64) -> Result<Option<Subscriber>, StoreError> {
         self.conn

@@ -126,7 +126,7 @@ pub async fn subscribe(
 pub async fn confirm_page(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
     let now = app.clock.now();
     if let Err(refused) = verify_confirm(&app, &token, now) {
-        return refused;
+        return *refused;
     }
     match app.pages.render("confirm_page.html", context! {}) {
         Ok(html) => html_response(StatusCode::OK, html),
@@ -136,17 +136,17 @@ pub async fn confirm_page(State(app): State<Arc<App>>, Path(token): Path<String>
 
 /// The subscriber key a confirmation token names, or the page that says
 /// why it does not work.
-fn verify_confirm(app: &App, token: &str, now: DateTime<Utc>) -> Result<String, Response> {
+fn verify_confirm(app: &App, token: &str, now: DateTime<Utc>) -> Result<String, Box<Response>> {
     match token::verify(&app.secret, Purpose::Confirm, token, now.timestamp()) {
         Ok(key) => Ok(key),
-        Err(TokenError::Expired) => Err(page(
+        Err(TokenError::Expired) => Err(Box::new(page(
             app,
             StatusCode::GONE,
             "This link has expired",
             "Confirmation links work for a limited time. Sign up again and we will send you a new one.",
             Some(("../subscribe", "Sign up again")),
-        )),
-        Err(TokenError::Invalid) => Err(invalid_link(app)),
+        ))),
+        Err(TokenError::Invalid) => Err(Box::new(invalid_link(app))),
     }
 }
 
@@ -155,7 +155,7 @@ pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> 
     let now = app.clock.now();
     let key = match verify_confirm(&app, &token, now) {
         Ok(key) => key,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let ttl = chrono::TimeDelta::from_std(app.config.server.confirm_ttl).unwrap_or_default();
     let asked = token::expiry(&token)

@@ -380,6 +380,9 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
     match command {
         Command::Init { .. } => unreachable!("run() handles init"),
         Command::Build { output, clock } => {
+            if let Some(dir) = &output {
+                crate::config::layout::check_output_dir(&config, dir, "--output")?;
+            }
             let output_dir = output.unwrap_or_else(|| config.feeds.output_dir.clone());
             let rebuilt = publish::rebuild(&config, &output_dir, clock.now())
                 .context("the build stopped; feeds already written are intact")?;

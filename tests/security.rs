@@ -638,3 +638,64 @@ fn public_urls_with_credentials_are_refused_and_cleartext_ones_lose_one_click() 
         "{mail:?}"
     );
 }
+
+#[test]
+fn no_layout_publishes_the_store_the_config_or_the_key() {
+    let site = Site::with_mail().subscribers(&["ann@example.org"]).create();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(site.root(), site.path("site-link")).unwrap();
+    for (output, names) in [
+        (".", "the store"),
+        ("./public/..", "the store"),
+        ("site-link", "the store"),
+    ] {
+        site.replace_in_config(
+            "output_dir = \"public\"",
+            &format!("output_dir = {output:?}"),
+        );
+        for args in [vec!["check"], vec!["serve", "--listen", "127.0.0.1:0"]] {
+            let out = run(&mut site.newsletter(&args)).exit_code(1);
+            assert!(
+                out.stderr.contains("`feeds.output_dir`") && out.stderr.contains(names),
+                "{output}: {out}"
+            );
+        }
+        site.replace_in_config(
+            &format!("output_dir = {output:?}"),
+            "output_dir = \"public\"",
+        );
+    }
+    let out = run(&mut site.newsletter(["build", "--output", ".", "--now", NOW])).exit_code(1);
+    assert!(out.stderr.contains("`--output`"), "{out}");
+    assert!(!site.path("atom.xml").exists());
+
+    // A DKIM key or templates kept in the output folder.
+    site.write("public/keys/dkim.pem", "not a key");
+    site.append_config(
+        "[email.dkim]\nselector = \"s\"\ndomain = \"blog.example.org\"\nkey_file = \"public/keys/dkim.pem\"\n",
+    );
+    let out = run(&mut site.newsletter(["check"])).exit_code(1);
+    assert!(out.stderr.contains("DKIM private key"), "{out}");
+}
+
+#[test]
+fn serve_never_answers_the_store_even_through_a_hard_link() {
+    let port = free_port();
+    let site = Site::with_mail()
+        .served_at(port)
+        .subscribers(&["ann@example.org"])
+        .create();
+    site.build();
+    std::fs::hard_link(site.path("newsletter.db"), site.path("public/backup.db")).unwrap();
+    std::fs::hard_link(site.path("config.toml"), site.path("public/settings.txt")).unwrap();
+    let server = common::server::start(&site, port);
+    let http = client();
+    for path in ["/backup.db", "/settings.txt"] {
+        let answer = http.get(server.url(path)).send().unwrap();
+        assert_eq!(answer.status(), 404, "{path}");
+    }
+    assert_eq!(
+        http.get(server.url("/atom.xml")).send().unwrap().status(),
+        200
+    );
+}

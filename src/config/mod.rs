@@ -15,6 +15,7 @@ mod content;
 mod digest;
 mod email;
 mod feeds;
+pub mod layout;
 mod schedule;
 mod secrets;
 mod server;
@@ -57,6 +58,17 @@ pub enum ConfigError {
          email.outbox_mode = \"deliver\" if another program sends the mail in the outbox"
     )]
     NoDelivery { what: String },
+    #[error(
+        "`{key}` = {dir:?} holds {what} ({file:?}), which anything serving that folder would publish: \
+         put the feeds in a folder of their own (e.g. \"public\"), away from the store, the config, \
+         the DKIM key and the templates"
+    )]
+    Published {
+        key: &'static str,
+        dir: PathBuf,
+        file: PathBuf,
+        what: &'static str,
+    },
 }
 
 /// The whole configuration, after validation.
@@ -72,6 +84,8 @@ pub struct Config {
     pub smtp: Option<Smtp>,
     pub server: Server,
     pub schedule: Schedule,
+    /// The config file itself.
+    pub path: PathBuf,
     /// From the environment by [`Config::load`]; all `None` after [`Config::parse`].
     pub secrets: Secrets,
 }
@@ -166,7 +180,7 @@ impl Config {
         // feeds.hub has always been checked last; see feeds::check_hub.
         feeds.hub = feeds::check_hub(hub, &source)?;
 
-        Ok(Config {
+        let config = Config {
             site,
             content,
             feeds,
@@ -176,8 +190,11 @@ impl Config {
             smtp,
             server,
             schedule,
+            path: path.to_path_buf(),
             secrets: Secrets::default(),
-        })
+        };
+        layout::check_output_dir(&config, &config.feeds.output_dir, "feeds.output_dir")?;
+        Ok(config)
     }
 
     /// Whether `send` delivers: to the `[smtp]` server, or to an outbox

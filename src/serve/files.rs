@@ -22,6 +22,25 @@ use crate::config::Config;
 /// Files smaller than this are not worth compressing.
 const GZIP_MIN: usize = 512;
 
+/// A file's identity whatever its name: device and inode on Unix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId(u64, u64);
+
+impl FileId {
+    #[cfg(unix)]
+    fn of(path: &Path) -> Option<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileId(meta.dev(), meta.ino()))
+    }
+
+    #[cfg(not(unix))]
+    fn of(path: &Path) -> Option<FileId> {
+        let _ = path;
+        None
+    }
+}
+
 /// One file, ready to serve.
 #[derive(Debug)]
 pub struct StaticFile {
@@ -43,13 +62,19 @@ pub struct Files {
 
 impl Files {
     /// Reads every file under `dir` (hidden files, such as a build's
-    /// temporary files, and symlinks are left out). A missing folder is
-    /// an empty table: nothing is built yet.
+    /// temporary files, and symlinks are left out, and so is any file that
+    /// is one of the tool's private files under another name: a hard link
+    /// to the store, the config or the DKIM key). A missing folder is an
+    /// empty table: nothing is built yet.
     pub fn load(config: &Config, dir: &Path) -> std::io::Result<Files> {
         let mut files = HashMap::new();
         if !dir.exists() {
             return Ok(Files { files });
         }
+        let private: Vec<FileId> = crate::config::layout::private_paths(config)
+            .iter()
+            .filter_map(|p| FileId::of(&p.path))
+            .collect();
         let walk = walkdir::WalkDir::new(dir)
             .follow_links(false)
             .into_iter()
@@ -57,6 +82,13 @@ impl Files {
         for entry in walk {
             let entry = entry.map_err(std::io::Error::other)?;
             if !entry.file_type().is_file() {
+                continue;
+            }
+            if FileId::of(entry.path()).is_some_and(|id| private.contains(&id)) {
+                tracing::warn!(
+                    path = %entry.path().display(),
+                    "not served: the same file as the store, the config or the DKIM key"
+                );
                 continue;
             }
             let relative = entry.path().strip_prefix(dir).unwrap_or(entry.path());

@@ -857,3 +857,35 @@ fn an_output_folder_inside_the_content_folder_does_not_rebuild_forever() {
         .count();
     assert_eq!(builds, 2, "the first build and one for the change");
 }
+
+#[test]
+fn debug_logs_carry_no_token_however_the_link_is_written() {
+    let port = free_port();
+    let site = Site::with_mail().served_at(port).create();
+    let server = Server::start(
+        &site,
+        port,
+        &["--now", NOW],
+        &[("NEWSLETTER_SECRET", SECRET), ("NEWSLETTER_LOG", "debug")],
+    );
+    assert_eq!(sign_up(&server, "eve@example.net").status(), StatusCode::OK);
+    let confirm_url = wait_for_outbox_link(&site, &server.url("/confirm/"));
+    let token = confirm_url.rsplit_once('/').unwrap().1.to_string();
+    let http = client();
+    for path in [
+        format!("/confirm/{token}"),
+        format!("//confirm/{token}"),
+        format!("/%63onfirm/{token}"),
+        format!("/unsubscribe/{token}"),
+    ] {
+        http.get(server.url(&path)).send().unwrap();
+    }
+    server.wait_for_log("\"/unsubscribe…\"", Duration::from_secs(10));
+    let logs = server.logs().join("\n");
+    assert!(
+        logs.contains("DEBUG") || logs.contains("debug"),
+        "debug logging is on"
+    );
+    let mac = token.rsplit_once('.').unwrap().1;
+    assert!(!logs.contains(mac), "a token in the log:\n{logs}");
+}

@@ -280,14 +280,41 @@ async fn log_request(request: axum::extract::Request, next: axum::middleware::Ne
 }
 
 /// The path for the log, without the token of a confirm or unsubscribe
-/// link (it works like a key).
+/// link (it works like a key), wherever in the path it is (`//confirm/…`,
+/// `/x/../unsubscribe/…`, percent-encoded): everything from the first
+/// segment that names a token route on is left out.
 fn redact(path: &str) -> String {
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
     for prefix in links::TOKEN_PREFIXES {
-        if path.starts_with(prefix) {
-            return format!("{prefix}…");
+        let name = prefix.trim_matches('/');
+        if let Some(at) = decoded
+            .match_indices(name)
+            .map(|(at, _)| at)
+            .find(|&at| at == 0 || decoded[..at].ends_with('/'))
+        {
+            return format!("{}…", &decoded[..at + name.len()]);
         }
     }
     path.to_owned()
+}
+
+/// The log filter: `NEWSLETTER_LOG` (default `info`). `debug` or `trace`
+/// alone is this tool's own level: other crates stay at `info`, since
+/// some log what they parse (html5ever a confirmation mail, links and all).
+/// Directives naming a crate (`html5ever=debug`) are taken as written.
+fn log_filter(setting: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let setting = setting
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("info");
+    let chatty = ["debug", "trace"].contains(&setting.to_ascii_lowercase().as_str());
+    let directives = if chatty {
+        format!("info,newsletter={setting}")
+    } else {
+        setting.to_string()
+    };
+    tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
 }
 
 /// A file of the output folder, for GET and HEAD.
@@ -378,8 +405,7 @@ async fn shutdown_signal(stop: watch::Sender<bool>, cancel: Arc<AtomicBool>) {
 /// when the queue is full, logging waits. Keep the guard until exit; its
 /// drop writes what is queued.
 fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NEWSLETTER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = log_filter(std::env::var("NEWSLETTER_LOG").ok().as_deref());
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("log-writer")
@@ -398,4 +424,40 @@ fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
         builder.try_init()
     };
     guard
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_redacted_wherever_the_route_is() {
+        for path in [
+            "/confirm/abc.0.def",
+            "//confirm/abc.0.def",
+            "/x/../unsubscribe/abc.0.def",
+            "/%63onfirm/abc.0.def",
+            "/unsubscribe/abc.0.def/extra",
+        ] {
+            let logged = redact(path);
+            assert!(!logged.contains("abc"), "{path} logged as {logged}");
+        }
+        assert_eq!(redact("/atom.xml"), "/atom.xml");
+        assert_eq!(redact("/reconfirm-notes/"), "/reconfirm-notes/");
+    }
+
+    #[test]
+    fn debug_is_ours_alone() {
+        let filter = log_filter(Some("debug")).to_string();
+        assert!(
+            filter.contains("newsletter=debug") && filter.contains("info"),
+            "{filter}"
+        );
+        assert_eq!(log_filter(Some("warn")).to_string(), "warn");
+        assert_eq!(
+            log_filter(Some("html5ever=debug")).to_string(),
+            "html5ever=debug"
+        );
+        assert_eq!(log_filter(None).to_string(), "info");
+    }
 }

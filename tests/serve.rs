@@ -889,3 +889,66 @@ fn debug_logs_carry_no_token_however_the_link_is_written() {
     let mac = token.rsplit_once('.').unwrap().1;
     assert!(!logs.contains(mac), "a token in the log:\n{logs}");
 }
+
+#[test]
+fn one_mailbox_typed_many_ways_is_one_row_and_one_rate_limit() {
+    let port = free_port();
+    let site = Site::with_mail()
+        .served_at(port)
+        .server("signups_per_client = 100")
+        .create();
+    let server = start(&site, port);
+    let http = client();
+    let spellings = [
+        "victim@example.org",
+        "\"victim\"@example.org",
+        "\"\\victim\"@example.org",
+        "victim@EXAMPLE.org",
+        "\"victim\"@Example.Org",
+        " victim@example.org",
+        "\"vi\\ctim\"@example.org",
+        "victim@example.ORG",
+    ];
+    let mut limited = 0;
+    for typed in spellings {
+        let answer = http
+            .post(server.url("/subscribe"))
+            .form(&[("email", typed)])
+            .send()
+            .unwrap();
+        match answer.status() {
+            StatusCode::OK => {}
+            StatusCode::TOO_MANY_REQUESTS => limited += 1,
+            other => panic!("{typed}: {other}"),
+        }
+    }
+    assert_eq!(
+        limited,
+        spellings.len() - 3,
+        "signups_per_email = 3 for the one mailbox"
+    );
+    server.wait_for_log("\"confirmation sent\"", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        statuses(&site),
+        [("victim@example.org".to_string(), "pending".to_string())]
+    );
+    assert!(common::smtp::count_eml(&site.path("outbox")) <= 3);
+
+    // Addresses no mail could reach, or that reach this machine's network.
+    for typed in [
+        "\"vic tim\"@example.org",
+        "root@[127.0.0.1]",
+        "victim@localhost",
+    ] {
+        let answer = http
+            .post(server.url("/subscribe"))
+            .form(&[("email", typed)])
+            .send()
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY, "{typed}");
+    }
+    // The command line takes the same one form.
+    cli(&site, &["subscribers", "add", "\"victim\"@example.org"]).success();
+    assert_eq!(statuses(&site).len(), 1);
+}

@@ -87,8 +87,8 @@ pub async fn subscribe(
         );
     }
     let email = match store::normalize_email(&form.email) {
-        Ok(email) => email,
-        Err(_) => {
+        Ok(email) if store::is_public_address(&email) => email,
+        _ => {
             let message = "Please enter a valid email address, like name@example.org.";
             return render_form(
                 &app,

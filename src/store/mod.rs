@@ -69,17 +69,66 @@ pub fn timestamp(now: DateTime<Utc>) -> String {
     now.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// An address as the store keeps it: lettre-valid, domain lowercased.
+/// An address in the one form the store keeps, so that one mailbox is one
+/// row however it was typed: the local part without needless quotes or
+/// backslashes (`"ann"@x.org` and `an\n@x.org` are `ann@x.org`), as
+/// written otherwise (its letter case kept); the domain lowercased and in
+/// its ASCII form (IDNA: `bücher.example` is `xn--bcher-kva.example`).
+/// Refused: anything lettre does not take, and a local part that still
+/// needs quotes (a space, `"`, `(`…), which an SMTP envelope cannot carry.
 pub fn normalize_email(text: &str) -> Result<String, String> {
-    let address: lettre::Address = text
-        .trim()
-        .parse()
-        .map_err(|e| format!("{:?} is not a valid email address ({e})", text.trim()))?;
-    Ok(format!(
-        "{}@{}",
-        address.user(),
-        address.domain().to_lowercase()
-    ))
+    let text = text.trim();
+    let invalid = |why: String| format!("{text:?} is not a valid email address ({why})");
+    let address: lettre::Address = text.parse().map_err(|e| invalid(format!("{e}")))?;
+    let user = canonical_local_part(address.user()).ok_or_else(|| {
+        invalid("quotes, spaces and the like in the part before @ cannot be delivered".into())
+    })?;
+    let domain = address.domain();
+    let domain = if domain.starts_with('[') {
+        domain.to_ascii_lowercase()
+    } else {
+        idna::domain_to_ascii(domain)
+            .map_err(|_| invalid("the domain is not a valid name".into()))?
+    };
+    let canonical = format!("{user}@{domain}");
+    // The same rules as the envelope's.
+    let parsed: lettre::Address = canonical.parse().map_err(|e| invalid(format!("{e}")))?;
+    lettre::address::Envelope::new(None, vec![parsed]).map_err(|e| invalid(format!("{e}")))?;
+    Ok(canonical)
+}
+
+/// The local part without quotes and backslash escapes when what is left
+/// is a dot-atom (RFC 5322 `atext` and dots, or UTF-8, RFC 6531); `None`
+/// when it would still need quoting.
+fn canonical_local_part(user: &str) -> Option<String> {
+    let inner = match user.strip_prefix('"').and_then(|u| u.strip_suffix('"')) {
+        Some(quoted) => quoted,
+        None => user,
+    };
+    let mut plain = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => plain.push(chars.next()?),
+            c => plain.push(c),
+        }
+    }
+    let atext =
+        |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii();
+    let dot_atom = !plain.is_empty()
+        && plain
+            .split('.')
+            .all(|atom| !atom.is_empty() && atom.chars().all(atext));
+    dot_atom.then_some(plain)
+}
+
+/// True for an address a stranger may sign up with on the public form: a
+/// domain name with a dot, not an IP literal (`root@[127.0.0.1]`) nor a
+/// name with no dot (`victim@localhost`), which reach this machine or its
+/// network rather than a mailbox on the internet.
+pub fn is_public_address(canonical: &str) -> bool {
+    let domain = canonical.rsplit_once('@').map_or("", |(_, d)| d);
+    !domain.starts_with('[') && domain.trim_end_matches('.').contains('.')
 }
 
 /// `NEWSLETTER_SECRET` (`from_env`) as the token secret, when it is set:
@@ -329,5 +378,45 @@ mod tests {
             store.secret(Some("short")),
             Err(StoreError::WeakSecret)
         ));
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::{is_public_address, normalize_email};
+
+    #[test]
+    fn one_mailbox_has_one_form() {
+        for (typed, stored) in [
+            ("victim@example.org", "victim@example.org"),
+            ("\"victim\"@example.org", "victim@example.org"),
+            ("\"\\victim\"@example.org", "victim@example.org"),
+            (" Victim@EXAMPLE.org ", "Victim@example.org"),
+            ("ann@Bücher.Example", "ann@xn--bcher-kva.example"),
+            ("a.b+tag@example.org", "a.b+tag@example.org"),
+        ] {
+            assert_eq!(normalize_email(typed).as_deref(), Ok(stored), "{typed}");
+        }
+    }
+
+    #[test]
+    fn addresses_no_envelope_can_carry_are_refused() {
+        for typed in [
+            "\"vic tim\"@example.org",
+            "\"a\\\"b\"@example.org",
+            "nobody",
+            "a@",
+            "@x.org",
+        ] {
+            assert!(normalize_email(typed).is_err(), "{typed}");
+        }
+    }
+
+    #[test]
+    fn the_public_form_wants_a_domain_on_the_internet() {
+        assert!(is_public_address("ann@example.org"));
+        for canonical in ["root@[127.0.0.1]", "victim@localhost", "x@intranet."] {
+            assert!(!is_public_address(canonical), "{canonical}");
+        }
     }
 }

@@ -335,6 +335,13 @@ async fn static_file(
 
 /// For monitoring: 200 while the store answers.
 async fn healthz(State(app): State<Arc<App>>) -> Response {
+    if !app.confirmations.alive() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "status": "sign-up thread stopped" })),
+        )
+            .into_response();
+    }
     let files = app.files().len();
     let app2 = app.clone();
     let store = tokio::task::spawn_blocking(move || {

@@ -399,6 +399,9 @@ pub struct Confirmations {
     queue: Mutex<Option<mpsc::Sender<SignUpRequest>>>,
     done: Mutex<Option<mpsc::Receiver<()>>>,
     stopping: Arc<AtomicBool>,
+    /// False once the thread is gone (it is never meant to go before the
+    /// server stops): `/healthz` then says so.
+    alive: Arc<AtomicBool>,
 }
 
 /// What the sign-up thread needs.
@@ -426,12 +429,30 @@ impl Confirmations {
         let store = Store::open(&config.store.path)?;
         let (queue, jobs) = mpsc::channel::<SignUpRequest>();
         let (finished, done) = mpsc::channel();
+        let alive = Arc::new(AtomicBool::new(true));
+        let living = alive.clone();
         std::thread::Builder::new()
             .name("sign-ups".into())
             .spawn(move || {
+                // Marks the thread gone however it ends, a panic included.
+                struct Gone(Arc<AtomicBool>);
+                impl Drop for Gone {
+                    fn drop(&mut self) {
+                        self.0.store(false, Ordering::Relaxed);
+                    }
+                }
+                let _gone = Gone(living);
                 for job in jobs {
-                    if let Err(e) = worker.handle(&store, &job) {
-                        tracing::error!("sign-up not completed: {e:#}");
+                    // A bug met by one sign-up must not stop the others.
+                    let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        worker.handle(&store, &job)
+                    }));
+                    match handled {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::error!("sign-up not completed: {e:#}"),
+                        Err(_) => tracing::error!(
+                            "sign-up not completed: the sign-up thread panicked; it goes on with the next"
+                        ),
                     }
                 }
                 let _ = finished.send(());
@@ -440,7 +461,13 @@ impl Confirmations {
             queue: Mutex::new(Some(queue)),
             done: Mutex::new(Some(done)),
             stopping,
+            alive,
         })
+    }
+
+    /// True while the sign-up thread runs.
+    pub fn alive(&self) -> bool {
+        self.alive.load(Ordering::Relaxed)
     }
 
     fn queue(&self, job: SignUpRequest) {

@@ -506,7 +506,7 @@ impl Worker {
         let ttl = self.config.server.confirm_ttl;
         let expires =
             job.now + chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::hours(48));
-        store.remember_signup_name(id, expires.timestamp(), &job.name, job.now)?;
+        let expires = store.remember_signup_name(id, expires.timestamp(), &job.name, job.now)?;
         let name = String::new();
         let key = store
             .subscriber_by_id(id)?
@@ -516,7 +516,7 @@ impl Worker {
             &self.secret,
             Purpose::Confirm,
             &key,
-            Some(expires.timestamp()),
+            Some(expires),
         );
         let confirm_url = links::confirm_url(&self.config, &token);
         let (subject, html, text) =

@@ -335,29 +335,41 @@ impl Store {
         self.forget_salt()
     }
 
-    /// Keeps the name typed into a sign-up until its link (void after
-    /// `expires`, Unix seconds) is confirmed; drops those of links that
-    /// have expired by `now`.
+    /// Keeps the name typed into a sign-up until its link is confirmed,
+    /// and drops those of links that have expired by `now`. The link's
+    /// expiry (Unix seconds) names the sign-up, so each sign-up of one
+    /// subscriber gets its own: `expires`, or a second later than the
+    /// latest one kept (two sign-ups in one second). Returns it, for the
+    /// link.
     pub fn remember_signup_name(
         &self,
         id: i64,
         expires: i64,
         name: &str,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<i64, StoreError> {
         self.conn
             .execute(
                 "DELETE FROM signup_names WHERE expires < ?1",
                 [now.timestamp()],
             )
             .map_err(|e| self.error(e))?;
+        let latest: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT max(expires) FROM signup_names WHERE subscriber_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.error(e))?;
+        let expires = latest.map_or(expires, |latest| expires.max(latest + 1));
         self.conn
             .execute(
-                "INSERT OR REPLACE INTO signup_names (subscriber_id, expires, name) VALUES (?1, ?2, ?3)",
+                "INSERT INTO signup_names (subscriber_id, expires, name) VALUES (?1, ?2, ?3)",
                 params![id, expires, name],
             )
-            .map(|_| ())
-            .map_err(|e| self.error(e))
+            .map_err(|e| self.error(e))?;
+        Ok(expires)
     }
 
     /// After a confirmation: the name typed into the sign-up whose link

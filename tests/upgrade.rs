@@ -70,8 +70,9 @@ fn posts_whose_permalink_changed_are_not_mailed_again_after_the_upgrade() {
     assert!(out.stdout.contains("nothing to send"), "{out:?}");
     assert_eq!(common::smtp::count_eml(&site.path("outbox")), 0);
 
-    // The upgraded store knows every published post by its file now, the
-    // five by the permalink 0.2 gave them.
+    // The upgraded store knows every published post by its file now, and
+    // the five by the permalink they have now (found by the one 0.2 gave
+    // them).
     let adopted = sql(
         &db,
         "import sqlite3, sys\n\
@@ -87,7 +88,7 @@ fn posts_whose_permalink_changed_are_not_mailed_again_after_the_upgrade() {
     assert_eq!(rows.len(), 58, "{adopted}");
     assert!(
         rows.contains(
-            &"2024-03-14-commitment-to-opentelemetry.md /blog/2024/03/13/commitment-to-opentelemetry/"
+            &"2024-03-14-commitment-to-opentelemetry.md /blog/2024/03/14/commitment-to-opentelemetry/"
         ),
         "{adopted}"
     );
@@ -203,4 +204,48 @@ fn links_mailed_before_keys_still_unsubscribe_their_reader_and_no_one_else() {
             .collect();
         assert_eq!(unsubscribed, ["bob@example.org"], "{statuses:?}");
     }
+}
+
+#[test]
+fn a_new_post_at_an_old_file_name_is_new_and_a_renamed_post_is_not() {
+    let site = Site::with_mail()
+        .first_run_posts(5)
+        .without_posts()
+        .subscribers(&addresses(1))
+        .create();
+    site.write(
+        "content/a.md",
+        "---\ntitle: Post A\ndate: 2026-11-01\nslug: post-a\n---\nA.\n",
+    );
+    site.write(
+        "content/news.md",
+        "---\ntitle: Old news\ndate: 2026-11-02\nslug: old-news\n---\nOld.\n",
+    );
+    assert!(send(&site).success().stdout.contains("1 sent"));
+
+    // A renamed, and a new post where it was; news.md replaced by a new post.
+    std::fs::rename(site.path("content/a.md"), site.path("content/c.md")).unwrap();
+    site.write(
+        "content/a.md",
+        "---\ntitle: Brand new\ndate: 2026-11-20\nslug: brand-new\n---\nNew.\n",
+    );
+    site.write(
+        "content/news.md",
+        "---\ntitle: Fresh news\ndate: 2026-11-21\nslug: fresh-news\n---\nFresh.\n",
+    );
+    let dry = run(site
+        .newsletter(["send", "--dry-run", "--now", NOW])
+        .env("NEWSLETTER_SECRET", "a-secret-of-16-bytes-or-more"))
+    .success();
+    assert!(dry.stdout.contains("(2 new posts)"), "{dry:?}");
+    assert!(dry.stdout.contains("Fresh news"), "{dry:?}");
+    let sent = send(&site).success();
+    assert!(sent.stdout.contains("1 sent"), "{sent:?}");
+    assert!(send(&site).success().stdout.contains("nothing to send"));
+
+    // Two posts trade file names (permalinks kept by their slugs).
+    std::fs::rename(site.path("content/c.md"), site.path("content/tmp.md")).unwrap();
+    std::fs::rename(site.path("content/a.md"), site.path("content/c.md")).unwrap();
+    std::fs::rename(site.path("content/tmp.md"), site.path("content/a.md")).unwrap();
+    assert!(send(&site).success().stdout.contains("nothing to send"));
 }

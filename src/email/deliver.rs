@@ -453,6 +453,7 @@ mod tests {
                     posts: &[crate::store::PostRef {
                         source: "a.md".into(),
                         permalink: "/a/".into(),
+                        published: "2026-11-01T00:00:00+00:00".into(),
                     }],
                     skipped: &[],
                     adopted: &[],

@@ -105,11 +105,16 @@ impl Chosen<'_> {
 
 /// Chooses the posts of the next digest: those published at `now` that no
 /// earlier digest announced. `posts` come newest first. A post was announced
-/// when the store knows its file, or holds its permalink (now or before 0.3,
-/// see [`Post::former_permalink`]) as a site path or an absolute URL. On the
-/// `first_run`, only the newest `digest.first_run_posts` are mailed and the
-/// rest are `skipped`, so a new newsletter on an old blog does not mail the
-/// whole archive.
+/// when a record holds its permalink (now, or before 0.3: see
+/// [`Post::former_permalink`]; the URL readers know it by), or else holds
+/// its file and date while that record's permalink belongs to no post now
+/// (its permalink changed, its file did not). A record found either way
+/// that says otherwise than the post now is `adopted`: it learns the post's
+/// file, permalink and date, so it follows the post through any number of
+/// renames and new permalink rules, one at a time. On the `first_run`, only
+/// the newest `digest.first_run_posts` are mailed and the rest are
+/// `skipped`, so a new newsletter on an old blog does not mail the whole
+/// archive.
 pub fn choose_posts<'a>(
     posts: &'a [Post],
     announced: &Announced,
@@ -117,35 +122,42 @@ pub fn choose_posts<'a>(
     config: &Config,
     now: DateTime<Utc>,
 ) -> Chosen<'a> {
-    let files: HashSet<&str> = posts.iter().map(|p| p.source.as_str()).collect();
+    let permalinks: HashSet<&str> = posts.iter().map(|p| p.permalink.as_str()).collect();
     let mut fresh = Vec::new();
     let mut adopted = Vec::new();
     for post in posts
         .iter()
         .filter(|p| p.status(now) == PostStatus::Published)
     {
-        if announced.sources.contains(&post.source) {
-            continue;
-        }
-        let forms = [Some(&post.permalink), post.former_permalink.as_ref()]
+        let now_ref = post_ref(post);
+        let by_permalink = [Some(&post.permalink), post.former_permalink.as_ref()]
             .into_iter()
             .flatten()
-            .flat_map(|path| [path.clone(), config.site.url_for(path)]);
-        // A record of another file that is still there is that post's own.
-        let record = forms
-            .into_iter()
-            .find_map(|form| match announced.permalinks.get(&form) {
-                Some(was) if was.as_deref().is_none_or(|f| !files.contains(f)) => {
-                    Some((form, was.clone()))
+            .flat_map(|path| [path.clone(), url_path(&config.site.url_for(path))])
+            .find_map(|form| announced.by_permalink.get(&form));
+        let by_source = || {
+            announced.by_source.get(&post.source).filter(|&&i| {
+                let record = &announced.records[i];
+                record
+                    .published
+                    .as_ref()
+                    .is_none_or(|d| *d == now_ref.published)
+                    && !permalinks.contains(record.permalink.as_str())
+            })
+        };
+        match by_permalink.or_else(by_source) {
+            Some(&i) => {
+                let record = &announced.records[i];
+                let current = record.source.as_deref() == Some(post.source.as_str())
+                    && record.permalink == post.permalink
+                    && record.published.as_deref() == Some(now_ref.published.as_str());
+                if !current {
+                    adopted.push(Adoption {
+                        record: record.id,
+                        post: now_ref,
+                    });
                 }
-                _ => None,
-            });
-        match record {
-            Some((permalink, was)) => adopted.push(Adoption {
-                source: post.source.clone(),
-                permalink,
-                was,
-            }),
+            }
             None => fresh.push(post),
         }
     }
@@ -330,7 +342,13 @@ fn post_ref(post: &Post) -> PostRef {
     PostRef {
         source: post.source.clone(),
         permalink: post.permalink.clone(),
+        published: post.published.to_rfc3339(),
     }
+}
+
+/// The path of an absolute URL (`https://host/blog/a/` → `/blog/a/`).
+fn url_path(url: &str) -> String {
+    url::Url::parse(url).map_or_else(|_| url.to_string(), |u| u.path().to_string())
 }
 
 /// Makes the next digest and its pending deliveries (one transaction), or
@@ -637,54 +655,70 @@ mod tests {
         assert_eq!(titles(&chosen.posts), ["C", "B", "A"]);
         assert!(chosen.skipped.is_empty());
 
-        // Announced under another file name (or by a store from before 0.3,
-        // which knew no files), as a site path or as an absolute URL: those
-        // records learn the file.
-        let announced = Announced {
-            permalinks: [
-                ("/blog/2024/05/03/c/".to_string(), None),
-                (
-                    "https://blog.example.org/blog/2024/05/01/a/".to_string(),
-                    Some("gone.md".to_string()),
-                ),
-                // Another post's record, whose file is still there.
-                (
-                    "/blog/2024/05/02/b/".to_string(),
-                    Some(posts[0].source.clone()),
-                ),
-            ]
-            .into(),
-            ..Announced::default()
+        let record = |id: i64, source: Option<&str>, permalink: &str, published: Option<&str>| {
+            crate::store::Record {
+                id,
+                source: source.map(str::to_string),
+                permalink: permalink.to_string(),
+                published: published.map(str::to_string),
+            }
         };
+        let date = |p: &Post| p.published.to_rfc3339();
+        let [_later, c, _draft, b, a] = &posts[..] else {
+            panic!("five posts")
+        };
+
+        // Known by permalink (a record from before 0.3, which knew no
+        // files, as an absolute URL's path): the record learns the rest.
+        let announced = Announced::new(vec![
+            record(1, None, "/blog/2024/05/03/c/", None),
+            // A's file and date, but the permalink of B, a post there now:
+            // B's record (B was at A's file name once), not A's.
+            record(
+                2,
+                Some(a.source.as_str()),
+                "/blog/2024/05/02/b/",
+                Some(&date(a)),
+            ),
+        ]);
         let chosen = choose_posts(&posts, &announced, false, &config, now());
-        assert_eq!(titles(&chosen.posts), ["B"]);
-        let adopted: Vec<&str> = chosen
+        assert_eq!(titles(&chosen.posts), ["A"]);
+        let learned: Vec<(i64, &str)> = chosen
             .adopted
             .iter()
-            .map(|p| p.permalink.as_str())
+            .map(|a| (a.record, a.post.source.as_str()))
             .collect();
-        assert_eq!(
-            adopted,
-            [
-                "/blog/2024/05/03/c/",
-                "https://blog.example.org/blog/2024/05/01/a/"
-            ]
-        );
+        assert_eq!(learned, [(1, c.source.as_str()), (2, b.source.as_str())]);
 
-        // By its file, whatever its permalink now.
-        let announced = Announced {
-            sources: posts.iter().map(|p| p.source.clone()).collect(),
-            ..Announced::default()
-        };
-        assert!(choose_posts(&posts, &announced, false, &config, now()).is_empty());
-        // By its file and permalink: nothing to learn.
-        let announced = Announced {
-            sources: posts.iter().map(|p| p.source.clone()).collect(),
-            permalinks: posts
+        // Known by file and date when its permalink changed (a new rule)...
+        let announced = Announced::new(vec![record(
+            1,
+            Some(c.source.as_str()),
+            "/old/c/",
+            Some(&date(c)),
+        )]);
+        let chosen = choose_posts(&posts, &announced, false, &config, now());
+        assert_eq!(titles(&chosen.posts), ["B", "A"]);
+        assert_eq!(chosen.adopted.len(), 1);
+        assert_eq!(chosen.adopted[0].post.permalink, c.permalink);
+        // ...but a post of another date at that file name is new.
+        let announced = Announced::new(vec![record(
+            1,
+            Some(c.source.as_str()),
+            "/old/c/",
+            Some("2020-01-01T00:00:00+00:00"),
+        )]);
+        let chosen = choose_posts(&posts, &announced, false, &config, now());
+        assert_eq!(titles(&chosen.posts), ["C", "B", "A"]);
+
+        // Known as it is now: nothing to learn.
+        let announced = Announced::new(
+            posts
                 .iter()
-                .map(|p| (p.permalink.clone(), Some(p.source.clone())))
+                .enumerate()
+                .map(|(i, p)| record(i as i64, Some(&p.source), &p.permalink, Some(&date(p))))
                 .collect(),
-        };
+        );
         let chosen = choose_posts(&posts, &announced, false, &config, now());
         assert!(chosen.is_empty() && chosen.adopted.is_empty());
     }

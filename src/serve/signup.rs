@@ -512,12 +512,7 @@ impl Worker {
             .subscriber_by_id(id)?
             .map(|s| s.key)
             .ok_or_else(|| anyhow::anyhow!("subscriber {id} vanished while signing up"))?;
-        let token = token::sign(
-            &self.secret,
-            Purpose::Confirm,
-            &key,
-            Some(expires),
-        );
+        let token = token::sign(&self.secret, Purpose::Confirm, &key, Some(expires));
         let confirm_url = links::confirm_url(&self.config, &token);
         let (subject, html, text) =
             self.pages

@@ -7,7 +7,7 @@
 //! post whose permalink changes (or whose file is renamed) is not mailed
 //! again.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -29,8 +29,10 @@ pub struct StoredDigest {
 pub struct PostRef {
     /// The post's file under `content.dir` (`/` between folders).
     pub source: String,
-    /// Its site path when it was announced.
+    /// Its site path.
     pub permalink: String,
+    /// Its own date, RFC 3339.
+    pub published: String,
 }
 
 /// A digest to create, and the posts it announces.
@@ -43,33 +45,71 @@ pub struct NewDigest<'a> {
     pub posts: &'a [PostRef],
     /// Older posts to mark as announced without mailing them.
     pub skipped: &'a [PostRef],
-    /// Posts announced under another file name: their records learn the
-    /// file.
+    /// Announced posts whose record no longer says where they are now.
     pub adopted: &'a [Adoption],
 }
 
-/// A post announced under another file name (renamed, or recorded before
-/// the store knew posts by their file), found by the permalink its record
-/// holds.
+/// An announced post found under another file name or permalink than its
+/// record holds (renamed, a new permalink rule, a record from before the
+/// store knew files): the record learns both.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Adoption {
-    /// The post's file now.
-    pub source: String,
-    /// The record's permalink.
-    pub permalink: String,
-    /// The record's file: `None` in records made before 0.3.
-    pub was: Option<String>,
+    /// The record.
+    pub record: i64,
+    /// The post as it is now.
+    pub post: PostRef,
 }
 
-/// What earlier digests announced.
+/// One post an earlier digest announced (or passed over).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Record {
+    pub id: i64,
+    /// `None` in records made before 0.3.
+    pub source: Option<String>,
+    /// A site path (an absolute URL in stores of early versions, given
+    /// here as its path).
+    pub permalink: String,
+    /// `None` in records made before 0.3.
+    pub published: Option<String>,
+}
+
+/// What earlier digests announced, found by permalink and by file.
 #[derive(Debug, Clone, Default)]
 pub struct Announced {
-    /// The posts' files.
-    pub sources: HashSet<String>,
-    /// Their permalinks when announced (site paths; absolute URLs in
-    /// stores of early versions), each with its record's file (`None` in
-    /// records made before 0.3).
-    pub permalinks: HashMap<String, Option<String>>,
+    pub records: Vec<Record>,
+    pub by_permalink: HashMap<String, usize>,
+    pub by_source: HashMap<String, usize>,
+}
+
+impl Announced {
+    /// The records as given, indexed.
+    pub fn new(records: Vec<Record>) -> Announced {
+        let mut announced = Announced::default();
+        for (i, record) in records.iter().enumerate() {
+            announced
+                .by_permalink
+                .entry(record.permalink.clone())
+                .or_insert(i);
+            if let Some(source) = &record.source {
+                announced.by_source.insert(source.clone(), i);
+            }
+        }
+        announced.records = records;
+        announced
+    }
+}
+
+/// The path of a permalink that early versions stored as an absolute URL.
+fn site_path(permalink: &str) -> String {
+    match permalink
+        .strip_prefix("https://")
+        .or_else(|| permalink.strip_prefix("http://"))
+    {
+        Some(rest) => rest
+            .find('/')
+            .map_or("/".to_string(), |at| rest[at..].to_string()),
+        None => permalink.to_string(),
+    }
 }
 
 impl Store {
@@ -77,22 +117,22 @@ impl Store {
     pub fn announced(&self) -> Result<Announced, StoreError> {
         let mut statement = self
             .conn
-            .prepare("SELECT source, permalink FROM announced")
+            .prepare("SELECT id, source, permalink, published FROM announced ORDER BY id")
             .map_err(|e| self.error(e))?;
         let rows = statement
             .query_map([], |r| {
-                Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?))
+                Ok(Record {
+                    id: r.get(0)?,
+                    source: r.get(1)?,
+                    permalink: site_path(&r.get::<_, String>(2)?),
+                    published: r.get(3)?,
+                })
             })
             .map_err(|e| self.error(e))?;
-        let mut announced = Announced::default();
-        for row in rows {
-            let (source, permalink) = row.map_err(|e| self.error(e))?;
-            if let Some(source) = &source {
-                announced.sources.insert(source.clone());
-            }
-            announced.permalinks.entry(permalink).or_insert(source);
-        }
-        Ok(announced)
+        let records = rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.error(e))?;
+        Ok(Announced::new(records))
     }
 
     /// True before the first digest is made.
@@ -150,8 +190,7 @@ impl Store {
         self.transaction(|tx| create_digest(tx, digest, now))
     }
 
-    /// Records that announced `posts` under another file name (found by
-    /// the permalink given) learn their file; see [`NewDigest::adopted`].
+    /// Records learn where their posts are now; see [`NewDigest::adopted`].
     pub fn adopt(&mut self, posts: &[Adoption]) -> Result<(), StoreError> {
         if posts.is_empty() {
             return Ok(());
@@ -213,17 +252,29 @@ fn create_digest(
     )?;
     let id = tx.last_insert_rowid();
     adopt(tx, digest.adopted)?;
+    // A new post at the file name of an older one: the older one's record
+    // keeps its permalink and gives up the name.
+    let mut release = tx.prepare("UPDATE announced SET source = NULL WHERE source = ?1")?;
     let mut insert = tx.prepare(
-        "INSERT INTO announced (source, permalink, digest_id, announced_at) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT (source) DO NOTHING",
+        "INSERT INTO announced (source, permalink, published, digest_id, announced_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    for post in digest.posts {
-        insert.execute(params![post.source, post.permalink, id, at])?;
+    for (post, digest_id) in digest
+        .posts
+        .iter()
+        .map(|p| (p, Some(id)))
+        .chain(digest.skipped.iter().map(|p| (p, None)))
+    {
+        release.execute([&post.source])?;
+        insert.execute(params![
+            post.source,
+            post.permalink,
+            post.published,
+            digest_id,
+            at
+        ])?;
     }
-    for post in digest.skipped {
-        insert.execute(params![post.source, post.permalink, None::<i64>, at])?;
-    }
-    drop(insert);
+    drop((release, insert));
     let deliveries = tx.execute(
         "INSERT INTO deliveries (digest_id, subscriber_id, status, updated_at) \
          SELECT ?1, id, 'pending', ?2 FROM subscribers WHERE status = 'active'",
@@ -233,12 +284,22 @@ fn create_digest(
 }
 
 fn adopt(tx: &Transaction<'_>, posts: &[Adoption]) -> Result<(), rusqlite::Error> {
-    for post in posts {
+    // Two passes, so records can trade file names (a renamed to c, b to a).
+    for adoption in posts {
         tx.execute(
-            "UPDATE announced SET source = ?1 WHERE id = (SELECT min(id) FROM announced \
-             WHERE permalink = ?2 AND source IS ?3) \
-             AND NOT EXISTS (SELECT 1 FROM announced WHERE source = ?1)",
-            params![post.source, post.permalink, post.was],
+            "UPDATE announced SET source = NULL WHERE id = ?1 OR source = ?2",
+            params![adoption.record, adoption.post.source],
+        )?;
+    }
+    for adoption in posts {
+        tx.execute(
+            "UPDATE announced SET source = ?1, permalink = ?2, published = ?3 WHERE id = ?4",
+            params![
+                adoption.post.source,
+                adoption.post.permalink,
+                adoption.post.published,
+                adoption.record
+            ],
         )?;
     }
     Ok(())
@@ -275,6 +336,7 @@ mod tests {
         let post = |n: u32| PostRef {
             source: format!("{n}.md"),
             permalink: format!("/p/{n}/"),
+            published: "2026-11-01T00:00:00+00:00".into(),
         };
         let posts = vec![post(1)];
         let skipped = vec![post(0)];
@@ -294,9 +356,9 @@ mod tests {
         assert_eq!(n, 2);
         assert!(!store.is_first_digest().unwrap());
         let announced = store.announced().unwrap();
-        assert_eq!(announced.sources.len(), 2);
-        assert_eq!(announced.permalinks.len(), 2);
-        assert!(announced.sources.contains("1.md"));
+        assert_eq!(announced.records.len(), 2);
+        assert_eq!(announced.by_permalink.len(), 2);
+        assert!(announced.by_source.contains_key("1.md"));
         assert_eq!(store.unfinished_digest().unwrap().unwrap().id, id);
 
         let pending = store.pending(id, 0, 10, now()).unwrap();

@@ -8,7 +8,7 @@
 use super::{Store, StoreError};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 // Sized by SCHEMA_VERSION so that a migration added without bumping the
 // version (which would make the next `open` refuse the store as too new)
@@ -98,6 +98,11 @@ CREATE TABLE signup_names (
     name TEXT NOT NULL,
     PRIMARY KEY (subscriber_id, expires)
 ) WITHOUT ROWID;
+"#,
+    // An announced post's own date: a new post written at the file name of
+    // an older one (a different date) is not taken for it.
+    r#"
+ALTER TABLE announced ADD COLUMN published TEXT;
 "#,
 ];
 

@@ -16,7 +16,7 @@ mod ledger;
 mod migrations;
 mod subscribers;
 
-pub use digests::{Adoption, Announced, NewDigest, PostRef, StoredDigest};
+pub use digests::{Adoption, Announced, NewDigest, PostRef, Record, StoredDigest};
 pub use ledger::{Counts, Outcome, Pending};
 pub use migrations::SCHEMA_VERSION;
 pub use subscribers::{

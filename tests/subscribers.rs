@@ -84,3 +84,31 @@ fn forget_erases_the_reader_and_their_deliveries_and_imports_skip_them() {
         "{out:?}"
     );
 }
+
+#[test]
+fn erasure_and_imports_wait_for_a_running_send_instead_of_failing() {
+    let server = common::smtp::SmtpServer::start(&["--delay", "0.002"]);
+    let site = Site::with_mail()
+        .smtp(server.config("connections = 4"))
+        .subscribers(&addresses(1500))
+        .create();
+    let mut send = site.newsletter(["send", "--now", NOW]);
+    send.env("NEWSLETTER_SECRET", common::server::SECRET)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut sending = send.spawn().unwrap();
+    server.wait_for(20, std::time::Duration::from_secs(30));
+    let mut done = 0;
+    for i in 0..15 {
+        let gone = &addresses(1500)[1400 + i];
+        cli(&site, &["subscribers", "remove", "--forget", gone]).success();
+        site.write("one.csv", format!("email\nlate{i}@example.org\n"));
+        cli(&site, &["subscribers", "import", "one.csv"]).success();
+        done += 1;
+        if sending.try_wait().unwrap().is_some() {
+            break;
+        }
+    }
+    assert!(sending.wait().unwrap().success());
+    assert!(done >= 3, "the send ended before the test could race it ({done})");
+}

@@ -210,11 +210,18 @@ impl Store {
         &mut self,
         body: impl FnOnce(&Transaction<'_>) -> Result<T, rusqlite::Error>,
     ) -> Result<T, StoreError> {
-        let result = self.conn.transaction().and_then(|tx| {
-            let value = body(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        });
+        // IMMEDIATE: the write lock is taken at BEGIN, where the busy
+        // timeout applies; a deferred transaction that reads first and then
+        // must upgrade to write fails at once ("database is locked") when
+        // another process writes meanwhile.
+        let result = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .and_then(|tx| {
+                let value = body(&tx)?;
+                tx.commit()?;
+                Ok(value)
+            });
         result.map_err(|source| StoreError::Sqlite {
             path: self.path.clone(),
             source,

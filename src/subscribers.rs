@@ -593,6 +593,16 @@ mod tests {
         let report = import_text(&mut store, "list.csv", "email\nANN@x.org\nbob@x.org\n");
         assert_eq!((report.added, report.forgotten), (1, 1), "{report:?}");
         assert!(store.subscriber("ann@x.org").unwrap().is_none());
+
+        // Added back by hand: an import then treats the row as any other.
+        add(&store, "Ann@x.org", "", now()).unwrap();
+        let report = import_text(
+            &mut store,
+            "cleaned_members_export_1.csv",
+            "Email Address\nann@x.org\n",
+        );
+        assert_eq!((report.suppressed, report.forgotten), (1, 0), "{report:?}");
+        assert_eq!(status_of(&store, "ann@x.org"), Status::Bounced);
     }
 
     #[test]

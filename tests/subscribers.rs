@@ -110,5 +110,8 @@ fn erasure_and_imports_wait_for_a_running_send_instead_of_failing() {
         }
     }
     assert!(sending.wait().unwrap().success());
-    assert!(done >= 3, "the send ended before the test could race it ({done})");
+    assert!(
+        done >= 3,
+        "the send ended before the test could race it ({done})"
+    );
 }

@@ -163,7 +163,20 @@ impl Store {
         status: Status,
         now: DateTime<Utc>,
     ) -> Result<Added, StoreError> {
-        add_subscriber(&self.conn, email, name, status, now).map_err(|e| self.error(e))
+        let added =
+            add_subscriber(&self.conn, email, name, status, now).map_err(|e| self.error(e))?;
+        if matches!(added, Added::New(_)) {
+            // Added back by hand or by the person's own sign-up: no longer
+            // kept out of imports.
+            let salt = self.forget_salt()?;
+            self.conn
+                .execute(
+                    "DELETE FROM forgotten WHERE hash = ?1",
+                    [forget_hash(&salt, email)],
+                )
+                .map_err(|e| self.error(e))?;
+        }
+        Ok(added)
     }
 
     /// Adds many addresses in one transaction: all or nothing.
@@ -219,14 +232,6 @@ impl Store {
         self.transaction(|tx| {
             let mut done = Vec::with_capacity(rows.len());
             for row in rows {
-                let forgotten: Option<i64> = tx
-                    .prepare_cached("SELECT 1 FROM forgotten WHERE hash = ?1")?
-                    .query_row([forget_hash(&salt, &row.email)], |r| r.get(0))
-                    .optional()?;
-                if forgotten.is_some() {
-                    done.push(Imported::Forgotten);
-                    continue;
-                }
                 if let Some(existing) = find(tx, &row.email)? {
                     let suppress = matches!(row.status, Status::Unsubscribed | Status::Bounced)
                         && matches!(existing.status, Status::Active | Status::Pending);
@@ -243,6 +248,15 @@ impl Store {
                     } else {
                         done.push(Imported::Exists);
                     }
+                    continue;
+                }
+                // Erased, and not added back since: not imported.
+                let forgotten: Option<i64> = tx
+                    .prepare_cached("SELECT 1 FROM forgotten WHERE hash = ?1")?
+                    .query_row([forget_hash(&salt, &row.email)], |r| r.get(0))
+                    .optional()?;
+                if forgotten.is_some() {
+                    done.push(Imported::Forgotten);
                     continue;
                 }
                 let key = match &row.key {

@@ -619,3 +619,79 @@ fn dry_run_of_an_unfinished_digest_lists_only_who_is_still_pending() {
     assert!(dry.stdout.contains(&readers[2]), "{dry}");
     assert!(!dry.stdout.contains(&readers[0]), "{dry}");
 }
+
+#[test]
+fn trial_files_are_named_so_and_a_pickup_folder_refuses_them() {
+    let site = mail_site()
+        .outbox_trial()
+        .subscribers(&addresses(2))
+        .create();
+    send(&site).success();
+    let outbox = site.path("outbox");
+    let names = |dir: &std::path::Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let trials = names(&outbox);
+    assert_eq!(trials.len(), 2);
+    assert!(
+        trials
+            .iter()
+            .all(|n| n.starts_with("trial-") && n.ends_with(".eml")),
+        "{trials:?}"
+    );
+
+    // Made a pickup folder with the trials still there: refused, nothing recorded.
+    site.replace_in_config("[email]\n", "[email]\noutbox_mode = \"deliver\"\n");
+    let refused = send(&site).exit_code(1);
+    assert!(
+        refused.stderr.contains("2 trial message(s)") && refused.stderr.contains("trial-"),
+        "{refused}"
+    );
+    for name in &trials {
+        std::fs::remove_file(outbox.join(name)).unwrap();
+    }
+    let out = send(&site).success();
+    assert!(out.stdout.contains("2 sent"), "{out}");
+    let delivered = names(&outbox);
+    assert_eq!(
+        delivered.len(),
+        2,
+        "whole files only, no temporary one left: {delivered:?}"
+    );
+    assert!(
+        delivered
+            .iter()
+            .all(|n| !n.starts_with('.') && !n.starts_with("trial-"))
+    );
+}
+
+#[test]
+fn a_trial_after_everyone_pending_left_shows_the_next_digest() {
+    let readers = addresses(2);
+    let server = SmtpServer::start(&["--tempfail", &readers[1], "--tempfail-times", "1000"]);
+    let site = mail_site()
+        .smtp(server.config(""))
+        .subscribers(&readers)
+        .create();
+    send(&site).exit_code(1);
+    // The SMTP section goes; a new post; the one still pending leaves.
+    let config = site.read_text("config.toml");
+    let without = &config[..config.find("[smtp]").unwrap()];
+    site.write("config.toml", without);
+    site.write(
+        "content/2026-11-24-later.md",
+        "---\ntitle: A later post\ncreated_at: 2026-11-24\n---\nLater.\n",
+    );
+    run(&mut site.newsletter(["subscribers", "remove", &readers[1]])).success();
+    let trial = send(&site).success();
+    assert!(
+        trial.stdout.contains("the next digest") && trial.stdout.contains("A later post"),
+        "{trial}"
+    );
+    assert_eq!(count_eml(&site.path("outbox")), 1);
+}

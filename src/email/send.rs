@@ -92,6 +92,20 @@ pub fn send_locked(
     progress: &dyn Progress,
     _lock: &SendLock,
 ) -> Result<SendReport> {
+    if config.smtp.is_none() {
+        // A pickup folder: what another program finds there, it sends.
+        let trials = transport::Outbox::trials_left(&config.email.outbox);
+        if let Some(first) = trials.first() {
+            bail!(
+                "{} holds {} trial message(s) written before email.outbox_mode = \"deliver\" was set \
+                 (e.g. {}): delete them, or the program that sends from the outbox would mail them; \
+                 nothing was sent",
+                config.email.outbox.display(),
+                trials.len(),
+                first.display()
+            );
+        }
+    }
     let mut store = Store::open(&config.store.path)?;
     let secret = store.secret(config.secrets.token_secret.as_deref())?;
     // Set up the transport (TLS files, the password) before a digest is made.
@@ -134,22 +148,38 @@ fn outbox_trial(config: &Config, now: DateTime<Utc>) -> Result<SendReport> {
     };
     // The links in the trial mail work: the secret is the one real mail will use.
     let secret = store.secret(config.secrets.token_secret.as_deref())?;
-    let (digest, id, trial) = match digest_to_try(config, Some(&store), now)? {
+    let (mut digest, mut id, trial) = match digest_to_try(config, Some(&store), now)? {
         Some((_, _, Trial::Latest)) | None => return Ok(SendReport::NothingToSend),
         Some(found) => found,
     };
-    let unfinished = trial == Trial::Unfinished;
+    let mut unfinished = trial == Trial::Unfinished;
     let mut recipients = Vec::new();
     store.for_each_subscriber(Some(Status::Active), |s| recipients.push(s))?;
-    if unfinished {
-        let pending: std::collections::HashSet<String> =
-            store.pending_recipients(id)?.into_iter().collect();
-        recipients.retain(|s| pending.contains(&s.email));
-    }
     if recipients.is_empty() {
         return Ok(SendReport::NoSubscribers);
     }
-    let outbox = transport::Outbox::create(config.email.outbox.clone())?;
+    if unfinished {
+        let pending: std::collections::HashSet<String> =
+            store.pending_recipients(id)?.into_iter().collect();
+        let still: Vec<_> = recipients
+            .iter()
+            .filter(|s| pending.contains(&s.email))
+            .cloned()
+            .collect();
+        if still.is_empty() {
+            // Everyone it was pending for has left: a real send would
+            // finish it at once and go on to the next one.
+            unfinished = false;
+            id = store.next_digest_id()?;
+            digest = match next_digest(config, Some(&store), id, now)? {
+                Some(next) => next.rendered,
+                None => return Ok(SendReport::NothingToSend),
+            };
+        } else {
+            recipients = still;
+        }
+    }
+    let outbox = transport::Outbox::create(config.email.outbox.clone(), true)?;
     let composer = Composer::new(config, &digest, id, &secret, Stamp::Trial)?;
     let mut session = transport::Transport::session(&outbox);
     for subscriber in &recipients {

@@ -8,8 +8,8 @@
 //! [`smtp`]) and must tell a refused login, a refused recipient, a dropped
 //! connection and a full disk apart, which lettre's trait (one error type,
 //! and its `StubTransport` that answers only "ok" or one fixed error) cannot
-//! say. The outbox itself is lettre's `FileTransport`, used through
-//! lettre's trait; tests script a stub of their own (`stub`).
+//! say. The outbox writes its files itself (see [`Outbox`]); tests script
+//! a stub of their own (`stub`).
 
 pub mod smtp;
 #[cfg(test)]
@@ -18,7 +18,7 @@ pub mod stub;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use lettre::{FileTransport, Message};
+use lettre::Message;
 
 use crate::config::Config;
 
@@ -65,7 +65,10 @@ pub fn open(config: &Config) -> Result<Box<dyn Transport>> {
     let password = config.secrets.smtp_password.as_deref();
     match &config.smtp {
         Some(settings) => Ok(Box::new(smtp::Client::new(settings, password)?)),
-        None => Ok(Box::new(Outbox::create(config.email.outbox.clone())?)),
+        None => Ok(Box::new(Outbox::create(
+            config.email.outbox.clone(),
+            false,
+        )?)),
     }
 }
 
@@ -95,21 +98,66 @@ impl OneOff {
 
 /// The outbox: each message as an `.eml` file in a folder, for a site with
 /// no SMTP server configured. The messages carry working unsubscribe links,
-/// so the folder is made 0700 and each file 0600, whatever the umask.
+/// so the folder is made 0700 and each file 0600, whatever the umask. With
+/// `email.outbox_mode = "deliver"` the folder is a pickup folder another
+/// program sends from, so a file appears whole or not at all: it is written
+/// under a hidden name, flushed to disk and renamed (lettre's
+/// `FileTransport` writes in place, where a reader may find it half done).
 pub struct Outbox {
-    transport: FileTransport,
     dir: PathBuf,
+    /// Names files `trial-….eml`: a trial's, which a pickup folder must
+    /// never hold (see [`Outbox::trials_left`]).
+    trial: bool,
 }
 
 impl Outbox {
-    /// The outbox in `dir`, created if missing.
-    pub fn create(dir: PathBuf) -> Result<Outbox> {
+    /// The outbox in `dir`, created if missing; `trial` for `send` without
+    /// a way to deliver.
+    pub fn create(dir: PathBuf, trial: bool) -> Result<Outbox> {
         crate::atomic::create_private_dir(&dir)
             .with_context(|| format!("cannot create the outbox {}", dir.display()))?;
-        Ok(Outbox {
-            transport: FileTransport::new(&dir),
-            dir,
-        })
+        Ok(Outbox { dir, trial })
+    }
+
+    /// The trials' files in `dir`, which must go before it is used as a
+    /// pickup folder: another program would send them.
+    pub fn trials_left(dir: &std::path::Path) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("trial-") && n.ends_with(".eml"))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    fn write(&self, message: &Message) -> std::io::Result<PathBuf> {
+        use std::io::Write;
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id).expect("the OS has a random source");
+        let prefix = if self.trial { "trial-" } else { "" };
+        let name = format!("{prefix}{}.eml", hex::encode(id));
+        let staging = self.dir.join(format!(".{name}.tmp"));
+        let file = self.dir.join(&name);
+        let written = (|| {
+            let mut out = crate::atomic::private_options()
+                .truncate(true)
+                .open(&staging)?;
+            out.write_all(&message.formatted())?;
+            out.sync_all()?;
+            std::fs::rename(&staging, &file)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&staging);
+        }
+        written.map(|()| file)
     }
 }
 
@@ -121,17 +169,8 @@ impl Transport for Outbox {
 
 impl Session for &Outbox {
     fn send(&mut self, message: &Message) -> Attempt {
-        match lettre::Transport::send(&self.transport, message) {
-            Ok(id) => {
-                let file = self.dir.join(format!("{id}.eml"));
-                if let Err(e) = crate::atomic::make_private(&file) {
-                    return Attempt::Fatal(
-                        anyhow::Error::new(e)
-                            .context(format!("cannot make {} private", file.display())),
-                    );
-                }
-                Attempt::Sent(format!("written to {}", file.display()))
-            }
+        match self.write(message) {
+            Ok(file) => Attempt::Sent(format!("written to {}", file.display())),
             Err(e) => Attempt::Fatal(
                 anyhow::Error::new(e)
                     .context(format!("cannot write to the outbox {}", self.dir.display())),

@@ -366,9 +366,19 @@ fn run_init(dir: &std::path::Path, templates: bool, now: DateTime<Utc>) -> Resul
     for file in &made.files {
         println!("wrote {}", made.dir.join(file).display());
     }
+    if made.kept_content {
+        println!(
+            "{} holds posts already: no example post was added to them",
+            made.dir.join("content").display()
+        );
+    }
     let config = made.dir.join("config.toml");
-    let config = config.to_string_lossy();
-    let quoted = shlex::try_quote(&config).unwrap_or(std::borrow::Cow::Borrowed(&config));
+    // A path that starts with `-` would read as an option.
+    let config = match config.to_string_lossy() {
+        path if path.starts_with('-') => format!("./{path}"),
+        path => path.into_owned(),
+    };
+    let quoted = shlex::try_quote(&config).unwrap_or(std::borrow::Cow::Borrowed(config.as_str()));
     println!(
         "next: set site.base_url in {config}, then run `newsletter --config {quoted} build` (the feeds) and `preview` (the next digest); README.md, \"Start your own site\", goes on from there"
     );

@@ -160,11 +160,17 @@ fn walkdir(dir: &std::path::Path) -> Vec<String> {
 }
 
 #[test]
-fn a_site_in_a_folder_with_a_space_gets_a_next_step_a_shell_runs() {
+fn a_site_in_a_folder_with_a_space_or_a_dash_gets_a_next_step_a_shell_runs() {
+    for folder in ["my blog", "-x"] {
+        next_step_runs(folder);
+    }
+}
+
+fn next_step_runs(folder: &str) {
     let place = Site::empty();
     let made = run(&mut newsletter(
         place.root(),
-        ["init", "my blog", "--now", NOW],
+        ["init", "--now", NOW, "--", folder],
     ))
     .success();
     let next = made
@@ -188,7 +194,22 @@ fn a_site_in_a_folder_with_a_space_gets_a_next_step_a_shell_runs() {
         "{command}: {}",
         String::from_utf8_lossy(&shell.stderr)
     );
-    assert!(place.path("my blog/public/atom.xml").exists());
+    assert!(place.path(&format!("{folder}/public/atom.xml")).exists());
+}
+
+#[test]
+fn init_beside_posts_of_another_generator_adds_no_example_post() {
+    let place = Site::empty();
+    place.write("hugo.toml", "baseURL = 'https://example.org/'\n");
+    place.write(
+        "content/posts/real.md",
+        "---\ntitle: A real post\ndate: 2026-11-20\n---\nReal.\n",
+    );
+    let made = run(&mut newsletter(place.root(), ["init", "--now", NOW])).success();
+    assert!(made.stdout.contains("no example post"), "{made:?}");
+    let mut files = walkdir(place.root());
+    files.sort();
+    assert_eq!(files, ["config.toml", "content/posts/real.md", "hugo.toml"]);
 }
 
 #[test]

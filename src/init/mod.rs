@@ -20,6 +20,23 @@ const WELCOME: &str = include_str!("welcome.md");
 pub struct Initialized {
     pub dir: PathBuf,
     pub files: Vec<String>,
+    /// `content/` held posts already (a site of another generator): no
+    /// example post was added to them.
+    pub kept_content: bool,
+}
+
+/// True when `dir` holds a Markdown file anywhere below it.
+fn has_posts(dir: &Path) -> bool {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .any(|e| {
+            e.file_type().is_file()
+                && matches!(
+                    e.path().extension().and_then(|x| x.to_str()),
+                    Some("md" | "markdown")
+                )
+        })
 }
 
 /// Writes a new site into `dir` (created if missing): `config.toml`, the
@@ -34,13 +51,15 @@ pub fn init(dir: &Path, templates: bool, now: DateTime<Utc>) -> Result<Initializ
         );
     }
     let date = now.format("%Y-%m-%d").to_string();
-    let mut files: Vec<(String, String)> = vec![
-        ("config.toml".into(), CONFIG.to_string()),
-        (
+    let mut files: Vec<(String, String)> = vec![("config.toml".into(), CONFIG.to_string())];
+    // An example post among real ones would be the first digest's news.
+    let kept_content = has_posts(&dir.join("content"));
+    if !kept_content {
+        files.push((
             format!("content/{date}-welcome.md"),
             WELCOME.replace("DATE", &date),
-        ),
-    ];
+        ));
+    }
     if templates {
         files.extend(
             BUILT_IN
@@ -90,6 +109,7 @@ pub fn init(dir: &Path, templates: bool, now: DateTime<Utc>) -> Result<Initializ
     Ok(Initialized {
         dir: dir.to_path_buf(),
         files: files.into_iter().map(|(name, _)| name).collect(),
+        kept_content,
     })
 }
 

@@ -343,19 +343,7 @@ fn parse_text(
     let pattern = &config.content.permalink;
     let permalink = match &fm.permalink {
         Some((own, line)) => {
-            if own.contains("://") || own.starts_with("//") || own.contains(['?', '#']) {
-                return Err(LineError::new(
-                    *line,
-                    format!(
-                        "`{own}` must be a path on this site, like /about/ (the site's address comes from site.base_url)"
-                    ),
-                ));
-            }
-            let own = if own.starts_with('/') {
-                own.clone()
-            } else {
-                format!("/{own}")
-            };
+            let own = own_permalink(own, config).map_err(|e| LineError::new(*line, e))?;
             expand_permalink(&own, &url_date, &parts)
         }
         None => expand_permalink(pattern, &url_date, &parts),
@@ -433,6 +421,51 @@ fn encode_slug(slug: &str) -> String {
     utf8_percent_encode(slug.trim(), SEGMENT).to_string()
 }
 
+/// A post's own `permalink` (`url`, `path`) as a site path: each segment
+/// percent-encoded as a slug is (what was written encoded is decoded
+/// first, so both spellings give one path); refused when it could not be
+/// a page of this site.
+fn own_permalink(own: &str, config: &Config) -> Result<String, String> {
+    let advice =
+        "write a path on this site, like /about/ (the site's address comes from site.base_url)";
+    if own.contains("://") || own.starts_with("//") || own.contains(['?', '#']) {
+        return Err(format!("`{own}` must be a path on this site: {advice}"));
+    }
+    if own.chars().any(|c| c.is_control() || c == '\\') {
+        return Err(format!(
+            "`{}` holds a backslash or a control character: {advice}",
+            own.escape_debug()
+        ));
+    }
+    let decoded = percent_encoding::percent_decode_str(own).decode_utf8_lossy();
+    let segments: Vec<&str> = decoded.split('/').filter(|s| !s.is_empty()).collect();
+    if segments.iter().any(|s| matches!(*s, "." | "..")) {
+        return Err(format!("`{own}` has a `.` or `..` segment: {advice}"));
+    }
+    let mut path = String::from("/");
+    path.push_str(
+        &segments
+            .iter()
+            .map(|s| encode_slug(s))
+            .collect::<Vec<_>>()
+            .join("/"),
+    );
+    if own.ends_with('/') && path.len() > 1 {
+        path.push('/');
+    }
+    let feeds = &config.feeds;
+    let taken = path == "/"
+        || [&feeds.atom, &feeds.rss, &feeds.json]
+            .iter()
+            .any(|f| path == format!("/{}", f.trim_start_matches('/')));
+    if taken {
+        return Err(format!(
+            "`{own}` is the site's home page or one of its feeds, not a post's own page: {advice}"
+        ));
+    }
+    Ok(path)
+}
+
 /// What a permalink's placeholders stand for, besides the date.
 struct UrlParts<'a> {
     slug: &'a str,
@@ -508,10 +541,14 @@ fn urlize(title: &str) -> String {
 }
 
 fn duplicate_permalinks(posts: &[Post]) -> Vec<Problem> {
-    let mut seen: HashMap<&str, &Post> = HashMap::new();
+    let mut seen: HashMap<String, &Post> = HashMap::new();
     let mut problems = Vec::new();
     for post in posts {
-        if let Some(first) = seen.insert(&post.permalink, post) {
+        // `/é/` and `/%C3%A9/` are one URL.
+        let url = percent_encoding::percent_decode_str(&post.permalink)
+            .decode_utf8_lossy()
+            .into_owned();
+        if let Some(first) = seen.insert(url, post) {
             let (a, b) = if first.path < post.path {
                 (first, post)
             } else {
@@ -657,6 +694,27 @@ mod tests {
             "{}",
             err.message
         );
+        // Encoded as a slug is, either spelling one path.
+        assert_eq!(
+            own("permalink", "\"/a b/é/\"").unwrap().permalink,
+            "/a%20b/%C3%A9/"
+        );
+        assert_eq!(
+            own("permalink", "/a%20b/%C3%A9/").unwrap().permalink,
+            "/a%20b/%C3%A9/"
+        );
+        for bad in [
+            "/../../etc/x/",
+            "/a/./b/",
+            "'\\\\evil\\x'",
+            "\"/x\\u0001y/\"",
+            "/",
+            "/atom.xml",
+            "feed.json",
+        ] {
+            let err = own("permalink", bad).unwrap_err();
+            assert_eq!(err.line, 4, "{bad}");
+        }
     }
 
     #[test]

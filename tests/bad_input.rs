@@ -358,3 +358,20 @@ fn every_number_and_duration_out_of_range_is_named_at_load() {
         );
     }
 }
+
+#[test]
+fn a_base_url_host_that_cannot_name_mail_is_refused() {
+    for (base, key) in [
+        ("https://a\\\"b.org", "site.base_url"),
+        ("https://a,b;c.org", "site.base_url"),
+        ("https://[::1]/", "email.from"),
+    ] {
+        let site = Site::fixture("blog");
+        site.write(
+            "config.toml",
+            GOOD_CONFIG.replace("https://blog.example.org", base),
+        );
+        let out = run(&mut site.newsletter(["check"])).exit_code(1);
+        assert!(out.stderr.contains(&format!("`{key}`")), "{base}: {out}");
+    }
+}

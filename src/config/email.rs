@@ -69,6 +69,14 @@ pub(super) fn check(raw: RawEmail, site: &Site, source: &Source) -> Result<Email
     };
     let from = match &raw.from {
         Some(text) => mailbox("email.from", text)?,
+        None if site.base_url.domain().is_none() => {
+            return Err(source.invalid(
+                "email.from",
+                "is missing and cannot be made from site.base_url, whose host is an IP address: \
+                 set it, like \"Blog <blog@example.org>\""
+                    .into(),
+            ));
+        }
         None => Mailbox::new(
             Some(site.title.clone()),
             format!("newsletter@{}", site.host()).parse().map_err(|e| {

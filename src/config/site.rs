@@ -90,6 +90,18 @@ pub(super) fn check(raw: RawSite, source: &Source) -> Result<Site, ConfigError> 
             "must not carry a user name or password: every feed would publish them".into(),
         ));
     }
+    // The host goes into ids, Message-IDs and List-Id: a DNS name (letters,
+    // digits, `-`, `.`; IDNA already turned into them) or an IP address.
+    if let Some(url::Host::Domain(host)) = base_url.host()
+        && !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return Err(source.invalid(
+            "site.base_url",
+            format!("= {base:?}: the host {host:?} is not a domain name (letters, digits, - and .)"),
+        ));
+    }
     let trimmed = base_url.path().trim_end_matches('/').to_string();
     base_url.set_path(&trimmed);
     base_url.set_query(None);

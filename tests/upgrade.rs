@@ -249,3 +249,58 @@ fn a_new_post_at_an_old_file_name_is_new_and_a_renamed_post_is_not() {
     std::fs::rename(site.path("content/tmp.md"), site.path("content/a.md")).unwrap();
     assert!(send(&site).success().stdout.contains("nothing to send"));
 }
+
+#[test]
+fn a_store_with_a_generated_secret_moves_with_hex_secret() {
+    use common::server;
+
+    // A store whose secret it made itself (no NEWSLETTER_SECRET).
+    let site = Site::with_mail().subscribers(&["ann@example.org"]).create();
+    run(&mut site.newsletter(["send", "--now", NOW])).success();
+    let mail = std::fs::read_dir(site.path("outbox"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = common::smtp::mail_file(&mail)
+        .part("text/plain")
+        .to_string();
+    let link = text
+        .split_whitespace()
+        .find(|w| w.contains("/unsubscribe/"))
+        .unwrap()
+        .to_string();
+    let token = link.rsplit_once('/').unwrap().1.to_string();
+    let secret = sql(
+        &site.path("newsletter.db"),
+        "import sqlite3, sys\nprint(sqlite3.connect(sys.argv[1]).execute(\"SELECT value FROM settings WHERE key = 'secret'\").fetchone()[0])",
+    );
+
+    // Moved: export, import elsewhere, the secret given as hex:.
+    let export = run(&mut site.newsletter(["subscribers", "export"])).success();
+    let moved = Site::with_mail().create();
+    moved.write("old.csv", &export.stdout);
+    let hex = format!("hex:{}", secret.trim());
+    run(moved
+        .newsletter(["subscribers", "import", "old.csv"])
+        .env("NEWSLETTER_SECRET", &hex))
+    .success();
+    let port = server::free_port();
+    let running = server::Server::start(
+        &moved,
+        port,
+        &["--now", NOW],
+        &[("NEWSLETTER_SECRET", &hex)],
+    );
+    let answer = server::client()
+        .post(running.url(&format!("/unsubscribe/{token}")))
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        server::statuses(&moved),
+        [("ann@example.org".to_string(), "unsubscribed".to_string())]
+    );
+}

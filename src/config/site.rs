@@ -99,7 +99,9 @@ pub(super) fn check(raw: RawSite, source: &Source) -> Result<Site, ConfigError> 
     {
         return Err(source.invalid(
             "site.base_url",
-            format!("= {base:?}: the host {host:?} is not a domain name (letters, digits, - and .)"),
+            format!(
+                "= {base:?}: the host {host:?} is not a domain name (letters, digits, - and .)"
+            ),
         ));
     }
     let trimmed = base_url.path().trim_end_matches('/').to_string();

@@ -45,7 +45,7 @@ pub enum StoreError {
         source: std::io::Error,
     },
     #[error(
-        "NEWSLETTER_SECRET is shorter than {MIN_SECRET_BYTES} bytes: use a long random value, e.g. the output of `openssl rand -hex 32`"
+        "NEWSLETTER_SECRET is shorter than {MIN_SECRET_BYTES} bytes (or `hex:` with no even number of hex digits after it): use a long random value, e.g. the output of `openssl rand -hex 32`"
     )]
     WeakSecret,
     #[error(
@@ -133,12 +133,22 @@ pub fn is_public_address(canonical: &str) -> bool {
 
 /// `NEWSLETTER_SECRET` (`from_env`) as the token secret, when it is set:
 /// refused if it is shorter than [`MIN_SECRET_BYTES`].
+///
+/// `hex:` followed by hex digits gives the secret as bytes: the form a
+/// store keeps its generated secret in (`settings.secret`), so the links
+/// of a store can be kept working elsewhere (see README, "Moving a store").
 pub fn env_secret(from_env: Option<&str>) -> Result<Option<Vec<u8>>, StoreError> {
-    match from_env.filter(|s| !s.is_empty()) {
-        Some(secret) if secret.len() < MIN_SECRET_BYTES => Err(StoreError::WeakSecret),
-        Some(secret) => Ok(Some(secret.as_bytes().to_vec())),
-        None => Ok(None),
+    let Some(text) = from_env.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let secret = match text.strip_prefix("hex:") {
+        Some(digits) => hex::decode(digits.trim()).map_err(|_| StoreError::WeakSecret)?,
+        None => text.as_bytes().to_vec(),
+    };
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(StoreError::WeakSecret);
     }
+    Ok(Some(secret))
 }
 
 impl Store {

@@ -500,6 +500,9 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
                     for problem in &report.problems {
                         eprintln!("{problem}");
                     }
+                    for warning in &report.warnings {
+                        eprintln!("warning: {warning}");
+                    }
                     println!("read {} as {}", file.display(), report.format);
                     println!(
                         "imported {} new, {} already there, {} now unsubscribed or bounced as the file says, {} erased earlier (not imported), {} rows skipped",

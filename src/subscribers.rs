@@ -131,6 +131,8 @@ pub struct ImportReport {
     pub forgotten: usize,
     /// `path:line: what is wrong` for each row not imported.
     pub problems: Vec<String>,
+    /// `path:line: …` for rows imported with a change the user should know.
+    pub warnings: Vec<String>,
 }
 
 /// The kinds of file `import` reads, told apart by their header line.
@@ -271,6 +273,7 @@ pub fn import(store: &mut Store, path: &Path, now: DateTime<Utc>) -> Result<Impo
     };
 
     let mut rows: Vec<ImportRow> = Vec::new();
+    let mut lines: Vec<u64> = Vec::new();
     let mut seen = std::collections::HashMap::new();
     for record in reader.records() {
         let record = match record {
@@ -328,6 +331,7 @@ pub fn import(store: &mut Store, path: &Path, now: DateTime<Utc>) -> Result<Impo
             .filter_map(|&i| cell(Some(i)))
             .filter(|n| !n.is_empty())
             .collect();
+        lines.push(line);
         rows.push(ImportRow {
             email,
             name: clean_name(&name.join(" ")),
@@ -336,9 +340,28 @@ pub fn import(store: &mut Store, path: &Path, now: DateTime<Utc>) -> Result<Impo
             created_at: cell(columns.created_at).and_then(parse_created),
         });
     }
-    for outcome in store.import_subscribers(&rows, now)? {
+    for ((outcome, row), line) in store
+        .import_subscribers(&rows, now)?
+        .into_iter()
+        .zip(&rows)
+        .zip(&lines)
+    {
         match outcome {
             Imported::New => report.added += 1,
+            Imported::NewWithNewKey => {
+                report.added += 1;
+                report.warnings.push(format!(
+                    "{}:{line}: {} was given a new key: the file's {:?} is {} here, so links mailed with it do not unsubscribe this reader",
+                    path.display(),
+                    row.email,
+                    row.key.as_deref().unwrap_or(""),
+                    if row.key.as_deref().is_some_and(crate::store::is_key) {
+                        "another subscriber's"
+                    } else {
+                        "not a key (1 to 64 lowercase hex digits)"
+                    }
+                ));
+            }
             Imported::Exists => report.existing += 1,
             Imported::Suppressed(_) => report.suppressed += 1,
             Imported::Forgotten => report.forgotten += 1,
@@ -508,6 +531,25 @@ mod tests {
             first.lines().skip(1).collect::<Vec<_>>()
         );
         // The key, not the row id, names Ann in the new store.
+        // A key taken or malformed: imported under a new one, and said so.
+        let report = import_text(
+            &mut other,
+            "more.csv",
+            &format!(
+                "email,key\ne@x.org,{}\nf@x.org,NOT-A-KEY\n",
+                store.subscriber("a@x.org").unwrap().unwrap().key
+            ),
+        );
+        assert_eq!(report.added, 2);
+        assert_eq!(report.warnings.len(), 2, "{report:?}");
+        assert!(
+            report.warnings[0].contains("more.csv:2: e@x.org")
+                && report.warnings[0].contains("another subscriber's")
+        );
+        assert!(
+            report.warnings[1].contains("more.csv:3: f@x.org")
+                && report.warnings[1].contains("not a key")
+        );
         let ann = other.subscriber("a@x.org").unwrap().unwrap();
         let old_ann = store.subscriber("a@x.org").unwrap().unwrap();
         assert_eq!(ann.key, old_ann.key);

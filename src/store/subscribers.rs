@@ -83,6 +83,9 @@ pub struct ImportRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Imported {
     New,
+    /// Added, but under a new key: the file's was malformed or taken
+    /// (links mailed with it name someone else, or no one, here).
+    NewWithNewKey,
     /// Already there, left as it was.
     Exists,
     /// Already there, and the file says it left or bounced: so it is now.
@@ -259,9 +262,10 @@ impl Store {
                     done.push(Imported::Forgotten);
                     continue;
                 }
-                let key = match &row.key {
-                    Some(key) if is_key(key) && !key_taken(tx, key)? => key.clone(),
-                    _ => new_key(),
+                let (key, kept) = match &row.key {
+                    Some(key) if is_key(key) && !key_taken(tx, key)? => (key.clone(), true),
+                    Some(_) => (new_key(), false),
+                    None => (new_key(), true),
                 };
                 let created = row.created_at.clone().unwrap_or_else(|| timestamp(now));
                 tx.prepare_cached(
@@ -276,7 +280,11 @@ impl Store {
                     timestamp(now),
                     key
                 ])?;
-                done.push(Imported::New);
+                done.push(if kept {
+                    Imported::New
+                } else {
+                    Imported::NewWithNewKey
+                });
             }
             Ok(done)
         })

@@ -164,6 +164,16 @@ struct Columns {
 impl Columns {
     fn find(headers: &csv::StringRecord, path: &Path) -> Result<Columns> {
         let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+        let addresses = headers
+            .iter()
+            .filter(|h| h.eq_ignore_ascii_case("email") || h.eq_ignore_ascii_case("Email Address"))
+            .count();
+        if addresses > 1 {
+            bail!(
+                "{}:1: {addresses} columns of addresses (`email` or `Email Address`); keep one",
+                path.display()
+            );
+        }
         if let Some(email) = column("Email Address") {
             return Ok(Columns {
                 format: Format::Mailchimp,
@@ -230,10 +240,46 @@ fn status_from_file_name(path: &Path) -> Option<Status> {
     .map(|(_, status)| status)
 }
 
-/// A `created_at` cell as the store keeps it (RFC 3339, UTC, milliseconds).
-fn parse_created(text: &str) -> Option<String> {
-    let at = DateTime::parse_from_rfc3339(text.trim()).ok()?;
-    Some(crate::store::timestamp(at.with_timezone(&Utc)))
+/// A `created_at` cell as the store keeps it (RFC 3339, UTC, milliseconds):
+/// an RFC 3339 time, or a bare date (midnight UTC); never after `now`.
+fn parse_created(text: &str, now: DateTime<Utc>) -> Result<Option<String>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let at = match DateTime::parse_from_rfc3339(text) {
+        Ok(at) => at.with_timezone(&Utc),
+        Err(_) => match chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+            Ok(day) => day.and_time(chrono::NaiveTime::MIN).and_utc(),
+            Err(_) => {
+                return Err(format!(
+                    "created_at {text:?} is not a time (write it like 2024-01-31T09:00:00Z); the import's time is used"
+                ));
+            }
+        },
+    };
+    if at > now {
+        return Err(format!(
+            "created_at {text:?} is in the future; the import's time is used"
+        ));
+    }
+    Ok(Some(crate::store::timestamp(at)))
+}
+
+/// The delimiter of a CSV file, from its header line: `,` unless the line
+/// has none and has `;` (spreadsheets in many locales) or a tab.
+fn sniff_delimiter(file: &mut impl std::io::BufRead) -> std::io::Result<u8> {
+    let head = file.fill_buf()?;
+    let line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    Ok(if line.contains(&b',') {
+        b','
+    } else if line.contains(&b';') {
+        b';'
+    } else if line.contains(&b'\t') {
+        b'\t'
+    } else {
+        b','
+    })
 }
 
 /// Imports a CSV file: ours (`subscribers export`: `email`, `name`,
@@ -247,10 +293,14 @@ fn parse_created(text: &str) -> Option<String> {
 pub fn import(store: &mut Store, path: &Path, now: DateTime<Utc>) -> Result<ImportReport> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut file = std::io::BufReader::new(file);
+    let delimiter = sniff_delimiter(&mut file)
+        .with_context(|| format!("{}:1: cannot read the header line", path.display()))?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(std::io::BufReader::new(file));
+        .delimiter(delimiter)
+        .from_reader(file);
     let headers = reader
         .headers()
         .with_context(|| format!("{}:1: cannot read the header line", path.display()))?
@@ -337,7 +387,16 @@ pub fn import(store: &mut Store, path: &Path, now: DateTime<Utc>) -> Result<Impo
             name: clean_name(&name.join(" ")),
             status,
             key: cell(columns.key).map(str::to_string),
-            created_at: cell(columns.created_at).and_then(parse_created),
+            created_at: match cell(columns.created_at).map(|t| parse_created(t, now)) {
+                Some(Ok(at)) => at,
+                Some(Err(why)) => {
+                    report
+                        .warnings
+                        .push(format!("{}:{line}: {why}", path.display()));
+                    None
+                }
+                None => None,
+            },
         });
     }
     for ((outcome, row), line) in store
@@ -615,6 +674,41 @@ mod tests {
         assert_eq!(
             store.subscriber("eve@x.org").unwrap().unwrap().created_at,
             "2023-05-06T07:08:09.000Z"
+        );
+    }
+
+    #[test]
+    fn semicolons_dates_and_doubled_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("n.db")).unwrap();
+        let report = import_text(
+            &mut store,
+            "list.csv",
+            "email;name;created_at\nann@x.org;Ann, Lee;2024-01-02\nbob@x.org;Bob;soon\ncy@x.org;Cy;2999-01-01T00:00:00Z\n",
+        );
+        assert_eq!(report.added, 3, "{report:?}");
+        assert_eq!(
+            store.subscriber("ann@x.org").unwrap().unwrap().name,
+            "Ann, Lee"
+        );
+        assert_eq!(
+            store.subscriber("ann@x.org").unwrap().unwrap().created_at,
+            "2024-01-02T00:00:00.000Z"
+        );
+        assert_eq!(report.warnings.len(), 2, "{report:?}");
+        assert!(
+            report.warnings[0].contains("list.csv:3:") && report.warnings[0].contains("not a time")
+        );
+        assert!(
+            report.warnings[1].contains("list.csv:4:") && report.warnings[1].contains("future")
+        );
+
+        let path = dir.path().join("two.csv");
+        std::fs::write(&path, "email,Email Address\na@x.org,b@x.org\n").unwrap();
+        let err = import(&mut store, &path, now()).unwrap_err().to_string();
+        assert!(
+            err.contains("two.csv:1:") && err.contains("keep one"),
+            "{err}"
         );
     }
 

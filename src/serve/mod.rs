@@ -156,6 +156,12 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
     for warning in crate::links::link_warnings(&app.config) {
         tracing::warn!("{warning}");
     }
+    if !app.config.delivers_mail() {
+        tracing::warn!(
+            outbox = %app.config.email.outbox.display(),
+            "there is no [smtp] section: confirmation emails are written to the outbox and reach no one"
+        );
+    }
 
     let (stop, stopped) = watch::channel(false);
     let scheduler = tokio::spawn(scheduler::run(app.clone(), stopped.clone(), first, changes));

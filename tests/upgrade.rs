@@ -304,3 +304,66 @@ fn a_store_with_a_generated_secret_moves_with_hex_secret() {
         [("ann@example.org".to_string(), "unsubscribed".to_string())]
     );
 }
+
+#[test]
+fn one_mailbox_typed_several_ways_becomes_one_row_and_gets_one_message() {
+    use common::server;
+
+    // A 0.2 store: three spellings of one mailbox (one of them left), two
+    // of another, a digest pending for all of them.
+    let site = Site::with_mail().create();
+    let db = site.path("newsletter.db");
+    let schema = common::manifest_dir().join("tests/fixtures/store-v2.sql");
+    sql(
+        &db,
+        &format!(
+            "import sqlite3, sys, pathlib\n\
+             db = sqlite3.connect(sys.argv[1])\n\
+             db.executescript(pathlib.Path({:?}).read_text())\n\
+             rows = [(1, '\"victim\"@example.org', 'active'), (2, 'victim@EXAMPLE.org', 'unsubscribed'),\n\
+             \x20       (3, '\"\\\\victim\"@example.org', 'active'), (4, '\"bob\"@example.org', 'active'),\n\
+             \x20       (5, 'bob@example.org', 'active')]\n\
+             for i, email, status in rows:\n\
+             \x20   db.execute('INSERT INTO subscribers VALUES (?, ?, \"\", ?, \"2026-01-01T00:00:00.000Z\", \"2026-01-01T00:00:00.000Z\")', (i, email, status))\n\
+             db.execute(\"INSERT INTO digests VALUES (1, '2026-11-20T00:00:00Z', 'Old news', '<p>Old</p>', 'Old')\")\n\
+             for i in (1, 3, 4, 5):\n\
+             \x20   db.execute(\"INSERT INTO deliveries VALUES (1, ?, 'pending', 0, '', '2026-11-20T00:00:00Z')\", (i,))\n\
+             db.execute(\"INSERT INTO deliveries VALUES (1, 2, 'sent', 1, '250 ok', '2026-11-20T00:00:00Z')\")\n\
+             db.execute('PRAGMA user_version = 2')\n\
+             db.commit()\n",
+            schema.display().to_string()
+        ),
+    );
+    let statuses = server::statuses(&site);
+    assert_eq!(
+        statuses,
+        [
+            ("victim@example.org".to_string(), "unsubscribed".to_string()),
+            ("bob@example.org".to_string(), "active".to_string()),
+        ],
+        "merged, the unsubscribe winning"
+    );
+
+    // The unfinished digest reaches each mailbox once at most: victim's
+    // went out already (as row 2), bob's two pending became one.
+    let out = run(site
+        .newsletter(["send", "--now", NOW])
+        .env("NEWSLETTER_SECRET", server::SECRET))
+    .success();
+    assert!(out.stdout.contains("digest 1"), "{out:?}");
+    assert_eq!(common::smtp::count_eml(&site.path("outbox")), 1);
+
+    // A link mailed to row 4 (one of bob's spellings) still unsubscribes bob.
+    let port = server::free_port();
+    let running = server::start(&site, port);
+    let answer = server::client()
+        .post(running.url(&format!("/unsubscribe/{}", legacy_token(4))))
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        server::statuses(&site)[1],
+        ("bob@example.org".to_string(), "unsubscribed".to_string())
+    );
+}

@@ -8,7 +8,7 @@
 use super::{Store, StoreError};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 // Sized by SCHEMA_VERSION so that a migration added without bumping the
 // version (which would make the next `open` refuse the store as too new)
@@ -104,7 +104,95 @@ CREATE TABLE signup_names (
     r#"
 ALTER TABLE announced ADD COLUMN published TEXT;
 "#,
+    // One mailbox, one row: addresses are kept in one form from now on
+    // (`super::normalize_email`); rows that are one mailbox typed several
+    // ways are merged by `merge_spellings`, run with this step. The keys
+    // of merged rows stay as aliases, so links mailed to them still work.
+    r#"
+CREATE TABLE subscriber_aliases (
+    key TEXT PRIMARY KEY,
+    subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE
+) WITHOUT ROWID;
+"#,
 ];
+
+/// The step whose SQL is followed by [`merge_spellings`].
+const MERGE_STEP: usize = 6;
+
+/// Merges the rows that are one mailbox typed several ways (`"ann"@x.org`,
+/// `ann@X.org`) into the oldest, and gives every address its one form. A
+/// suppressed status wins (unsubscribed, then bounced, over active, over
+/// pending); of two deliveries of one digest the one that went out is
+/// kept, and two pending ones become one; the other rows' keys become
+/// aliases of the kept row. An address that cannot be put in one form (no
+/// mail reaches it) is left as it is.
+fn merge_spellings(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let rows: Vec<(i64, String, String)> = tx
+        .prepare("SELECT id, email, status FROM subscribers ORDER BY id")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut groups: std::collections::BTreeMap<String, Vec<(i64, String, String)>> =
+        std::collections::BTreeMap::new();
+    for (id, email, status) in rows {
+        let Ok(canonical) = super::normalize_email(&email) else {
+            continue;
+        };
+        groups
+            .entry(canonical.to_lowercase())
+            .or_default()
+            .push((id, canonical, status));
+    }
+    let rank = |status: &str| match status {
+        "unsubscribed" => 3,
+        "bounced" => 2,
+        "active" => 1,
+        _ => 0,
+    };
+    for rows in groups.values() {
+        let (keep, canonical, _) = &rows[0];
+        let status = rows
+            .iter()
+            .map(|(_, _, s)| s.as_str())
+            .max_by_key(|s| rank(s))
+            .unwrap_or("pending");
+        for (other, _, _) in &rows[1..] {
+            // Deliveries of one digest to both: keep the one that went out.
+            tx.execute(
+                "UPDATE deliveries SET status = 'sent', reply = o.reply, updated_at = o.updated_at \
+                 FROM (SELECT digest_id, reply, updated_at FROM deliveries \
+                       WHERE subscriber_id = ?2 AND status = 'sent') AS o \
+                 WHERE deliveries.subscriber_id = ?1 AND deliveries.digest_id = o.digest_id \
+                 AND deliveries.status <> 'sent'",
+                [keep, other],
+            )?;
+            tx.execute(
+                "DELETE FROM deliveries WHERE subscriber_id = ?2 AND digest_id IN \
+                 (SELECT digest_id FROM deliveries WHERE subscriber_id = ?1)",
+                [keep, other],
+            )?;
+            tx.execute(
+                "UPDATE deliveries SET subscriber_id = ?1 WHERE subscriber_id = ?2",
+                [keep, other],
+            )?;
+            tx.execute(
+                "INSERT OR IGNORE INTO subscriber_aliases (key, subscriber_id) \
+                 SELECT key, ?1 FROM subscribers WHERE id = ?2 AND key IS NOT NULL",
+                [keep, other],
+            )?;
+            tx.execute(
+                "UPDATE subscriber_aliases SET subscriber_id = ?1 WHERE subscriber_id = ?2",
+                [keep, other],
+            )?;
+            tx.execute("DELETE FROM signup_names WHERE subscriber_id = ?1", [other])?;
+            tx.execute("DELETE FROM subscribers WHERE id = ?1", [other])?;
+        }
+        tx.execute(
+            "UPDATE subscribers SET email = ?1, status = ?2 WHERE id = ?3",
+            rusqlite::params![canonical, status, keep],
+        )?;
+    }
+    Ok(())
+}
 
 impl Store {
     /// Brings the schema up to [`SCHEMA_VERSION`]; refuses a store written
@@ -123,6 +211,9 @@ impl Store {
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             self.transaction(|tx| {
                 tx.execute_batch(sql)?;
+                if i == MERGE_STEP {
+                    merge_spellings(tx)?;
+                }
                 tx.pragma_update(None, "user_version", i as i64 + 1)
             })?;
         }

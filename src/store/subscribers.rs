@@ -209,11 +209,15 @@ impl Store {
             .map_err(|e| self.error(e))
     }
 
-    /// The subscriber a link names by `key`.
+    /// The subscriber a link names by `key`: their own, or that of a row
+    /// merged into theirs (one mailbox typed two ways, see migrations).
     pub fn subscriber_by_key(&self, key: &str) -> Result<Option<Subscriber>, StoreError> {
         self.conn
             .query_row(
-                "SELECT id, email, name, status, created_at, key FROM subscribers WHERE key = ?1",
+                "SELECT id, email, name, status, created_at, key FROM subscribers WHERE key = ?1 \
+                 UNION ALL SELECT s.id, s.email, s.name, s.status, s.created_at, s.key \
+                 FROM subscriber_aliases a JOIN subscribers s ON s.id = a.subscriber_id \
+                 WHERE a.key = ?1 LIMIT 1",
                 [key],
                 subscriber_row,
             )
@@ -559,7 +563,9 @@ fn find(conn: &Connection, email: &str) -> Result<Option<Subscriber>, rusqlite::
 }
 
 fn key_taken(conn: &Connection, key: &str) -> Result<bool, rusqlite::Error> {
-    conn.prepare_cached("SELECT 1 FROM subscribers WHERE key = ?1")?
+    conn.prepare_cached(
+        "SELECT 1 FROM subscribers WHERE key = ?1 UNION ALL SELECT 1 FROM subscriber_aliases WHERE key = ?1",
+    )?
         .query_row([key], |r| r.get::<_, i64>(0))
         .optional()
         .map(|found| found.is_some())

@@ -952,3 +952,138 @@ fn one_mailbox_typed_many_ways_is_one_row_and_one_rate_limit() {
     cli(&site, &["subscribers", "add", "\"victim\"@example.org"]).success();
     assert_eq!(statuses(&site).len(), 1);
 }
+
+/// Holds the store's write lock from another process (as a long import
+/// does) until dropped.
+struct StoreHeld(std::process::Child);
+
+impl StoreHeld {
+    fn hold(db: &std::path::Path) -> StoreHeld {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(common::python())
+            .args([
+                "-c",
+                "import sqlite3, sys\n\
+                 db = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+                 db.execute('BEGIN IMMEDIATE')\n\
+                 db.execute(\"UPDATE settings SET value = value WHERE key = 'secret'\")\n\
+                 print('held', flush=True)\n\
+                 sys.stdin.readline()\n\
+                 db.execute('COMMIT')\n",
+            ])
+            .arg(db)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "held");
+        StoreHeld(child)
+    }
+
+    fn release(mut self) {
+        use std::io::Write;
+        let _ = self.0.stdin.as_mut().unwrap().write_all(b"\n");
+        self.0.wait().unwrap();
+    }
+}
+
+#[test]
+fn an_unsubscribe_while_the_store_is_busy_is_queued_and_kept() {
+    let port = free_port();
+    let site = Site::with_mail()
+        .served_at(port)
+        .subscribers(&["ann@example.org", "bob@example.org"])
+        .create();
+    // Each reader's unsubscribe link, from a digest.
+    cli(&site, &["send", "--now", NOW]).success();
+    site.write(
+        "content/2026-11-24-later.md",
+        "---\ntitle: A later post\ncreated_at: 2026-11-24\n---\nLater.\n",
+    );
+    let mut links = std::collections::HashMap::new();
+    for entry in std::fs::read_dir(site.path("outbox")).unwrap() {
+        let mail = common::smtp::mail_file(&entry.unwrap().path());
+        let to = mail.header("To").to_string();
+        let link = mail
+            .header("List-Unsubscribe")
+            .trim_start_matches('<')
+            .split('>')
+            .next()
+            .unwrap()
+            .to_string();
+        links.insert(if to.contains("ann@") { "ann" } else { "bob" }, link);
+    }
+    let server = start(&site, port);
+    let http = client();
+
+    // Another process holds the store (a long import): the one-click
+    // POST is answered while it still does, as done, and /healthz too.
+    let held = StoreHeld::hold(&site.path("newsletter.db"));
+    let answer = http
+        .post(&links["ann"])
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert!(answer.text().unwrap().contains("You are unsubscribed"));
+    assert_eq!(
+        http.get(server.url("/healthz")).send().unwrap().status(),
+        StatusCode::OK
+    );
+    assert!(server.log_has("unsubscribe queued"), "{:?}", server.logs());
+    held.release();
+
+    // Applied as soon as the store allows; the next digest skips her.
+    server.wait_for_log("queued unsubscribe applied", Duration::from_secs(10));
+    assert_eq!(
+        status_of(&site, "ann@example.org").as_deref(),
+        Some("unsubscribed")
+    );
+    drop(server);
+    cli(&site, &["send", "--now", NOW]).success();
+    let later: Vec<String> = std::fs::read_dir(site.path("outbox"))
+        .unwrap()
+        .map(|e| common::smtp::mail_file(&e.unwrap().path()))
+        .filter(|m| m.header("Subject").contains("A later post"))
+        .map(|m| m.header("To").to_string())
+        .collect();
+    assert_eq!(later.len(), 1, "{later:?}");
+    assert!(later[0].contains("bob@"), "{later:?}");
+}
+
+#[test]
+fn a_queued_unsubscribe_is_applied_by_the_next_send_even_without_the_server() {
+    let site = Site::with_mail()
+        .subscribers(&["ann@example.org", "bob@example.org"])
+        .create();
+    cli(&site, &["send", "--now", NOW]).success();
+    let ann_key = cli(&site, &["subscribers", "export"])
+        .success()
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("ann@"))
+        .and_then(|l| l.rsplit(',').next())
+        .unwrap()
+        .to_string();
+    // What a server wrote before it was stopped, the store busy till then.
+    site.write(
+        "newsletter.db.unsubscribes",
+        format!("{ann_key}\t2026-11-25T09:00:00.000Z\n"),
+    );
+    site.write(
+        "content/2026-11-24-later.md",
+        "---\ntitle: A later post\ncreated_at: 2026-11-24\n---\nLater.\n",
+    );
+    let out = cli(&site, &["send", "--now", NOW]).success();
+    assert!(out.stdout.contains("1 sent"), "{out:?}");
+    assert_eq!(
+        status_of(&site, "ann@example.org").as_deref(),
+        Some("unsubscribed")
+    );
+    assert_eq!(site.read_text("newsletter.db.unsubscribes"), "");
+}

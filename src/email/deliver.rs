@@ -190,6 +190,9 @@ fn queue_pending(
     let store = Store::open(store_path)?;
     let mut after = 0;
     loop {
+        // Unsubscribes the server had to queue go first: none of those
+        // readers gets this digest from a later batch.
+        store.apply_queued_unsubscribes()?;
         let batch = store.pending(digest_id, after, BATCH, Utc::now())?;
         let Some(last) = batch.last() else {
             return Ok(());

@@ -108,6 +108,8 @@ pub fn send_locked(
     }
     let mut store = Store::open(&config.store.path)?;
     let secret = store.secret(config.secrets.token_secret.as_deref())?;
+    // Unsubscribes the server queued while the store was busy count first.
+    store.apply_queued_unsubscribes()?;
     // Set up the transport (TLS files, the password) before a digest is made.
     let transport = transport::open(config)?;
 

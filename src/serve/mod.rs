@@ -117,6 +117,11 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
     crate::email::digest::check_templates(&config)?;
     let store = Store::open(&config.store.path)?;
     let secret = store.secret(config.secrets.token_secret.as_deref())?;
+    // Requests share this one connection: none waits for another process's
+    // write lock while holding it (a busy store queues unsubscribes, see
+    // `store::queue`, and makes a confirmation say "try again").
+    store.set_busy_timeout(std::time::Duration::ZERO)?;
+    store.apply_queued_unsubscribes()?;
     let pages = pages::Pages::load(&config)?;
     let files = Files::load(&config, &config.feeds.output_dir).with_context(|| {
         format!(
@@ -173,6 +178,7 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
     );
     let signals = tokio::spawn(shutdown_signal(stop, app.cancel.clone()));
     let pruning = tokio::spawn(prune_rate_limits(app.clone()));
+    let queued = tokio::spawn(apply_queued_unsubscribes(app.clone()));
 
     // Open requests get a grace period after the signal; a client that
     // holds a connection open must not keep the process alive.
@@ -189,6 +195,7 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
     }
     signals.abort();
     pruning.abort();
+    queued.abort();
     scheduler.await.context("the scheduler panicked")?;
     app.confirmations.finish();
     tracing::info!("stopped");
@@ -350,12 +357,11 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
     }
     let files = app.files().len();
     let app2 = app.clone();
-    let store = tokio::task::spawn_blocking(move || {
-        app2.store
-            .lock()
-            .expect("not poisoned")
-            .setting("schema")
-            .map(|_| ())
+    // Never waits on the store: a request holding it is work, not a fault.
+    let store = tokio::task::spawn_blocking(move || match app2.store.try_lock() {
+        Ok(store) => store.setting("schema").map(|_| ()),
+        Err(std::sync::TryLockError::WouldBlock) => Ok(()),
+        Err(std::sync::TryLockError::Poisoned(_)) => Err(crate::store::StoreError::Poisoned),
     })
     .await;
     match store {
@@ -383,6 +389,24 @@ async fn prune_rate_limits(app: Arc<App>) {
         app.per_client.shrink_to_fit();
         app.per_email.retain_recent();
         app.per_email.shrink_to_fit();
+    }
+}
+
+/// Applies the unsubscribes queued while the store was busy, as soon as it
+/// allows (checked every second; a `stat` when there are none).
+async fn apply_queued_unsubscribes(app: Arc<App>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        let worker = app.clone();
+        let applied = tokio::task::spawn_blocking(move || {
+            let store = worker.store.lock().expect("not poisoned");
+            store.apply_queued_unsubscribes()
+        })
+        .await;
+        if let Ok(Err(e)) = applied {
+            tracing::debug!(error = %e, "queued unsubscribes wait: the store is still busy");
+        }
     }
 }
 

@@ -194,7 +194,17 @@ pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> 
             "Your subscription changed after this link was sent. Sign up again if you want the digest.",
             Some(("../subscribe", "Sign up again")),
         ),
-        Ok(Err(e)) => server_error(&app, &anyhow::Error::new(e)),
+        // The store busy in another process: the reader can press again.
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "confirmation not recorded: the store is busy");
+            page(
+                &app,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Please try again in a moment",
+                "We could not record your confirmation just now. Go back and press the button again in a minute.",
+                None,
+            )
+        }
         Err(e) => server_error(&app, &anyhow::Error::new(e)),
     }
 }
@@ -220,6 +230,7 @@ pub async fn unsubscribe(State(app): State<Arc<App>>, Path(token): Path<String>)
     };
     let now = app.clock.now();
     let worker = app.clone();
+    let queued_key = key.clone();
     let result = tokio::task::spawn_blocking(move || {
         let store = worker.store.lock().expect("not poisoned");
         match store.subscriber_by_key(&key)? {
@@ -230,18 +241,30 @@ pub async fn unsubscribe(State(app): State<Arc<App>>, Path(token): Path<String>)
         }
     })
     .await;
+    let done = page(
+        &app,
+        StatusCode::OK,
+        "You are unsubscribed",
+        "You will not get the digest any more. You can sign up again at any time.",
+        Some(("../subscribe", "Sign up again")),
+    );
     match result {
         Ok(Ok((changed, id))) => {
             tracing::info!(subscriber = id, changed, "unsubscribed");
-            page(
-                &app,
-                StatusCode::OK,
-                "You are unsubscribed",
-                "You will not get the digest any more. You can sign up again at any time.",
-                Some(("../subscribe", "Sign up again")),
-            )
+            done
         }
-        Ok(Err(e)) => server_error(&app, &anyhow::Error::new(e)),
+        // The store is busy (a long import in another process): the
+        // unsubscribe waits on disk, applied before any later delivery.
+        Ok(Err(e)) => match store::queue::push(&app.config.store.path, &queued_key, now) {
+            Ok(()) => {
+                tracing::warn!(error = %e, "unsubscribe queued: the store could not record it at once");
+                done
+            }
+            Err(queue) => server_error(
+                &app,
+                &anyhow::Error::new(queue).context(format!("the store failed too: {e}")),
+            ),
+        },
         Err(e) => server_error(&app, &anyhow::Error::new(e)),
     }
 }

@@ -14,6 +14,7 @@
 mod digests;
 mod ledger;
 mod migrations;
+pub mod queue;
 mod subscribers;
 
 pub use digests::{Adoption, Announced, NewDigest, PostRef, Record, StoredDigest};
@@ -48,6 +49,13 @@ pub enum StoreError {
         "NEWSLETTER_SECRET is shorter than {MIN_SECRET_BYTES} bytes (or `hex:` with no even number of hex digits after it): use a long random value, e.g. the output of `openssl rand -hex 32`"
     )]
     WeakSecret,
+    #[error("the store's lock was poisoned by a panic")]
+    Poisoned,
+    #[error("cannot use the queue of unsubscribes {path}: {source}")]
+    Queue {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "{path}: the stored token secret is damaged; set NEWSLETTER_SECRET, or delete the row `secret` of table `settings` (existing unsubscribe links stop working)"
     )]
@@ -201,6 +209,13 @@ impl Store {
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// How long a statement waits for another process's write lock before
+    /// giving up with "database is locked" (10 s unless set): the server
+    /// sets none, so no request waits while holding its one connection.
+    pub fn set_busy_timeout(&self, wait: std::time::Duration) -> Result<(), StoreError> {
+        self.conn.busy_timeout(wait).map_err(|e| self.error(e))
     }
 
     /// The database file.

@@ -1,0 +1,83 @@
+//! Unsubscribes the server could not record at once (the store busy with a
+//! long import, say), kept durably until they can be.
+//!
+//! Mail clients do not retry a one-click unsubscribe, so an answer of
+//! "try again" would lose it. Instead the server appends the subscriber's
+//! key to `<store>.unsubscribes` (mode 0600, flushed to disk before the
+//! answer) and says it is done; the queue is applied as soon as the store
+//! allows: by the server, and by every delivery run before each batch it
+//! takes, so no later digest reaches that address. Appends and the applying
+//! hold an exclusive lock on the file, so none is lost between them.
+
+use std::io::{BufRead, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use super::{Changed, StatusChange, Store, StoreError};
+
+/// The queue file beside the store at `store`.
+pub fn queue_path(store: &Path) -> PathBuf {
+    let mut name = store.as_os_str().to_owned();
+    name.push(".unsubscribes");
+    PathBuf::from(name)
+}
+
+/// Queues the unsubscribe of the subscriber `key`, asked at `at`: on disk
+/// when this returns.
+pub fn push(store: &Path, key: &str, at: DateTime<Utc>) -> std::io::Result<()> {
+    let path = queue_path(store);
+    let mut file = crate::atomic::private_options().append(true).open(&path)?;
+    file.lock()?;
+    writeln!(file, "{key}\t{}", super::timestamp(at))?;
+    file.sync_data()
+}
+
+impl Store {
+    /// Applies the queued unsubscribes, then empties the queue; the number
+    /// applied. Nothing to do (the usual case) costs one `stat`.
+    pub fn apply_queued_unsubscribes(&self) -> Result<usize, StoreError> {
+        let path = queue_path(self.path());
+        let io = |source: std::io::Error| StoreError::Queue {
+            path: path.clone(),
+            source,
+        };
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.len() > 0 => {}
+            _ => return Ok(0),
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        file.lock().map_err(io)?;
+        let mut entries = Vec::new();
+        for line in std::io::BufReader::new(&file).lines() {
+            let line = line.map_err(io)?;
+            let Some((key, at)) = line.split_once('\t') else {
+                continue;
+            };
+            let at = DateTime::parse_from_rfc3339(at)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_else(|_| Utc::now());
+            entries.push((key.to_string(), at));
+        }
+        let mut applied = 0;
+        for (key, at) in &entries {
+            if let Some(subscriber) = self.subscriber_by_key(key)? {
+                let change = self.change_status(subscriber.id, StatusChange::Unsubscribe, *at)?;
+                if change == Changed::Done {
+                    tracing::info!(subscriber = subscriber.id, "queued unsubscribe applied");
+                }
+                applied += 1;
+            }
+        }
+        // Only once every one is recorded: a crash before this applies
+        // them again, which changes nothing.
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        file.sync_data().map_err(io)?;
+        Ok(applied)
+    }
+}

@@ -1087,3 +1087,99 @@ fn a_queued_unsubscribe_is_applied_by_the_next_send_even_without_the_server() {
     );
     assert_eq!(site.read_text("newsletter.db.unsubscribes"), "");
 }
+
+/// Raises this process's open-file limit to its hard limit.
+fn raise_open_files() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on a local struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+}
+
+#[test]
+fn one_client_holding_a_thousand_connections_keeps_no_one_else_out() {
+    raise_open_files();
+    let port = free_port();
+    let site = Site::with_mail().served_at(port).create();
+    let server = start(&site, port);
+    let held: Vec<std::net::TcpStream> = (0..1003)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    // The server closes what is over its cap for one client (64).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let open = loop {
+        let open = held
+            .iter()
+            .filter(|s| {
+                s.set_nonblocking(true).unwrap();
+                let mut byte = [0u8; 1];
+                matches!(std::io::Read::read(&mut &**s, &mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            })
+            .count();
+        if open <= 64 || std::time::Instant::now() > deadline {
+            break open;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(open, 64, "connections the server kept open for one client");
+
+    // Another client is served meanwhile.
+    let other = reqwest::blocking::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let answer = other.get(server.url("/atom.xml")).send().unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    drop(held);
+    // And the first client again, once it lets go.
+    let again = client().get(server.url("/atom.xml")).send().unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+}
+
+#[test]
+fn a_client_that_never_reads_a_large_answer_is_dropped() {
+    use std::io::Write;
+    let port = free_port();
+    let site = Site::with_mail()
+        .served_at(port)
+        .server("request_timeout = \"1s\"")
+        .create();
+    site.write("public/big.bin", vec![b'x'; 32 << 20]);
+    let server = start(&site, port);
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    // Reads nothing for a while, then everything it can.
+    std::thread::sleep(Duration::from_secs(4));
+    let mut received = 0usize;
+    let mut buffer = vec![0u8; 1 << 16];
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    loop {
+        match std::io::Read::read(&mut slow, &mut buffer) {
+            Ok(0) => break,
+            Ok(n) => received += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("still open after the write deadline: {e}"),
+        }
+    }
+    assert!(
+        received < 32 << 20,
+        "the whole answer came ({received} bytes)"
+    );
+    assert_eq!(
+        client()
+            .get(server.url("/healthz"))
+            .send()
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}

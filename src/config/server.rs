@@ -28,8 +28,14 @@ pub struct Server {
     /// Take the client address from `X-Forwarded-For` (behind a reverse proxy).
     pub behind_proxy: bool,
     /// A request's headers must arrive, and its answer be ready, within this;
-    /// an idle keep-alive connection is closed after it too.
+    /// an idle keep-alive connection is closed after it too; and a client
+    /// that reads an answer slower than this between writes is dropped.
     pub request_timeout: Duration,
+    /// Open connections at most, from everyone.
+    pub max_connections: usize,
+    /// Open connections at most from one client address (not applied
+    /// `behind_proxy`, where every connection comes from the proxy).
+    pub connections_per_client: usize,
 }
 
 #[derive(Deserialize)]
@@ -42,6 +48,8 @@ pub(super) struct RawServer {
     signups_per_email: u32,
     behind_proxy: bool,
     request_timeout: String,
+    max_connections: usize,
+    connections_per_client: usize,
 }
 
 impl Default for RawServer {
@@ -54,6 +62,8 @@ impl Default for RawServer {
             signups_per_email: 3,
             behind_proxy: false,
             request_timeout: "30s".into(),
+            max_connections: 1024,
+            connections_per_client: 64,
         }
     }
 }
@@ -119,6 +129,20 @@ pub(super) fn check(
     ] {
         number_within(source, key, value, (1, 100_000), " sign-ups an hour")?;
     }
+    let max_connections = number_within(
+        source,
+        "server.max_connections",
+        raw.max_connections,
+        (16, 1_000_000),
+        " open connections",
+    )?;
+    let connections_per_client = number_within(
+        source,
+        "server.connections_per_client",
+        raw.connections_per_client,
+        (1, max_connections),
+        " open connections (at most server.max_connections)",
+    )?;
     Ok(Server {
         public_url,
         public_url_set,
@@ -128,5 +152,7 @@ pub(super) fn check(
         signups_per_email: raw.signups_per_email,
         behind_proxy: raw.behind_proxy,
         request_timeout,
+        max_connections,
+        connections_per_client,
     })
 }

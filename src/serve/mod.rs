@@ -104,6 +104,17 @@ pub fn check_templates(config: &Config) -> Result<()> {
 /// Runs the server until SIGTERM or Ctrl-C.
 pub fn serve(config: Config, options: ServeOptions) -> Result<()> {
     let _log = init_logging(options.json_logs);
+    // Each connection is a file descriptor: the soft limit (often 1,024)
+    // goes up to the hard one, so `server.max_connections` can be met.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < config.server.max_connections as u64 + 64 => tracing::warn!(
+            limit,
+            max_connections = config.server.max_connections,
+            "the open-file limit is below server.max_connections: raise the hard limit (LimitNOFILE= for systemd)"
+        ),
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -170,10 +181,12 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
 
     let (stop, stopped) = watch::channel(false);
     let scheduler = tokio::spawn(scheduler::run(app.clone(), stopped.clone(), first, changes));
+    let limits = ConnectionLimits::new(&app.config.server);
     let server = accept(
         listener,
         router(app.clone()),
         app.config.server.request_timeout,
+        limits,
         stopped.clone(),
     );
     let signals = tokio::spawn(shutdown_signal(stop, app.cancel.clone()));
@@ -211,6 +224,7 @@ async fn accept(
     listener: tokio::net::TcpListener,
     router: Router,
     timeout: std::time::Duration,
+    limits: Arc<ConnectionLimits>,
     stopped: watch::Receiver<bool>,
 ) {
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -231,7 +245,18 @@ async fn accept(
             },
             () = &mut stop => break,
         };
+        // Over the caps: closed at once, so one client cannot hold every
+        // connection (or file descriptor) and keep others out.
+        let Some(slot) = limits.take(peer.ip()) else {
+            tracing::debug!(%peer, "connection refused: too many open");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
+        // A client that reads the answer too slowly is dropped too.
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(timeout));
+        let stream = Box::pin(stream);
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
             request
@@ -242,6 +267,7 @@ async fn accept(
         let connection =
             connections.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
         tokio::spawn(async move {
+            let _slot = slot;
             if let Err(error) = connection.await {
                 tracing::debug!(%peer, %error, "connection closed");
             }
@@ -249,6 +275,63 @@ async fn accept(
     }
     drop(listener);
     connections.shutdown().await;
+}
+
+/// Open connections, in all and per client address, within
+/// `server.max_connections` and `server.connections_per_client`.
+struct ConnectionLimits {
+    total: usize,
+    /// `None` behind a proxy: every connection comes from it.
+    per_client: Option<usize>,
+    open: Mutex<(usize, std::collections::HashMap<std::net::IpAddr, usize>)>,
+}
+
+/// One open connection's place; given back when dropped.
+struct Slot {
+    limits: Arc<ConnectionLimits>,
+    client: std::net::IpAddr,
+}
+
+impl ConnectionLimits {
+    fn new(server: &crate::config::Server) -> Arc<ConnectionLimits> {
+        Arc::new(ConnectionLimits {
+            total: server.max_connections,
+            per_client: (!server.behind_proxy).then_some(server.connections_per_client),
+            open: Mutex::new((0, std::collections::HashMap::new())),
+        })
+    }
+
+    fn take(self: &Arc<Self>, client: std::net::IpAddr) -> Option<Slot> {
+        let mut open = self.open.lock().expect("not poisoned");
+        let (total, per_client) = &mut *open;
+        let mine = per_client.entry(client).or_insert(0);
+        if *total >= self.total || self.per_client.is_some_and(|cap| *mine >= cap) {
+            if *mine == 0 {
+                per_client.remove(&client);
+            }
+            return None;
+        }
+        *mine += 1;
+        *total += 1;
+        Some(Slot {
+            limits: self.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.limits.open.lock().expect("not poisoned");
+        let (total, per_client) = &mut *open;
+        *total -= 1;
+        if let Some(mine) = per_client.get_mut(&self.client) {
+            *mine -= 1;
+            if *mine == 0 {
+                per_client.remove(&self.client);
+            }
+        }
+    }
 }
 
 fn router(app: Arc<App>) -> Router {

@@ -1183,3 +1183,30 @@ fn a_client_that_never_reads_a_large_answer_is_dropped() {
         StatusCode::OK
     );
 }
+
+#[test]
+fn behind_a_proxy_each_forwarded_client_has_a_request_rate() {
+    let port = free_port();
+    let site = Site::with_mail()
+        .served_at(port)
+        .server("behind_proxy = true\nrequests_per_client = 1")
+        .create();
+    let server = start(&site, port);
+    let http = client();
+    let get = |client: &str| {
+        http.get(server.url("/atom.xml"))
+            .header("X-Forwarded-For", client)
+            .send()
+            .unwrap()
+            .status()
+    };
+    let statuses: Vec<StatusCode> = (0..20).map(|_| get("203.0.113.7")).collect();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(refused >= 10, "{statuses:?}");
+    assert_eq!(statuses[0], StatusCode::OK);
+    // Another reader behind the same proxy is not held back.
+    assert_eq!(get("198.51.100.9"), StatusCode::OK);
+}

@@ -36,6 +36,9 @@ pub struct Server {
     /// Open connections at most from one client address (not applied
     /// `behind_proxy`, where every connection comes from the proxy).
     pub connections_per_client: usize,
+    /// Behind a proxy: requests a second at most from one forwarded
+    /// client (`X-Forwarded-For`), since connections cannot tell them apart.
+    pub requests_per_client: u32,
 }
 
 #[derive(Deserialize)]
@@ -50,6 +53,7 @@ pub(super) struct RawServer {
     request_timeout: String,
     max_connections: usize,
     connections_per_client: usize,
+    requests_per_client: u32,
 }
 
 impl Default for RawServer {
@@ -64,6 +68,7 @@ impl Default for RawServer {
             request_timeout: "30s".into(),
             max_connections: 1024,
             connections_per_client: 64,
+            requests_per_client: 50,
         }
     }
 }
@@ -143,6 +148,13 @@ pub(super) fn check(
         (1, max_connections),
         " open connections (at most server.max_connections)",
     )?;
+    let requests_per_client = number_within(
+        source,
+        "server.requests_per_client",
+        raw.requests_per_client,
+        (1, 100_000),
+        " requests a second",
+    )?;
     Ok(Server {
         public_url,
         public_url_set,
@@ -154,5 +166,6 @@ pub(super) fn check(
         request_timeout,
         max_connections,
         connections_per_client,
+        requests_per_client,
     })
 }

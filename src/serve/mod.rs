@@ -75,6 +75,8 @@ pub struct App {
     pages: pages::Pages,
     per_client: DefaultKeyedRateLimiter<IpAddr>,
     per_email: DefaultKeyedRateLimiter<String>,
+    /// Behind a proxy: every request, per forwarded client.
+    per_request: DefaultKeyedRateLimiter<IpAddr>,
     confirmations: signup::Confirmations,
     /// Set on shutdown: a delivery in progress stops after its messages in flight.
     cancel: Arc<AtomicBool>,
@@ -150,6 +152,15 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
         pages,
         per_client: governor::RateLimiter::keyed(quota(config.server.signups_per_client)),
         per_email: governor::RateLimiter::keyed(quota(config.server.signups_per_email)),
+        per_request: governor::RateLimiter::keyed(
+            Quota::per_second(
+                NonZeroU32::new(config.server.requests_per_client).expect("config checks it"),
+            )
+            .allow_burst(
+                NonZeroU32::new(config.server.requests_per_client.saturating_mul(2))
+                    .expect("config checks it"),
+            ),
+        ),
         confirmations,
         cancel: Arc::new(AtomicBool::new(false)),
         config,
@@ -352,8 +363,41 @@ fn router(app: Arc<App>) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             app.config.server.request_timeout,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            limit_requests,
+        ))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(app)
+}
+
+/// Behind a proxy, where every connection comes from it, each forwarded
+/// client may make `server.requests_per_client` requests a second (twice
+/// that in a burst); more get 429. Without a proxy the connection caps do
+/// this job.
+async fn limit_requests(
+    State(app): State<Arc<App>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if app.config.server.behind_proxy {
+        let peer = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0);
+        if let Some(peer) = peer {
+            let client = signup::client_address(&app, peer, request.headers());
+            if app.per_request.check_key(&client).is_err() {
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(axum::http::header::RETRY_AFTER, "1")],
+                    "too many requests\n",
+                )
+                    .into_response();
+            }
+        }
+    }
+    next.run(request).await
 }
 
 /// One log line per request: method, path, status, time taken. An event,
@@ -472,6 +516,8 @@ async fn prune_rate_limits(app: Arc<App>) {
         app.per_client.shrink_to_fit();
         app.per_email.retain_recent();
         app.per_email.shrink_to_fit();
+        app.per_request.retain_recent();
+        app.per_request.shrink_to_fit();
     }
 }
 

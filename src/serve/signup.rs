@@ -274,7 +274,7 @@ pub async fn unsubscribe(State(app): State<Arc<App>>, Path(token): Path<String>)
 /// earlier ones can be forged; an entry that is not an address stops the
 /// search, so it cannot uncover a forged one). IPv6 clients are counted
 /// by /64, the block one user usually has.
-fn client_address(app: &App, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+pub(super) fn client_address(app: &App, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
     let mut address = peer.ip();
     if app.config.server.behind_proxy {
         let last = headers

@@ -699,3 +699,22 @@ fn serve_never_answers_the_store_even_through_a_hard_link() {
         200
     );
 }
+
+#[test]
+fn a_store_behind_a_dangling_link_or_an_outbox_in_the_output_folder_is_refused() {
+    let port = free_port();
+    let site = Site::with_mail().served_at(port).create();
+    site.build();
+    // The store's path a link to a file not there yet, in the output folder.
+    std::os::unix::fs::symlink("public/data.db", site.path("newsletter.db")).unwrap();
+    let out = run(&mut site.newsletter(["check"])).exit_code(1);
+    assert!(out.stderr.contains("the store"), "{out}");
+    let out = run(&mut site.newsletter(["serve", "--listen", "127.0.0.1:0"])).exit_code(1);
+    assert!(out.stderr.contains("the store"), "{out}");
+    assert!(!site.path("public/data.db-wal").exists());
+    std::fs::remove_file(site.path("newsletter.db")).unwrap();
+
+    site.replace_in_config("[email]\n", "[email]\noutbox = \"public/outbox\"\n");
+    let out = run(&mut site.newsletter(["check"])).exit_code(1);
+    assert!(out.stderr.contains("the outbox"), "{out}");
+}

@@ -18,14 +18,21 @@ pub struct Private {
 pub fn private_paths(config: &Config) -> Vec<Private> {
     let store = &config.store.path;
     let mut paths = Vec::new();
-    for suffix in ["", "-wal", "-shm", "-journal", ".lock"] {
-        let mut name = store.as_os_str().to_owned();
-        name.push(suffix);
-        paths.push(Private {
-            path: PathBuf::from(name),
-            what: "the store (every subscriber, and the secret that signs their links)",
-        });
+    // SQLite keeps its companions beside the file a symbolic link leads to.
+    for base in [store.clone(), resolve(store)] {
+        for suffix in ["", "-wal", "-shm", "-journal", ".lock", ".unsubscribes"] {
+            let mut name = base.as_os_str().to_owned();
+            name.push(suffix);
+            paths.push(Private {
+                path: PathBuf::from(name),
+                what: "the store (every subscriber, and the secret that signs their links)",
+            });
+        }
     }
+    paths.push(Private {
+        path: config.email.outbox.clone(),
+        what: "the outbox (every subscriber's mail, with working unsubscribe links)",
+    });
     paths.push(Private {
         path: config.path.clone(),
         what: "the config file",
@@ -62,9 +69,14 @@ pub fn check_output_dir(config: &Config, dir: &Path, key: &'static str) -> Resul
     Ok(())
 }
 
-/// `path` made absolute with its `..` and symbolic links resolved, as far
+/// `path` made absolute with its `..` and symbolic links resolved, also a
+/// link that leads to nothing yet (where a file would be created), as far
 /// as it exists (the rest is joined as written, without `.` and `..`).
 pub fn resolve(path: &Path) -> PathBuf {
+    resolve_within(path, 16)
+}
+
+fn resolve_within(path: &Path, links: u32) -> PathBuf {
     let absolute = if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -81,6 +93,14 @@ pub fn resolve(path: &Path) -> PathBuf {
             Component::CurDir => {}
             other => lexical.push(other),
         }
+    }
+    // A dangling link: where it leads (relative to its folder).
+    if links > 0
+        && !lexical.exists()
+        && let Ok(target) = std::fs::read_link(&lexical)
+    {
+        let folder = lexical.parent().unwrap_or(Path::new("/"));
+        return resolve_within(&folder.join(target), links - 1);
     }
     // The deepest part that exists, with its links resolved, then the rest.
     let mut existing = lexical.as_path();

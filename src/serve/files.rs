@@ -71,9 +71,14 @@ impl Files {
         if !dir.exists() {
             return Ok(Files { files });
         }
-        let private: Vec<FileId> = crate::config::layout::private_paths(config)
+        let private_paths = crate::config::layout::private_paths(config);
+        let private: Vec<FileId> = private_paths
             .iter()
             .filter_map(|p| FileId::of(&p.path))
+            .collect();
+        let private_places: Vec<std::path::PathBuf> = private_paths
+            .iter()
+            .map(|p| crate::config::layout::resolve(&p.path))
             .collect();
         let walk = walkdir::WalkDir::new(dir)
             .follow_links(false)
@@ -84,7 +89,10 @@ impl Files {
             if !entry.file_type().is_file() {
                 continue;
             }
-            if FileId::of(entry.path()).is_some_and(|id| private.contains(&id)) {
+            let place = crate::config::layout::resolve(entry.path());
+            if FileId::of(entry.path()).is_some_and(|id| private.contains(&id))
+                || private_places.iter().any(|p| place.starts_with(p))
+            {
                 tracing::warn!(
                     path = %entry.path().display(),
                     "not served: the same file as the store, the config or the DKIM key"

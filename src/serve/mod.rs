@@ -129,6 +129,9 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
     // template would otherwise show only at the first digest slot.
     crate::email::digest::check_templates(&config)?;
     let store = Store::open(&config.store.path)?;
+    // Again now that the store exists: a link that led nowhere at load
+    // leads somewhere now.
+    crate::config::layout::check_output_dir(&config, &config.feeds.output_dir, "feeds.output_dir")?;
     let secret = store.secret(config.secrets.token_secret.as_deref())?;
     // Requests share this one connection: none waits for another process's
     // write lock while holding it (a busy store queues unsubscribes, see

@@ -1071,10 +1071,10 @@ fn a_queued_unsubscribe_is_applied_by_the_next_send_even_without_the_server() {
         .unwrap()
         .to_string();
     // What a server wrote before it was stopped, the store busy till then.
-    site.write(
-        "newsletter.db.unsubscribes",
-        format!("{ann_key}\t2026-11-25T09:00:00.000Z\n"),
-    );
+    // A damaged line, and hers cut short by a crash: hers still counts.
+    let mut queue = b"\xff\xfe not a key\n".to_vec();
+    queue.extend(format!("{ann_key}\t2026-11-25T09:").as_bytes());
+    site.write("newsletter.db.unsubscribes", queue);
     site.write(
         "content/2026-11-24-later.md",
         "---\ntitle: A later post\ncreated_at: 2026-11-24\n---\nLater.\n",

@@ -27,9 +27,24 @@ pub fn queue_path(store: &Path) -> PathBuf {
 /// when this returns.
 pub fn push(store: &Path, key: &str, at: DateTime<Utc>) -> std::io::Result<()> {
     let path = queue_path(store);
-    let mut file = crate::atomic::private_options().append(true).open(&path)?;
+    let mut file = crate::atomic::private_options()
+        .read(true)
+        .append(true)
+        .open(&path)?;
     file.lock()?;
-    writeln!(file, "{key}\t{}", super::timestamp(at))?;
+    // One write of the whole line, after a line break if an earlier write
+    // was cut short (a crash, a full disk), so no two requests share a line.
+    let torn = file.metadata()?.len() > 0 && {
+        let mut last = [0u8; 1];
+        std::os::unix::fs::FileExt::read_at(&file, &mut last, file.metadata()?.len() - 1)?;
+        last[0] != b'\n'
+    };
+    let line = format!(
+        "{}{key}\t{}\n",
+        if torn { "\n" } else { "" },
+        super::timestamp(at)
+    );
+    file.write_all(line.as_bytes())?;
     file.sync_data()
 }
 
@@ -53,14 +68,23 @@ impl Store {
             .map_err(io)?;
         file.lock().map_err(io)?;
         let mut entries = Vec::new();
-        for line in std::io::BufReader::new(&file).lines() {
+        for line in std::io::BufReader::new(&file).split(b'\n') {
+            // A damaged line is skipped (and said), never a reason to stop.
             let line = line.map_err(io)?;
-            let Some((key, at)) = line.split_once('\t') else {
+            let line = String::from_utf8_lossy(&line);
+            let mut fields = line.split('\t');
+            let key = fields.next().unwrap_or("").trim();
+            if !super::is_key(key) {
+                if !line.trim().is_empty() {
+                    tracing::warn!(line = %line.escape_debug(), "a damaged line of the unsubscribe queue skipped");
+                }
                 continue;
-            };
-            let at = DateTime::parse_from_rfc3339(at)
-                .map(|t| t.with_timezone(&Utc))
-                .unwrap_or_else(|_| Utc::now());
+            }
+            // A time cut short: the request still stands, as of now.
+            let at = fields
+                .next()
+                .and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok())
+                .map_or_else(Utc::now, |t| t.with_timezone(&Utc));
             entries.push((key.to_string(), at));
         }
         let mut applied = 0;
@@ -79,5 +103,23 @@ impl Store {
         file.rewind().map_err(io)?;
         file.sync_data().map_err(io)?;
         Ok(applied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_cut_short_does_not_swallow_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("n.db");
+        std::fs::write(queue_path(&store), b"\xff\xfe\nabc1\t2026-12-02T05:").unwrap();
+        push(&store, "def2", "2026-12-02T06:00:00Z".parse().unwrap()).unwrap();
+        let text = std::fs::read(queue_path(&store)).unwrap();
+        let text = String::from_utf8_lossy(&text);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text:?}");
+        assert_eq!(lines[2], "def2\t2026-12-02T06:00:00.000Z");
     }
 }

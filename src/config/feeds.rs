@@ -93,7 +93,13 @@ pub(super) fn check(raw: RawFeeds, source: &Source) -> Result<Feeds, ConfigError
     }
     Ok(Feeds {
         output_dir: source.resolve(raw.output_dir),
-        limit: raw.limit,
+        limit: super::values::number_within(
+            source,
+            "feeds.limit",
+            raw.limit,
+            (0, 1_000_000),
+            " entries (0: all)",
+        )?,
         full_content: raw.full_content,
         per_tag: raw.per_tag,
         iframes: raw.iframes,

@@ -94,6 +94,9 @@ pub(super) fn check(raw: RawSmtp, source: &Source) -> Result<Smtp, ConfigError> 
         ));
     }
     number_within(source, "smtp.timeout", raw.timeout, (1, 3600), " seconds")?;
+    if let Some(port) = raw.port {
+        number_within(source, "smtp.port", port, (1, u16::MAX), "")?;
+    }
     Ok(Smtp {
         port: raw.port.unwrap_or(match raw.security {
             Security::Starttls => 587,

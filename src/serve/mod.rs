@@ -316,6 +316,7 @@ impl ConnectionLimits {
     }
 
     fn take(self: &Arc<Self>, client: std::net::IpAddr) -> Option<Slot> {
+        let client = client_network(client);
         let mut open = self.open.lock().expect("not poisoned");
         let (total, per_client) = &mut *open;
         let mine = per_client.entry(client).or_insert(0);
@@ -331,6 +332,18 @@ impl ConnectionLimits {
             limits: self.clone(),
             client,
         })
+    }
+}
+
+/// A client as the caps count it: an IPv4 address, or an IPv6 /64 (one
+/// host usually holds a whole /64).
+fn client_network(address: std::net::IpAddr) -> std::net::IpAddr {
+    match address {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.into(),
+            None => std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1)).into(),
+        },
+        v4 => v4,
     }
 }
 
@@ -427,18 +440,34 @@ async fn log_request(request: axum::extract::Request, next: axum::middleware::Ne
 /// `/x/../unsubscribe/…`, percent-encoded): everything from the first
 /// segment that names a token route on is left out.
 fn redact(path: &str) -> String {
-    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-    for prefix in links::TOKEN_PREFIXES {
-        let name = prefix.trim_matches('/');
-        if let Some(at) = decoded
-            .match_indices(name)
-            .map(|(at, _)| at)
-            .find(|&at| at == 0 || decoded[..at].ends_with('/'))
-        {
-            return format!("{}…", &decoded[..at + name.len()]);
+    // Decoded until it no longer changes (`%2563` is `%63` is `c`), and
+    // compared without regard to letter case.
+    let mut decoded = path.to_owned();
+    for _ in 0..4 {
+        let next = percent_encoding::percent_decode_str(&decoded)
+            .decode_utf8_lossy()
+            .into_owned();
+        if next == decoded {
+            break;
         }
+        decoded = next;
     }
-    path.to_owned()
+    let lower = decoded.to_ascii_lowercase();
+    let earliest = links::TOKEN_PREFIXES
+        .iter()
+        .map(|prefix| prefix.trim_matches('/'))
+        .filter_map(|name| {
+            lower
+                .match_indices(name)
+                .map(|(at, _)| at)
+                .find(|&at| at == 0 || lower[..at].ends_with('/'))
+                .map(|at| at + name.len())
+        })
+        .min();
+    match earliest {
+        Some(end) => format!("{}…", &lower[..end]),
+        None => path.to_owned(),
+    }
 }
 
 /// The log filter: `NEWSLETTER_LOG` (default `info`). `debug` or `trace`
@@ -607,6 +636,10 @@ mod log_tests {
             "/x/../unsubscribe/abc.0.def",
             "/%63onfirm/abc.0.def",
             "/unsubscribe/abc.0.def/extra",
+            "/CONFIRM/abc.0.def",
+            "/Unsubscribe/abc.0.def",
+            "/%2563onfirm/abc.0.def",
+            "/unsubscribe/abc.0.def/confirm",
         ] {
             let logged = redact(path);
             assert!(!logged.contains("abc"), "{path} logged as {logged}");

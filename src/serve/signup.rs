@@ -103,7 +103,7 @@ pub async fn subscribe(
         tracing::info!(%client, "sign-up ignored: the hidden field was filled in");
         return check_inbox(&app);
     }
-    if let Err(wait) = app.per_email.check_key(&email.to_lowercase()) {
+    if let Err(wait) = app.per_email.check_key(&email.to_ascii_lowercase()) {
         let retry = wait.wait_time_from(governor::clock::Clock::now(
             &governor::clock::DefaultClock::default(),
         ));

@@ -138,7 +138,7 @@ fn merge_spellings(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
             continue;
         };
         groups
-            .entry(canonical.to_lowercase())
+            .entry(canonical.to_ascii_lowercase())
             .or_default()
             .push((id, canonical, status));
     }

@@ -136,7 +136,13 @@ fn canonical_local_part(user: &str) -> Option<String> {
 /// network rather than a mailbox on the internet.
 pub fn is_public_address(canonical: &str) -> bool {
     let domain = canonical.rsplit_once('@').map_or("", |(_, d)| d);
-    !domain.starts_with('[') && domain.trim_end_matches('.').contains('.')
+    let domain = domain.trim_end_matches('.');
+    // `127.1`, `0x7f.1`, `2130706433.x` are IPv4 addresses to resolvers: a
+    // top-level label is never a number.
+    let last = domain.rsplit('.').next().unwrap_or("");
+    let numeric =
+        last.bytes().all(|b| b.is_ascii_digit()) || last.to_ascii_lowercase().starts_with("0x");
+    !domain.starts_with('[') && domain.contains('.') && !numeric
 }
 
 /// `NEWSLETTER_SECRET` (`from_env`) as the token secret, when it is set:
@@ -447,7 +453,15 @@ mod address_tests {
     #[test]
     fn the_public_form_wants_a_domain_on_the_internet() {
         assert!(is_public_address("ann@example.org"));
-        for canonical in ["root@[127.0.0.1]", "victim@localhost", "x@intranet."] {
+        for canonical in [
+            "root@[127.0.0.1]",
+            "victim@localhost",
+            "x@intranet.",
+            "d@127.1",
+            "d@127.0.0.1",
+            "x@0x7f.1",
+            "x@10.0x1",
+        ] {
             assert!(!is_public_address(canonical), "{canonical}");
         }
     }

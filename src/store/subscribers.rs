@@ -572,14 +572,13 @@ fn key_taken(conn: &Connection, key: &str) -> Result<bool, rusqlite::Error> {
 }
 
 /// The salted hash an erased address is kept as: SHA-256 of the salt and
-/// the address with its domain (and, as lookups do, its local part)
-/// lowercased.
+/// the address with A–Z lowercased, as lookups compare (SQLite's NOCASE).
 fn forget_hash(salt: &str, email: &str) -> String {
     use sha2::Digest;
     let mut hash = sha2::Sha256::new();
     hash.update(salt.as_bytes());
     hash.update(b":");
-    hash.update(email.to_lowercase().as_bytes());
+    hash.update(email.to_ascii_lowercase().as_bytes());
     hex::encode(hash.finalize())
 }
 

@@ -152,7 +152,9 @@ impl Outbox {
                 .open(&staging)?;
             out.write_all(&message.formatted())?;
             out.sync_all()?;
-            std::fs::rename(&staging, &file)
+            std::fs::rename(&staging, &file)?;
+            // The rename itself on disk too, before the ledger says sent.
+            std::fs::File::open(&self.dir)?.sync_all()
         })();
         if written.is_err() {
             let _ = std::fs::remove_file(&staging);

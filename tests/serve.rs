@@ -1210,3 +1210,42 @@ fn behind_a_proxy_each_forwarded_client_has_a_request_rate() {
     // Another reader behind the same proxy is not held back.
     assert_eq!(get("198.51.100.9"), StatusCode::OK);
 }
+
+#[test]
+fn a_shorter_confirm_ttl_lets_no_old_link_resubscribe_anyone() {
+    let port = free_port();
+    let site = Site::with_mail()
+        .served_at(port)
+        .server("confirm_ttl = \"30d\"")
+        .create();
+    let server = start(&site, port);
+    assert_eq!(
+        sign_up(&server, "reader@example.net").status(),
+        StatusCode::OK
+    );
+    let link = wait_for_outbox_link(&site, &server.url("/confirm/"));
+    drop(server);
+    cli(&site, &["subscribers", "remove", "reader@example.net"]).success();
+
+    site.replace_in_config("confirm_ttl = \"30d\"", "confirm_ttl = \"1m\"");
+    let server = start(&site, port);
+    let answer = client().post(&link).send().unwrap();
+    assert_eq!(answer.status(), StatusCode::GONE);
+    assert_eq!(
+        status_of(&site, "reader@example.net").as_deref(),
+        Some("unsubscribed")
+    );
+    drop(server);
+
+    // With the ttl as it was, the old link is still no way back either.
+    site.replace_in_config("confirm_ttl = \"1m\"", "confirm_ttl = \"30d\"");
+    let _server = start(&site, port);
+    assert_eq!(
+        client().post(&link).send().unwrap().status(),
+        StatusCode::GONE
+    );
+    assert_eq!(
+        status_of(&site, "reader@example.net").as_deref(),
+        Some("unsubscribed")
+    );
+}

@@ -137,7 +137,14 @@ pub async fn confirm_page(State(app): State<Arc<App>>, Path(token): Path<String>
 /// The subscriber key a confirmation token names, or the page that says
 /// why it does not work.
 fn verify_confirm(app: &App, token: &str, now: DateTime<Utc>) -> Result<String, Box<Response>> {
-    match token::verify(&app.secret, Purpose::Confirm, token, now.timestamp()) {
+    // A link made under a longer `confirm_ttl` than today's (with an hour
+    // to spare for sign-ups that share a second) has expired.
+    let longest = now.timestamp() + app.config.server.confirm_ttl.as_secs() as i64 + 3600;
+    let verified = match token::verify(&app.secret, Purpose::Confirm, token, now.timestamp()) {
+        Ok(_) if token::expiry(token).is_some_and(|e| e > longest) => Err(TokenError::Expired),
+        other => other,
+    };
+    match verified {
         Ok(key) => Ok(key),
         Err(TokenError::Expired) => Err(Box::new(page(
             app,
@@ -157,19 +164,20 @@ pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> 
         Ok(key) => key,
         Err(refused) => return *refused,
     };
-    let ttl = chrono::TimeDelta::from_std(app.config.server.confirm_ttl).unwrap_or_default();
-    let asked = token::expiry(&token)
-        .and_then(|e| DateTime::<Utc>::from_timestamp(e, 0))
-        .map_or(now, |e| e - ttl);
     let worker = app.clone();
-    let change = StatusChange::Confirm { asked };
     let expires = token::expiry(&token).unwrap_or_default();
     let result = tokio::task::spawn_blocking(move || {
         let store = worker.store.lock().expect("not poisoned");
         let Some(s) = store.subscriber_by_key(&key)? else {
             return Ok((Changed::Unknown, 0));
         };
-        let change = store.change_status(s.id, change, now)?;
+        // Weighed against when that sign-up was made, as kept; a sign-up not
+        // kept (confirmed already, or from before) can confirm a pending
+        // subscriber but undo no later unsubscribe.
+        let asked = store
+            .signup_asked(s.id, expires)?
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        let change = store.change_status(s.id, StatusChange::Confirm { asked }, now)?;
         if matches!(change, Changed::Done | Changed::Already) {
             store.apply_signup_name(s.id, expires)?;
         }

@@ -8,7 +8,7 @@
 use super::{Store, StoreError};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 // Sized by SCHEMA_VERSION so that a migration added without bumping the
 // version (which would make the next `open` refuse the store as too new)
@@ -113,6 +113,12 @@ CREATE TABLE subscriber_aliases (
     key TEXT PRIMARY KEY,
     subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE
 ) WITHOUT ROWID;
+"#,
+    // When each sign-up was made: a confirmation is weighed against it, not
+    // against a time worked out from the link's expiry and today's
+    // `confirm_ttl` (which may have changed since).
+    r#"
+ALTER TABLE signup_names ADD COLUMN asked TEXT;
 "#,
 ];
 

@@ -391,11 +391,30 @@ impl Store {
         let expires = latest.map_or(expires, |latest| expires.max(latest + 1));
         self.conn
             .execute(
-                "INSERT INTO signup_names (subscriber_id, expires, name) VALUES (?1, ?2, ?3)",
-                params![id, expires, name],
+                "INSERT INTO signup_names (subscriber_id, expires, name, asked) VALUES (?1, ?2, ?3, ?4)",
+                params![id, expires, name, timestamp(now)],
             )
             .map_err(|e| self.error(e))?;
         Ok(expires)
+    }
+
+    /// When the sign-up whose link (void after `expires`) is followed was
+    /// made; `None` when it is not kept (confirmed already, expired, or
+    /// from before this was kept).
+    pub fn signup_asked(&self, id: i64, expires: i64) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let asked: Option<Option<String>> = self
+            .conn
+            .query_row(
+                "SELECT asked FROM signup_names WHERE subscriber_id = ?1 AND expires = ?2",
+                params![id, expires],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.error(e))?;
+        Ok(asked
+            .flatten()
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc)))
     }
 
     /// After a confirmation: the name typed into the sign-up whose link

@@ -25,31 +25,38 @@ fn sql(db: &Path, code: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Makes a schema-2 store at `db` (what 0.2 wrote), as after one digest:
-/// every post of the corpus announced at the permalink 0.2 gave it (the
-/// date of `created_at`), one subscriber who got that digest.
-fn old_store(db: &Path) {
+/// Makes a schema-2 store at `db` (what 0.2 wrote) holding what `rows`
+/// (Python statements, with `db` the open connection) put in it.
+fn v2_store(db: &Path, rows: &str) {
     let schema = common::manifest_dir().join("tests/fixtures/store-v2.sql");
     let code = format!(
-        r#"
-import re, sqlite3, sys, pathlib
-db = sqlite3.connect(sys.argv[1])
-db.executescript(pathlib.Path({schema:?}).read_text())
-db.execute("INSERT INTO subscribers VALUES (1, 'ann@example.org', 'Ann', 'active', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')")
+        "import re, sqlite3, sys, pathlib\n\
+         db = sqlite3.connect(sys.argv[1])\n\
+         db.executescript(pathlib.Path({:?}).read_text())\n\
+         {rows}\n\
+         db.execute('PRAGMA user_version = 2')\n\
+         db.commit()\n",
+        schema.display().to_string()
+    );
+    sql(db, &code);
+}
+
+/// Makes a schema-2 store at `db` as after one digest: every post of the
+/// corpus announced at the permalink 0.2 gave it (the date of
+/// `created_at`), one subscriber who got that digest.
+fn old_store(db: &Path) {
+    let rows = format!(
+        r#"db.execute("INSERT INTO subscribers VALUES (1, 'ann@example.org', 'Ann', 'active', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')")
 db.execute("INSERT INTO digests VALUES (1, '2026-11-01T00:00:00Z', 'S', '<p>H</p>', 'T')")
 db.execute("INSERT INTO deliveries VALUES (1, 1, 'sent', 1, '250 ok', '2026-11-01T00:00:00Z')")
 for path in sorted(pathlib.Path({corpus:?}).glob("*.md")):
     created = re.search(r"^\s*created_at:\s*(\d{{4}})-(\d\d)-(\d\d)", path.read_text(), re.M)
     slug = path.stem[11:]
     permalink = "/blog/%s/%s/%s/%s/" % (created[1], created[2], created[3], slug)
-    db.execute("INSERT INTO announced VALUES (?, 1, '2026-11-01T00:00:00Z')", (permalink,))
-db.execute("PRAGMA user_version = 2")
-db.commit()
-"#,
-        schema = schema.display().to_string(),
+    db.execute("INSERT INTO announced VALUES (?, 1, '2026-11-01T00:00:00Z')", (permalink,))"#,
         corpus = corpus_dir().display().to_string(),
     );
-    sql(db, &code);
+    v2_store(db, &rows);
 }
 
 fn send(site: &Site) -> Run {
@@ -158,20 +165,10 @@ fn links_mailed_before_keys_still_unsubscribe_their_reader_and_no_one_else() {
 
     // A 0.2 store with three readers; Bob (row 2) got a digest with his link.
     let site = Site::with_mail().create();
-    let db = site.path("newsletter.db");
-    let schema = common::manifest_dir().join("tests/fixtures/store-v2.sql");
-    sql(
-        &db,
-        &format!(
-            "import sqlite3, sys, pathlib\n\
-             db = sqlite3.connect(sys.argv[1])\n\
-             db.executescript(pathlib.Path({:?}).read_text())\n\
-             for i, name in enumerate(['ann', 'bob', 'cy'], 1):\n\
-             \x20   db.execute('INSERT INTO subscribers VALUES (?, ?, \"\", \"active\", \"2026-01-01T00:00:00.000Z\", \"2026-01-01T00:00:00.000Z\")', (i, name + '@example.org'))\n\
-             db.execute('PRAGMA user_version = 2')\n\
-             db.commit()\n",
-            schema.display().to_string()
-        ),
+    v2_store(
+        &site.path("newsletter.db"),
+        "for i, name in enumerate(['ann', 'bob', 'cy'], 1):\n\
+         \x20   db.execute('INSERT INTO subscribers VALUES (?, ?, \"\", \"active\", \"2026-01-01T00:00:00.000Z\", \"2026-01-01T00:00:00.000Z\")', (i, name + '@example.org'))",
     );
     let bobs_link = legacy_token(2);
 
@@ -312,15 +309,9 @@ fn one_mailbox_typed_several_ways_becomes_one_row_and_gets_one_message() {
     // A 0.2 store: three spellings of one mailbox (one of them left), two
     // of another, a digest pending for all of them.
     let site = Site::with_mail().create();
-    let db = site.path("newsletter.db");
-    let schema = common::manifest_dir().join("tests/fixtures/store-v2.sql");
-    sql(
-        &db,
-        &format!(
-            "import sqlite3, sys, pathlib\n\
-             db = sqlite3.connect(sys.argv[1])\n\
-             db.executescript(pathlib.Path({:?}).read_text())\n\
-             rows = [(1, '\"victim\"@example.org', 'active'), (2, 'victim@EXAMPLE.org', 'unsubscribed'),\n\
+    v2_store(
+        &site.path("newsletter.db"),
+        "rows = [(1, '\"victim\"@example.org', 'active'), (2, 'victim@EXAMPLE.org', 'unsubscribed'),\n\
              \x20       (3, '\"\\\\victim\"@example.org', 'active'), (4, '\"bob\"@example.org', 'active'),\n\
              \x20       (5, 'bob@example.org', 'active')]\n\
              for i, email, status in rows:\n\
@@ -328,11 +319,7 @@ fn one_mailbox_typed_several_ways_becomes_one_row_and_gets_one_message() {
              db.execute(\"INSERT INTO digests VALUES (1, '2026-11-20T00:00:00Z', 'Old news', '<p>Old</p>', 'Old')\")\n\
              for i in (1, 3, 4, 5):\n\
              \x20   db.execute(\"INSERT INTO deliveries VALUES (1, ?, 'pending', 0, '', '2026-11-20T00:00:00Z')\", (i,))\n\
-             db.execute(\"INSERT INTO deliveries VALUES (1, 2, 'sent', 1, '250 ok', '2026-11-20T00:00:00Z')\")\n\
-             db.execute('PRAGMA user_version = 2')\n\
-             db.commit()\n",
-            schema.display().to_string()
-        ),
+             db.execute(\"INSERT INTO deliveries VALUES (1, 2, 'sent', 1, '250 ok', '2026-11-20T00:00:00Z')\")",
     );
     let statuses = server::statuses(&site);
     assert_eq!(

@@ -265,34 +265,32 @@ impl Store {
         if let Some(secret) = self.existing_secret(from_env)? {
             return Ok(secret);
         }
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).expect("the OS has a random source");
-        // Another process may have won the race: keep whichever is stored.
-        self.conn
-            .execute(
-                "INSERT OR IGNORE INTO settings (key, value) VALUES ('secret', ?1)",
-                [hex::encode(bytes)],
-            )
-            .map_err(|e| self.error(e))?;
+        self.random_setting("secret", 32)?;
         self.secret(None)
     }
 
     /// This store's own random id, made on first use and kept: it makes
     /// the digests' `Message-ID`s differ from those of any other store.
     pub fn instance_id(&self) -> Result<String, StoreError> {
-        if let Some(id) = self.setting("instance")? {
-            return Ok(id);
+        self.random_setting("instance", 8)
+    }
+
+    /// The setting `key`, made on first use from `bytes` random bytes (in
+    /// hex) and kept. Another process may make it at the same moment: the
+    /// one stored first is the one every process gets.
+    pub(super) fn random_setting(&self, key: &str, bytes: usize) -> Result<String, StoreError> {
+        if let Some(value) = self.setting(key)? {
+            return Ok(value);
         }
-        let mut bytes = [0u8; 8];
-        getrandom::fill(&mut bytes).expect("the OS has a random source");
-        // Another process may have won the race: keep whichever is stored.
+        let mut random = vec![0u8; bytes];
+        getrandom::fill(&mut random).expect("the OS has a random source");
         self.conn
             .execute(
-                "INSERT OR IGNORE INTO settings (key, value) VALUES ('instance', ?1)",
-                [hex::encode(bytes)],
+                "INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)",
+                [key, &hex::encode(random)],
             )
             .map_err(|e| self.error(e))?;
-        self.instance_id()
+        Ok(self.setting(key)?.expect("just stored"))
     }
 
     /// The secret as [`Store::secret`] finds it, but `None` where that

@@ -347,18 +347,7 @@ impl Store {
 
     /// The store's own salt for [`forget_hash`], made on first use.
     fn forget_salt(&self) -> Result<String, StoreError> {
-        if let Some(salt) = self.setting("forget_salt")? {
-            return Ok(salt);
-        }
-        let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).expect("the OS has a random source");
-        self.conn
-            .execute(
-                "INSERT OR IGNORE INTO settings (key, value) VALUES ('forget_salt', ?1)",
-                [hex::encode(bytes)],
-            )
-            .map_err(|e| self.error(e))?;
-        self.forget_salt()
+        self.random_setting("forget_salt", 16)
     }
 
     /// Keeps the name typed into a sign-up until its link is confirmed,

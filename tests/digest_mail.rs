@@ -164,82 +164,122 @@ fn raw_header_section(path: &Path) -> Vec<u8> {
 
 /// What `tests/dkim_verify.py verify` says of one message.
 #[derive(Debug, Deserialize)]
-struct Dkim {
+struct Verified {
     file: String,
+    /// One per `DKIM-Signature`, top first.
+    signatures: Vec<Signature>,
+}
+
+/// dkimpy's verdict on one signature.
+#[derive(Debug, Deserialize)]
+struct Signature {
     verified: bool,
     error: Option<String>,
-    signatures: usize,
     tags: BTreeMap<String, String>,
     signed_headers: Vec<String>,
     lookups: Vec<String>,
 }
 
 /// Writes a new key pair for `kind` ("rsa" or "ed25519"): the private key
-/// to `dkim.pem` in the site, its DNS TXT record to `dkim.txt`.
-fn dkim_genkey(site: &Site, kind: &str) {
+/// to `STEM.pem` in the site, its DNS TXT record to `STEM.txt`.
+fn dkim_genkey(site: &Site, kind: &str, stem: &str) {
     let out = run(Command::new(python())
         .arg(manifest_dir().join("tests/dkim_verify.py"))
         .args(["genkey", "--type", kind, "--private"])
-        .arg(site.path("dkim.pem"))
+        .arg(site.path(&format!("{stem}.pem")))
         .arg("--record")
-        .arg(site.path("dkim.txt")));
+        .arg(site.path(&format!("{stem}.txt"))));
     assert_eq!(out.code, Some(0), "dkim_verify.py genkey failed\n{out}");
 }
 
-/// dkimpy's verdict on each message, with the site's `dkim.txt` as the DNS
-/// record of mail._domainkey.blog.example.org.
-fn dkim_verify(site: &Site, files: &[PathBuf]) -> Vec<Dkim> {
+/// dkimpy's verdict on each message, the DNS answering for each
+/// `(selector, stem)` of `keys` the record in the site's `STEM.txt` at
+/// SELECTOR._domainkey.blog.example.org.
+fn dkim_verify(site: &Site, keys: &[(&str, &str)], files: &[PathBuf]) -> Vec<Verified> {
     assert!(!files.is_empty(), "no message to verify");
-    let out = run(Command::new(python())
+    let mut command = Command::new(python());
+    command
         .arg(manifest_dir().join("tests/dkim_verify.py"))
-        .arg("verify")
-        .arg("--record")
-        .arg(site.path("dkim.txt"))
-        .args(["--selector", "mail", "--domain", "blog.example.org"])
-        .args(files));
+        .args(["verify", "--domain", "blog.example.org"]);
+    for (selector, stem) in keys {
+        command.arg("--key").arg(format!(
+            "{selector}={}",
+            site.path(&format!("{stem}.txt")).display()
+        ));
+    }
+    let out = run(command.args(files));
     assert_eq!(out.code, Some(0), "dkim_verify.py verify failed\n{out}");
     serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("dkim_verify.py printed bad JSON ({e})\n{out}"))
 }
 
-/// Checks a good signature: verified, by `algorithm`, for the site's domain
-/// and selector, looked up where a receiver would, covering From, Subject
-/// and both List-Unsubscribe headers.
+/// The headers every signature covers, each listed once more than the
+/// message has it (over-signed), so one added in transit breaks it.
+const OVER_SIGNED: [&str; 10] = [
+    "from",
+    "to",
+    "subject",
+    "date",
+    "message-id",
+    "list-id",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "mime-version",
+    "content-type",
+];
+
+/// Checks a message's good signatures: as many as `expected`, each
+/// verified, made by its `(selector, algorithm)` for the site's domain,
+/// its key looked up where a receiver would, over-signing [`OVER_SIGNED`].
 #[track_caller]
-fn assert_good_signature(result: &Dkim, algorithm: &str) {
-    assert!(
-        result.verified,
-        "{}: dkimpy rejected the signature: {:?}\n{result:#?}",
-        result.file, result.error
-    );
-    assert_eq!(result.signatures, 1, "{}", result.file);
-    assert_eq!(result.tags.get("a").map(String::as_str), Some(algorithm));
-    assert_eq!(
-        result.tags.get("d").map(String::as_str),
-        Some("blog.example.org")
-    );
-    assert_eq!(result.tags.get("s").map(String::as_str), Some("mail"));
-    assert_eq!(
-        result
-            .lookups
-            .iter()
-            .map(|l| l.trim_end_matches('.'))
-            .collect::<Vec<_>>(),
-        ["mail._domainkey.blog.example.org"]
-    );
-    for header in [
-        "from",
-        "subject",
-        "list-unsubscribe",
-        "list-unsubscribe-post",
-    ] {
+fn assert_good_signatures(result: &Verified, expected: &[(&str, &str)]) {
+    let made: Vec<(&str, &str)> = result
+        .signatures
+        .iter()
+        .map(|s| {
+            (
+                s.tags.get("s").map_or("", String::as_str),
+                s.tags.get("a").map_or("", String::as_str),
+            )
+        })
+        .collect();
+    assert_eq!(made, expected, "{}: {result:#?}", result.file);
+    for (signature, (selector, _)) in result.signatures.iter().zip(expected) {
         assert!(
-            result.signed_headers.iter().any(|h| h == header),
-            "{}: h= does not cover {header}: {:?}",
-            result.file,
-            result.signed_headers
+            signature.verified,
+            "{}: dkimpy rejected the {selector} signature: {:?}\n{result:#?}",
+            result.file, signature.error
         );
+        assert_eq!(
+            signature.tags.get("d").map(String::as_str),
+            Some("blog.example.org")
+        );
+        assert_eq!(
+            signature
+                .lookups
+                .iter()
+                .map(|l| l.trim_end_matches('.'))
+                .collect::<Vec<_>>(),
+            [format!("{selector}._domainkey.blog.example.org")]
+        );
+        for header in OVER_SIGNED {
+            let times = signature
+                .signed_headers
+                .iter()
+                .filter(|h| *h == header)
+                .count();
+            assert_eq!(
+                times, 2,
+                "{}: h= lists {header} {times} times, not twice: {:?}",
+                result.file, signature.signed_headers
+            );
+        }
     }
+}
+
+/// Whether any signature of the message verified.
+fn any_verified(result: &Verified) -> bool {
+    result.signatures.iter().any(|s| s.verified)
 }
 
 /// A copy of the message at `from`, written to `to` in the site, with one
@@ -273,7 +313,7 @@ fn rsa_dkim_signatures_verify_with_dkimpy_and_cover_list_unsubscribe() {
         .dkim("mail", "blog.example.org", "dkim.pem")
         .smtp(server.config(""))
         .create();
-    dkim_genkey(&site, "rsa");
+    dkim_genkey(&site, "rsa", "dkim");
     assert!(
         site.read_text("dkim.pem")
             .starts_with("-----BEGIN PRIVATE KEY-----")
@@ -299,15 +339,19 @@ fn rsa_dkim_signatures_verify_with_dkimpy_and_cover_list_unsubscribe() {
 
     let files = eml_files(&server.maildir);
     assert_eq!(files.len(), 3);
-    let results = dkim_verify(&site, &files);
+    let results = dkim_verify(&site, &[("mail", "dkim")], &files);
     assert_eq!(results.len(), 3);
     for result in &results {
-        assert_good_signature(result, "rsa-sha256");
-        assert!(
-            result.signed_headers.iter().any(|h| h == "reply-to"),
-            "{}: Reply-To is set but not signed: {:?}",
-            result.file,
-            result.signed_headers
+        assert_good_signatures(result, &[("mail", "rsa-sha256")]);
+        let reply_to = result.signatures[0]
+            .signed_headers
+            .iter()
+            .filter(|h| *h == "reply-to")
+            .count();
+        assert_eq!(
+            reply_to, 2,
+            "{}: Reply-To is set but not over-signed",
+            result.file
         );
     }
 
@@ -332,15 +376,15 @@ fn rsa_dkim_signatures_verify_with_dkimpy_and_cover_list_unsubscribe() {
         bytes[at] = b'S';
         std::fs::write(&body, bytes).unwrap();
     }
-    let results = dkim_verify(&site, &[copy, tampered, body]);
-    assert_good_signature(&results[0], "rsa-sha256");
+    let results = dkim_verify(&site, &[("mail", "dkim")], &[copy, tampered, body]);
+    assert_good_signatures(&results[0], &[("mail", "rsa-sha256")]);
     assert!(
-        !results[1].verified,
+        !any_verified(&results[1]),
         "a List-Unsubscribe changed after signing ({before:?} -> {after:?}) still verifies"
     );
-    assert!(results[1].error.is_some());
+    assert!(results[1].signatures[0].error.is_some());
     assert!(
-        !results[2].verified,
+        !any_verified(&results[2]),
         "a body changed after signing still verifies"
     );
 }
@@ -350,7 +394,7 @@ fn ed25519_dkim_signatures_verify_in_the_outbox_and_in_the_preview() {
     let site = mail_site()
         .dkim("mail", "blog.example.org", "dkim.pem")
         .create();
-    dkim_genkey(&site, "ed25519");
+    dkim_genkey(&site, "ed25519", "dkim");
     post(
         &site,
         "2026-11-20-edwards",
@@ -366,20 +410,141 @@ fn ed25519_dkim_signatures_verify_in_the_outbox_and_in_the_preview() {
     let mut files = eml_files(&site.path("outbox"));
     assert_eq!(files.len(), 2);
     files.push(preview);
-    let results = dkim_verify(&site, &files);
+    let results = dkim_verify(&site, &[("mail", "dkim")], &files);
     assert_eq!(results.len(), 3);
     for result in &results {
-        assert_good_signature(result, "ed25519-sha256");
+        assert_good_signatures(result, &[("mail", "ed25519-sha256")]);
     }
 
     let tampered = site.path("tampered.eml");
     let (before, after) = tamper_header(&files[0], &tampered, "List-Unsubscribe-Post", 20);
     assert_eq!(before, "List-Unsubscribe=One-Click");
-    let results = dkim_verify(&site, &[tampered]);
+    let results = dkim_verify(&site, &[("mail", "dkim")], &[tampered]);
     assert!(
-        !results[0].verified,
+        !any_verified(&results[0]),
         "List-Unsubscribe-Post changed after signing ({after:?}) still verifies"
     );
+}
+
+#[test]
+fn an_rsa_and_an_ed25519_key_both_sign_every_message() {
+    let server = SmtpServer::start(&[]);
+    let site = mail_site()
+        .dkim("rsa", "blog.example.org", "rsa.pem")
+        .dkim("ed", "blog.example.org", "ed.pem")
+        .smtp(server.config(""))
+        .create();
+    dkim_genkey(&site, "rsa", "rsa");
+    dkim_genkey(&site, "ed25519", "ed");
+    post(
+        &site,
+        "2026-11-20-both",
+        "title: \"Belt and braces\"",
+        "Signed twice: receivers that check only RSA still pass it.",
+    );
+    site.subscribe(&["ann@example.net", "bob@example.net"]);
+    let out = send(&site).success();
+    assert!(out.stdout.contains("2 sent"), "{out}");
+    newsletter_at(&site, &["preview", "--output", "pv"]).success();
+    let mut files = eml_files(&server.maildir);
+    assert_eq!(files.len(), 2);
+    files.push(site.path("pv/digest.eml"));
+    let keys = [("rsa", "rsa"), ("ed", "ed")];
+    for result in dkim_verify(&site, &keys, &files) {
+        assert_good_signatures(&result, &[("rsa", "rsa-sha256"), ("ed", "ed25519-sha256")]);
+    }
+    // A receiver that knows only one of the keys still finds a signature
+    // that verifies.
+    for key in keys {
+        let results = dkim_verify(&site, &[key], &files[..1]);
+        let verified: Vec<&str> = results[0]
+            .signatures
+            .iter()
+            .filter(|s| s.verified)
+            .map(|s| s.tags["s"].as_str())
+            .collect();
+        assert_eq!(verified, [key.0]);
+    }
+}
+
+/// A copy of the message at `from`, written to `to`, with `line` put on
+/// top of its headers, as a relay (or an attacker replaying it) could.
+fn header_on_top(from: &Path, to: &Path, line: &str) {
+    let mut bytes = format!("{line}\r\n").into_bytes();
+    bytes.extend(std::fs::read(from).unwrap());
+    std::fs::write(to, bytes).unwrap();
+}
+
+#[test]
+fn a_header_added_or_changed_in_transit_breaks_both_signatures() {
+    let site = mail_site()
+        .dkim("rsa", "blog.example.org", "rsa.pem")
+        .dkim("ed", "blog.example.org", "ed.pem")
+        .create();
+    dkim_genkey(&site, "rsa", "rsa");
+    dkim_genkey(&site, "ed25519", "ed");
+    post(
+        &site,
+        "2026-11-20-sealed",
+        "title: \"Sealed\"",
+        "Nobody adds a header to this.",
+    );
+    site.subscribe(&["ann@example.net"]);
+    send(&site).success();
+    let signed = eml_files(&site.path("outbox")).remove(0);
+    let raw = String::from_utf8(std::fs::read(&signed).unwrap()).unwrap();
+    assert!(
+        raw.contains("\r\nContent-Type: multipart/alternative;"),
+        "{raw}"
+    );
+
+    let mut attacks: Vec<(String, PathBuf)> = Vec::new();
+    for (i, line) in [
+        "From: \"Blog security team\" <security@evil.example>",
+        "Subject: Your subscription expires today: renew at https://evil.example/",
+        "To: everyone@evil.example",
+        "Reply-To: refunds@evil.example",
+        "Content-Type: text/html; charset=utf-8",
+        "MIME-Version: 1.0",
+        "List-Unsubscribe: <https://evil.example/unsubscribe>",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let to = site.path(&format!("added-{i}.eml"));
+        header_on_top(&signed, &to, line);
+        attacks.push((format!("added on top: {line}"), to));
+    }
+    // Content-Type changed in place: the parts read as attachments.
+    let changed = site.path("content-type.eml");
+    std::fs::write(
+        &changed,
+        raw.replacen(
+            "\r\nContent-Type: multipart/alternative;",
+            "\r\nContent-Type: multipart/mixed;",
+            1,
+        ),
+    )
+    .unwrap();
+    attacks.push(("Content-Type changed to multipart/mixed".into(), changed));
+
+    let mut files = vec![signed.clone()];
+    files.extend(attacks.iter().map(|(_, f)| f.clone()));
+    let results = dkim_verify(&site, &[("rsa", "rsa"), ("ed", "ed")], &files);
+    assert_good_signatures(
+        &results[0],
+        &[("rsa", "rsa-sha256"), ("ed", "ed25519-sha256")],
+    );
+    for ((attack, _), result) in attacks.iter().zip(&results[1..]) {
+        assert_eq!(result.signatures.len(), 2, "{attack}");
+        for signature in &result.signatures {
+            assert!(
+                !signature.verified,
+                "{attack}: the {} signature still verifies",
+                signature.tags["s"]
+            );
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

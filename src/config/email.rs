@@ -19,7 +19,9 @@ pub struct Email {
     pub outbox: PathBuf,
     /// What writing to the outbox means when there is no `[smtp]` section.
     pub outbox_mode: OutboxMode,
-    pub dkim: Option<Dkim>,
+    /// The signing keys, in the order their signatures are written: none,
+    /// one, or (say) an RSA key and an Ed25519 key signing each message.
+    pub dkim: Vec<Dkim>,
 }
 
 /// `email.outbox_mode`: what a message written to the outbox counts as.
@@ -36,13 +38,45 @@ pub enum OutboxMode {
     Deliver,
 }
 
-/// `[email.dkim]`: sign messages (the key file is PEM, RSA or Ed25519).
+/// One `[email.dkim]` key: sign messages as `selector._domainkey.domain`
+/// with the private key in `key_file` (PEM, RSA or Ed25519).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dkim {
     pub selector: String,
     pub domain: String,
     pub key_file: PathBuf,
+}
+
+/// At most this many `[[email.dkim]]` keys: each signature costs a
+/// signing per message, and two (RSA and Ed25519) is what receivers use.
+pub const MAX_DKIM_KEYS: usize = 4;
+
+/// `[email.dkim]` as written: one table (one key), or an array of tables
+/// (`[[email.dkim]]`, a key each). A visitor rather than an untagged enum,
+/// so a mistake inside a table (an unknown key, a missing selector) is
+/// reported as itself, not as "did not match any variant".
+#[derive(Debug, Default)]
+struct DkimKeys(Vec<Dkim>);
+
+impl<'de> Deserialize<'de> for DkimKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = DkimKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table [email.dkim] or tables [[email.dkim]]")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<DkimKeys, A::Error> {
+                let key = Dkim::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(DkimKeys(vec![key]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<DkimKeys, A::Error> {
+                Vec::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(DkimKeys)
+            }
+        }
+        deserializer.deserialize_any(Keys)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -53,7 +87,7 @@ pub(super) struct RawEmail {
     unsubscribe_mailto: Option<String>,
     outbox: Option<PathBuf>,
     outbox_mode: Option<OutboxMode>,
-    dkim: Option<Dkim>,
+    dkim: Option<DkimKeys>,
 }
 
 /// Checks `[email]`. It needs the checked `[site]`: without `email.from`,
@@ -106,10 +140,7 @@ pub(super) fn check(raw: RawEmail, site: &Site, source: &Source) -> Result<Email
                 })
         })
         .transpose()?;
-    let dkim = raw.dkim.map(|d| Dkim {
-        key_file: source.resolve(d.key_file),
-        ..d
-    });
+    let dkim = check_dkim(raw.dkim.unwrap_or_default().0, source)?;
     Ok(Email {
         from,
         reply_to,
@@ -118,4 +149,68 @@ pub(super) fn check(raw: RawEmail, site: &Site, source: &Source) -> Result<Email
         outbox_mode: raw.outbox_mode.unwrap_or_default(),
         dkim,
     })
+}
+
+/// Checks the DKIM keys: each selector and domain a DNS name (the key is
+/// looked up at `selector._domainkey.domain`), no two signing as the same
+/// selector of the same domain, at most [`MAX_DKIM_KEYS`].
+fn check_dkim(keys: Vec<Dkim>, source: &Source) -> Result<Vec<Dkim>, ConfigError> {
+    if keys.len() > MAX_DKIM_KEYS {
+        return Err(source.invalid(
+            "email.dkim",
+            format!(
+                "has {} keys; at most {MAX_DKIM_KEYS} (one RSA and one Ed25519 key is what receivers check)",
+                keys.len()
+            ),
+        ));
+    }
+    let mut checked: Vec<Dkim> = Vec::with_capacity(keys.len());
+    for key in keys {
+        for (name, value) in [
+            ("email.dkim.selector", &key.selector),
+            ("email.dkim.domain", &key.domain),
+        ] {
+            if !is_dns_name(value) {
+                return Err(source.invalid(
+                    name,
+                    format!(
+                        "= {value:?} is not a DNS name (letters, digits, `-` and `_` in labels separated by dots): \
+                         receivers look the key up at SELECTOR._domainkey.DOMAIN"
+                    ),
+                ));
+            }
+        }
+        if checked.iter().any(|k| {
+            k.selector.eq_ignore_ascii_case(&key.selector)
+                && k.domain.eq_ignore_ascii_case(&key.domain)
+        }) {
+            return Err(source.invalid(
+                "email.dkim.selector",
+                format!(
+                    "= {:?} is given twice for {}: each key needs a selector of its own, \
+                     published at SELECTOR._domainkey.{}",
+                    key.selector, key.domain, key.domain
+                ),
+            ));
+        }
+        checked.push(Dkim {
+            key_file: source.resolve(&key.key_file),
+            ..key
+        });
+    }
+    Ok(checked)
+}
+
+/// A name DKIM can look up: ASCII labels of letters, digits, `-` and `_`,
+/// 1 to 63 characters each, 253 in all, separated by single dots.
+fn is_dns_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }

@@ -37,7 +37,7 @@ pub fn private_paths(config: &Config) -> Vec<Private> {
         path: config.path.clone(),
         what: "the config file",
     });
-    if let Some(dkim) = &config.email.dkim {
+    for dkim in &config.email.dkim {
         paths.push(Private {
             path: dkim.key_file.clone(),
             what: "the DKIM private key",

@@ -250,6 +250,58 @@ mod tests {
     }
 
     #[test]
+    fn dkim_is_one_table_or_several() {
+        const SITE: &str = "[site]\nbase_url = \"https://x.org\"\n";
+        let one = parse(&format!(
+            "{SITE}[email.dkim]\nselector = \"s\"\ndomain = \"x.org\"\nkey_file = \"k.pem\"\n"
+        ))
+        .unwrap();
+        assert_eq!(one.email.dkim.len(), 1);
+        assert_eq!(one.email.dkim[0].key_file, Path::new("/site/k.pem"));
+        let key = |s: &str| {
+            format!(
+                "[[email.dkim]]\nselector = \"{s}\"\ndomain = \"x.org\"\nkey_file = \"{s}.pem\"\n"
+            )
+        };
+        let two = parse(&format!("{SITE}{}{}", key("rsa"), key("ed"))).unwrap();
+        let selectors: Vec<&str> = two.email.dkim.iter().map(|k| k.selector.as_str()).collect();
+        assert_eq!(selectors, ["rsa", "ed"]);
+        assert!(parse(SITE).unwrap().email.dkim.is_empty());
+
+        for (dkim, says) in [
+            // A mistake inside a table is reported as itself.
+            (
+                "[email.dkim]\nselector = \"s\"\ndomain = \"x.org\"\nkeyfile = \"k.pem\"\n"
+                    .to_string(),
+                "keyfile",
+            ),
+            (
+                "[email.dkim]\nselector = \"s\"\nkey_file = \"k.pem\"\n".to_string(),
+                "domain",
+            ),
+            (format!("{}{}", key("a"), key("a")), "given twice"),
+            (
+                "[email.dkim]\nselector = \"a b\"\ndomain = \"x.org\"\nkey_file = \"k.pem\"\n"
+                    .to_string(),
+                "email.dkim.selector",
+            ),
+            (
+                "[email.dkim]\nselector = \"s\"\ndomain = \"x..org\"\nkey_file = \"k.pem\"\n"
+                    .to_string(),
+                "email.dkim.domain",
+            ),
+            (["a", "b", "c", "d", "e"].map(key).concat(), "at most 4"),
+            ("[email]\ndkim = 3\n".to_string(), "email.dkim"),
+        ] {
+            let err = parse(&format!("{SITE}{dkim}")).unwrap_err().to_string();
+            assert!(
+                err.contains("config.toml") && err.contains(says),
+                "{dkim}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn email_defaults_and_smtp_security() {
         let config = parse("[site]\ntitle = \"T\"\nbase_url = \"https://x.org\"\n").unwrap();
         assert_eq!(config.email.from.to_string(), "T <newsletter@x.org>");

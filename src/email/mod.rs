@@ -4,7 +4,8 @@
 //! - [`digest`]: which posts the next digest carries, rendered once from
 //!   the templates, with merge tokens ([`merge`]) where each subscriber's
 //!   values go; [`body`] makes excerpts fit for mail clients.
-//! - [`compose`]: one subscriber's message: headers, parts, DKIM.
+//! - [`compose`]: one subscriber's message: headers, parts; [`dkim`]
+//!   signs it.
 //! - [`deliver`]: workers, retries, throttles, and the ledger.
 //! - [`transport`]: the SMTP server or the outbox folder, behind a seam
 //!   that tests fill with a scripted stub.
@@ -15,6 +16,7 @@ pub mod body;
 pub mod compose;
 pub mod deliver;
 pub mod digest;
+pub mod dkim;
 pub mod lock;
 pub mod merge;
 pub mod preview;

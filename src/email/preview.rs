@@ -58,7 +58,7 @@ pub fn preview(
     for (file, bytes) in [
         ("digest.html", personal.html.into_bytes()),
         ("digest.txt", personal.text.into_bytes()),
-        ("digest.eml", message.formatted()),
+        ("digest.eml", message.formatted().to_vec()),
     ] {
         let path = output.join(file);
         stage_file(&path, |w| w.write_all(&bytes))?

@@ -22,7 +22,8 @@ use serde::Deserialize;
 
 use super::App;
 use crate::config::Config;
-use crate::email::compose::{build_notice, dkim_signer, recipient, trial_message_id};
+use crate::email::compose::{build_notice, recipient, trial_message_id};
+use crate::email::dkim::Signer;
 use crate::email::transport::OneOff;
 use crate::links;
 use crate::store::{self, Added, Changed, Status, StatusChange, Store};
@@ -440,7 +441,7 @@ struct Worker {
     config: Config,
     pages: super::pages::Pages,
     transport: OneOff,
-    dkim: Option<lettre::message::dkim::DkimConfig>,
+    dkim: Option<Signer>,
     secret: Vec<u8>,
     stopping: Arc<AtomicBool>,
 }
@@ -451,7 +452,7 @@ impl Confirmations {
         let stopping = Arc::new(AtomicBool::new(false));
         let worker = Worker {
             transport: OneOff::new(config)?,
-            dkim: dkim_signer(config)?,
+            dkim: Signer::load(config)?,
             pages: super::pages::Pages::load(config)?,
             config: config.clone(),
             secret: secret.to_vec(),

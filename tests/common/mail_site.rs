@@ -32,7 +32,7 @@ pub struct MailSite {
     title: Option<String>,
     from: bool,
     email: Vec<String>,
-    dkim: Option<String>,
+    dkim: Vec<String>,
     templates: Option<String>,
     first_run_posts: u32,
     digest: Vec<String>,
@@ -53,7 +53,7 @@ impl Site {
             title: None,
             from: true,
             email: Vec::new(),
-            dkim: None,
+            dkim: Vec::new(),
             templates: None,
             first_run_posts: 2,
             digest: Vec::new(),
@@ -126,9 +126,10 @@ impl MailSite {
     }
 
     /// `[email.dkim]`: sign with the key in `key_file` as `selector` of
-    /// `domain`.
+    /// `domain`. Called again, another key: the config then has a
+    /// `[[email.dkim]]` table for each.
     pub fn dkim(mut self, selector: &str, domain: &str, key_file: &str) -> Self {
-        self.dkim = Some(format!(
+        self.dkim.push(format!(
             "selector = {}\ndomain = {}\nkey_file = {}\n",
             toml_string(selector),
             toml_string(domain),
@@ -231,8 +232,14 @@ impl MailSite {
         }
         email.extend(self.email);
         table(&mut config, "email", &email);
-        if let Some(dkim) = &self.dkim {
-            table(&mut config, "email.dkim", &[dkim]);
+        match self.dkim.as_slice() {
+            [] => {}
+            [one] => table(&mut config, "email.dkim", &[one]),
+            keys => {
+                for key in keys {
+                    write!(config, "\n[[email.dkim]]\n{}", key).unwrap();
+                }
+            }
         }
 
         let templates = self

@@ -17,8 +17,8 @@ pub mod stub;
 
 use std::path::PathBuf;
 
+use crate::email::compose::Outgoing;
 use anyhow::{Context, Result};
-use lettre::Message;
 
 use crate::config::Config;
 
@@ -54,7 +54,7 @@ pub trait Transport: Send + Sync {
 /// One worker's sending end.
 pub trait Session {
     /// Tries to send `message` once.
-    fn send(&mut self, message: &Message) -> Attempt;
+    fn send(&mut self, message: &Outgoing) -> Attempt;
 }
 
 /// The transport `config` asks for: its `[smtp]` server, else the outbox
@@ -86,7 +86,7 @@ impl OneOff {
     }
 
     /// The server's reply; on failure, whether trying again later may work.
-    pub fn send(&self, message: &Message) -> Result<String, (bool, anyhow::Error)> {
+    pub fn send(&self, message: &Outgoing) -> Result<String, (bool, anyhow::Error)> {
         match self.transport.session().send(message) {
             Attempt::Sent(reply) => Ok(reply),
             Attempt::Permanent(reason) => Err((false, anyhow::anyhow!(reason))),
@@ -138,7 +138,7 @@ impl Outbox {
         found
     }
 
-    fn write(&self, message: &Message) -> std::io::Result<PathBuf> {
+    fn write(&self, message: &Outgoing) -> std::io::Result<PathBuf> {
         use std::io::Write;
         let mut id = [0u8; 16];
         getrandom::fill(&mut id).expect("the OS has a random source");
@@ -150,7 +150,7 @@ impl Outbox {
             let mut out = crate::atomic::private_options()
                 .truncate(true)
                 .open(&staging)?;
-            out.write_all(&message.formatted())?;
+            out.write_all(message.formatted())?;
             out.sync_all()?;
             std::fs::rename(&staging, &file)?;
             // The rename itself on disk too, before the ledger says sent.
@@ -170,7 +170,7 @@ impl Transport for Outbox {
 }
 
 impl Session for &Outbox {
-    fn send(&mut self, message: &Message) -> Attempt {
+    fn send(&mut self, message: &Outgoing) -> Attempt {
         match self.write(message) {
             Ok(file) => Attempt::Sent(format!("written to {}", file.display())),
             Err(e) => Attempt::Fatal(

@@ -12,8 +12,8 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::email::compose::Outgoing;
 use anyhow::{Context, Result, bail};
-use lettre::Message;
 use lettre::transport::smtp::Error as SmtpError;
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
 use lettre::transport::smtp::client::{Certificate, SmtpConnection, TlsParameters};
@@ -129,7 +129,7 @@ impl<'a> SmtpSession<'a> {
     /// message (or the retry) goes over a fresh one. Errors say whether they
     /// came while connecting (they concern every message) or while sending
     /// this one.
-    pub fn try_send(&mut self, message: &Message) -> Result<Response, Failure> {
+    pub fn try_send(&mut self, message: &Outgoing) -> Result<Response, Failure> {
         let connection = match &mut self.connection {
             Some(connection) => connection,
             None => {
@@ -138,7 +138,7 @@ impl<'a> SmtpSession<'a> {
             }
         };
         let result = connection
-            .send(message.envelope(), &message.formatted())
+            .send(message.envelope(), message.formatted())
             .map_err(Failure::Message);
         if (result.is_err() || connection.has_broken())
             && let Some(mut connection) = self.connection.take()
@@ -175,7 +175,7 @@ impl Transport for Client {
 const AUTH_CODES: [&str; 4] = ["530", "534", "535", "538"];
 
 impl Session for SmtpSession<'_> {
-    fn send(&mut self, message: &Message) -> Attempt {
+    fn send(&mut self, message: &Outgoing) -> Attempt {
         match self.try_send(message) {
                 Ok(response) => Attempt::Sent(format!(
                     "{} {}",

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use lettre::Message;
+use crate::email::compose::Outgoing;
 
 use super::{Attempt, Session, Transport};
 
@@ -69,7 +69,7 @@ impl Transport for Scripted {
 }
 
 impl Session for &Scripted {
-    fn send(&mut self, message: &Message) -> Attempt {
+    fn send(&mut self, message: &Outgoing) -> Attempt {
         let to = message
             .envelope()
             .to()

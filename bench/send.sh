@@ -29,6 +29,8 @@
 #   SEND_TIMEOUT=S       limit for each `send` (default max(600, COUNT/100) s,
 #                        i.e. a send slower than 100 msg/s is cut off)
 #   SINK_PORT=P          smtp-sink port on 127.0.0.1 (default 2526)
+#   DKIM=K               sign every message: "rsa" (2048-bit), "ed25519", or
+#                        "both" (two [[email.dkim]] keys); keys made by openssl
 #   NEWSLETTER_BIN=P     use this binary instead of `cargo build --release`
 #   KEEP=1               keep the work folder (sites, ledgers, logs)
 # Installs what is missing with apt-get: time, postfix (for smtp-sink),
@@ -134,6 +136,15 @@ security = "none"
 connections = $CONNECTIONS
 timeout = 30
 EOF
+  local kind
+  for kind in $(case "${DKIM:-}" in both) echo rsa ed25519 ;; *) echo "${DKIM:-}" ;; esac); do
+    case $kind in
+      rsa) openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dir/$kind.pem" 2>/dev/null ;;
+      ed25519) openssl genpkey -algorithm ED25519 -out "$dir/$kind.pem" ;;
+      *) echo "DKIM=$DKIM: say rsa, ed25519 or both" >&2; exit 2 ;;
+    esac
+    printf '\n[[email.dkim]]\nselector = "%s"\ndomain = "example.org"\nkey_file = "%s.pem"\n' "$kind" "$kind" >>"$dir/config.toml"
+  done
   cp -r "$ROOT/content" "$ROOT/templates" "$dir/"
   (( n > 0 )) || return 0
   awk -v n="$n" 'BEGIN { print "email,name"; for (i = 1; i <= n; i++) printf "reader%06d@example.net,Reader %d\n", i, i }' >"$dir/subs.csv"

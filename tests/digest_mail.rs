@@ -467,6 +467,50 @@ fn an_rsa_and_an_ed25519_key_both_sign_every_message() {
     }
 }
 
+#[test]
+fn the_confirmation_request_from_serve_is_signed_by_both_keys_too() {
+    let port = common::server::free_port();
+    let site = Site::with_mail()
+        .served_at(port)
+        .dkim("rsa", "blog.example.org", "rsa.pem")
+        .dkim("ed", "blog.example.org", "ed.pem")
+        .create();
+    dkim_genkey(&site, "rsa", "rsa");
+    dkim_genkey(&site, "ed25519", "ed");
+    let server = common::server::start(&site, port);
+    let answer = common::server::client()
+        .post(server.url("/subscribe"))
+        .form(&[("email", "ann@example.net")])
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let files = loop {
+        let files = eml_files(&site.path("outbox"));
+        if !files.is_empty() {
+            break files;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no confirmation request"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let results = dkim_verify(&site, &[("rsa", "rsa"), ("ed", "ed")], &files);
+    assert_good_signatures(
+        &results[0],
+        &[("rsa", "rsa-sha256"), ("ed", "ed25519-sha256")],
+    );
+    for signature in &results[0].signatures {
+        let auto = signature
+            .signed_headers
+            .iter()
+            .filter(|h| *h == "auto-submitted")
+            .count();
+        assert_eq!(auto, 2, "Auto-Submitted not over-signed: {signature:?}");
+    }
+}
+
 /// A copy of the message at `from`, written to `to`, with `line` put on
 /// top of its headers, as a relay (or an attacker replaying it) could.
 fn header_on_top(from: &Path, to: &Path, line: &str) {

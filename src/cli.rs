@@ -117,9 +117,13 @@ pub enum SubscribersCommand {
         #[arg(long)]
         forget: bool,
     },
+    /// Make an address active again: one that bounced, complained or left,
+    /// and that you know wants the mail now (the one way back besides their
+    /// own new, confirmed sign-up).
+    Reactivate { email: String },
     /// List subscribers: email, name, status, since (tab-separated).
     List {
-        /// Only this status: active, pending, unsubscribed or bounced.
+        /// Only this status: active, pending, unsubscribed, bounced or complained.
         #[arg(long, value_parser = parse_status)]
         status: Option<Status>,
     },
@@ -132,7 +136,7 @@ pub enum SubscribersCommand {
 
 fn parse_status(text: &str) -> Result<Status, String> {
     Status::parse(text).ok_or_else(|| {
-        format!("unknown status {text:?}; use active, pending, unsubscribed or bounced")
+        format!("unknown status {text:?}; use active, pending, unsubscribed, bounced or complained")
     })
 }
 
@@ -470,12 +474,13 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
         }
         Command::Subscribers(command) => {
             let now = Utc::now();
-            // Looking (list, export) or removing creates no store.
+            // Looking (list, export), removing or reactivating creates no store.
             let looking = matches!(
                 command,
                 SubscribersCommand::List { .. }
                     | SubscribersCommand::Export
                     | SubscribersCommand::Remove { .. }
+                    | SubscribersCommand::Reactivate { .. }
             );
             let mut store = match Store::open_existing(&config.store.path)? {
                 Some(store) => store,
@@ -488,6 +493,9 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
                 }
                 SubscribersCommand::Remove { email, forget } => {
                     println!("{}", subscribers::remove(&mut store, &email, forget, now)?)
+                }
+                SubscribersCommand::Reactivate { email } => {
+                    println!("{}", subscribers::reactivate(&store, &email, now)?)
                 }
                 SubscribersCommand::List { status } => {
                     subscribers::list(&store, status, &mut std::io::stdout().lock())?;

@@ -20,7 +20,27 @@ pub fn add(store: &Store, email: &str, name: &str, now: DateTime<Utc>) -> Result
     Ok(
         match store.add_subscriber(&email, &clean_name(name), Status::Active, now)? {
             Added::New(_) => format!("added {email}"),
+            Added::Exists(s) if s.status.is_suppressed() => format!(
+                "{email} is {} and stays so: it is not mailed. If they want the mail again, \
+                 `newsletter subscribers reactivate {email}`, or let them sign up again",
+                s.status
+            ),
             Added::Exists(s) => format!("{email} is already a subscriber ({})", s.status),
+        },
+    )
+}
+
+/// Makes a subscriber active again, whatever their status.
+pub fn reactivate(store: &Store, email: &str, now: DateTime<Utc>) -> Result<String> {
+    let email = normalize_email(email).map_err(anyhow::Error::msg)?;
+    let Some(subscriber) = store.subscriber(&email)? else {
+        bail!("{email} is not a subscriber (see `newsletter subscribers list`)");
+    };
+    let email = &subscriber.email;
+    Ok(
+        match store.change_status(subscriber.id, StatusChange::Reactivate, now)? {
+            crate::store::Changed::Already => format!("{email} is already active"),
+            _ => format!("{email} is active again (it was {})", subscriber.status),
         },
     )
 }
@@ -223,6 +243,7 @@ fn parse_status(text: &str) -> Option<Status> {
             Some(Status::Unsubscribed)
         }
         "bounced" | "cleaned" => Some(Status::Bounced),
+        "complained" | "spam" | "abuse" => Some(Status::Complained),
         _ => None,
     }
 }
@@ -357,7 +378,7 @@ pub fn import(store: &mut Store, path: &Path, now: DateTime<Utc>) -> Result<Impo
                 Some(status) => status,
                 None => {
                     report.problems.push(format!(
-                        "{}:{line}: unknown status {text:?}; use active, pending, unsubscribed or bounced",
+                        "{}:{line}: unknown status {text:?}; use active, pending, unsubscribed, bounced or complained",
                         path.display()
                     ));
                     continue;
@@ -513,6 +534,63 @@ mod tests {
             format!(
                 "email,name,status,created_at,key\nA@x.org,Ann,unsubscribed,2026-11-25T09:00:00.000Z,{key}\n"
             )
+        );
+    }
+
+    #[test]
+    fn a_suppressed_address_stays_so_until_reactivated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("n.db")).unwrap();
+        for (email, status) in [
+            ("gone@x.org", Status::Unsubscribed),
+            ("dead@x.org", Status::Bounced),
+            ("spam@x.org", Status::Complained),
+        ] {
+            store.add_subscriber(email, "", status, now()).unwrap();
+            let said = add(&store, email, "", now()).unwrap();
+            assert!(
+                said.contains(&format!("is {status} and stays so"))
+                    && said.contains(&format!("subscribers reactivate {email}")),
+                "{said}"
+            );
+            assert_eq!(status_of(&store, email), status);
+        }
+        // An import that says active changes none of them; one that says
+        // complained suppresses an active address.
+        store
+            .add_subscriber("ok@x.org", "", Status::Active, now())
+            .unwrap();
+        import_text(
+            &mut store,
+            "list.csv",
+            "email,status\ngone@x.org,active\ndead@x.org,active\nspam@x.org,active\nok@x.org,complained\n",
+        );
+        assert_eq!(status_of(&store, "spam@x.org"), Status::Complained);
+        assert_eq!(status_of(&store, "dead@x.org"), Status::Bounced);
+        assert_eq!(status_of(&store, "ok@x.org"), Status::Complained);
+        // A one-click unsubscribe leaves a complaint as it is.
+        let spam = store.subscriber("spam@x.org").unwrap().unwrap();
+        store
+            .change_status(spam.id, StatusChange::Unsubscribe, now())
+            .unwrap();
+        assert_eq!(status_of(&store, "spam@x.org"), Status::Complained);
+
+        assert_eq!(
+            reactivate(&store, "Spam@x.org", now()).unwrap(),
+            "spam@x.org is active again (it was complained)"
+        );
+        assert_eq!(status_of(&store, "spam@x.org"), Status::Active);
+        assert_eq!(
+            reactivate(&store, "spam@x.org", now()).unwrap(),
+            "spam@x.org is already active"
+        );
+        assert!(reactivate(&store, "nobody@x.org", now()).is_err());
+        let mut out = Vec::new();
+        list(&store, Some(Status::Complained), &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap().lines().count(),
+            1,
+            "ok@x.org only"
         );
     }
 

@@ -60,7 +60,7 @@ impl Store {
             .execute(
                 "UPDATE deliveries SET status = 'cancelled', updated_at = ?2 \
                  WHERE digest_id = ?1 AND status = 'pending' AND subscriber_id IN \
-                 (SELECT id FROM subscribers WHERE status IN ('pending', 'unsubscribed', 'bounced'))",
+                 (SELECT id FROM subscribers WHERE status <> 'active')",
                 params![digest_id, timestamp(now)],
             )
             .map_err(|e| self.error(e))?;

@@ -8,7 +8,7 @@
 use super::{Store, StoreError};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 // Sized by SCHEMA_VERSION so that a migration added without bumping the
 // version (which would make the next `open` refuse the store as too new)
@@ -120,7 +120,48 @@ CREATE TABLE subscriber_aliases (
     r#"
 ALTER TABLE signup_names ADD COLUMN asked TEXT;
 "#,
+    // A new status, `complained` (a spam report): SQLite cannot change a
+    // CHECK in place, so the table is made anew (with foreign keys off for
+    // this step, see `migrate`, so dropping the old one cascades nothing).
+    // `bounces`: every report read (bounce, complaint, mailed unsubscribe),
+    // once each: `identity` is what makes a report the same report read
+    // twice (its Message-ID, else a hash of it).
+    r#"
+CREATE TABLE subscribers_new (
+    id INTEGER PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL
+        CHECK (status IN ('active', 'pending', 'unsubscribed', 'bounced', 'complained')),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    key TEXT
+);
+INSERT INTO subscribers_new (id, email, name, status, created_at, updated_at, key)
+    SELECT id, email, name, status, created_at, updated_at, key FROM subscribers;
+DROP TABLE subscribers;
+ALTER TABLE subscribers_new RENAME TO subscribers;
+CREATE INDEX subscribers_status ON subscribers (status, id);
+CREATE INDEX subscribers_email_nocase ON subscribers (email COLLATE NOCASE);
+CREATE UNIQUE INDEX subscribers_key ON subscribers (key);
+CREATE TABLE bounces (
+    id INTEGER PRIMARY KEY,
+    identity TEXT NOT NULL UNIQUE,
+    subscriber_id INTEGER REFERENCES subscribers (id) ON DELETE CASCADE,
+    digest_id INTEGER REFERENCES digests (id),
+    kind TEXT NOT NULL CHECK (kind IN ('hard', 'soft', 'complaint', 'unsubscribe')),
+    status TEXT NOT NULL DEFAULT '',
+    detail TEXT NOT NULL DEFAULT '',
+    recipient TEXT NOT NULL DEFAULT '',
+    received_at TEXT NOT NULL
+);
+CREATE INDEX bounces_subscriber ON bounces (subscriber_id, received_at);
+CREATE INDEX bounces_digest ON bounces (digest_id, kind);
+"#,
 ];
+
+/// The step that makes `subscribers` anew, run with foreign keys off.
+const REBUILD_STEP: usize = 8;
 
 /// The step whose SQL is followed by [`merge_spellings`].
 const MERGE_STEP: usize = 6;
@@ -215,14 +256,126 @@ impl Store {
             });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            self.transaction(|tx| {
+            // `PRAGMA foreign_keys` is a no-op inside a transaction: set it
+            // around the step. The rows keep their ids, so every reference
+            // to them holds as it did.
+            let rebuild = i == REBUILD_STEP;
+            if rebuild {
+                self.conn
+                    .pragma_update(None, "foreign_keys", false)
+                    .map_err(|e| self.error(e))?;
+            }
+            let done = self.transaction(|tx| {
+                // Another process opening the same old store may have run
+                // this step while this one waited for the write lock.
+                let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+                if now > i as i64 {
+                    return Ok(());
+                }
                 tx.execute_batch(sql)?;
                 if i == MERGE_STEP {
                     merge_spellings(tx)?;
                 }
                 tx.pragma_update(None, "user_version", i as i64 + 1)
-            })?;
+            });
+            if rebuild {
+                self.conn
+                    .pragma_update(None, "foreign_keys", true)
+                    .map_err(|e| self.error(e))?;
+            }
+            done?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+
+    /// A store left at schema 8 by the build before `complained`, with a
+    /// subscriber whose rows in other tables refer to it.
+    fn schema_8_store(path: &std::path::Path) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
+        for sql in &MIGRATIONS[..REBUILD_STEP] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO subscribers (id, email, name, status, created_at, updated_at, key) \
+               VALUES (7, 'ann@x.org', 'Ann', 'bounced', '2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z', 'ab12');
+             INSERT INTO digests VALUES (1, '2026-11-01T00:00:00Z', 'S', 'h', 't');
+             INSERT INTO deliveries VALUES (1, 7, 'sent', 1, '250 ok', '2026-11-01T00:00:00Z');
+             INSERT INTO signup_names VALUES (7, 99, 'Ann R', '2026-11-01T00:00:00Z');
+             INSERT INTO subscriber_aliases VALUES ('cd34', 7);
+             PRAGMA user_version = 8;",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn the_rebuild_for_complained_keeps_every_row_that_refers_to_a_subscriber() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("newsletter.db");
+        schema_8_store(&path);
+        let store = Store::open(&path).unwrap();
+        let count = |table: &str| -> i64 {
+            store
+                .conn
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        // Dropping the old table with foreign keys on would have cascaded.
+        for table in [
+            "subscribers",
+            "deliveries",
+            "signup_names",
+            "subscriber_aliases",
+        ] {
+            assert_eq!(count(table), 1, "{table}");
+        }
+        let row: (String, String, String, String) = store
+            .conn
+            .query_row(
+                "SELECT email, name, status, key FROM subscribers WHERE id = 7",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            row,
+            (
+                "ann@x.org".into(),
+                "Ann".into(),
+                "bounced".into(),
+                "ab12".into()
+            )
+        );
+        // The new status is allowed, nonsense still is not, and foreign
+        // keys are enforced again.
+        store
+            .conn
+            .execute(
+                "UPDATE subscribers SET status = 'complained' WHERE id = 7",
+                [],
+            )
+            .unwrap();
+        assert!(
+            store
+                .conn
+                .execute("UPDATE subscribers SET status = 'gone' WHERE id = 7", [])
+                .is_err()
+        );
+        assert!(
+            store
+                .conn
+                .execute("INSERT INTO subscriber_aliases VALUES ('ef56', 12345)", [])
+                .is_err()
+        );
+        drop(store);
+        // Opened again: nothing left to do.
+        Store::open(&path).unwrap();
     }
 }

@@ -17,17 +17,23 @@ pub enum Status {
     Pending,
     /// Left; the row stays so the address is never mailed again.
     Unsubscribed,
-    /// The address does not take mail.
+    /// The address does not take mail: a hard bounce, or soft bounces
+    /// past `bounces.soft_limit`.
     Bounced,
+    /// The person reported a message as spam (a feedback report): never
+    /// mailed again, like `Unsubscribed`, and kept apart so a list's
+    /// complaint rate can be seen.
+    Complained,
 }
 
 impl Status {
     /// Every status, in the order the CLI lists them.
-    pub const ALL: [Status; 4] = [
+    pub const ALL: [Status; 5] = [
         Status::Active,
         Status::Pending,
         Status::Unsubscribed,
         Status::Bounced,
+        Status::Complained,
     ];
 
     /// The status as the `status` column stores it.
@@ -37,7 +43,17 @@ impl Status {
             Status::Pending => "pending",
             Status::Unsubscribed => "unsubscribed",
             Status::Bounced => "bounced",
+            Status::Complained => "complained",
         }
+    }
+
+    /// Kept out of all mail until an explicit reactivation or a new
+    /// confirmed sign-up: unsubscribed, bounced, complained.
+    pub fn is_suppressed(self) -> bool {
+        matches!(
+            self,
+            Status::Unsubscribed | Status::Bounced | Status::Complained
+        )
     }
 
     /// The status stored as `text`, if it is one.
@@ -127,9 +143,10 @@ pub enum Added {
 /// is. Every later change goes through [`Store::change_status`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusChange {
-    /// The subscriber asked to leave (the unsubscribe page or the one-click
-    /// POST): active, pending or bounced becomes unsubscribed. Asking again
-    /// writes nothing (unlike `Remove`): the row keeps the time it first left.
+    /// The subscriber asked to leave (the unsubscribe page, the one-click
+    /// POST, a mailed request): active, pending or bounced becomes
+    /// unsubscribed. Asking again writes nothing (unlike `Remove`): the row
+    /// keeps the time it first left; complained stays complained.
     Unsubscribe,
     /// The admin removed the address (`subscribers remove`): it becomes
     /// unsubscribed and is restamped even if it already was, so a
@@ -137,9 +154,13 @@ pub enum StatusChange {
     Remove,
     /// The subscriber followed a confirmation link for a sign-up made at
     /// `asked`. A pending subscriber becomes active; one who left or
-    /// bounced only if nothing changed since `asked`, so an old link cannot
-    /// undo a later unsubscribe.
+    /// bounced or complained only if nothing changed since `asked`, so an
+    /// old link cannot undo a later unsubscribe.
     Confirm { asked: DateTime<Utc> },
+    /// The admin made the address active again (`subscribers
+    /// reactivate`), whatever it was: the one way besides a new confirmed
+    /// sign-up out of a suppressed status.
+    Reactivate,
 }
 
 /// What a [`StatusChange`] did.
@@ -240,7 +261,7 @@ impl Store {
             let mut done = Vec::with_capacity(rows.len());
             for row in rows {
                 if let Some(existing) = find(tx, &row.email)? {
-                    let suppress = matches!(row.status, Status::Unsubscribed | Status::Bounced)
+                    let suppress = row.status.is_suppressed()
                         && matches!(existing.status, Status::Active | Status::Pending);
                     if suppress {
                         tx.prepare_cached(
@@ -457,15 +478,34 @@ impl Store {
             StatusChange::Remove => self.mark_unsubscribed(id, now),
             StatusChange::Unsubscribe => match self.subscriber_by_id(id)? {
                 None => Ok(Changed::Unknown),
-                Some(s) if s.status == Status::Unsubscribed => Ok(Changed::Already),
+                Some(s) if matches!(s.status, Status::Unsubscribed | Status::Complained) => {
+                    Ok(Changed::Already)
+                }
                 Some(_) => self.mark_unsubscribed(id, now),
             },
+            StatusChange::Reactivate => {
+                let changed = self
+                    .conn
+                    .execute(
+                        "UPDATE subscribers SET status = 'active', updated_at = ?1 \
+                         WHERE id = ?2 AND status <> 'active'",
+                        params![timestamp(now), id],
+                    )
+                    .map_err(|e| self.error(e))?;
+                if changed > 0 {
+                    return Ok(Changed::Done);
+                }
+                Ok(match self.subscriber_by_id(id)? {
+                    None => Changed::Unknown,
+                    Some(_) => Changed::Already,
+                })
+            }
             StatusChange::Confirm { asked } => {
                 let changed = self
                     .conn
                     .execute(
                         "UPDATE subscribers SET status = 'active', updated_at = ?1 WHERE id = ?2 \
-                         AND (status = 'pending' OR (status IN ('unsubscribed', 'bounced') AND updated_at <= ?3))",
+                         AND (status = 'pending' OR (status IN ('unsubscribed', 'bounced', 'complained') AND updated_at <= ?3))",
                         params![timestamp(now), id, timestamp(asked)],
                     )
                     .map_err(|e| self.error(e))?;

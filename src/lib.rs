@@ -4,6 +4,7 @@
 //! ([`render`], made feed-safe by [`html`]) → [`feed`] documents, written by [`build`].
 
 pub mod atomic;
+pub mod bounces;
 pub mod build;
 pub mod cli;
 pub mod config;

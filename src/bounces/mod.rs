@@ -1,0 +1,4 @@
+//! Mail that comes back: bounces, spam complaints, auto-replies and mailed
+//! unsubscribe requests, read ([`parse`]) and acted on.
+
+pub mod parse;

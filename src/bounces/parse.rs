@@ -1,0 +1,891 @@
+//! What a message that came back is: a bounce (RFC 3464 delivery status
+//! notification, or one of the older forms MTAs still write), a spam
+//! complaint (RFC 5965 feedback report), an auto-reply (RFC 3834), a mailed
+//! unsubscribe request (RFC 2369), or none of these; and whom it is about.
+//!
+//! MIME is mail-parser's; the report fields and the words of bounces that
+//! follow no standard are read here (no kept crate parses them). The rules
+//! lean one way: a bounce is hard (the address is taken off the list at
+//! once) only when it says the address or its domain does not exist or has
+//! moved; everything else that failed (a full mailbox, a policy refusal, a
+//! timeout) is soft, and only soft bounces repeated over time take an
+//! address off.
+
+use std::sync::LazyLock;
+
+use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use regex::Regex;
+
+/// What a message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Delivery failed for [`Report::failures`].
+    Bounce,
+    /// Someone reported our message as spam.
+    Complaint,
+    /// An out-of-office or other automatic answer: not a bounce.
+    AutoReply,
+    /// A request to leave, mailed to `email.unsubscribe_mailto`.
+    Unsubscribe,
+    /// A status report that says the message was delivered or relayed.
+    Delivered,
+    /// None of these.
+    Other,
+}
+
+/// One recipient a bounce is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The address that failed, as the report names it; `None` when it
+    /// names none (the recipient is then found from our Message-ID).
+    pub recipient: Option<String>,
+    /// The enhanced status code (`5.1.1`), when the report gives one.
+    pub status: Option<String>,
+    /// The address is gone (unknown user or domain, moved): suppress now.
+    pub hard: bool,
+    /// What the remote server said, on one line, at most 300 characters.
+    pub diagnostic: String,
+}
+
+/// A message that came back, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub kind: Kind,
+    /// For [`Kind::Bounce`]: each failed recipient (at least one).
+    pub failures: Vec<Failure>,
+    /// For [`Kind::Complaint`]: who complained, when the report says.
+    pub complainant: Option<String>,
+    /// The report's own Message-ID (without `<>`), which makes the same
+    /// report read twice the same; `None` when it has none.
+    pub message_id: Option<String>,
+    /// `(digest, subscriber)` from one of our Message-IDs
+    /// (`<digest-D.S.STORE@host>`) quoted in the report.
+    pub ours: Option<(i64, i64)>,
+    /// Where the report was delivered (`To`, `Delivered-To`,
+    /// `X-Original-To`, `Envelope-To`): a VERP address is one of these.
+    pub delivered_to: Vec<String>,
+    /// The report's `From` address (who asks, for an unsubscribe request).
+    pub from: Option<String>,
+    /// Its subject, on one line.
+    pub subject: String,
+}
+
+/// Reads one message. Never fails: what cannot be parsed is [`Kind::Other`].
+pub fn read(raw: &[u8]) -> Report {
+    let Some(message) = MessageParser::default().parse(raw) else {
+        return Report {
+            kind: Kind::Other,
+            failures: Vec::new(),
+            complainant: None,
+            message_id: None,
+            ours: None,
+            delivered_to: Vec::new(),
+            from: None,
+            subject: String::new(),
+        };
+    };
+    let mut report = Report {
+        kind: Kind::Other,
+        failures: Vec::new(),
+        complainant: None,
+        message_id: message.message_id().map(str::to_string),
+        ours: our_message_id(raw),
+        delivered_to: delivered_to(&message),
+        from: message
+            .from()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .map(str::to_string),
+        subject: one_line(message.subject().unwrap_or_default(), 200),
+    };
+    let report_type = message
+        .content_type()
+        .filter(|c| {
+            c.ctype().eq_ignore_ascii_case("multipart")
+                && c.subtype()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("report"))
+        })
+        .and_then(|c| c.attribute("report-type"))
+        .map(str::to_ascii_lowercase);
+    match report_type.as_deref() {
+        Some("feedback-report") => {
+            report.kind = Kind::Complaint;
+            report.complainant = complainant(&message);
+            return report;
+        }
+        Some("delivery-status") | Some("global-delivery-status") => {
+            if let Some((kind, failures)) = delivery_status(&message) {
+                report.kind = kind;
+                report.failures = failures;
+                if kind != Kind::Bounce || !report.failures.is_empty() {
+                    return report;
+                }
+            }
+        }
+        _ => {}
+    }
+    if let Some((kind, failures, complainant)) = ses_notification(&text_of(&message)) {
+        report.kind = kind;
+        report.failures = failures;
+        report.complainant = complainant;
+        return report;
+    }
+    if is_old_style_complaint(&message) {
+        report.kind = Kind::Complaint;
+        report.complainant = quoted_to(&message);
+        return report;
+    }
+    // Bounces often say `Auto-Submitted: auto-replied` too (RFC 3834 asks
+    // it of them): a vacation subject first, then the signs of a bounce,
+    // then the auto-reply headers.
+    if has_vacation_subject(&message) {
+        report.kind = Kind::AutoReply;
+        return report;
+    }
+    if let Some(failures) = plain_bounce(&message) {
+        report.kind = Kind::Bounce;
+        report.failures = failures;
+        return report;
+    }
+    if is_auto_reply(&message) {
+        report.kind = Kind::AutoReply;
+        return report;
+    }
+    if asks_to_unsubscribe(&message) {
+        report.kind = Kind::Unsubscribe;
+    }
+    report
+}
+
+/// Our Message-ID, `<digest-D.S.STORE@host>`, anywhere in the message (the
+/// quoted original's headers, or its `In-Reply-To`/`References`).
+fn our_message_id(raw: &[u8]) -> Option<(i64, i64)> {
+    static OURS: LazyLock<regex::bytes::Regex> = LazyLock::new(|| {
+        regex::bytes::Regex::new(r"<digest-([0-9]{1,18})\.([0-9]{1,18})\.[0-9a-f]{8,64}@")
+            .expect("valid")
+    });
+    let found = OURS.captures(raw)?;
+    let number = |i: usize| std::str::from_utf8(&found[i]).ok()?.parse().ok();
+    Some((number(1)?, number(2)?))
+}
+
+fn delivered_to(message: &Message) -> Vec<String> {
+    let mut found = Vec::new();
+    for name in [
+        "Delivered-To",
+        "X-Original-To",
+        "Envelope-To",
+        "X-Envelope-To",
+    ] {
+        for value in message.header_values(name) {
+            if let Some(text) = value.as_text() {
+                found.extend(addresses_in(text));
+            }
+        }
+    }
+    if let Some(to) = message.to() {
+        found.extend(to.iter().filter_map(|a| a.address()).map(str::to_string));
+    }
+    found.dedup();
+    found
+}
+
+/// The message's text: every text part (HTML turned into text by
+/// mail-parser), the parts of a nested message left out.
+fn text_of(message: &Message) -> String {
+    let mut text = String::new();
+    for i in 0.. {
+        match message.body_text(i) {
+            Some(part) => {
+                text.push_str(&part);
+                text.push('\n');
+            }
+            None => break,
+        }
+    }
+    text
+}
+
+/// The body bytes of a part that is neither text nor a nested message
+/// (a `message/delivery-status` or `message/feedback-report`).
+fn part_bytes<'a>(
+    message: &'a Message,
+    part: &'a mail_parser::MessagePart,
+) -> Option<std::borrow::Cow<'a, str>> {
+    match &part.body {
+        PartType::Text(t) => Some(std::borrow::Cow::Borrowed(t.as_ref())),
+        PartType::Binary(b) | PartType::InlineBinary(b) => Some(String::from_utf8_lossy(b)),
+        PartType::Message(_) => message
+            .raw_message()
+            .get(part.offset_body as usize..part.offset_end as usize)
+            .map(String::from_utf8_lossy),
+        _ => None,
+    }
+}
+
+/// A part's content type, `type/subtype`, lower case.
+fn mime_type(part: &mail_parser::MessagePart) -> String {
+    part.content_type()
+        .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or_default()).to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Field blocks of a report part (RFC 3464 §2.1, RFC 5965 §3.1): blocks
+/// separated by blank lines, each `Name: value` lines, folded lines
+/// joined. Names lower case.
+fn field_blocks(text: &str) -> Vec<Vec<(String, String)>> {
+    let mut blocks = Vec::new();
+    let mut block: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            if !block.is_empty() {
+                blocks.push(std::mem::take(&mut block));
+            }
+        } else if line.starts_with([' ', '\t']) {
+            if let Some((_, value)) = block.last_mut() {
+                value.push(' ');
+                value.push_str(line.trim());
+            }
+        } else if let Some((name, value)) = line.split_once(':') {
+            block.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        }
+    }
+    if !block.is_empty() {
+        blocks.push(block);
+    }
+    blocks
+}
+
+fn field<'a>(block: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    block
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+/// An address field's address: `rfc822; ann@example.org` → `ann@example.org`.
+fn typed_address(value: &str) -> Option<String> {
+    let address = value.rsplit_once(';').map_or(value, |(_, a)| a);
+    addresses_in(address).into_iter().next()
+}
+
+/// The RFC 3464 report: a failure per recipient whose `Action` is
+/// `failed` (or, with no `Action`, whose status is 5.x.x or 4.x.x);
+/// `delayed` counts as a soft failure. `None` without a status part.
+fn delivery_status(message: &Message) -> Option<(Kind, Vec<Failure>)> {
+    let part = message.parts.iter().find(|p| {
+        matches!(
+            mime_type(p).as_str(),
+            "message/delivery-status" | "message/global-delivery-status"
+        )
+    })?;
+    let text = part_bytes(message, part)?;
+    let blocks = field_blocks(&text);
+    let words = text_of(message);
+    let mut failures = Vec::new();
+    let mut delivered = false;
+    for block in blocks.iter() {
+        let Some(recipient) = field(block, "final-recipient")
+            .or_else(|| field(block, "original-recipient"))
+            .and_then(typed_address)
+        else {
+            continue;
+        };
+        let action = field(block, "action")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let status = field(block, "status").and_then(status_code);
+        let diagnostic = field(block, "diagnostic-code")
+            .map(|d| d.split_once(';').map_or(d, |(_, t)| t))
+            .unwrap_or_default();
+        let failed = match action.split_whitespace().next().unwrap_or_default() {
+            "failed" | "delayed" => true,
+            "delivered" | "relayed" | "expanded" => {
+                delivered = true;
+                false
+            }
+            _ => status.as_deref().is_some_and(|s| s.starts_with(['4', '5'])),
+        };
+        if !failed {
+            continue;
+        }
+        // The words of the human part count when the field is bare.
+        let context = if diagnostic.trim().is_empty() {
+            words.as_str()
+        } else {
+            diagnostic
+        };
+        let hard = action.starts_with("failed") && is_hard(status.as_deref(), context);
+        failures.push(Failure {
+            recipient: Some(recipient),
+            status,
+            hard,
+            diagnostic: one_line(
+                if diagnostic.is_empty() {
+                    &words
+                } else {
+                    diagnostic
+                },
+                300,
+            ),
+        });
+    }
+    if failures.is_empty() && delivered {
+        return Some((Kind::Delivered, failures));
+    }
+    Some((Kind::Bounce, failures))
+}
+
+/// `5.1.1` out of a Status field or a diagnostic.
+fn status_code(text: &str) -> Option<String> {
+    static STATUS: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"\b([245])\.([0-9]{1,3})\.([0-9]{1,3})\b").expect("valid"));
+    STATUS.find(text).map(|m| m.as_str().to_string())
+}
+
+/// Whether a failure means the address is gone. A status of 5.1.1 (bad
+/// mailbox), 5.1.2 / 5.4.4 (no such domain), 5.1.6 (moved) or 5.1.10
+/// (null MX) is, and so are words saying so; words that say the failure is
+/// passing (a full mailbox, try later, a block or a policy) win over both.
+fn is_hard(status: Option<&str>, text: &str) -> bool {
+    static SOFT: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"(?ix) quota | mailbox\x20is\x20full | mailbox\x20full | full\x20mailbox | storage | exceed
+              | try\x20again | temporar | greylist | graylist | rate\x20limit | too\x20many
+              | suspend | disabled | deactivated | blocked | blacklist | block\x20list | locked
+              | spam | policy | reputation | dmarc | dkim | authenticat | open\x20relay",
+        )
+        .expect("valid")
+    });
+    static HARD: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"(?ix) user\x20unknown | unknown\x20user | unknown\x20recipient | recipient\x20unknown
+              | no\x20such\x20(user|mailbox|recipient|address|account|person|local\x20user)
+              | (user|recipient|mailbox|address|account)\x20(is\x20)?not\x20found
+              | (does|do)\x20not\x20exist | doesn'?t\x20exist | not\x20exist
+              | invalid\x20(recipient|mailbox|address|user) | not\x20a\x20valid\x20(mailbox|user|recipient)
+              | no\x20mailbox | mailbox\x20(unavailable|not\x20available|does\x20not)
+              | unrouteable | unroutable | no\x20valid\x20recipients
+              | host\x20(or\x20domain\x20name\x20)?not\x20found | domain\x20not\x20found | name\x20or\x20service\x20not\x20known
+              | no\x20mx | null\x20mx | unknown\x20host | host\x20unknown | domain\x20does\x20not
+              | has\x20moved | no\x20longer\x20(valid|available|active|in\x20use)
+              | account\x20(has\x20been\x20)?(closed|removed|deleted|terminated)
+              | no\x20such\x20domain | doesn'?t\x20have\x20an?\x20\S+\x20account | does\x20not\x20accept\x20mail
+              | recipient\x20address\x20rejected:\x20access\x20denied | inactive\x20(email\x20)?address",
+        )
+        .expect("valid")
+    });
+    static SENDER: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)sender\s+(address|domain)|unroutable\s+sender|domain\s+of\s+sender|name\s+server\s+reply|sender\s+rejected")
+            .expect("valid")
+    });
+    // About the sender (5.1.7, 5.1.8) or a DNS failure, not the recipient.
+    if status.is_some_and(|s| s.starts_with('4') || s == "5.1.7" || s == "5.1.8")
+        || SENDER.is_match(text)
+    {
+        return false;
+    }
+    let text = &text[..floor_char_boundary(text, 2000)];
+    if SOFT.is_match(text) {
+        return false;
+    }
+    HARD.is_match(text)
+        || matches!(
+            status,
+            Some("5.1.1" | "5.1.2" | "5.1.3" | "5.1.6" | "5.1.10" | "5.4.4")
+        )
+}
+
+fn floor_char_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// The complainant of a feedback report: `Original-Rcpt-To`, else the
+/// `To` of the quoted original message (its headers or the whole message).
+fn complainant(message: &Message) -> Option<String> {
+    for part in &message.parts {
+        let kind = mime_type(part);
+        if kind == "message/feedback-report" {
+            let text = part_bytes(message, part)?;
+            for block in field_blocks(&text) {
+                if let Some(to) = field(&block, "original-rcpt-to").and_then(typed_address) {
+                    return Some(to);
+                }
+            }
+        }
+    }
+    quoted_to(message)
+}
+
+/// The `To` address of the quoted original (a `message/rfc822` part or
+/// `text/rfc822-headers`).
+fn quoted_to(message: &Message) -> Option<String> {
+    for part in &message.parts {
+        match &part.body {
+            PartType::Message(inner) => {
+                if let Some(to) = inner.to().and_then(|a| a.first()).and_then(|a| a.address()) {
+                    return Some(to.to_string());
+                }
+            }
+            PartType::Text(text) if mime_type(part) == "text/rfc822-headers" => {
+                let headers = MessageParser::default().parse_headers(text.as_bytes())?;
+                if let Some(to) = headers
+                    .to()
+                    .and_then(|a| a.first())
+                    .and_then(|a| a.address())
+                {
+                    return Some(to.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// An Amazon SES notification (its JSON, alone or inside an SNS
+/// envelope's `Message`): a bounce (`Permanent` is hard, unless its
+/// recipient's own status says otherwise), a complaint, or a delivery.
+fn ses_notification(text: &str) -> Option<(Kind, Vec<Failure>, Option<String>)> {
+    use serde_json::Value;
+    let start = text.find('{')?;
+    if !text.contains("notificationType") {
+        return None;
+    }
+    let first = |json: &str| {
+        serde_json::Deserializer::from_str(json)
+            .into_iter::<Value>()
+            .next()
+            .and_then(Result::ok)
+    };
+    // Some relays wrap the JSON's long line: try it joined up too.
+    let mut value = first(&text[start..]).or_else(|| {
+        let joined: String = text[start..].split(['\r', '\n']).collect();
+        first(&joined)
+    })?;
+    if let Some(inner) = value.get("Message").and_then(Value::as_str) {
+        value = serde_json::from_str(inner).ok()?;
+    }
+    let str_of = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
+    match value.get("notificationType")?.as_str()? {
+        "Bounce" => {
+            let bounce = value.get("bounce")?;
+            let permanent = str_of(bounce, "bounceType").as_deref() == Some("Permanent");
+            let failures = bounce
+                .get("bouncedRecipients")?
+                .as_array()?
+                .iter()
+                .map(|r| {
+                    let status = str_of(r, "status").as_deref().and_then(status_code);
+                    let diagnostic = str_of(r, "diagnosticCode").unwrap_or_default();
+                    Failure {
+                        recipient: str_of(r, "emailAddress"),
+                        hard: permanent && is_hard(status.as_deref(), &diagnostic)
+                            || permanent && status.is_none() && diagnostic.is_empty(),
+                        status,
+                        diagnostic: one_line(&diagnostic, 300),
+                    }
+                })
+                .collect();
+            Some((Kind::Bounce, failures, None))
+        }
+        "Complaint" => {
+            let who = value
+                .get("complaint")?
+                .get("complainedRecipients")?
+                .as_array()?
+                .first()
+                .and_then(|r| str_of(r, "emailAddress"));
+            Some((Kind::Complaint, Vec::new(), who))
+        }
+        "Delivery" => Some((Kind::Delivered, Vec::new(), None)),
+        _ => None,
+    }
+}
+
+/// Hotmail's and others' complaints from before RFC 5965: the message
+/// attached to "complaint about message from …".
+fn is_old_style_complaint(message: &Message) -> bool {
+    static SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)^\s*(complaint\s+about\s+message|abuse\s+report|spam\s+report)")
+            .expect("valid")
+    });
+    SUBJECT.is_match(message.subject().unwrap_or_default())
+}
+
+/// A `To:` header line in the quoted original, when it is quoted as text.
+fn quoted_to_in_text(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("To:").or_else(|| l.strip_prefix("to:")))
+        .and_then(|v| addresses_in(v).into_iter().next())
+}
+
+/// RFC 3834 and the headers auto-responders use instead.
+fn is_auto_reply(message: &Message) -> bool {
+    let header = |name: &str| {
+        message
+            .header_raw(name)
+            .map(|v| v.trim().to_ascii_lowercase())
+    };
+    if header("Auto-Submitted").is_some_and(|v| v.starts_with("auto-replied")) {
+        return true;
+    }
+    if header("X-Autoreply").is_some() || header("X-Autorespond").is_some() {
+        return true;
+    }
+    if header("Precedence").is_some_and(|v| v == "auto_reply") {
+        return true;
+    }
+    has_vacation_subject(message)
+}
+
+/// A subject out-of-office answers use.
+fn has_vacation_subject(message: &Message) -> bool {
+    static SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)^\s*(auto(matic)?[ -]?(reply|response|antwort)|out of (the )?office|vacation|abwesenheit|absence|autoreply|réponse automatique|on leave|away from)")
+            .expect("valid")
+    });
+    SUBJECT.is_match(message.subject().unwrap_or_default())
+}
+
+/// A bounce without a status report: from a mailer daemon, or with a
+/// subject bounces have, its recipients and words read from its text.
+fn plain_bounce(message: &Message) -> Option<Vec<Failure>> {
+    static SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"(?ix) undeliver | undelivered | returned\x20mail | delivery\x20(status\x20notification|failure|failed|has\x20failed|notification)
+              | failure\x20notice | mail\x20delivery\x20(failed|failure|system|subsystem) | could\x20not\x20be\x20delivered
+              | non(?:-|\x20)?deliver | nondeliverable | not\x20delivered | delivery\x20problem | mail\x20system\x20error
+              | returned\x20to\x20sender | rejected | bounce | warning:\x20could\x20not | unzustellbar | message\x20blocked
+              | delivery\x20report | permanent\x20error | mail\x20could\x20not",
+        )
+        .expect("valid")
+    });
+    static DAEMON: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)mailer-daemon|postmaster|mail[ .]?delivery|mail[ .]?administrator|mdaemon|bounce|no-?reply|mail system")
+            .expect("valid")
+    });
+    let subject = message.subject().unwrap_or_default();
+    let from = message
+        .from()
+        .and_then(|a| a.first())
+        .map(|a| {
+            format!(
+                "{} {}",
+                a.name().unwrap_or_default(),
+                a.address().unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
+    let null_sender = message
+        .header_raw("Return-Path")
+        .is_some_and(|v| v.trim() == "<>");
+    if !(SUBJECT.is_match(subject) || DAEMON.is_match(&from) || null_sender) {
+        return None;
+    }
+    let text = text_of(message);
+    // The bounce's own words: up to where the original is quoted.
+    static QUOTE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?im)^(-+ ?(original|undelivered|returned) message|-+ ?this is a copy|-+ ?below this line|content-type: message/rfc822|\s*the original message|\s*original message follows|--- The header of the original|\s*below is a copy|\s*a copy of the original|\s*original message headers)")
+            .expect("valid")
+    });
+    let own = QUOTE
+        .find(&text)
+        .map_or(text.as_str(), |m| &text[..m.start()]);
+    let sender = message
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let mut recipients: Vec<String> = recipient_lines(own)
+        .into_iter()
+        .filter(|a| a.to_ascii_lowercase() != sender && !is_daemon_address(a))
+        .collect();
+    recipients.dedup();
+    if recipients.is_empty() {
+        recipients.extend(quoted_to(message).or_else(|| quoted_to_in_text(&text[own.len()..])));
+    }
+    let status = status_code(own);
+    let diagnostic = diagnostic_line(own);
+    let hard = is_hard(status.as_deref(), own);
+    // Each recipient's own words: from where it is named to where the
+    // next one is, when the bounce lists several with their reasons.
+    let starts: Vec<Option<usize>> = recipients.iter().map(|r| own.find(r.as_str())).collect();
+    let mut failures: Vec<Failure> = recipients
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let segment = starts[i].map(|start| {
+                let end = starts
+                    .iter()
+                    .flatten()
+                    .filter(|&&s| s > start)
+                    .min()
+                    .copied()
+                    .unwrap_or(own.len());
+                &own[start..end]
+            });
+            match segment.map(|t| (status_code(t), diagnostic_line(t), t)) {
+                Some((Some(own_status), line, t)) if !line.is_empty() => Failure {
+                    recipient: Some(r.clone()),
+                    hard: is_hard(Some(&own_status), t),
+                    status: Some(own_status),
+                    diagnostic: line,
+                },
+                _ => Failure {
+                    recipient: Some(r.clone()),
+                    status: status.clone(),
+                    hard,
+                    diagnostic: diagnostic.clone(),
+                },
+            }
+        })
+        .collect();
+    if failures.is_empty() {
+        // Our Message-ID may still say whom it was for.
+        failures.push(Failure {
+            recipient: None,
+            status,
+            hard,
+            diagnostic,
+        });
+    }
+    Some(failures)
+}
+
+fn is_daemon_address(address: &str) -> bool {
+    let local = address
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    matches!(
+        local.as_str(),
+        "mailer-daemon"
+            | "postmaster"
+            | "root"
+            | "double-bounce"
+            | "nobody"
+            | "noreply"
+            | "no-reply"
+    )
+}
+
+/// Addresses a bounce's text names as recipients: a line that is an
+/// address (`  ann@example.org`, `<ann@example.org>:`, qmail's form), or
+/// one after `RCPT TO:`, `Original-Recipient`, `Final-Recipient`,
+/// `To:`-like words or "delivery to ... failed".
+fn recipient_lines(text: &str) -> Vec<String> {
+    static LINE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r#"(?imx)
+              ^[\x20\t]*<?([^\s<>@"()/:=?&]+@[^\s<>@"():;,]+)>?[\x20\t]*(:|\.\.\.|\(|$)
+            | rcpt\x20to:?\x20*<([^\s<>@]+@[^\s<>@]+)>
+            | (final|original)-recipient:\x20*(rfc822;)?\x20*<?([^\s<>@;]+@[^\s<>@;]+)>?\s*$
+            | (delivery\x20to|recipient|address|to)\x20*(the\x20following\x20(recipient|address)[^:]*:)?\x20*[:<]\x20*<?([^\s<>@"]+@[^\s<>@"(),;:]+)>?[\s,;:.)]
+            "#,
+        )
+        .expect("valid")
+    });
+    let mut found = Vec::new();
+    for captures in LINE.captures_iter(text) {
+        let address = [1, 3, 6, 10]
+            .into_iter()
+            .find_map(|i| captures.get(i))
+            .map(|m| m.as_str().trim_end_matches(['.', ',']).to_string());
+        if let Some(address) = address
+            && address.contains('.')
+            && !found.contains(&address)
+        {
+            found.push(address);
+        }
+    }
+    found
+}
+
+/// The first line of a bounce's text that carries an SMTP reply or status.
+fn diagnostic_line(text: &str) -> String {
+    static REPLY: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\b[45][0-9][0-9]\b|\b[45]\.[0-9]{1,3}\.[0-9]{1,3}\b").expect("valid")
+    });
+    text.lines()
+        .find(|l| REPLY.is_match(l))
+        .map(|l| one_line(l, 300))
+        .unwrap_or_default()
+}
+
+/// A mailed unsubscribe request: "unsubscribe" leads its subject (what
+/// our `List-Unsubscribe` mailto sets) or is its body's first word.
+fn asks_to_unsubscribe(message: &Message) -> bool {
+    let first_word = |text: &str| {
+        text.split(|c: char| !c.is_alphanumeric())
+            .find(|w| !w.is_empty())
+            .is_some_and(|w| w.eq_ignore_ascii_case("unsubscribe"))
+    };
+    first_word(message.subject().unwrap_or_default())
+        || message.body_text(0).is_some_and(|b| first_word(&b))
+}
+
+/// Every address in `text` (RFC 5322 `local@domain`, loosely).
+fn addresses_in(text: &str) -> Vec<String> {
+    static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r#"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"#)
+            .expect("valid")
+    });
+    ADDRESS
+        .find_iter(text)
+        .map(|m| m.as_str().to_string())
+        .collect()
+}
+
+/// `text` on one line, white space squeezed, cut at `max` characters.
+fn one_line(text: &str, max: usize) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(max) {
+        Some((at, _)) => line[..at].to_string(),
+        None => line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A DSN as Postfix writes one, for two recipients of our digest 7.
+    const DSN: &str = "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r
+To: bounces@blog.example.org\r
+Subject: Undelivered Mail Returned to Sender\r
+Message-ID: <20261202.ABC@mx.example.net>\r
+MIME-Version: 1.0\r
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r
+\r
+--B\r
+Content-Type: text/plain\r
+\r
+I'm sorry to have to inform you that your message could not be delivered.\r
+\r
+--B\r
+Content-Type: message/delivery-status\r
+\r
+Reporting-MTA: dns; mx.example.net\r
+\r
+Final-Recipient: rfc822; gone@example.net\r
+Action: failed\r
+Status: 5.1.1\r
+Diagnostic-Code: smtp; 550 5.1.1 <gone@example.net>: Recipient address\r
+ rejected: User unknown in local recipient table\r
+\r
+Final-Recipient: rfc822; full@example.net\r
+Action: failed\r
+Status: 5.2.2\r
+Diagnostic-Code: smtp; 552 5.2.2 Mailbox full\r
+\r
+--B\r
+Content-Type: text/rfc822-headers\r
+\r
+From: Blog <blog@blog.example.org>\r
+To: gone@example.net\r
+Message-ID: <digest-7.42.0123456789abcdef@blog.example.org>\r
+\r
+--B--\r
+";
+
+    #[test]
+    fn a_delivery_status_report_names_each_recipient_and_its_class() {
+        let report = read(DSN.as_bytes());
+        assert_eq!(report.kind, Kind::Bounce);
+        assert_eq!(
+            report.message_id.as_deref(),
+            Some("20261202.ABC@mx.example.net")
+        );
+        assert_eq!(report.ours, Some((7, 42)));
+        let got: Vec<(Option<&str>, Option<&str>, bool)> = report
+            .failures
+            .iter()
+            .map(|f| (f.recipient.as_deref(), f.status.as_deref(), f.hard))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some("gone@example.net"), Some("5.1.1"), true),
+                (Some("full@example.net"), Some("5.2.2"), false)
+            ]
+        );
+        assert!(
+            report.failures[0]
+                .diagnostic
+                .contains("User unknown in local recipient table")
+        );
+    }
+
+    #[test]
+    fn a_complaint_names_the_complainant() {
+        let arf = "From: feedback@mail.example.com\r
+Subject: FW: Digest\r
+Content-Type: multipart/report; report-type=feedback-report; boundary=\"F\"\r
+\r
+--F\r
+Content-Type: text/plain\r
+\r
+This is an email abuse report.\r
+--F\r
+Content-Type: message/feedback-report\r
+\r
+Feedback-Type: abuse\r
+User-Agent: SomeGenerator/1.0\r
+Version: 1\r
+Original-Rcpt-To: <ann@example.com>\r
+\r
+--F--\r
+";
+        let report = read(arf.as_bytes());
+        assert_eq!(report.kind, Kind::Complaint);
+        assert_eq!(report.complainant.as_deref(), Some("ann@example.com"));
+    }
+
+    #[test]
+    fn auto_replies_and_unsubscribe_requests_are_not_bounces() {
+        let vacation = "From: Ann <ann@example.com>\r\nSubject: Out of Office: Digest\r\nAuto-Submitted: auto-replied\r\n\r\nI am away until Monday.\r\n";
+        assert_eq!(read(vacation.as_bytes()).kind, Kind::AutoReply);
+        let request = "From: Ann <ann@example.com>\r\nTo: leave@blog.example.org\r\nSubject: unsubscribe\r\n\r\n\r\n";
+        let report = read(request.as_bytes());
+        assert_eq!(report.kind, Kind::Unsubscribe);
+        assert_eq!(report.from.as_deref(), Some("ann@example.com"));
+        let letter = "From: Ann <ann@example.com>\r\nSubject: Re: Digest\r\n\r\nLoved the post; how do I unsubscribe my old address?\r\n";
+        assert_eq!(read(letter.as_bytes()).kind, Kind::Other);
+        assert_eq!(read(b"\xff\xfe not mail at all").kind, Kind::Other);
+    }
+
+    #[test]
+    fn a_sender_problem_or_a_passing_one_is_never_hard() {
+        for text in [
+            "553 5.1.8 Domain of sender address bounces@x.org does not exist",
+            "550 5.7.1 Recipient address rejected: User unknown; try again later",
+            "452 4.2.2 Mailbox full",
+            "550 5.7.26 Unauthenticated email from x.org is not accepted due to DMARC policy",
+        ] {
+            assert!(!is_hard(status_code(text).as_deref(), text), "{text}");
+        }
+        for text in [
+            "550 5.1.1 User unknown",
+            "550 No such user here",
+            "550 Host unknown",
+        ] {
+            assert!(is_hard(status_code(text).as_deref(), text), "{text}");
+        }
+    }
+
+    #[test]
+    fn recipients_named_in_words() {
+        assert_eq!(
+            recipient_lines("There was an error delivering your mail to <ann@example.org>.\n"),
+            ["ann@example.org"]
+        );
+    }
+}

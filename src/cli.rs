@@ -99,6 +99,22 @@ pub enum Command {
     /// Manage the subscribers in the store.
     #[command(subcommand)]
     Subscribers(SubscribersCommand),
+    /// Read mail that came back: bounces, spam complaints, mailed
+    /// unsubscribe requests.
+    #[command(subcommand)]
+    Bounces(BouncesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BouncesCommand {
+    /// Read messages and act on them: each PATH a message file, an mbox, a
+    /// Maildir or a folder of message files; `-` (the default) one message
+    /// from standard input, so an MTA can pipe to it. Reading the same
+    /// message again changes nothing.
+    Read {
+        #[arg(default_value = "-")]
+        paths: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -472,6 +488,18 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
             }
             Ok(Exit::Ok)
         }
+        Command::Bounces(BouncesCommand::Read { paths }) => {
+            let mut store = Store::open(&config.store.path)?;
+            let tally =
+                crate::bounces::intake::read_paths(&mut store, &config, &paths, Utc::now())?;
+            for place in &tally.not_understood {
+                eprintln!(
+                    "not a bounce, complaint or unsubscribe request (left as it is): {place}"
+                );
+            }
+            println!("{}", tally.summary());
+            Ok(Exit::Ok)
+        }
         Command::Subscribers(command) => {
             let now = Utc::now();
             // Looking (list, export), removing or reactivating creates no store.
@@ -545,6 +573,7 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
             }
             crate::email::digest::check_templates(&config)?;
             crate::serve::check_templates(&config)?;
+            crate::email::dkim::Signer::load(&config)?;
             if corpus.problems.is_empty() {
                 println!(
                     "checked {} posts and the templates: no problems",

@@ -70,6 +70,7 @@ pub fn link_warnings(config: &Config) -> Vec<String> {
     [
         unanswered_links_warning(config),
         cleartext_links_warning(config),
+        crate::email::dkim::alignment_warning(config),
     ]
     .into_iter()
     .flatten()

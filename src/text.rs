@@ -91,6 +91,17 @@ pub fn one_line(text: &str) -> String {
         .join(" ")
 }
 
+/// `text` on one line ([`one_line`]) and at most `max` characters, cut
+/// with "…". For header values: a mail line may not pass 998 octets, and
+/// one long word cannot be folded.
+pub fn one_line_within(text: &str, max: usize) -> String {
+    let line = one_line(text);
+    match line.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", line[..at].trim_end()),
+        None => line,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

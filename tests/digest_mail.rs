@@ -511,6 +511,101 @@ fn the_confirmation_request_from_serve_is_signed_by_both_keys_too() {
     }
 }
 
+/// The number of digests in the site's store (Python's sqlite3).
+fn digests_in_store(site: &Site) -> String {
+    let out = run(Command::new(python())
+        .args([
+            "-c",
+            "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM digests').fetchone()[0])",
+        ])
+        .arg(site.path("newsletter.db")));
+    assert_eq!(out.code, Some(0), "{out}");
+    out.stdout.trim().to_string()
+}
+
+#[test]
+fn a_key_that_cannot_sign_is_found_before_anything_is_recorded() {
+    let site = mail_site()
+        .dkim("mail", "blog.example.org", "dkim.pem")
+        .create();
+    post(&site, "2026-11-20-keyed", "title: \"Keyed\"", "A post.");
+    site.subscribe(&["ann@example.net"]);
+    site.write("dkim.pem", "junk\n");
+    for args in [&["check"][..], &["send", "--dry-run"], &["send"]] {
+        let out = if args == ["check"] {
+            run(&mut site.newsletter(["check"]))
+        } else {
+            newsletter_at(&site, args)
+        };
+        assert_eq!(out.code, Some(1), "{args:?}\n{out}");
+        assert!(out.stderr.contains("dkim.pem"), "{args:?}\n{out}");
+    }
+    assert_eq!(digests_in_store(&site), "0", "a digest was recorded");
+    assert_eq!(count_eml(&site.path("outbox")), 0);
+
+    // Fixed, the digest goes out as if nothing had happened.
+    dkim_genkey(&site, "ed25519", "dkim");
+    let out = send(&site).success();
+    assert!(out.stdout.contains("1 sent"), "{out}");
+    assert_eq!(digests_in_store(&site), "1");
+}
+
+#[test]
+fn long_names_and_titles_never_make_a_line_a_relay_would_break() {
+    let long = "W".repeat(2000);
+    let site = mail_site()
+        .site_title(&long)
+        .dkim("mail", "blog.example.org", "dkim.pem")
+        .create();
+    dkim_genkey(&site, "rsa", "dkim");
+    post(
+        &site,
+        "2026-11-20-long",
+        &format!("title: \"{long}\""),
+        "A post.",
+    );
+    site.write(
+        "readers.csv",
+        format!("email,name\nann@example.net,{long}\n"),
+    );
+    run(&mut site.newsletter(["subscribers", "import", "readers.csv"])).success();
+    send(&site).success();
+    let files = eml_files(&site.path("outbox"));
+    assert_eq!(files.len(), 1);
+    let head = raw_header_section(&files[0]);
+    for line in head.split(|&b| b == b'\n') {
+        assert!(
+            line.len() <= 999,
+            "a header line of {} octets: {}",
+            line.len(),
+            String::from_utf8_lossy(&line[..80])
+        );
+    }
+    // Cut, not dropped: the subject and name are there, shortened.
+    let mail = mail_file(&files[0]);
+    assert!(mail.header("Subject").contains("WWWW") && mail.header("Subject").ends_with('…'));
+    let results = dkim_verify(&site, &[("mail", "dkim")], &files);
+    assert_good_signatures(&results[0], &[("mail", "rsa-sha256")]);
+}
+
+#[test]
+fn check_warns_when_no_key_signs_for_the_from_domain() {
+    let site = mail_site()
+        .dkim("mail", "elsewhere.example.net", "dkim.pem")
+        .create();
+    dkim_genkey(&site, "ed25519", "dkim");
+    let out = run(&mut site.newsletter(["check"])).success();
+    assert!(
+        out.stderr
+            .contains("no [email.dkim] key signs for blog.example.org"),
+        "{out}"
+    );
+    let aligned = mail_site().dkim("mail", "example.org", "dkim.pem").create();
+    dkim_genkey(&aligned, "ed25519", "dkim");
+    let out = run(&mut aligned.newsletter(["check"])).success();
+    assert!(!out.stderr.contains("[email.dkim]"), "{out}");
+}
+
 /// A copy of the message at `from`, written to `to`, with `line` put on
 /// top of its headers, as a relay (or an attacker replaying it) could.
 fn header_on_top(from: &Path, to: &Path, line: &str) {

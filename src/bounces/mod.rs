@@ -1,4 +1,5 @@
 //! Mail that comes back: bounces, spam complaints, auto-replies and mailed
 //! unsubscribe requests, read ([`parse`]) and acted on.
 
+pub mod intake;
 pub mod parse;

@@ -112,7 +112,9 @@ pub(super) fn check(raw: RawEmail, site: &Site, source: &Source) -> Result<Email
             ));
         }
         None => Mailbox::new(
-            Some(site.title.clone()),
+            // On one line (a title may hold a line break) and short: it is
+            // a header.
+            Some(crate::text::one_line_within(&site.title, 100)),
             format!("newsletter@{}", site.host()).parse().map_err(|e| {
                 source.invalid(
                     "email.from",
@@ -126,6 +128,22 @@ pub(super) fn check(raw: RawEmail, site: &Site, source: &Source) -> Result<Email
         .as_deref()
         .map(|t| mailbox("email.reply_to", t))
         .transpose()?;
+    for (key, mailbox) in [
+        ("email.from", Some(&from)),
+        ("email.reply_to", reply_to.as_ref()),
+    ] {
+        if let Some(mailbox) = mailbox
+            && mailbox.to_string().len() > 300
+        {
+            return Err(source.invalid(
+                key,
+                format!(
+                    "is {} characters long; at most 300 (it is a mail header, whose lines may not pass 998 octets)",
+                    mailbox.to_string().len()
+                ),
+            ));
+        }
+    }
     let unsubscribe_mailto = raw
         .unsubscribe_mailto
         .as_deref()
@@ -166,11 +184,31 @@ fn check_dkim(keys: Vec<Dkim>, source: &Source) -> Result<Vec<Dkim>, ConfigError
     }
     let mut checked: Vec<Dkim> = Vec::with_capacity(keys.len());
     for key in keys {
-        for (name, value) in [
-            ("email.dkim.selector", &key.selector),
-            ("email.dkim.domain", &key.domain),
+        if !key.domain.is_ascii() {
+            return Err(source.invalid(
+                "email.dkim.domain",
+                format!(
+                    "= {:?}: write the domain in its ASCII form{}",
+                    key.domain,
+                    idna::domain_to_ascii(&key.domain)
+                        .map(|a| format!(" (\"{a}\")"))
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+        // A domain: a dot, and a last label that is not a number (an IP
+        // address is no DKIM domain).
+        let domain_ok = key.domain.contains('.')
+            && !key
+                .domain
+                .rsplit('.')
+                .next()
+                .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()));
+        for (name, value, ok) in [
+            ("email.dkim.selector", &key.selector, true),
+            ("email.dkim.domain", &key.domain, domain_ok),
         ] {
-            if !is_dns_name(value) {
+            if !ok || !is_dns_label_list(value) {
                 return Err(source.invalid(
                     name,
                     format!(
@@ -202,13 +240,16 @@ fn check_dkim(keys: Vec<Dkim>, source: &Source) -> Result<Vec<Dkim>, ConfigError
 }
 
 /// A name DKIM can look up: ASCII labels of letters, digits, `-` and `_`,
-/// 1 to 63 characters each, 253 in all, separated by single dots.
-fn is_dns_name(name: &str) -> bool {
+/// 1 to 63 characters each, none starting or ending with `-`, 253 in all,
+/// separated by single dots.
+fn is_dns_label_list(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
                 && label
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')

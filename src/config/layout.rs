@@ -57,7 +57,13 @@ pub fn check_output_dir(config: &Config, dir: &Path, key: &'static str) -> Resul
     let out = resolve(dir);
     for private in private_paths(config) {
         let path = resolve(&private.path);
-        if path.starts_with(&out) {
+        // Where the name itself sits: a link in the output folder to a key
+        // kept elsewhere is published too by a server that follows links.
+        let placed = match (private.path.parent(), private.path.file_name()) {
+            (Some(folder), Some(name)) => resolve(folder).join(name),
+            _ => path.clone(),
+        };
+        if path.starts_with(&out) || placed.starts_with(&out) {
             return Err(ConfigError::Published {
                 key,
                 dir: dir.to_path_buf(),
@@ -144,5 +150,29 @@ mod tests {
             resolve(&dir.path().join("link/new/z")),
             canonical.join("new/z")
         );
+    }
+
+    #[test]
+    fn a_link_to_the_key_inside_the_output_folder_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+        std::fs::create_dir_all(dir.path().join("public")).unwrap();
+        std::fs::write(dir.path().join("keys/k.pem"), "key").unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("keys/k.pem"),
+            dir.path().join("public/k.pem"),
+        )
+        .unwrap();
+        let text = "[site]\nbase_url = \"https://x.org\"\n[email.dkim]\nselector = \"s\"\n\
+                    domain = \"x.org\"\nkey_file = \"public/k.pem\"\n";
+        let err = Config::parse(text, Path::new("config.toml"), dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("DKIM private key") && err.contains("k.pem"),
+            "{err}"
+        );
+        let moved = text.replace("public/k.pem", "keys/k.pem");
+        Config::parse(&moved, Path::new("config.toml"), dir.path()).unwrap();
     }
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod bounces;
 mod content;
 mod digest;
 mod email;
@@ -24,6 +25,7 @@ mod smtp;
 mod store;
 mod values;
 
+pub use bounces::Bounces;
 pub use content::{Content, PERMALINK_TOKENS, UrlDate};
 pub use digest::{DEFAULT_SUBJECT, Digest};
 pub use email::{Dkim, Email, OutboxMode};
@@ -84,6 +86,7 @@ pub struct Config {
     pub smtp: Option<Smtp>,
     pub server: Server,
     pub schedule: Schedule,
+    pub bounces: Bounces,
     /// The config file itself.
     pub path: PathBuf,
     /// From the environment by [`Config::load`]; all `None` after [`Config::parse`].
@@ -109,6 +112,8 @@ struct RawConfig {
     server: server::RawServer,
     #[serde(default)]
     schedule: schedule::RawSchedule,
+    #[serde(default)]
+    bounces: bounces::RawBounces,
 }
 
 /// Where the text being checked came from: the file its errors name, and the
@@ -177,6 +182,7 @@ impl Config {
         let server = server::check(raw.server, &site.base_url, &source)?;
         // schedule.digest is a cron expression in site.timezone.
         let schedule = schedule::check(raw.schedule, site.timezone, &source)?;
+        let bounces = bounces::check(raw.bounces, &source)?;
         // feeds.hub has always been checked last; see feeds::check_hub.
         feeds.hub = feeds::check_hub(hub, &source)?;
 
@@ -190,6 +196,7 @@ impl Config {
             smtp,
             server,
             schedule,
+            bounces,
             path: path.to_path_buf(),
             secrets: Secrets::default(),
         };
@@ -292,12 +299,56 @@ mod tests {
             ),
             (["a", "b", "c", "d", "e"].map(key).concat(), "at most 4"),
             ("[email]\ndkim = 3\n".to_string(), "email.dkim"),
+            (
+                "[email.dkim]\nselector = \"s\"\ndomain = \"org\"\nkey_file = \"k.pem\"\n".to_string(),
+                "email.dkim.domain",
+            ),
+            (
+                "[email.dkim]\nselector = \"s\"\ndomain = \"1.2.3.4\"\nkey_file = \"k.pem\"\n".to_string(),
+                "email.dkim.domain",
+            ),
+            (
+                "[email.dkim]\nselector = \"-s\"\ndomain = \"x.org\"\nkey_file = \"k.pem\"\n".to_string(),
+                "email.dkim.selector",
+            ),
+            (
+                "[email.dkim]\nselector = \"s\"\ndomain = \"bücher.example\"\nkey_file = \"k.pem\"\n".to_string(),
+                "xn--bcher-kva.example",
+            ),
         ] {
             let err = parse(&format!("{SITE}{dkim}")).unwrap_err().to_string();
             assert!(
                 err.contains("config.toml") && err.contains(says),
                 "{dkim}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn bounces_defaults_and_ranges() {
+        const SITE: &str = "[site]\nbase_url = \"https://x.org\"\n";
+        let config = parse(SITE).unwrap();
+        assert_eq!(config.bounces.soft_limit, 3);
+        assert_eq!(
+            config.bounces.soft_window,
+            std::time::Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(config.bounces.alert_rate, 0.05);
+        assert!(config.bounces.address.is_none());
+        for (bounces, key) in [
+            ("soft_limit = 0", "bounces.soft_limit"),
+            ("soft_limit = 101", "bounces.soft_limit"),
+            ("soft_window = \"10s\"", "bounces.soft_window"),
+            ("soft_window = \"2years\"", "bounces.soft_window"),
+            ("alert_rate = 1.5", "bounces.alert_rate"),
+            ("alert_rate = nan", "bounces.alert_rate"),
+            ("address = \"bounces+x@x.org\"", "bounces.address"),
+            ("address = \"not an address\"", "bounces.address"),
+        ] {
+            let err = parse(&format!("{SITE}[bounces]\n{bounces}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{bounces}: {err}");
         }
     }
 

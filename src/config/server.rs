@@ -105,6 +105,18 @@ pub(super) fn check(
             url
         }
     };
+    // Links in mail headers (List-Unsubscribe) start with it, and a mail
+    // line may not pass 998 octets; base_url too, when it stands in.
+    if public_url.as_str().len() > 500 {
+        return Err(source.invalid(
+            "server.public_url",
+            format!(
+                "is {} characters long (or site.base_url, standing in for it); at most 500: \
+                 unsubscribe links go in a mail header",
+                public_url.as_str().len()
+            ),
+        ));
+    }
     let listen: SocketAddr = raw.listen.parse().map_err(|_| {
         source.invalid(
             "server.listen",

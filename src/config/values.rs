@@ -55,7 +55,8 @@ pub(super) fn number_within<T>(
 where
     T: PartialOrd + std::fmt::Display + Copy,
 {
-    if value < least || value > most {
+    // Written so that NaN (which TOML allows) is out of range too.
+    if !(value >= least && value <= most) {
         return Err(source.invalid(
             key,
             format!("= {value} is out of range: use {least} to {most}{meaning}"),

@@ -21,7 +21,7 @@ use super::dkim::{DkimError, Signer};
 use super::merge::Personal;
 use crate::config::Config;
 use crate::links;
-use crate::text::one_line;
+use crate::text::{one_line, one_line_within};
 use crate::token::{self, Purpose};
 
 /// How a composer names its messages (`Message-ID`).
@@ -44,12 +44,31 @@ pub enum Stamp {
 pub enum MailError {
     #[error(transparent)]
     Dkim(#[from] DkimError),
+    #[error(
+        "the message to {to} would have a {header} header line of {length} octets, over the 998 \
+         that mail allows (a relay would break it, and its signature): shorten it (see email.from, \
+         server.public_url)"
+    )]
+    LongLine {
+        to: String,
+        header: String,
+        length: usize,
+    },
     #[error("cannot build the message to {to}: {source}")]
     Build {
         to: String,
         source: lettre::error::Error,
     },
 }
+
+/// The longest display name and subject put in a header, in characters:
+/// a line of mail may not pass 998 octets, and a relay that breaks a longer
+/// one breaks the DKIM signature with it.
+const NAME_MAX: usize = 100;
+const SUBJECT_MAX: usize = 250;
+
+/// The longest header line a message may have (RFC 5322 §2.1.1).
+const LINE_MAX: usize = 998;
 
 const LIST_ID: HeaderName = HeaderName::new_from_ascii_str("List-Id");
 const LIST_UNSUBSCRIBE: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe");
@@ -123,7 +142,7 @@ impl<'a> Composer<'a> {
 /// stored another way (by hand, by an older version) may hold a line
 /// break, and lettre panics writing a `To` header with one.
 pub fn recipient(address: lettre::Address, name: &str) -> Mailbox {
-    let name = one_line(name);
+    let name = one_line_within(name, NAME_MAX);
     Mailbox::new((!name.is_empty()).then_some(name), address)
 }
 
@@ -216,10 +235,14 @@ fn head(
     now: DateTime<Utc>,
     message_id: String,
 ) -> MessageBuilder {
-    let subject = one_line(subject);
+    let subject = one_line_within(subject, SUBJECT_MAX);
     // The name on one line too: lettre panics on a line break in a display
     // name, and a store filled by hand or by another tool can hold one.
-    let name = to.name.as_deref().map(one_line).filter(|n| !n.is_empty());
+    let name = to
+        .name
+        .as_deref()
+        .map(|n| one_line_within(n, NAME_MAX))
+        .filter(|n| !n.is_empty());
     let builder = Message::builder()
         .from(config.email.from.clone())
         .to(Mailbox::new(name, to.email.clone()));
@@ -266,6 +289,23 @@ fn finish(
             source,
         })?;
     let bytes = message.formatted();
+    let head_end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(bytes.len());
+    if let Some(line) = bytes[..head_end]
+        .split(|&b| b == b'\n')
+        .find(|line| line.len() > LINE_MAX + 1)
+    {
+        let header = String::from_utf8_lossy(line.split(|&b| b == b':').next().unwrap_or_default())
+            .trim()
+            .to_string();
+        return Err(MailError::LongLine {
+            to: to.email.to_string(),
+            header,
+            length: line.len() - 1,
+        });
+    }
     let bytes = match dkim {
         Some(signer) => signer.sign(&bytes)?,
         None => bytes,
@@ -300,7 +340,7 @@ pub fn build_notice(
 /// is a quoted string; in a title with other characters, whose words lettre
 /// encodes per RFC 2047, the ASCII punctuation a phrase cannot hold goes.
 fn list_id(config: &Config) -> String {
-    let title = one_line(&config.site.title);
+    let title = one_line_within(&config.site.title, NAME_MAX);
     let phrase = if title.is_ascii() {
         format!("\"{}\"", title.replace('\\', "\\\\").replace('"', "\\\""))
     } else {

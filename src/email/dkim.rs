@@ -25,7 +25,7 @@ use crate::config::Config;
 /// (`Reply-To` without `email.reply_to`, `Auto-Submitted` in a digest, the
 /// `List-*` headers in a confirmation request) is signed as absent, so it
 /// cannot be added either.
-const SIGNED: [&str; 12] = [
+const SIGNED: [&str; 23] = [
     "From",
     "To",
     "Subject",
@@ -38,7 +38,40 @@ const SIGNED: [&str; 12] = [
     "Auto-Submitted",
     "MIME-Version",
     "Content-Type",
+    "Content-Transfer-Encoding",
+    // Never in our mail: signed as absent (RFC 6376 §5.4.1 lists them),
+    // so none can be added.
+    "Cc",
+    "Sender",
+    "In-Reply-To",
+    "References",
+    "List-Post",
+    "List-Help",
+    "List-Subscribe",
+    "List-Owner",
+    "List-Archive",
+    "Resent-From",
 ];
+
+/// A warning when no key signs for the domain of `email.from` (or one it
+/// is under, or one under it): receivers check DMARC against the From
+/// domain, and a signature for another domain does not count for it.
+pub fn alignment_warning(config: &Config) -> Option<String> {
+    if config.email.dkim.is_empty() {
+        return None;
+    }
+    let from = config.email.from.email.domain().to_ascii_lowercase();
+    let aligned = config.email.dkim.iter().any(|key| {
+        let d = key.domain.to_ascii_lowercase();
+        d == from || from.ends_with(&format!(".{d}")) || d.ends_with(&format!(".{from}"))
+    });
+    (!aligned).then(|| {
+        format!(
+            "no [email.dkim] key signs for {from}, the domain of email.from: receivers that check DMARC \
+             find no aligned signature; sign with domain = \"{from}\""
+        )
+    })
+}
 
 /// Why the keys of `[email.dkim]` cannot sign.
 #[derive(Debug, thiserror::Error)]
@@ -73,10 +106,7 @@ impl Signer {
     pub fn load(config: &Config) -> Result<Option<Signer>, DkimError> {
         let mut keys = Vec::with_capacity(config.email.dkim.len());
         for dkim in &config.email.dkim {
-            let text = std::fs::read(&dkim.key_file).map_err(|source| DkimError::Read {
-                path: dkim.key_file.clone(),
-                source,
-            })?;
+            let text = read_key_file(&dkim.key_file)?;
             let key = match read_key(&text, &dkim.key_file)? {
                 Parsed::Rsa(key) => Key::Rsa(
                     DkimSigner::from_key(key)
@@ -118,6 +148,37 @@ impl Signer {
     }
 }
 
+/// Key files are small: a 4096-bit RSA key in PEM is about 3.3 KB.
+const MAX_KEY_FILE: u64 = 64 * 1024;
+
+/// The key file's bytes: a regular file (not a FIFO that never ends, nor
+/// `/dev/zero`) of at most [`MAX_KEY_FILE`] bytes.
+fn read_key_file(path: &Path) -> Result<Vec<u8>, DkimError> {
+    use std::io::Read;
+    let read = |source| DkimError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bad = |message: &str| DkimError::Key {
+        path: path.to_path_buf(),
+        message: message.into(),
+    };
+    let metadata = std::fs::metadata(path).map_err(read)?;
+    if !metadata.is_file() {
+        return Err(bad("not a regular file"));
+    }
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .map_err(read)?
+        .take(MAX_KEY_FILE + 1)
+        .read_to_end(&mut text)
+        .map_err(read)?;
+    if text.len() as u64 > MAX_KEY_FILE {
+        return Err(bad("larger than 64 KiB, which no private key is"));
+    }
+    Ok(text)
+}
+
 enum Parsed {
     Rsa(RsaKey<Sha256>),
     Ed25519(Ed25519Key),
@@ -137,7 +198,18 @@ fn read_key(text: &[u8], path: &Path) -> Result<Parsed, DkimError> {
         path: path.to_path_buf(),
         message,
     };
+    let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
     let as_text = String::from_utf8_lossy(text);
+    let private_keys = as_text
+        .lines()
+        .filter(|l| l.starts_with("-----BEGIN ") && l.contains("PRIVATE KEY"))
+        .count();
+    if private_keys > 1 {
+        return Err(bad(
+            "more than one private key in it: give each key a file and an [[email.dkim]] table of its own"
+                .into(),
+        ));
+    }
     if as_text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
         || as_text.contains("Proc-Type: 4,ENCRYPTED")
     {
@@ -167,19 +239,11 @@ fn read_key(text: &[u8], path: &Path) -> Result<Parsed, DkimError> {
         e => bad(format!("not a readable PEM private key ({e})")),
     })?;
     match der {
-        PrivateKeyDer::Pkcs1(_) => RsaKey::<Sha256>::from_key_der(der)
-            .map(Parsed::Rsa)
-            .map_err(|e| bad(format!("not a valid RSA private key ({e})"))),
+        PrivateKeyDer::Pkcs1(_) => rsa_key(der, &bad),
         PrivateKeyDer::Pkcs8(ref pkcs8) => {
             match Ed25519Key::from_pkcs8_der(pkcs8.secret_pkcs8_der()) {
                 Ok(key) => Ok(Parsed::Ed25519(key)),
-                Err(_) => RsaKey::<Sha256>::from_key_der(der)
-                    .map(Parsed::Rsa)
-                    .map_err(|e| {
-                        bad(format!(
-                            "not a valid PKCS#8 RSA or Ed25519 private key ({e})"
-                        ))
-                    }),
+                Err(_) => rsa_key(der, &bad),
             }
         }
         PrivateKeyDer::Sec1(_) => Err(bad(
@@ -187,6 +251,40 @@ fn read_key(text: &[u8], path: &Path) -> Result<Parsed, DkimError> {
         )),
         _ => Err(bad("neither an RSA nor an Ed25519 private key".into())),
     }
+}
+
+/// An RSA key of 1024 to 4096 bits: receivers refuse smaller ones (RFC
+/// 8301), and larger ones take seconds per signature and do not fit a DNS
+/// record.
+fn rsa_key(der: PrivateKeyDer, bad: &dyn Fn(String) -> DkimError) -> Result<Parsed, DkimError> {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::traits::PublicKeyParts;
+    let parsed = match &der {
+        PrivateKeyDer::Pkcs1(key) => rsa::RsaPrivateKey::from_pkcs1_der(key.secret_pkcs1_der())
+            .map_err(|e| bad(format!("not a valid RSA private key ({e})")))?,
+        PrivateKeyDer::Pkcs8(key) => rsa::RsaPrivateKey::from_pkcs8_der(key.secret_pkcs8_der())
+            .map_err(|_| {
+                bad("neither an RSA nor an Ed25519 private key (EC, DSA and other keys cannot sign DKIM here)".into())
+            })?,
+        _ => return Err(bad("not an RSA private key".into())),
+    };
+    let bits = parsed.size() * 8;
+    if bits < 1024 {
+        return Err(bad(format!(
+            "a {bits}-bit RSA key: receivers refuse keys under 1024 bits (RFC 8301); make a 2048-bit one \
+             with `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`"
+        )));
+    }
+    if bits > 4096 {
+        return Err(bad(format!(
+            "a {bits}-bit RSA key: over 4096 bits each signature takes seconds and the public key does \
+             not fit a DNS record; use 2048 bits"
+        )));
+    }
+    RsaKey::<Sha256>::from_key_der(der)
+        .map(Parsed::Rsa)
+        .map_err(|e| bad(format!("not a valid RSA private key ({e})")))
 }
 
 /// A base64 Ed25519 seed as the PKCS#8 DER mail-auth reads.
@@ -253,6 +351,27 @@ NU4+jRHLCsfij8POerJRbfEsikXEOC3XL0ey1tS0LmFA/twFe+XL5/xJ//Ur2hEW
 NMWC0WAO4xXAYQv8eQJBAJJrqo0bl+0IHsH9T81G9Wa8o5StuG0M3PO2NoISUGnL
 zou+XmJ1sb+9sEhBpPtV7eL7HyOm3383tZRt8wGt8qQ=
 -----END RSA PRIVATE KEY-----
+";
+
+    /// Test keys only: too small to sign with, and a key of a kind DKIM
+    /// (here) does not sign with.
+    const RSA_512: &str = "-----BEGIN PRIVATE KEY-----
+MIIBVAIBADANBgkqhkiG9w0BAQEFAASCAT4wggE6AgEAAkEAoePYei49gaLEgMeo
+lVdwcr4Bx5WCl5aWwfam5f1Iu2HckjiA4wbUFukRvKhopx++xK+ct5Dz0z5/NTMX
+qjujhwIDAQABAkBo2RUiBIKnTBCySx0/I7NbTP4AEi/TF5+qHaH4QHNzj6UUgYXK
+Wcp3OEcc9HMwX928G7gBeEr9LzbbLEzdXq8RAiEA030li4hGFUFeiTE0T++y81Ew
+57sxpKl+FTzsgmObwV8CIQDD9lpTTiyQDIxoOK6eIv/hVsoB658ZkmHJwEkwPCOG
+2QIhAIOd9Mm7i3Ia9oyG9LlywXmv47GzzBdf7DmnasFS4FIdAiAo/D56C/CgFC/N
+oIVNB87yx18qtagqBgaz1qa4EuvvSQIgUxEWIC56HquIvknNVPdNGUJharOR0SUs
+Mdj7+mtHHIw=
+-----END PRIVATE KEY-----
+";
+
+    const EC_P256: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgvXvT3mDrS+CXyPkq
+gGd+C5VxaKTcXMzb++qVdQJSadahRANCAAQahQFedvim+/J8L9TzspDUzRaWYK5k
+cnQ9G8wvebjCngI99vOuHwLgBzykwFzQ1ruwMzCkqWFKZDOFAO/0qhqM
+-----END PRIVATE KEY-----
 ";
 
     /// A config with `[email.dkim]` as `dkim` (TOML), its key files
@@ -374,6 +493,33 @@ zou+XmJ1sb+9sEhBpPtV7eL7HyOm3383tZRt8wGt8qQ=
     }
 
     #[test]
+    fn a_key_file_that_never_ends_is_refused_at_once() {
+        // /dev/zero would fill memory; a FIFO nobody writes would hang.
+        let (dir, _) = config("", &[]);
+        let fifo = dir.path().join("fifo.pem");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        for file in [Path::new("/dev/zero"), fifo.as_path()] {
+            let (_d, c) = config(
+                &format!(
+                    "[email.dkim]\nselector = \"s\"\ndomain = \"prometheus.io\"\nkey_file = {:?}\n",
+                    file.display().to_string()
+                ),
+                &[],
+            );
+            let err = Signer::load(&c).err().unwrap().to_string();
+            assert!(
+                err.contains("not a regular file"),
+                "{}: {err}",
+                file.display()
+            );
+        }
+        let (_d, c) = config(ONE, &[("dkim.pem", &"A".repeat(70_000))]);
+        let err = Signer::load(&c).err().unwrap().to_string();
+        assert!(err.contains("larger than 64 KiB"), "{err}");
+    }
+
+    #[test]
     fn no_keys_no_signer() {
         let (_dir, c) = config("", &[]);
         assert!(Signer::load(&c).unwrap().is_none());
@@ -392,8 +538,15 @@ zou+XmJ1sb+9sEhBpPtV7eL7HyOm3383tZRt8wGt8qQ=
             ("not a key", "no PEM block"),
             (
                 "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-                "PKCS#8",
+                "neither an RSA nor an Ed25519",
             ),
+            (RSA_512, "under 1024 bits"),
+            (EC_P256, "neither an RSA nor an Ed25519"),
+            (
+                &format!("{RSA_PKCS8}{ED25519_PKCS8}"),
+                "more than one private key",
+            ),
+            (&format!("\u{FEFF}{ED25519_PKCS8}"), ""),
             (
                 "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
                 "encrypted",
@@ -413,6 +566,11 @@ zou+XmJ1sb+9sEhBpPtV7eL7HyOm3383tZRt8wGt8qQ=
             ("c2hvcnQ=\n", "no PEM block"),
         ] {
             let (_dir, c) = config(ONE, &[("dkim.pem", key)]);
+            if says.is_empty() {
+                // A byte-order mark before the PEM is no problem.
+                assert!(Signer::load(&c).unwrap().is_some());
+                continue;
+            }
             let err = Signer::load(&c).err().unwrap().to_string();
             assert!(
                 err.contains("dkim.pem") && err.contains(says),

@@ -73,6 +73,9 @@ pub fn send(
     now: DateTime<Utc>,
     progress: &dyn Progress,
 ) -> Result<SendReport> {
+    // A key that cannot sign is found before anything is recorded, and
+    // by the dry run too.
+    crate::email::dkim::Signer::load(config)?;
     if options.dry_run || options.to.is_some() {
         return preview_run(config, options, now);
     }
@@ -110,8 +113,10 @@ pub fn send_locked(
     let secret = store.secret(config.secrets.token_secret.as_deref())?;
     // Unsubscribes the server queued while the store was busy count first.
     store.apply_queued_unsubscribes()?;
-    // Set up the transport (TLS files, the password) before a digest is made.
+    // Set up the transport (TLS files, the password) and read the DKIM
+    // keys before a digest is made.
     let transport = transport::open(config)?;
+    crate::email::dkim::Signer::load(config)?;
 
     let digest = match store.unfinished_digest()? {
         Some(digest) => digest,

@@ -11,12 +11,14 @@
 //! `subscribers`, `digests` (and the posts they announced) and `ledger`
 //! (deliveries). Each adds its methods to [`Store`], so callers see one type.
 
+mod bounces;
 mod digests;
 mod ledger;
 mod migrations;
 pub mod queue;
 mod subscribers;
 
+pub use bounces::{Event, Incoming, Recorded, Rules};
 pub use digests::{Adoption, Announced, NewDigest, PostRef, Record, StoredDigest};
 pub use ledger::{Counts, Outcome, Pending};
 pub use migrations::SCHEMA_VERSION;

@@ -601,7 +601,7 @@ fn add_subscriber(
 /// The subscriber with this address. `Ann@x.org` is there already if
 /// `ann@x.org` is (local parts are case-sensitive by the letter of RFC
 /// 5321, never in practice).
-fn find(conn: &Connection, email: &str) -> Result<Option<Subscriber>, rusqlite::Error> {
+pub(super) fn find(conn: &Connection, email: &str) -> Result<Option<Subscriber>, rusqlite::Error> {
     conn.prepare_cached(
         "SELECT id, email, name, status, created_at, key FROM subscribers \
          WHERE email = ?1 COLLATE NOCASE ORDER BY id LIMIT 1",

@@ -1,0 +1,260 @@
+//! `newsletter bounces read`: messages from files, mboxes, Maildirs or
+//! standard input, read ([`super::parse`]) and recorded in the store.
+//!
+//! Messages are recorded in batches, one transaction each: a run killed
+//! part way and started again counts every report once (each is kept by
+//! its identity, see [`crate::store::Incoming`]).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+
+use super::parse::{Kind, Report, read};
+use crate::config::Config;
+use crate::store::{Event, Incoming, Recorded, Rules, Status, Store};
+
+/// How many messages go into one transaction.
+const BATCH: usize = 1000;
+
+/// What one run read and did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    pub messages: usize,
+    pub hard: usize,
+    pub soft: usize,
+    pub complaints: usize,
+    pub unsubscribes: usize,
+    pub auto_replies: usize,
+    pub delivered: usize,
+    /// Reports read before (not counted again).
+    pub again: usize,
+    /// Reports about an address that is not on the list.
+    pub no_one: usize,
+    /// Subscribers whose status this run changed, by their new status.
+    pub now_bounced: usize,
+    pub now_complained: usize,
+    pub now_unsubscribed: usize,
+    /// Where each message that is none of the above is (path, or path and
+    /// its number in an mbox).
+    pub not_understood: Vec<String>,
+}
+
+impl Tally {
+    /// The run in one paragraph, for the terminal and the log.
+    pub fn summary(&self) -> String {
+        format!(
+            "read {} messages: {} hard bounces, {} soft bounces, {} complaints, {} unsubscribe requests, \
+             {} auto-replies and {} delivery reports (ignored), {} not understood; {} read before, \
+             {} about addresses not on the list; now bounced: {}, complained: {}, unsubscribed: {}",
+            self.messages,
+            self.hard,
+            self.soft,
+            self.complaints,
+            self.unsubscribes,
+            self.auto_replies,
+            self.delivered,
+            self.not_understood.len(),
+            self.again,
+            self.no_one,
+            self.now_bounced,
+            self.now_complained,
+            self.now_unsubscribed
+        )
+    }
+}
+
+/// Reads every message at `paths` (`-` is standard input, one message)
+/// and records what they say.
+pub fn read_paths(
+    store: &mut Store,
+    config: &Config,
+    paths: &[PathBuf],
+    now: DateTime<Utc>,
+) -> Result<Tally> {
+    let rules = Rules {
+        soft_limit: config.bounces.soft_limit,
+        soft_window: config.bounces.soft_window,
+    };
+    let mut run = Run {
+        store,
+        rules,
+        now,
+        tally: Tally::default(),
+        batch: Vec::new(),
+        in_batch: 0,
+    };
+    for path in paths {
+        if path == Path::new("-") {
+            let mut raw = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut raw)
+                .context("cannot read a message from standard input")?;
+            run.message(&raw, "standard input")?;
+        } else {
+            run.path(path)?;
+        }
+    }
+    run.flush()?;
+    Ok(run.tally)
+}
+
+struct Run<'a> {
+    store: &'a mut Store,
+    rules: Rules,
+    now: DateTime<Utc>,
+    tally: Tally,
+    batch: Vec<Incoming>,
+    in_batch: usize,
+}
+
+impl Run<'_> {
+    /// A message file, an mbox, a Maildir, or a folder of message files.
+    fn path(&mut self, path: &Path) -> Result<()> {
+        let cannot = || format!("cannot read {}", path.display());
+        if path.is_dir() {
+            if path.join("cur").is_dir() && path.join("new").is_dir() {
+                let messages = mail_parser::mailbox::maildir::MessageIterator::new(path)
+                    .with_context(cannot)?;
+                for message in messages {
+                    let message = message.with_context(cannot)?;
+                    let place = message.path().display().to_string();
+                    self.message(message.contents(), &place)?;
+                }
+                return Ok(());
+            }
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(cannot)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            for file in files {
+                self.path(&file)?;
+            }
+            return Ok(());
+        }
+        let mut file = std::fs::File::open(path).with_context(cannot)?;
+        let mut start = [0u8; 5];
+        let n = file.read(&mut start).with_context(cannot)?;
+        drop(file);
+        if &start[..n] == b"From " {
+            let reader = std::io::BufReader::new(std::fs::File::open(path).with_context(cannot)?);
+            for (i, message) in mail_parser::mailbox::mbox::MessageIterator::new(reader).enumerate()
+            {
+                let message = message.with_context(cannot)?;
+                self.message(
+                    message.contents(),
+                    &format!("{}, message {}", path.display(), i + 1),
+                )?;
+            }
+            return Ok(());
+        }
+        let raw = std::fs::read(path).with_context(cannot)?;
+        self.message(&raw, &path.display().to_string())
+    }
+
+    fn message(&mut self, raw: &[u8], place: &str) -> Result<()> {
+        let report = read(raw);
+        self.tally.messages += 1;
+        let base = match &report.message_id {
+            Some(id) => format!("<{id}>"),
+            None => {
+                use sha2::Digest;
+                hex::encode(sha2::Sha256::digest(raw))
+            }
+        };
+        match report.kind {
+            Kind::Bounce => {
+                for (i, failure) in report.failures.iter().enumerate() {
+                    if failure.hard {
+                        self.tally.hard += 1;
+                    } else {
+                        self.tally.soft += 1;
+                    }
+                    self.batch.push(Incoming {
+                        identity: identity(&base, failure.recipient.as_deref(), i),
+                        event: if failure.hard {
+                            Event::Hard
+                        } else {
+                            Event::Soft
+                        },
+                        recipient: failure.recipient.clone(),
+                        ours: report.ours,
+                        status: failure.status.clone().unwrap_or_default(),
+                        detail: failure.diagnostic.clone(),
+                    });
+                }
+            }
+            Kind::Complaint => {
+                self.tally.complaints += 1;
+                self.batch.push(single(
+                    &report,
+                    &base,
+                    Event::Complaint,
+                    report.complainant.clone(),
+                ));
+            }
+            Kind::Unsubscribe => {
+                self.tally.unsubscribes += 1;
+                self.batch.push(single(
+                    &report,
+                    &base,
+                    Event::Unsubscribe,
+                    report.from.clone(),
+                ));
+            }
+            Kind::AutoReply => self.tally.auto_replies += 1,
+            Kind::Delivered => self.tally.delivered += 1,
+            Kind::Other => self.tally.not_understood.push(place.to_string()),
+        }
+        self.in_batch += 1;
+        if self.in_batch >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Records the batch in one transaction.
+    fn flush(&mut self) -> Result<()> {
+        let batch = std::mem::take(&mut self.batch);
+        self.in_batch = 0;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for recorded in self.store.record_reports(&batch, self.rules, self.now)? {
+            match recorded {
+                Recorded::Again => self.tally.again += 1,
+                Recorded::NoOne => self.tally.no_one += 1,
+                Recorded::Counted { now, .. } => match now {
+                    Some(Status::Bounced) => self.tally.now_bounced += 1,
+                    Some(Status::Complained) => self.tally.now_complained += 1,
+                    Some(Status::Unsubscribed) => self.tally.now_unsubscribed += 1,
+                    _ => {}
+                },
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A report about one address (a complaint, a mailed unsubscribe).
+fn single(report: &Report, base: &str, event: Event, recipient: Option<String>) -> Incoming {
+    Incoming {
+        identity: identity(base, recipient.as_deref(), 0),
+        event,
+        recipient,
+        ours: report.ours,
+        status: String::new(),
+        detail: report.subject.clone(),
+    }
+}
+
+/// A report's identity for one of its recipients.
+fn identity(base: &str, recipient: Option<&str>, index: usize) -> String {
+    match recipient {
+        Some(r) => format!("{base} {}", r.to_ascii_lowercase()),
+        None => format!("{base} #{index}"),
+    }
+}

@@ -1,0 +1,226 @@
+//! `newsletter bounces read` on a site: reports read from files, an mbox,
+//! a Maildir and standard input change subscribers as they say, once.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::server::statuses;
+use common::{Run, Site, run};
+
+/// A delivery status report (as Postfix writes one) about `recipient`,
+/// with `status` and `diagnostic`, known by `id`.
+fn dsn(id: &str, recipient: &str, status: &str, diagnostic: &str) -> String {
+    format!(
+        "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r
+To: newsletter@blog.example.org\r
+Subject: Undelivered Mail Returned to Sender\r
+Message-ID: <{id}@mx.example.net>\r
+MIME-Version: 1.0\r
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r
+\r
+--B\r
+Content-Type: text/plain\r
+\r
+Your message could not be delivered.\r
+\r
+--B\r
+Content-Type: message/delivery-status\r
+\r
+Reporting-MTA: dns; mx.example.net\r
+\r
+Final-Recipient: rfc822; {recipient}\r
+Action: failed\r
+Status: {status}\r
+Diagnostic-Code: smtp; {diagnostic}\r
+\r
+--B--\r
+"
+    )
+}
+
+fn hard(id: &str, recipient: &str) -> String {
+    dsn(id, recipient, "5.1.1", "550 5.1.1 User unknown")
+}
+
+fn soft(id: &str, recipient: &str) -> String {
+    dsn(id, recipient, "5.2.2", "552 5.2.2 Mailbox full")
+}
+
+fn complaint(id: &str, recipient: &str) -> String {
+    format!(
+        "From: feedback@mail.example.com\r
+Message-ID: <{id}@mail.example.com>\r
+Subject: complaint\r
+Content-Type: multipart/report; report-type=feedback-report; boundary=\"F\"\r
+\r
+--F\r
+Content-Type: message/feedback-report\r
+\r
+Feedback-Type: abuse\r
+Version: 1\r
+Original-Rcpt-To: <{recipient}>\r
+\r
+--F--\r
+"
+    )
+}
+
+/// An mbox of `messages` (each line starting "From " in them escaped).
+fn mbox(messages: &[String]) -> String {
+    let mut out = String::new();
+    for message in messages {
+        writeln!(out, "From MAILER-DAEMON Wed Dec  2 08:00:00 2026").unwrap();
+        for line in message.split("\r\n") {
+            if line.starts_with("From ") {
+                out.push('>');
+            }
+            writeln!(out, "{line}").unwrap();
+        }
+    }
+    out
+}
+
+fn read(site: &Site, args: &[&str]) -> Run {
+    let mut all = vec!["bounces", "read"];
+    all.extend(args);
+    run(&mut site.newsletter(all)).success()
+}
+
+fn status(site: &Site, email: &str) -> String {
+    statuses(site)
+        .into_iter()
+        .find(|(e, _)| e == email)
+        .map(|(_, s)| s)
+        .unwrap_or_else(|| panic!("{email} is not on the list"))
+}
+
+#[test]
+fn every_kind_of_report_does_what_it_says_and_counts_once() {
+    let site = Site::with_mail().create();
+    site.subscribe(&[
+        "gone@example.net",
+        "full@example.net",
+        "spam@example.net",
+        "leave@example.net",
+        "away@example.net",
+        "stay@example.net",
+    ]);
+    // A file, an mbox of two soft bounces, a Maildir with a complaint.
+    site.write("hard.eml", hard("h1", "gone@example.net"));
+    site.write(
+        "soft.mbox",
+        mbox(&[
+            soft("s1", "full@example.net"),
+            soft("s2", "full@example.net"),
+        ]),
+    );
+    site.write("Maildir/new/1.eml", complaint("c1", "spam@example.net"));
+    std::fs::create_dir_all(site.path("Maildir/cur")).unwrap();
+    std::fs::create_dir_all(site.path("Maildir/tmp")).unwrap();
+    site.write(
+        "reports/away.eml",
+        "From: Away <away@example.net>\r\nSubject: Out of office\r\nAuto-Submitted: auto-replied\r\n\r\nBack Monday.\r\n",
+    );
+    site.write(
+        "reports/letter.eml",
+        "From: Stay <stay@example.net>\r\nSubject: Thanks\r\n\r\nLovely digest.\r\n",
+    );
+
+    let out = read(&site, &["hard.eml", "soft.mbox", "Maildir", "reports"]);
+    assert!(
+        out.stdout
+            .contains("read 6 messages: 1 hard bounces, 2 soft bounces, 1 complaints")
+            && out.stdout.contains("1 auto-replies")
+            && out.stdout.contains("1 not understood")
+            && out.stdout.contains("now bounced: 1, complained: 1"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("reports/letter.eml"), "{out}");
+
+    // A mailed unsubscribe request, piped in as an MTA would.
+    let mut child = site
+        .newsletter(["bounces", "read", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"From: Leave <leave@example.net>\r\nTo: leave@blog.example.org\r\nMessage-ID: <u1@example.net>\r\nSubject: unsubscribe\r\n\r\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    for (email, want) in [
+        ("gone@example.net", "bounced"),
+        ("full@example.net", "active"),
+        ("spam@example.net", "complained"),
+        ("leave@example.net", "unsubscribed"),
+        ("away@example.net", "active"),
+        ("stay@example.net", "active"),
+    ] {
+        assert_eq!(status(&site, email), want, "{email}");
+    }
+
+    // The same reports again: nothing counts twice (two soft bounces read
+    // twice would be four, past the limit of three).
+    let again = read(&site, &["hard.eml", "soft.mbox", "Maildir", "reports"]);
+    assert!(again.stdout.contains("4 read before"), "{again}");
+    assert_eq!(status(&site, "full@example.net"), "active");
+
+    // A third soft bounce (a new report) is past bounces.soft_limit.
+    site.write("soft3.eml", soft("s3", "full@example.net"));
+    let third = read(&site, &["soft3.eml"]);
+    assert!(third.stdout.contains("now bounced: 1"), "{third}");
+    assert_eq!(status(&site, "full@example.net"), "bounced");
+
+    // Suppressed addresses stay so: add says why, import changes nothing.
+    let add = run(&mut site.newsletter(["subscribers", "add", "gone@example.net"])).success();
+    assert!(add.stdout.contains("is bounced and stays so"), "{add}");
+    site.subscribe(&["spam@example.net"]);
+    assert_eq!(status(&site, "spam@example.net"), "complained");
+}
+
+#[test]
+fn a_run_killed_part_way_counts_each_report_once() {
+    let site = Site::with_mail().create();
+    // Two soft bounces for each of 3,000 readers: read once, none is
+    // bounced (the limit is 3); a report counted twice would bounce them.
+    let readers: Vec<String> = (0..3000).map(|i| format!("r{i:04}@example.net")).collect();
+    site.subscribe(&readers);
+    let mut messages = Vec::new();
+    for round in 0..2 {
+        for reader in &readers {
+            messages.push(soft(&format!("m{round}-{reader}"), reader));
+        }
+    }
+    site.write("reports.mbox", mbox(&messages));
+
+    let mut child = site
+        .newsletter(["bounces", "read", "reports.mbox"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    let killed_while_running = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    read(&site, &["reports.mbox"]);
+    let last = read(&site, &["reports.mbox"]);
+    assert!(last.stdout.contains("6000 read before"), "{last}");
+    let bounced = statuses(&site)
+        .into_iter()
+        .filter(|(_, s)| s != "active")
+        .count();
+    assert_eq!(bounced, 0, "a report was counted twice");
+    assert!(
+        killed_while_running,
+        "the first run finished before it was killed: make the mbox larger"
+    );
+}

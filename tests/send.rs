@@ -219,6 +219,16 @@ fn temporary_refusals_are_retried_and_a_permanent_one_is_recorded_as_failed() {
     let again = send(&site).success();
     assert!(again.stdout.contains("nothing to send"), "{again}");
     assert_eq!(server.recipients(), expected);
+    // "550 5.1.1" at RCPT is a hard bounce: that reader is bounced (and
+    // so gets no later digest); those refused for a while are not.
+    let bounced = common::run(&mut site.newsletter(["subscribers", "list", "--status", "bounced"]))
+        .success()
+        .stdout;
+    let bounced: Vec<&str> = bounced
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(bounced, [readers[4].as_str()]);
 }
 
 #[test]

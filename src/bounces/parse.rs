@@ -337,6 +337,23 @@ fn delivery_status(message: &Message) -> Option<(Kind, Vec<Failure>)> {
     Some((Kind::Bounce, failures))
 }
 
+/// Whether an SMTP refusal (`550 5.1.1 <ann@x.org>: user unknown`) is
+/// about the recipient's address: an enhanced status 5.1.x (but not 5.1.7
+/// or 5.1.8, the sender's) or 5.2.x. Not a policy refusal (5.7.x), nor one
+/// without a status, which may be about the sender or the message.
+pub fn is_recipient_refusal(reply: &str) -> bool {
+    let Some(status) = status_code(reply) else {
+        return false;
+    };
+    (status.starts_with("5.1.") && !matches!(status.as_str(), "5.1.7" | "5.1.8"))
+        || status.starts_with("5.2.")
+}
+
+/// The enhanced status code (`5.1.1`) in an SMTP reply or diagnostic.
+pub fn status_of(text: &str) -> Option<String> {
+    status_code(text)
+}
+
 /// `5.1.1` out of a Status field or a diagnostic.
 fn status_code(text: &str) -> Option<String> {
     static STATUS: LazyLock<Regex> =
@@ -878,6 +895,25 @@ Original-Rcpt-To: <ann@example.com>\r
             "550 Host unknown",
         ] {
             assert!(is_hard(status_code(text).as_deref(), text), "{text}");
+        }
+    }
+
+    #[test]
+    fn only_a_refusal_of_the_address_at_rcpt_is_a_bounce() {
+        for reply in [
+            "550 5.1.1 <a@x.org>: no such user",
+            "552 5.2.2 mailbox full",
+            "550 5.1.10 null MX",
+        ] {
+            assert!(is_recipient_refusal(reply), "{reply}");
+        }
+        for reply in [
+            "550 5.7.1 relaying denied",
+            "553 5.1.8 sender domain does not exist",
+            "550 no such user",
+            "554 5.3.4 message too big",
+        ] {
+            assert!(!is_recipient_refusal(reply), "{reply}");
         }
     }
 

@@ -273,7 +273,16 @@ fn worker(
                 }
                 Attempt::Permanent(reason) => {
                     let fatal = breaker.refused(&reason);
-                    (Some(Outcome::Failed(reason)), true, fatal)
+                    // The address refused at RCPT: a hard bounce, unless
+                    // the run is stopping for a refusal of the sender.
+                    let outcome = if fatal.is_none()
+                        && crate::bounces::parse::is_recipient_refusal(&reason)
+                    {
+                        Outcome::Bounced(reason)
+                    } else {
+                        Outcome::Failed(reason)
+                    };
+                    (Some(outcome), true, fatal)
                 }
                 Attempt::Transient {
                     reason,

@@ -27,6 +27,10 @@ pub enum Outcome {
     Sent(String),
     /// Refused for good (the reason).
     Failed(String),
+    /// Refused for good because the address does not take mail (a 5.1.x or
+    /// 5.2.x at RCPT): failed, and the subscriber is bounced, with the
+    /// refusal kept among the reports that came back.
+    Bounced(String),
     /// A temporary failure: the delivery stays pending, one attempt more.
     Retry(String),
     /// The server could not be reached for it (no connection, TLS or login
@@ -102,9 +106,29 @@ impl Store {
                  AND (status = 'pending' OR (status = 'cancelled' AND ?3 = 'sent'))",
             )?;
             for (subscriber_id, outcome) in outcomes {
+                if let Outcome::Bounced(reason) = outcome {
+                    tx.prepare_cached(
+                        "INSERT OR IGNORE INTO bounces \
+                         (identity, subscriber_id, digest_id, kind, status, detail, received_at) \
+                         VALUES (?1, ?2, ?3, 'hard', ?4, ?5, ?6)",
+                    )?
+                    .execute(params![
+                        format!("smtp {digest_id}.{subscriber_id}"),
+                        subscriber_id,
+                        digest_id,
+                        crate::bounces::parse::status_of(reason).unwrap_or_default(),
+                        reason,
+                        timestamp(now)
+                    ])?;
+                    tx.prepare_cached(
+                        "UPDATE subscribers SET status = 'bounced', updated_at = ?2 \
+                         WHERE id = ?1 AND status IN ('active', 'pending')",
+                    )?
+                    .execute(params![subscriber_id, timestamp(now)])?;
+                }
                 let (status, text, charged) = match outcome {
                     Outcome::Sent(reply) => ("sent", reply, 1),
-                    Outcome::Failed(reason) => ("failed", reason, 1),
+                    Outcome::Failed(reason) | Outcome::Bounced(reason) => ("failed", reason, 1),
                     Outcome::Retry(reason) => ("pending", reason, 1),
                     Outcome::Unreached(reason) => ("pending", reason, 0),
                 };

@@ -8,8 +8,9 @@ use std::io::Write as _;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::server::statuses;
-use common::{Run, Site, run};
+use common::server::{SECRET, statuses};
+use common::smtp::SmtpServer;
+use common::{NOW, Run, Site, run};
 
 /// A delivery status report (as Postfix writes one) about `recipient`,
 /// with `status` and `diagnostic`, known by `id`.
@@ -223,4 +224,57 @@ fn a_run_killed_part_way_counts_each_report_once() {
         killed_while_running,
         "the first run finished before it was killed: make the mbox larger"
     );
+}
+
+#[test]
+fn verp_names_the_recipient_even_when_the_bounce_names_no_one() {
+    let server = SmtpServer::start(&[]);
+    let site = Site::with_mail().smtp(server.config("")).create();
+    site.append_config("[bounces]\naddress = \"bounces@blog.example.org\"\n");
+    site.subscribe(&["ann@example.net", "bob@example.net"]);
+    let out = run(site
+        .newsletter(["send", "--now", NOW])
+        .env("NEWSLETTER_SECRET", SECRET))
+    .success();
+    assert!(out.stdout.contains("2 sent"), "{out}");
+    let mut senders: Vec<(String, String)> = server
+        .messages()
+        .into_iter()
+        .map(|m| (m.envelope.rcpt_tos[0].clone(), m.envelope.mail_from.clone()))
+        .collect();
+    senders.sort();
+    for (to, from) in &senders {
+        assert!(
+            from.starts_with("bounces+d1.") && from.ends_with("@blog.example.org"),
+            "MAIL FROM for {to}: {from}"
+        );
+    }
+    assert_ne!(
+        senders[0].1, senders[1].1,
+        "each recipient has an address of their own"
+    );
+    // A bounce sent back to Bob's address that names someone else (a
+    // forward) and quotes nothing; and one to a forged address.
+    let bob_verp = &senders[1].1;
+    let bounce = |id: &str, to: &str| {
+        format!(
+            "From: MAILER-DAEMON@mx.example.net\r\nTo: {to}\r\nMessage-ID: <{id}@mx.example.net>\r\n\
+             Subject: Undelivered Mail Returned to Sender\r\n\r\n\
+             <bob.forwarded@elsewhere.example>: host mx.elsewhere.example said: 550 5.1.1 User unknown\r\n"
+        )
+    };
+    site.write("verp.eml", bounce("v1", bob_verp));
+    let forged = bob_verp.replace("bounces+d1.", "bounces+d1.9");
+    site.write("forged.eml", bounce("v2", &forged));
+    let out = run(site
+        .newsletter(["bounces", "read", "verp.eml", "forged.eml"])
+        .env("NEWSLETTER_SECRET", SECRET))
+    .success();
+    assert!(out.stdout.contains("now bounced: 1"), "{out}");
+    assert!(
+        out.stdout.contains("1 about addresses not on the list"),
+        "{out}"
+    );
+    assert_eq!(status(&site, "bob@example.net"), "bounced");
+    assert_eq!(status(&site, "ann@example.net"), "active");
 }

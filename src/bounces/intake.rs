@@ -77,7 +77,10 @@ pub fn read_paths(
         soft_limit: config.bounces.soft_limit,
         soft_window: config.bounces.soft_window,
     };
+    let secret = store.secret(config.secrets.token_secret.as_deref())?;
     let mut run = Run {
+        config,
+        secret,
         store,
         rules,
         now,
@@ -101,6 +104,9 @@ pub fn read_paths(
 }
 
 struct Run<'a> {
+    config: &'a Config,
+    /// The store's token secret, for VERP addresses.
+    secret: Vec<u8>,
     store: &'a mut Store,
     rules: Rules,
     now: DateTime<Utc>,
@@ -156,8 +162,18 @@ impl Run<'_> {
     }
 
     fn message(&mut self, raw: &[u8], place: &str) -> Result<()> {
-        let report = read(raw);
+        let mut report = read(raw);
         self.tally.messages += 1;
+        // A VERP address it came back to names the mailing and recipient
+        // best of all.
+        let verp = report
+            .delivered_to
+            .iter()
+            .find_map(|to| super::verp::decode(self.config, &self.secret, to));
+        if verp.is_some() {
+            report.ours = verp;
+        }
+        let verp = verp.is_some();
         let base = match &report.message_id {
             Some(id) => format!("<{id}>"),
             None => {
@@ -182,6 +198,7 @@ impl Run<'_> {
                         },
                         recipient: failure.recipient.clone(),
                         ours: report.ours,
+                        verp,
                         status: failure.status.clone().unwrap_or_default(),
                         detail: failure.diagnostic.clone(),
                     });
@@ -194,6 +211,7 @@ impl Run<'_> {
                     &base,
                     Event::Complaint,
                     report.complainant.clone(),
+                    verp,
                 ));
             }
             Kind::Unsubscribe => {
@@ -203,6 +221,7 @@ impl Run<'_> {
                     &base,
                     Event::Unsubscribe,
                     report.from.clone(),
+                    verp,
                 ));
             }
             Kind::AutoReply => self.tally.auto_replies += 1,
@@ -240,12 +259,19 @@ impl Run<'_> {
 }
 
 /// A report about one address (a complaint, a mailed unsubscribe).
-fn single(report: &Report, base: &str, event: Event, recipient: Option<String>) -> Incoming {
+fn single(
+    report: &Report,
+    base: &str,
+    event: Event,
+    recipient: Option<String>,
+    verp: bool,
+) -> Incoming {
     Incoming {
         identity: identity(base, recipient.as_deref(), 0),
         event,
         recipient,
         ours: report.ours,
+        verp,
         status: String::new(),
         detail: report.subject.clone(),
     }

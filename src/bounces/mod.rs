@@ -3,3 +3,4 @@
 
 pub mod intake;
 pub mod parse;
+pub mod verp;

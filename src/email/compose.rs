@@ -125,7 +125,7 @@ impl<'a> Composer<'a> {
             }
             Stamp::Trial => trial_message_id(self.config, "trial"),
         };
-        Ok(build_message(
+        let mut message = build_message(
             self.config,
             &personal,
             &to,
@@ -133,7 +133,19 @@ impl<'a> Composer<'a> {
             &unsubscribe_url,
             now,
             self.dkim.as_ref(),
-        )?)
+        )?;
+        // VERP for the real deliveries: a bounce names its recipient.
+        if let Stamp::Delivery { .. } = self.stamp
+            && let Some(sender) = crate::bounces::verp::sender(
+                self.config,
+                self.secret,
+                self.digest_id,
+                subscriber_id,
+            )
+        {
+            message.set_sender(sender);
+        }
+        Ok(message)
     }
 }
 
@@ -183,6 +195,14 @@ impl Outgoing {
     /// The whole message, CRLF line ends, as written to the wire or a file.
     pub fn formatted(&self) -> &[u8] {
         &self.bytes
+    }
+
+    /// Sends it with `sender` as the envelope sender (MAIL FROM: where
+    /// bounces go) instead of `email.from`.
+    pub fn set_sender(&mut self, sender: lettre::Address) {
+        if let Ok(envelope) = Envelope::new(Some(sender), self.envelope.to().to_vec()) {
+            self.envelope = envelope;
+        }
     }
 }
 

@@ -39,8 +39,13 @@ pub struct Incoming {
     /// The address it names, as written in it.
     pub recipient: Option<String>,
     /// `(digest, subscriber)` from our Message-ID or VERP token, when the
-    /// report carries one (it wins over `recipient`).
+    /// report carries one.
     pub ours: Option<(i64, i64)>,
+    /// `ours` came from a VERP address, whose tag only we can make: it
+    /// names the subscriber whatever address the report names (a bounce
+    /// from a forward names where the mail was forwarded to). From a
+    /// Message-ID it counts only when the addresses agree.
+    pub verp: bool,
     pub status: String,
     pub detail: String,
 }
@@ -158,10 +163,11 @@ fn whom(
             .query_row([id], |r| r.get(0))
             .optional()?;
         if let Some(email) = found
-            && report
-                .recipient
-                .as_deref()
-                .is_none_or(|r| r.eq_ignore_ascii_case(&email))
+            && (report.verp
+                || report
+                    .recipient
+                    .as_deref()
+                    .is_none_or(|r| r.eq_ignore_ascii_case(&email)))
         {
             let digest: Option<i64> = tx
                 .prepare_cached("SELECT id FROM digests WHERE id = ?1")?

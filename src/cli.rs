@@ -103,6 +103,20 @@ pub enum Command {
     /// unsubscribe requests.
     #[command(subcommand)]
     Bounces(BouncesCommand),
+    /// What became of each digest: recipients, sent, failed, pending,
+    /// bounces, complaints and unsubscribes since (tab-separated, newest
+    /// first); `digests show N`: the addresses of digest N by outcome.
+    Digests {
+        #[command(subcommand)]
+        show: Option<DigestsCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DigestsCommand {
+    /// The addresses of one digest, by outcome (tab-separated: outcome,
+    /// address, detail).
+    Show { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -429,9 +443,18 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
                 eprintln!("warning: {warning}");
             }
             let progress = ProgressOutput::new();
-            let report = send::send(&config, &options, clock.now(), &progress)?;
+            let now = clock.now();
+            let report = send::send(&config, &options, now, &progress)?;
             progress.finish();
-            Ok(print_send_report(&report))
+            let exit = print_send_report(&report);
+            // After a real send only: a trial opens no store.
+            let real = !options.dry_run && options.to.is_none() && config.delivers_mail();
+            if real && let Some(store) = Store::open_existing(&config.store.path)? {
+                for alert in crate::bounces::report::alerts(&store, &config, now)? {
+                    eprintln!("warning: {alert}");
+                }
+            }
+            Ok(exit)
         }
         Command::Publish { send, clock } => {
             if send {
@@ -498,6 +521,30 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
                 );
             }
             println!("{}", tally.summary());
+            for alert in crate::bounces::report::alerts(&store, &config, Utc::now())? {
+                eprintln!("warning: {alert}");
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Digests { show } => {
+            let store = match Store::open_existing(&config.store.path)? {
+                Some(store) => store,
+                None => Store::empty_in_memory(&config.store.path)?,
+            };
+            match show {
+                None => print!(
+                    "{}",
+                    crate::bounces::report::table(&store.digest_reports()?)
+                ),
+                Some(DigestsCommand::Show { id }) => {
+                    let Some(outcomes) = store.digest_outcomes(id)? else {
+                        anyhow::bail!("there is no digest {id} (see `newsletter digests`)");
+                    };
+                    for (address, outcome, detail) in outcomes.rows {
+                        println!("{outcome}\t{address}\t{detail}");
+                    }
+                }
+            }
             Ok(Exit::Ok)
         }
         Command::Subscribers(command) => {

@@ -278,3 +278,96 @@ fn verp_names_the_recipient_even_when_the_bounce_names_no_one() {
     assert_eq!(status(&site, "bob@example.net"), "bounced");
     assert_eq!(status(&site, "ann@example.net"), "active");
 }
+
+#[test]
+fn digests_reports_each_outcome_and_warns_past_the_alert_rates() {
+    let server = SmtpServer::start(&["--permfail", "gone@example.net"]);
+    let site = Site::with_mail().smtp(server.config("")).create();
+    site.append_config("[bounces]\naddress = \"bounces@blog.example.org\"\n");
+    site.subscribe(&[
+        "ann@example.net",
+        "bob@example.net",
+        "cy@example.net",
+        "gone@example.net",
+    ]);
+    let out = run(site
+        .newsletter(["send", "--now", NOW])
+        .env("NEWSLETTER_SECRET", SECRET));
+    assert!(out.stdout.contains("3 sent, 1 failed"), "{out}");
+    // The 5.1.1 at RCPT alone is 25 % bounced: past the 5 % alert rate.
+    assert!(
+        out.stderr.contains("digest 1") && out.stderr.contains("bounced for 1 of 4"),
+        "{out}"
+    );
+    let verp_of = |to: &str| {
+        server
+            .messages()
+            .into_iter()
+            .find(|m| m.envelope.rcpt_tos[0] == to)
+            .unwrap()
+            .envelope
+            .mail_from
+    };
+    // A soft bounce to Bob's VERP address, a complaint quoting Cy's.
+    site.write(
+        "soft.eml",
+        dsn(
+            "late1",
+            "bob@example.net",
+            "4.2.2",
+            "452 4.2.2 Mailbox full",
+        )
+        .replace(
+            "To: newsletter@blog.example.org",
+            &format!("To: {}", verp_of("bob@example.net")),
+        ),
+    );
+    site.write(
+        "complaint.eml",
+        complaint("c9", "cy@example.net").replace(
+            "Subject: complaint",
+            &format!("To: {}\r\nSubject: complaint", verp_of("cy@example.net")),
+        ),
+    );
+    let out = run(site
+        .newsletter(["bounces", "read", "soft.eml", "complaint.eml"])
+        .env("NEWSLETTER_SECRET", SECRET))
+    .success();
+    assert!(
+        out.stderr
+            .contains("drew 1 spam complaints from 4 recipients"),
+        "{out}"
+    );
+
+    let table = run(site
+        .newsletter(["digests"])
+        .env("NEWSLETTER_SECRET", SECRET))
+    .success();
+    let row: Vec<&str> = table.stdout.lines().nth(1).unwrap().split('\t').collect();
+    // digest, date, recipients, sent, failed, pending, hard, soft,
+    // complaints, unsubscribes, subject
+    assert_eq!(&row[..1], ["1"], "{table}");
+    assert_eq!(
+        &row[2..10],
+        ["4", "3", "1", "0", "1", "1", "1", "0"],
+        "{table}"
+    );
+    let show = run(site
+        .newsletter(["digests", "show", "1"])
+        .env("NEWSLETTER_SECRET", SECRET))
+    .success();
+    for line in [
+        "hard\tgone@example.net",
+        "soft\tbob@example.net",
+        "complaint\tcy@example.net",
+        "sent\tann@example.net",
+        "failed\tgone@example.net",
+    ] {
+        assert!(show.stdout.contains(line), "{line:?} in\n{show}");
+    }
+    let missing = run(site
+        .newsletter(["digests", "show", "9"])
+        .env("NEWSLETTER_SECRET", SECRET));
+    assert_eq!(missing.code, Some(1));
+    assert!(missing.stderr.contains("there is no digest 9"), "{missing}");
+}

@@ -3,4 +3,5 @@
 
 pub mod intake;
 pub mod parse;
+pub mod report;
 pub mod verp;

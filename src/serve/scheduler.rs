@@ -153,6 +153,7 @@ async fn send_if_due(app: &Arc<App>, now: DateTime<Utc>) -> Option<DateTime<Utc>
     match result {
         Ok(Ok(Scheduled::Ran { slot, report })) => {
             log_report(slot, &report);
+            log_alerts(app, now);
             match report {
                 SendReport::Delivered { counts, .. } if counts.pending > 0 => retry,
                 _ => None,
@@ -178,6 +179,24 @@ async fn send_if_due(app: &Arc<App>, now: DateTime<Utc>) -> Option<DateTime<Utc>
             tracing::error!("digest panicked: {e}");
             retry
         }
+    }
+}
+
+/// The bounce and complaint warnings of recent digests, in the log.
+fn log_alerts(app: &Arc<App>, now: DateTime<Utc>) {
+    let alerts = crate::store::Store::open_existing(&app.config.store.path)
+        .map_err(anyhow::Error::from)
+        .and_then(|store| match store {
+            Some(store) => crate::bounces::report::alerts(&store, &app.config, now),
+            None => Ok(Vec::new()),
+        });
+    match alerts {
+        Ok(alerts) => {
+            for alert in alerts {
+                tracing::warn!("{alert}");
+            }
+        }
+        Err(e) => tracing::warn!("cannot check the bounce rates: {e:#}"),
     }
 }
 

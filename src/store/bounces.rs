@@ -215,3 +215,131 @@ fn soft_limit_reached(
         .query_row(params![id, timestamp(since)], |r| r.get(0))?;
     Ok(count >= i64::from(rules.soft_limit))
 }
+
+/// One digest's outcome, for `newsletter digests`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DigestReport {
+    pub id: i64,
+    pub created_at: String,
+    pub subject: String,
+    /// Deliveries made for it (cancelled ones included).
+    pub recipients: usize,
+    pub sent: usize,
+    pub failed: usize,
+    pub pending: usize,
+    pub hard: usize,
+    pub soft: usize,
+    pub complaints: usize,
+    /// Its recipients who left after it was made and before the next one.
+    pub unsubscribes: usize,
+}
+
+impl DigestReport {
+    /// Bounces (hard and soft) per recipient mailed.
+    pub fn bounce_rate(&self) -> f64 {
+        ratio(self.hard + self.soft, self.sent + self.failed)
+    }
+
+    pub fn complaint_rate(&self) -> f64 {
+        ratio(self.complaints, self.sent + self.failed)
+    }
+}
+
+fn ratio(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// Who a digest reached, by outcome, for `newsletter digests show N`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DigestOutcomes {
+    /// `(address, outcome, detail)`: outcome one of sent, failed,
+    /// pending, cancelled, hard, soft, complaint, unsubscribed.
+    pub rows: Vec<(String, String, String)>,
+}
+
+impl Store {
+    /// Every digest, newest first, with what became of it.
+    pub fn digest_reports(&self) -> Result<Vec<DigestReport>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT g.id, g.created_at, g.subject,
+                    (SELECT count(*) FROM deliveries d WHERE d.digest_id = g.id),
+                    (SELECT count(*) FROM deliveries d WHERE d.digest_id = g.id AND d.status = 'sent'),
+                    (SELECT count(*) FROM deliveries d WHERE d.digest_id = g.id AND d.status = 'failed'),
+                    (SELECT count(*) FROM deliveries d WHERE d.digest_id = g.id AND d.status = 'pending'),
+                    (SELECT count(DISTINCT subscriber_id) FROM bounces b WHERE b.digest_id = g.id AND b.kind = 'hard'),
+                    (SELECT count(DISTINCT subscriber_id) FROM bounces b WHERE b.digest_id = g.id AND b.kind = 'soft'),
+                    (SELECT count(DISTINCT subscriber_id) FROM bounces b WHERE b.digest_id = g.id AND b.kind = 'complaint'),
+                    (SELECT count(*) FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+                       WHERE d.digest_id = g.id AND s.status = 'unsubscribed' AND s.updated_at >= g.created_at
+                         AND s.updated_at < coalesce((SELECT min(n.created_at) FROM digests n WHERE n.id > g.id), '9999'))
+                 FROM digests g ORDER BY g.id DESC",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |r| {
+                let n = |i: usize| r.get::<_, i64>(i).map(|v| v as usize);
+                Ok(DigestReport {
+                    id: r.get(0)?,
+                    created_at: r.get(1)?,
+                    subject: r.get(2)?,
+                    recipients: n(3)?,
+                    sent: n(4)?,
+                    failed: n(5)?,
+                    pending: n(6)?,
+                    hard: n(7)?,
+                    soft: n(8)?,
+                    complaints: n(9)?,
+                    unsubscribes: n(10)?,
+                })
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    /// The addresses of digest `id` by outcome; `None` if there is no
+    /// such digest.
+    pub fn digest_outcomes(&self, id: i64) -> Result<Option<DigestOutcomes>, StoreError> {
+        let exists: Option<i64> = self
+            .conn
+            .query_row("SELECT id FROM digests WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.error(e))?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT s.email, d.status, d.reply FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+                   WHERE d.digest_id = ?1
+                 UNION ALL
+                 SELECT coalesce(s.email, b.recipient), b.kind, b.status || ' ' || b.detail
+                   FROM bounces b LEFT JOIN subscribers s ON s.id = b.subscriber_id
+                   WHERE b.digest_id = ?1
+                 UNION ALL
+                 SELECT s.email, 'unsubscribed', s.updated_at FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+                   JOIN digests g ON g.id = d.digest_id
+                   WHERE d.digest_id = ?1 AND s.status = 'unsubscribed' AND s.updated_at >= g.created_at
+                 ORDER BY 2, 1",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?.trim().to_string(),
+                ))
+            })
+            .map_err(|e| self.error(e))?;
+        Ok(Some(DigestOutcomes {
+            rows: rows.collect::<Result<_, _>>().map_err(|e| self.error(e))?,
+        }))
+    }
+}

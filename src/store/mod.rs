@@ -18,7 +18,7 @@ mod migrations;
 pub mod queue;
 mod subscribers;
 
-pub use bounces::{Event, Incoming, Recorded, Rules};
+pub use bounces::{DigestOutcomes, DigestReport, Event, Incoming, Recorded, Rules};
 pub use digests::{Adoption, Announced, NewDigest, PostRef, Record, StoredDigest};
 pub use ledger::{Counts, Outcome, Pending};
 pub use migrations::SCHEMA_VERSION;

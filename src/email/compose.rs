@@ -61,11 +61,16 @@ pub enum MailError {
     },
 }
 
-/// The longest display name and subject put in a header, in characters:
-/// a line of mail may not pass 998 octets, and a relay that breaks a longer
-/// one breaks the DKIM signature with it.
+/// The longest display name put in a header, in characters (the sign-up
+/// form's limit): a line of mail may not pass 998 octets, and a relay that
+/// breaks a longer one breaks the DKIM signature with it. A subject is kept
+/// whole: one with a word too long to fold is encoded (RFC 2047), whose
+/// encoded words fold.
 const NAME_MAX: usize = 100;
-const SUBJECT_MAX: usize = 250;
+
+/// Longer words than this in a subject cannot be folded onto lines of
+/// mail as they are.
+const LONGEST_PLAIN_WORD: usize = 70;
 
 /// The longest header line a message may have (RFC 5322 §2.1.1).
 const LINE_MAX: usize = 998;
@@ -255,7 +260,7 @@ fn head(
     now: DateTime<Utc>,
     message_id: String,
 ) -> MessageBuilder {
-    let subject = one_line_within(subject, SUBJECT_MAX);
+    let subject = one_line(subject);
     // The name on one line too: lettre panics on a line break in a display
     // name, and a store filled by hand or by another tool can hold one.
     let name = to
@@ -266,11 +271,12 @@ fn head(
     let builder = Message::builder()
         .from(config.email.from.clone())
         .to(Mailbox::new(name, to.email.clone()));
-    let mut builder = if subject.contains("=?") {
-        builder.raw_header(encoded_subject(subject))
-    } else {
-        builder.subject(subject)
-    };
+    let mut builder =
+        if subject.contains("=?") || subject.split(' ').any(|w| w.len() > LONGEST_PLAIN_WORD) {
+            builder.raw_header(encoded_subject(subject))
+        } else {
+            builder.subject(subject)
+        };
     builder = builder
         .date(SystemTime::from(now))
         .header(MessageId::from(message_id));

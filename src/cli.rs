@@ -122,12 +122,15 @@ pub enum DigestsCommand {
 #[derive(Debug, Subcommand)]
 pub enum BouncesCommand {
     /// Read messages and act on them: each PATH a message file, an mbox, a
-    /// Maildir or a folder of message files; `-` (the default) one message
-    /// from standard input, so an MTA can pipe to it. Reading the same
+    /// Maildir or a folder of message files; `-` (the default without
+    /// --imap) one message from standard input, so an MTA can pipe to it. Reading the same
     /// message again changes nothing.
     Read {
-        #[arg(default_value = "-")]
         paths: Vec<PathBuf>,
+        /// Also read the bounces.imap mailbox once: handled messages are
+        /// moved to bounces.processed, the others flagged and left.
+        #[arg(long)]
+        imap: bool,
     },
 }
 
@@ -466,6 +469,15 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
             let rebuilt = publish::rebuild(&config, &config.feeds.output_dir, now)
                 .context("nothing was published or sent; feeds already written are intact")?;
             print_rebuilt(&rebuilt);
+            // Bounces first, so a digest about to go out skips addresses
+            // that bounced since the last run. A mailbox that cannot be
+            // read is a warning: the feeds and the digest still go out.
+            if config.bounces.imap.is_some() {
+                match read_bounce_mailbox(&config, now) {
+                    Ok(summary) => println!("{summary}"),
+                    Err(e) => eprintln!("warning: the bounce mailbox was not read: {e:#}"),
+                }
+            }
             let options = SendOptions {
                 ..SendOptions::default()
             };
@@ -511,16 +523,38 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
             }
             Ok(Exit::Ok)
         }
-        Command::Bounces(BouncesCommand::Read { paths }) => {
+        Command::Bounces(BouncesCommand::Read { mut paths, imap }) => {
             let mut store = Store::open(&config.store.path)?;
-            let tally =
-                crate::bounces::intake::read_paths(&mut store, &config, &paths, Utc::now())?;
-            for place in &tally.not_understood {
-                eprintln!(
-                    "not a bounce, complaint or unsubscribe request (left as it is): {place}"
-                );
+            if imap {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()?;
+                let pass = crate::bounces::imap::read_mailbox(
+                    &mut store,
+                    &config,
+                    Utc::now(),
+                    runtime.handle(),
+                )?;
+                for place in &pass.tally.not_understood {
+                    eprintln!(
+                        "not a bounce, complaint or unsubscribe request (flagged, left as it is): {place}"
+                    );
+                }
+                println!("{}", pass.summary(&config));
+            } else if paths.is_empty() {
+                paths.push(PathBuf::from("-"));
             }
-            println!("{}", tally.summary());
+            if !paths.is_empty() {
+                let tally =
+                    crate::bounces::intake::read_paths(&mut store, &config, &paths, Utc::now())?;
+                for place in &tally.not_understood {
+                    eprintln!(
+                        "not a bounce, complaint or unsubscribe request (left as it is): {place}"
+                    );
+                }
+                println!("{}", tally.summary());
+            }
             for alert in crate::bounces::report::alerts(&store, &config, Utc::now())? {
                 eprintln!("warning: {alert}");
             }
@@ -637,4 +671,15 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
             }
         }
     }
+}
+
+/// One pass over `bounces.imap`, for `publish`.
+fn read_bounce_mailbox(config: &Config, now: DateTime<Utc>) -> Result<String> {
+    let mut store = Store::open(&config.store.path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let pass = crate::bounces::imap::read_mailbox(&mut store, config, now, runtime.handle())?;
+    Ok(pass.summary(config))
 }

@@ -371,3 +371,96 @@ fn digests_reports_each_outcome_and_warns_past_the_alert_rates() {
     assert_eq!(missing.code, Some(1));
     assert!(missing.stderr.contains("there is no digest 9"), "{missing}");
 }
+
+#[test]
+fn bounces_read_imap_moves_what_it_handled_and_flags_the_rest() {
+    use common::imap::{Dovecot, IMAP_PASSWORD};
+    let dovecot = Dovecot::start();
+    let site = Site::with_mail().create();
+    site.append_config(&format!("[bounces]\nimap = \"{}\"\n", dovecot.url()));
+    site.subscribe(&["gone@example.net", "spam@example.net", "stay@example.net"]);
+    dovecot.append(&[
+        hard("i1", "gone@example.net"),
+        complaint("i2", "spam@example.net"),
+        "From: Stay <stay@example.net>\r\nSubject: Thanks\r\nMessage-ID: <i3@example.net>\r\n\r\nLovely.\r\n".to_string(),
+    ]);
+    let read = |site: &Site| {
+        run(site
+            .newsletter(["bounces", "read", "--imap"])
+            .env("NEWSLETTER_IMAP_PASSWORD", IMAP_PASSWORD))
+    };
+    let out = read(&site).success();
+    assert!(
+        out.stdout.contains("read 3 messages: 1 hard bounces")
+            && out.stdout.contains("moved 2 to Processed, flagged 1"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("UID 3"), "{out}");
+    assert_eq!(status(&site, "gone@example.net"), "bounced");
+    assert_eq!(status(&site, "spam@example.net"), "complained");
+    assert_eq!(status(&site, "stay@example.net"), "active");
+    // The mailbox as described: the two handled in Processed, the letter
+    // flagged in INBOX, nothing deleted.
+    assert_eq!(dovecot.count("INBOX"), (1, 1));
+    assert_eq!(dovecot.count("Processed"), (2, 0));
+    // A second pass finds nothing new (the flagged one is left alone).
+    let again = read(&site).success();
+    assert!(again.stdout.contains("read 0 messages"), "{again}");
+
+    // A wrong password: a clear error naming the setting.
+    let wrong = run(site
+        .newsletter(["bounces", "read", "--imap"])
+        .env("NEWSLETTER_IMAP_PASSWORD", "wrong"));
+    assert_eq!(wrong.code, Some(1));
+    assert!(
+        wrong.stderr.contains("refused the login of bounces"),
+        "{wrong}"
+    );
+}
+
+#[test]
+fn serve_reads_the_bounce_mailbox_as_mail_arrives() {
+    use common::imap::{Dovecot, IMAP_PASSWORD};
+    let dovecot = Dovecot::start();
+    let port = common::server::free_port();
+    let site = Site::with_mail().served_at(port).create();
+    site.append_config(&format!(
+        "[bounces]\nimap = \"{}\"\npoll = \"10s\"\n",
+        dovecot.url()
+    ));
+    site.subscribe(&["gone@example.net", "full@example.net"]);
+    let _server = common::server::Server::start(
+        &site,
+        port,
+        &[],
+        &[("NEWSLETTER_IMAP_PASSWORD", IMAP_PASSWORD)],
+    );
+    // Arrives while serve runs: read at the next poll (at most 10 s).
+    dovecot.append(&[
+        hard("s1", "gone@example.net"),
+        soft("s2", "full@example.net"),
+    ]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while status(&site, "gone@example.net") != "bounced" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not read the mailbox"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        status(&site, "full@example.net"),
+        "active",
+        "one soft bounce is not enough"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while dovecot.count("Processed") != (2, 0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not moved: {:?}",
+            dovecot.count("INBOX")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(dovecot.count("INBOX"), (0, 0));
+}

@@ -73,21 +73,7 @@ pub fn read_paths(
     paths: &[PathBuf],
     now: DateTime<Utc>,
 ) -> Result<Tally> {
-    let rules = Rules {
-        soft_limit: config.bounces.soft_limit,
-        soft_window: config.bounces.soft_window,
-    };
-    let secret = store.secret(config.secrets.token_secret.as_deref())?;
-    let mut run = Run {
-        config,
-        secret,
-        store,
-        rules,
-        now,
-        tally: Tally::default(),
-        batch: Vec::new(),
-        in_batch: 0,
-    };
+    let mut run = Run::new(store, config, now)?;
     for path in paths {
         if path == Path::new("-") {
             let mut raw = Vec::new();
@@ -99,11 +85,11 @@ pub fn read_paths(
             run.path(path)?;
         }
     }
-    run.flush()?;
-    Ok(run.tally)
+    run.finish()
 }
 
-struct Run<'a> {
+/// One run of reading: messages in, reports recorded in batches.
+pub struct Run<'a> {
     config: &'a Config,
     /// The store's token secret, for VERP addresses.
     secret: Vec<u8>,
@@ -115,7 +101,31 @@ struct Run<'a> {
     in_batch: usize,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    pub fn new(store: &'a mut Store, config: &'a Config, now: DateTime<Utc>) -> Result<Run<'a>> {
+        let rules = Rules {
+            soft_limit: config.bounces.soft_limit,
+            soft_window: config.bounces.soft_window,
+        };
+        let secret = store.secret(config.secrets.token_secret.as_deref())?;
+        Ok(Run {
+            config,
+            secret,
+            store,
+            rules,
+            now,
+            tally: Tally::default(),
+            batch: Vec::new(),
+            in_batch: 0,
+        })
+    }
+
+    /// Records what is left and says what the run did.
+    pub fn finish(mut self) -> Result<Tally> {
+        self.flush()?;
+        Ok(self.tally)
+    }
+
     /// A message file, an mbox, a Maildir, or a folder of message files.
     fn path(&mut self, path: &Path) -> Result<()> {
         let cannot = || format!("cannot read {}", path.display());
@@ -158,10 +168,13 @@ impl Run<'_> {
             return Ok(());
         }
         let raw = std::fs::read(path).with_context(cannot)?;
-        self.message(&raw, &path.display().to_string())
+        self.message(&raw, &path.display().to_string()).map(drop)
     }
 
-    fn message(&mut self, raw: &[u8], place: &str) -> Result<()> {
+    /// Reads one message (`place` names it in messages) and queues what it
+    /// reports; recorded at the next [`Run::flush`] (at most 1,000 later).
+    /// Its kind, so a mailbox can tell handled messages from the rest.
+    pub fn message(&mut self, raw: &[u8], place: &str) -> Result<Kind> {
         let mut report = read(raw);
         self.tally.messages += 1;
         // A VERP address it came back to names the mailing and recipient
@@ -232,11 +245,11 @@ impl Run<'_> {
         if self.in_batch >= BATCH {
             self.flush()?;
         }
-        Ok(())
+        Ok(report.kind)
     }
 
     /// Records the batch in one transaction.
-    fn flush(&mut self) -> Result<()> {
+    pub fn flush(&mut self) -> Result<()> {
         let batch = std::mem::take(&mut self.batch);
         self.in_batch = 0;
         if batch.is_empty() {

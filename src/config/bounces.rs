@@ -20,6 +20,25 @@ pub struct Bounces {
     pub soft_window: Duration,
     /// Warn when a digest's bounces pass this share of its recipients.
     pub alert_rate: f64,
+    /// The IMAP mailbox bounces come to (`bounces.imap`), if any.
+    pub imap: Option<Imap>,
+    /// How often `serve` reads it.
+    pub poll: Duration,
+}
+
+/// `bounces.imap = "imaps://user@host:993/INBOX"` and `bounces.processed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imap {
+    /// `imaps://` (TLS from the start); `imap://` is plain text, allowed
+    /// only to this machine.
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// The folder read (`INBOX` when the URL names none).
+    pub folder: String,
+    /// Where handled messages are moved (created when missing).
+    pub processed: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -29,6 +48,9 @@ pub(super) struct RawBounces {
     soft_limit: Option<u32>,
     soft_window: Option<String>,
     alert_rate: Option<f64>,
+    imap: Option<String>,
+    poll: Option<String>,
+    processed: Option<String>,
 }
 
 /// Checks `[bounces]`; every value ranged.
@@ -76,10 +98,87 @@ pub(super) fn check(raw: RawBounces, source: &Source) -> Result<Bounces, ConfigE
         (0.0, 1.0),
         " (a share: 0.05 is 5 %)",
     )?;
+    let imap = raw
+        .imap
+        .as_deref()
+        .map(|text| imap_url(text, raw.processed.as_deref(), source))
+        .transpose()?;
+    let poll = duration_within(
+        source,
+        "bounces.poll",
+        raw.poll.as_deref().unwrap_or("5m"),
+        (10, 86_400),
+        ": at least 10s, so the mail server is not asked all the time",
+    )?;
     Ok(Bounces {
         address,
         soft_limit,
         soft_window,
         alert_rate,
+        imap,
+        poll,
+    })
+}
+
+/// Checks `bounces.imap` (and `bounces.processed`).
+fn imap_url(text: &str, processed: Option<&str>, source: &Source) -> Result<Imap, ConfigError> {
+    let bad = |message: String| source.invalid("bounces.imap", message);
+    let url = url::Url::parse(text.trim())
+        .map_err(|e| bad(format!("= {text:?} is not a URL ({e}); write it like \"imaps://bounces@mail.example.org/INBOX\"")))?;
+    let tls = match url.scheme() {
+        "imaps" => true,
+        "imap" => false,
+        other => {
+            return Err(bad(format!(
+                "= {text:?}: the scheme is {other:?}; use imaps:// (or imap:// to this machine)"
+            )));
+        }
+    };
+    let host = url
+        .host_str()
+        .ok_or_else(|| bad(format!("= {text:?} has no host")))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    if !tls && !super::values::is_loopback(&host) {
+        return Err(bad(format!(
+            "= {text:?} would send the password in clear text to {host}: use imaps://"
+        )));
+    }
+    if url.password().is_some() {
+        return Err(bad(
+            "must not carry a password: set NEWSLETTER_IMAP_PASSWORD instead".into(),
+        ));
+    }
+    let user = percent_encoding::percent_decode_str(url.username())
+        .decode_utf8_lossy()
+        .into_owned();
+    if user.is_empty() {
+        return Err(bad(format!(
+            "= {text:?} names no user: imaps://USER@{host}/INBOX"
+        )));
+    }
+    let folder = percent_encoding::percent_decode_str(url.path().trim_start_matches('/'))
+        .decode_utf8_lossy()
+        .into_owned();
+    let folder = if folder.is_empty() {
+        "INBOX".to_string()
+    } else {
+        folder
+    };
+    let processed = processed.unwrap_or("Processed").trim().to_string();
+    if processed.is_empty() || processed.eq_ignore_ascii_case(&folder) {
+        return Err(source.invalid(
+            "bounces.processed",
+            format!("= {processed:?}: name a folder other than the one read ({folder})"),
+        ));
+    }
+    Ok(Imap {
+        tls,
+        host,
+        port: url.port().unwrap_or(if tls { 993 } else { 143 }),
+        user,
+        folder,
+        processed,
     })
 }

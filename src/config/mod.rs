@@ -25,7 +25,7 @@ mod smtp;
 mod store;
 mod values;
 
-pub use bounces::Bounces;
+pub use bounces::{Bounces, Imap};
 pub use content::{Content, PERMALINK_TOKENS, UrlDate};
 pub use digest::{DEFAULT_SUBJECT, Digest};
 pub use email::{Dkim, Email, OutboxMode};
@@ -335,6 +335,24 @@ mod tests {
         );
         assert_eq!(config.bounces.alert_rate, 0.05);
         assert!(config.bounces.address.is_none());
+        let imap = parse(&format!(
+            "{SITE}[bounces]\nimap = \"imaps://b%40x@mail.example.org/Bounces\"\n"
+        ))
+        .unwrap()
+        .bounces
+        .imap
+        .unwrap();
+        assert_eq!(
+            (
+                imap.tls,
+                imap.host.as_str(),
+                imap.port,
+                imap.user.as_str(),
+                imap.folder.as_str(),
+                imap.processed.as_str()
+            ),
+            (true, "mail.example.org", 993, "b@x", "Bounces", "Processed")
+        );
         for (bounces, key) in [
             ("soft_limit = 0", "bounces.soft_limit"),
             ("soft_limit = 101", "bounces.soft_limit"),
@@ -344,6 +362,15 @@ mod tests {
             ("alert_rate = nan", "bounces.alert_rate"),
             ("address = \"bounces+x@x.org\"", "bounces.address"),
             ("address = \"not an address\"", "bounces.address"),
+            ("imap = \"imap://u@mail.example.org/INBOX\"", "bounces.imap"),
+            ("imap = \"imaps://u:p@mail.example.org/\"", "bounces.imap"),
+            ("imap = \"imaps://mail.example.org/\"", "bounces.imap"),
+            ("imap = \"pop3://u@mail.example.org/\"", "bounces.imap"),
+            (
+                "imap = \"imaps://u@h.org/Bounces\"\nprocessed = \"bounces\"",
+                "bounces.processed",
+            ),
+            ("poll = \"1s\"", "bounces.poll"),
         ] {
             let err = parse(&format!("{SITE}[bounces]\n{bounces}\n"))
                 .unwrap_err()

@@ -12,6 +12,8 @@ pub struct Secrets {
     /// `NEWSLETTER_SECRET`: the key that signs confirm and unsubscribe links;
     /// unset or empty, the store makes one and keeps it.
     pub token_secret: Option<String>,
+    /// `NEWSLETTER_IMAP_PASSWORD`: the password for the `bounces.imap` user.
+    pub imap_password: Option<String>,
 }
 
 impl Secrets {
@@ -21,6 +23,7 @@ impl Secrets {
         Secrets {
             smtp_password: std::env::var("NEWSLETTER_SMTP_PASSWORD").ok(),
             token_secret: std::env::var("NEWSLETTER_SECRET").ok(),
+            imap_password: std::env::var("NEWSLETTER_IMAP_PASSWORD").ok(),
         }
     }
 }
@@ -35,6 +38,7 @@ impl fmt::Debug for Secrets {
         f.debug_struct("Secrets")
             .field("smtp_password", &shown(&self.smtp_password))
             .field("token_secret", &shown(&self.token_secret))
+            .field("imap_password", &shown(&self.imap_password))
             .finish()
     }
 }
@@ -48,17 +52,19 @@ mod tests {
         let secrets = Secrets {
             smtp_password: Some("hunter2-smtp".into()),
             token_secret: None,
+            imap_password: Some("imap-hunter2".into()),
         };
         let shown = format!("{secrets:?}");
         assert_eq!(
             shown,
-            "Secrets { smtp_password: <set>, token_secret: <unset> }"
+            "Secrets { smtp_password: <set>, token_secret: <unset>, imap_password: <set> }"
         );
         let pretty = format!("{secrets:#?}");
         assert!(!pretty.contains("hunter2"), "{pretty}");
         let secrets = Secrets {
             smtp_password: None,
             token_secret: Some("s3cret-token-value".into()),
+            imap_password: None,
         };
         let shown = format!("{secrets:?}");
         assert!(

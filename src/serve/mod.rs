@@ -206,6 +206,7 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
     let signals = tokio::spawn(shutdown_signal(stop, app.cancel.clone()));
     let pruning = tokio::spawn(prune_rate_limits(app.clone()));
     let queued = tokio::spawn(apply_queued_unsubscribes(app.clone()));
+    let bounces = tokio::spawn(read_bounces(app.clone()));
 
     // Open requests get a grace period after the signal; a client that
     // holds a connection open must not keep the process alive.
@@ -223,6 +224,7 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
     signals.abort();
     pruning.abort();
     queued.abort();
+    bounces.abort();
     scheduler.await.context("the scheduler panicked")?;
     app.confirmations.finish();
     tracing::info!("stopped");
@@ -567,6 +569,46 @@ async fn apply_queued_unsubscribes(app: Arc<App>) {
         .await;
         if let Ok(Err(e)) = applied {
             tracing::debug!(error = %e, "queued unsubscribes wait: the store is still busy");
+        }
+    }
+}
+
+/// Reads the `bounces.imap` mailbox at start and every `bounces.poll`,
+/// over a store connection of its own (which may wait for the write lock,
+/// unlike the one the handlers share), logging what each pass did.
+async fn read_bounces(app: Arc<App>) {
+    if app.config.bounces.imap.is_none() {
+        return;
+    }
+    let mut every = tokio::time::interval(app.config.bounces.poll);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let worker = app.clone();
+        let handle = tokio::runtime::Handle::current();
+        let pass = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let mut store = Store::open(&worker.config.store.path)?;
+            let now = worker.clock.now();
+            let pass =
+                crate::bounces::imap::read_mailbox(&mut store, &worker.config, now, &handle)?;
+            let alerts = crate::bounces::report::alerts(&store, &worker.config, now)?;
+            Ok((pass, alerts))
+        })
+        .await;
+        match pass {
+            Ok(Ok((pass, alerts))) => {
+                if pass.tally.messages > 0 {
+                    tracing::info!("bounces: {}", pass.summary(&app.config));
+                }
+                for place in &pass.tally.not_understood {
+                    tracing::warn!("bounces: not understood, flagged and left: {place}");
+                }
+                for alert in alerts {
+                    tracing::warn!("{alert}");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!("bounces: {e:#}"),
+            Err(e) => tracing::error!("bounces: the reader panicked: {e}"),
         }
     }
 }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub mod hub;
+pub mod imap;
 pub mod mail_site;
 pub mod server;
 pub mod smtp;

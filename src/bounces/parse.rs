@@ -72,6 +72,16 @@ pub struct Report {
 
 /// Reads one message. Never fails: what cannot be parsed is [`Kind::Other`].
 pub fn read(raw: &[u8]) -> Report {
+    let mut report = classify(raw);
+    // A report that failed for no one it can name (an empty status part,
+    // an SES notification without recipients) is not a bounce to act on.
+    if report.kind == Kind::Bounce && report.failures.is_empty() {
+        report.kind = Kind::Other;
+    }
+    report
+}
+
+fn classify(raw: &[u8]) -> Report {
     let Some(message) = MessageParser::default().parse(raw) else {
         return Report {
             kind: Kind::Other,

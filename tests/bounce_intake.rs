@@ -88,7 +88,7 @@ fn mbox(messages: &[String]) -> String {
 fn read(site: &Site, args: &[&str]) -> Run {
     let mut all = vec!["bounces", "read"];
     all.extend(args);
-    run(&mut site.newsletter(all)).success()
+    run(site.newsletter(all).env("NEWSLETTER_SECRET", SECRET)).success()
 }
 
 fn status(site: &Site, email: &str) -> String {
@@ -97,6 +97,42 @@ fn status(site: &Site, email: &str) -> String {
         .find(|(e, _)| e == email)
         .map(|(_, s)| s)
         .unwrap_or_else(|| panic!("{email} is not on the list"))
+}
+
+/// Sends a digest (to the outbox) and returns each subscriber's
+/// Message-ID, as the copy mailed to them carries it.
+fn sent_ids(site: &Site) -> std::collections::BTreeMap<String, String> {
+    let out = run(site
+        .newsletter(["send", "--now", NOW])
+        .env("NEWSLETTER_SECRET", SECRET))
+    .success();
+    assert!(out.stdout.contains("sent"), "{out}");
+    std::fs::read_dir(site.path("outbox"))
+        .unwrap()
+        .map(|e| common::smtp::mail_file(&e.unwrap().path()))
+        .map(|m| {
+            let to = m.header("To");
+            let address = to
+                .rsplit('<')
+                .next()
+                .unwrap()
+                .trim_end_matches('>')
+                .to_string();
+            (address, m.header("Message-ID").to_string())
+        })
+        .collect()
+}
+
+/// `report` as it comes back quoting `id` (our Message-ID), the way a
+/// bounce quotes the original's headers.
+fn quoting(report: String, id: &str) -> String {
+    format!("References: {id}\r\n{report}")
+}
+
+/// `report` with a `Date` `days` ago.
+fn dated(report: String, days: i64) -> String {
+    let date = (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc2822();
+    format!("Date: {date}\r\n{report}")
 }
 
 #[test]
@@ -110,16 +146,27 @@ fn every_kind_of_report_does_what_it_says_and_counts_once() {
         "away@example.net",
         "stay@example.net",
     ]);
-    // A file, an mbox of two soft bounces, a Maildir with a complaint.
-    site.write("hard.eml", hard("h1", "gone@example.net"));
+    let ids = sent_ids(&site);
+    // A file, an mbox of two soft bounces on two days, a Maildir with a
+    // complaint; the hard bounce and the complaint quote our Message-ID.
+    site.write(
+        "hard.eml",
+        quoting(hard("h1", "gone@example.net"), &ids["gone@example.net"]),
+    );
     site.write(
         "soft.mbox",
         mbox(&[
-            soft("s1", "full@example.net"),
-            soft("s2", "full@example.net"),
+            dated(soft("s1", "full@example.net"), 3),
+            dated(soft("s2", "full@example.net"), 2),
         ]),
     );
-    site.write("Maildir/new/1.eml", complaint("c1", "spam@example.net"));
+    site.write(
+        "Maildir/new/1.eml",
+        quoting(
+            complaint("c1", "spam@example.net"),
+            &ids["spam@example.net"],
+        ),
+    );
     std::fs::create_dir_all(site.path("Maildir/cur")).unwrap();
     std::fs::create_dir_all(site.path("Maildir/tmp")).unwrap();
     site.write(
@@ -130,11 +177,26 @@ fn every_kind_of_report_does_what_it_says_and_counts_once() {
         "reports/letter.eml",
         "From: Stay <stay@example.net>\r\nSubject: Thanks\r\n\r\nLovely digest.\r\n",
     );
+    // Forgeries: anyone can write these. A complaint naming Stay, and a
+    // hard bounce for Away quoting a Message-ID whose tag is not ours.
+    site.write("forged/complaint.eml", complaint("f1", "stay@example.net"));
+    let forged_id = {
+        let (local, host) = ids["away@example.net"].split_once('@').unwrap();
+        let flipped = if local.ends_with('0') { '1' } else { '0' };
+        format!("{}{flipped}@{host}", &local[..local.len() - 1])
+    };
+    site.write(
+        "forged/hard.eml",
+        quoting(hard("f2", "away@example.net"), &forged_id),
+    );
 
-    let out = read(&site, &["hard.eml", "soft.mbox", "Maildir", "reports"]);
+    let out = read(
+        &site,
+        &["hard.eml", "soft.mbox", "Maildir", "reports", "forged"],
+    );
     assert!(
         out.stdout
-            .contains("read 6 messages: 1 hard bounces, 2 soft bounces, 1 complaints")
+            .contains("read 8 messages: 2 hard bounces, 2 soft bounces, 2 complaints")
             && out.stdout.contains("1 auto-replies")
             && out.stdout.contains("1 not understood")
             && out.stdout.contains("now bounced: 1, complained: 1"),
@@ -145,6 +207,7 @@ fn every_kind_of_report_does_what_it_says_and_counts_once() {
     // A mailed unsubscribe request, piped in as an MTA would.
     let mut child = site
         .newsletter(["bounces", "read", "-"])
+        .env("NEWSLETTER_SECRET", SECRET)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -162,6 +225,8 @@ fn every_kind_of_report_does_what_it_says_and_counts_once() {
         ("full@example.net", "active"),
         ("spam@example.net", "complained"),
         ("leave@example.net", "unsubscribed"),
+        // The forged hard bounce counted as one soft bounce; the forged
+        // complaint changed nothing.
         ("away@example.net", "active"),
         ("stay@example.net", "active"),
     ] {
@@ -169,16 +234,25 @@ fn every_kind_of_report_does_what_it_says_and_counts_once() {
     }
 
     // The same reports again: nothing counts twice (two soft bounces read
-    // twice would be four, past the limit of three).
-    let again = read(&site, &["hard.eml", "soft.mbox", "Maildir", "reports"]);
-    assert!(again.stdout.contains("4 read before"), "{again}");
+    // twice would be four, past the limit of three); nor does an LF copy
+    // of a report without a Message-ID.
+    let again = read(
+        &site,
+        &["hard.eml", "soft.mbox", "Maildir", "reports", "forged"],
+    );
+    assert!(again.stdout.contains("6 read before"), "{again}");
     assert_eq!(status(&site, "full@example.net"), "active");
 
-    // A third soft bounce (a new report) is past bounces.soft_limit.
-    site.write("soft3.eml", soft("s3", "full@example.net"));
+    // A third soft bounce, on a third day, is past bounces.soft_limit.
+    site.write("soft3.eml", dated(soft("s3", "full@example.net"), 1));
     let third = read(&site, &["soft3.eml"]);
     assert!(third.stdout.contains("now bounced: 1"), "{third}");
     assert_eq!(status(&site, "full@example.net"), "bounced");
+    // Reactivated, the slate is clean: one new soft bounce is not three.
+    run(&mut site.newsletter(["subscribers", "reactivate", "full@example.net"])).success();
+    site.write("soft4.eml", soft("s4", "full@example.net"));
+    read(&site, &["soft4.eml"]);
+    assert_eq!(status(&site, "full@example.net"), "active");
 
     // Suppressed addresses stay so: add says why, import changes nothing.
     let add = run(&mut site.newsletter(["subscribers", "add", "gone@example.net"])).success();
@@ -379,14 +453,16 @@ fn bounces_read_imap_moves_what_it_handled_and_flags_the_rest() {
     let site = Site::with_mail().create();
     site.append_config(&format!("[bounces]\nimap = \"{}\"\n", dovecot.url()));
     site.subscribe(&["gone@example.net", "spam@example.net", "stay@example.net"]);
+    let ids = sent_ids(&site);
     dovecot.append(&[
-        hard("i1", "gone@example.net"),
-        complaint("i2", "spam@example.net"),
+        quoting(hard("i1", "gone@example.net"), &ids["gone@example.net"]),
+        quoting(complaint("i2", "spam@example.net"), &ids["spam@example.net"]),
         "From: Stay <stay@example.net>\r\nSubject: Thanks\r\nMessage-ID: <i3@example.net>\r\n\r\nLovely.\r\n".to_string(),
     ]);
     let read = |site: &Site| {
         run(site
             .newsletter(["bounces", "read", "--imap"])
+            .env("NEWSLETTER_SECRET", SECRET)
             .env("NEWSLETTER_IMAP_PASSWORD", IMAP_PASSWORD))
     };
     let out = read(&site).success();
@@ -429,15 +505,19 @@ fn serve_reads_the_bounce_mailbox_as_mail_arrives() {
         dovecot.url()
     ));
     site.subscribe(&["gone@example.net", "full@example.net"]);
+    let ids = sent_ids(&site);
     let _server = common::server::Server::start(
         &site,
         port,
         &[],
-        &[("NEWSLETTER_IMAP_PASSWORD", IMAP_PASSWORD)],
+        &[
+            ("NEWSLETTER_IMAP_PASSWORD", IMAP_PASSWORD),
+            ("NEWSLETTER_SECRET", SECRET),
+        ],
     );
     // Arrives while serve runs: read at the next poll (at most 10 s).
     dovecot.append(&[
-        hard("s1", "gone@example.net"),
+        quoting(hard("s1", "gone@example.net"), &ids["gone@example.net"]),
         soft("s2", "full@example.net"),
     ]);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

@@ -105,17 +105,28 @@ fn each_active_subscriber_gets_one_digest_over_starttls_with_auth() {
             mail.header("List-Id")
         );
 
-        // Message-ID <digest-1.ID.STORE@blog.example.org>, ID the
-        // subscriber's, STORE the store's own (16 hex digits).
+        // Message-ID <digest-1.ID.STORE.TAG@blog.example.org>, ID the
+        // subscriber's, STORE the store's own (16 hex digits), TAG an HMAC
+        // (12 hex digits).
         let message_id = mail.header("Message-ID");
-        let (id, store) = message_id
+        let (id, store, tag) = message_id
             .strip_prefix("<digest-1.")
             .and_then(|rest| rest.strip_suffix("@blog.example.org>"))
-            .and_then(|rest| rest.split_once('.'))
-            .and_then(|(id, store)| Some((id.parse::<i64>().ok()?, store.to_string())))
+            .and_then(|rest| {
+                let mut parts = rest.split('.');
+                Some((parts.next()?, parts.next()?, parts.next()?, parts.next()))
+            })
+            .and_then(|(id, store, tag, none)| {
+                none.is_none()
+                    .then(|| Some((id.parse::<i64>().ok()?, store.to_string(), tag.to_string())))?
+            })
             .unwrap_or_else(|| panic!("unexpected Message-ID {message_id}"));
         assert!(
             store.len() == 16 && store.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{message_id}"
+        );
+        assert!(
+            tag.len() == 12 && tag.bytes().all(|b| b.is_ascii_hexdigit()),
             "{message_id}"
         );
         stores.push(store);

@@ -91,8 +91,10 @@ pub fn read_paths(
 /// One run of reading: messages in, reports recorded in batches.
 pub struct Run<'a> {
     config: &'a Config,
-    /// The store's token secret, for VERP addresses.
+    /// The store's token secret and instance id, to check VERP addresses
+    /// and our Message-IDs.
     secret: Vec<u8>,
+    store_id: String,
     store: &'a mut Store,
     rules: Rules,
     now: DateTime<Utc>,
@@ -108,9 +110,11 @@ impl<'a> Run<'a> {
             soft_window: config.bounces.soft_window,
         };
         let secret = store.secret(config.secrets.token_secret.as_deref())?;
+        let store_id = store.instance_id()?;
         Ok(Run {
             config,
             secret,
+            store_id,
             store,
             rules,
             now,
@@ -175,24 +179,27 @@ impl<'a> Run<'a> {
     /// reports; recorded at the next [`Run::flush`] (at most 1,000 later).
     /// Its kind, so a mailbox can tell handled messages from the rest.
     pub fn message(&mut self, raw: &[u8], place: &str) -> Result<Kind> {
-        let mut report = read(raw);
+        let report = read(raw);
         self.tally.messages += 1;
         // A VERP address it came back to names the mailing and recipient
         // best of all.
-        let verp = report
+        // Whom it is about, by what only we can make: a VERP address it
+        // came back to, else a tagged Message-ID of ours it quotes.
+        let ours = report
             .delivered_to
             .iter()
-            .find_map(|to| super::verp::decode(self.config, &self.secret, to));
-        if verp.is_some() {
-            report.ours = verp;
-        }
-        let verp = verp.is_some();
+            .find_map(|to| super::verp::decode(self.config, &self.secret, to))
+            .or_else(|| {
+                report
+                    .ours
+                    .as_ref()
+                    .and_then(|o| super::verp::check_message_id(&self.secret, &self.store_id, o))
+            });
+        // Without a Message-ID, what it says (not its bytes, which differ
+        // between an LF and a CRLF copy, or one with another header).
         let base = match &report.message_id {
             Some(id) => format!("<{id}>"),
-            None => {
-                use sha2::Digest;
-                hex::encode(sha2::Sha256::digest(raw))
-            }
+            None => report.fingerprint.clone(),
         };
         match report.kind {
             Kind::Bounce => {
@@ -210,8 +217,9 @@ impl<'a> Run<'a> {
                             Event::Soft
                         },
                         recipient: failure.recipient.clone(),
-                        ours: report.ours,
-                        verp,
+                        alternate: failure.original.clone(),
+                        ours,
+                        at: report.date,
                         status: failure.status.clone().unwrap_or_default(),
                         detail: failure.diagnostic.clone(),
                     });
@@ -224,7 +232,7 @@ impl<'a> Run<'a> {
                     &base,
                     Event::Complaint,
                     report.complainant.clone(),
-                    verp,
+                    ours,
                 ));
             }
             Kind::Unsubscribe => {
@@ -234,7 +242,7 @@ impl<'a> Run<'a> {
                     &base,
                     Event::Unsubscribe,
                     report.from.clone(),
-                    verp,
+                    ours,
                 ));
             }
             Kind::AutoReply => self.tally.auto_replies += 1,
@@ -277,14 +285,15 @@ fn single(
     base: &str,
     event: Event,
     recipient: Option<String>,
-    verp: bool,
+    ours: Option<(i64, i64)>,
 ) -> Incoming {
     Incoming {
         identity: identity(base, recipient.as_deref(), 0),
         event,
         recipient,
-        ours: report.ours,
-        verp,
+        alternate: None,
+        ours,
+        at: report.date,
         status: String::new(),
         detail: report.subject.clone(),
     }

@@ -33,6 +33,16 @@ pub enum Kind {
     Other,
 }
 
+/// A Message-ID of ours as found in a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OurId {
+    pub digest: i64,
+    pub subscriber: i64,
+    pub store: String,
+    /// Present in Message-IDs made since tags were added.
+    pub tag: Option<String>,
+}
+
 /// One recipient a bounce is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -45,6 +55,9 @@ pub struct Failure {
     pub hard: bool,
     /// What the remote server said, on one line, at most 300 characters.
     pub diagnostic: String,
+    /// The report's `Original-Recipient`, when it differs (a forward):
+    /// tried when `recipient` is no one on the list.
+    pub original: Option<String>,
 }
 
 /// A message that came back, read.
@@ -58,9 +71,16 @@ pub struct Report {
     /// The report's own Message-ID (without `<>`), which makes the same
     /// report read twice the same; `None` when it has none.
     pub message_id: Option<String>,
-    /// `(digest, subscriber)` from one of our Message-IDs
-    /// (`<digest-D.S.STORE@host>`) quoted in the report.
-    pub ours: Option<(i64, i64)>,
+    /// One of our Message-IDs (`<digest-D.S.STORE.TAG@host>`) quoted in
+    /// the report: to be trusted only once its store and tag are checked
+    /// (see [`super::verp::message_tag`]).
+    pub ours: Option<OurId>,
+    /// A fingerprint of what the report says (its date, subject and words,
+    /// line ends and white space aside): the same report without a
+    /// Message-ID, copied with LF or CRLF or an extra header, is the same.
+    pub fingerprint: String,
+    /// Its `Date`, if it has one.
+    pub date: Option<chrono::DateTime<chrono::Utc>>,
     /// Where the report was delivered (`To`, `Delivered-To`,
     /// `X-Original-To`, `Envelope-To`): a VERP address is one of these.
     pub delivered_to: Vec<String>,
@@ -72,7 +92,10 @@ pub struct Report {
 
 /// Reads one message. Never fails: what cannot be parsed is [`Kind::Other`].
 pub fn read(raw: &[u8]) -> Report {
-    let mut report = classify(raw);
+    // mail-parser panics on some malformed MIME (a message/rfc822 part
+    // holding only a Content-Type, found by an attack): such a message is
+    // one we cannot make out, not the end of the run.
+    let mut report = std::panic::catch_unwind(|| classify(raw)).unwrap_or_else(|_| empty(raw));
     // A report that failed for no one it can name (an empty status part,
     // an SES notification without recipients) is not a bounce to act on.
     if report.kind == Kind::Bounce && report.failures.is_empty() {
@@ -81,18 +104,26 @@ pub fn read(raw: &[u8]) -> Report {
     report
 }
 
+/// The report of a message that cannot be read: [`Kind::Other`].
+fn empty(raw: &[u8]) -> Report {
+    use sha2::Digest;
+    Report {
+        kind: Kind::Other,
+        failures: Vec::new(),
+        complainant: None,
+        message_id: None,
+        ours: None,
+        fingerprint: hex::encode(sha2::Sha256::digest(raw)),
+        date: None,
+        delivered_to: Vec::new(),
+        from: None,
+        subject: String::new(),
+    }
+}
+
 fn classify(raw: &[u8]) -> Report {
     let Some(message) = MessageParser::default().parse(raw) else {
-        return Report {
-            kind: Kind::Other,
-            failures: Vec::new(),
-            complainant: None,
-            message_id: None,
-            ours: None,
-            delivered_to: Vec::new(),
-            from: None,
-            subject: String::new(),
-        };
+        return empty(raw);
     };
     let mut report = Report {
         kind: Kind::Other,
@@ -100,6 +131,10 @@ fn classify(raw: &[u8]) -> Report {
         complainant: None,
         message_id: message.message_id().map(str::to_string),
         ours: our_message_id(raw),
+        fingerprint: fingerprint(&message),
+        date: message
+            .date()
+            .and_then(|d| chrono::DateTime::from_timestamp(d.to_timestamp(), 0)),
         delivered_to: delivered_to(&message),
         from: message
             .from()
@@ -146,9 +181,11 @@ fn classify(raw: &[u8]) -> Report {
         return report;
     }
     // Bounces often say `Auto-Submitted: auto-replied` too (RFC 3834 asks
-    // it of them): a vacation subject first, then the signs of a bounce,
-    // then the auto-reply headers.
-    if has_vacation_subject(&message) {
+    // it of them), and so does every vacation responder: a vacation
+    // subject, or those headers on a message that is not from a mailer
+    // daemon with a status code in it, is an auto-reply; then the signs of
+    // a bounce; then the other auto-reply headers.
+    if has_vacation_subject(&message) || (is_auto_reply(&message) && !looks_like_daemon(&message)) {
         report.kind = Kind::AutoReply;
         return report;
     }
@@ -167,16 +204,49 @@ fn classify(raw: &[u8]) -> Report {
     report
 }
 
-/// Our Message-ID, `<digest-D.S.STORE@host>`, anywhere in the message (the
-/// quoted original's headers, or its `In-Reply-To`/`References`).
-fn our_message_id(raw: &[u8]) -> Option<(i64, i64)> {
+/// Our Message-ID, `<digest-D.S.STORE.TAG@host>` (or, from before tags,
+/// `<digest-D.S.STORE@host>`), anywhere in the message (the quoted
+/// original's headers, or its `In-Reply-To`/`References`).
+fn our_message_id(raw: &[u8]) -> Option<OurId> {
     static OURS: LazyLock<regex::bytes::Regex> = LazyLock::new(|| {
-        regex::bytes::Regex::new(r"<digest-([0-9]{1,18})\.([0-9]{1,18})\.[0-9a-f]{8,64}@")
-            .expect("valid")
+        regex::bytes::Regex::new(
+            r"<digest-([0-9]{1,18})\.([0-9]{1,18})\.([0-9a-f]{8,64})(?:\.([0-9a-f]{12}))?@",
+        )
+        .expect("valid")
     });
     let found = OURS.captures(raw)?;
-    let number = |i: usize| std::str::from_utf8(&found[i]).ok()?.parse().ok();
-    Some((number(1)?, number(2)?))
+    let text = |i: usize| {
+        found
+            .get(i)
+            .and_then(|m| std::str::from_utf8(m.as_bytes()).ok())
+    };
+    Some(OurId {
+        digest: text(1)?.parse().ok()?,
+        subscriber: text(2)?.parse().ok()?,
+        store: text(3)?.to_string(),
+        tag: text(4).map(str::to_string),
+    })
+}
+
+/// See [`Report::fingerprint`].
+fn fingerprint(message: &Message) -> String {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    hash.update(
+        message
+            .header_raw("Date")
+            .unwrap_or_default()
+            .trim()
+            .as_bytes(),
+    );
+    hash.update(b"\n");
+    hash.update(message.subject().unwrap_or_default().trim().as_bytes());
+    hash.update(b"\n");
+    for word in text_of(message).split_whitespace() {
+        hash.update(word.as_bytes());
+        hash.update(b" ");
+    }
+    hex::encode(hash.finalize())
 }
 
 fn delivered_to(message: &Message) -> Vec<String> {
@@ -280,9 +350,14 @@ fn typed_address(value: &str) -> Option<String> {
     addresses_in(address).into_iter().next()
 }
 
-/// The RFC 3464 report: a failure per recipient whose `Action` is
-/// `failed` (or, with no `Action`, whose status is 5.x.x or 4.x.x);
-/// `delayed` counts as a soft failure. `None` without a status part.
+/// At most this many failures are read from one message: real bounces
+/// name a few; a message naming thousands is no bounce of ours.
+const MAX_FAILURES: usize = 1000;
+
+/// The RFC 3464 report: a failure per recipient whose `Action` is `failed`
+/// (or, with no `Action`, whose status is 5.x.x or 4.x.x). `delayed` is a
+/// warning (the server keeps trying), not a failure: ignored, as are
+/// `delivered`, `relayed` and `expanded`. `None` without a status part.
 fn delivery_status(message: &Message) -> Option<(Kind, Vec<Failure>)> {
     let part = message.parts.iter().find(|p| {
         matches!(
@@ -292,13 +367,18 @@ fn delivery_status(message: &Message) -> Option<(Kind, Vec<Failure>)> {
     })?;
     let text = part_bytes(message, part)?;
     let blocks = field_blocks(&text);
+    // The human part, read once: it speaks for fields that are bare.
     let words = text_of(message);
+    let words_line = one_line(&words, 300);
+    let mut words_hard: Option<(Option<String>, bool)> = None;
     let mut failures = Vec::new();
-    let mut delivered = false;
+    let mut not_failed = false;
     for block in blocks.iter() {
-        let Some(recipient) = field(block, "final-recipient")
-            .or_else(|| field(block, "original-recipient"))
-            .and_then(typed_address)
+        let final_recipient = field(block, "final-recipient").and_then(typed_address);
+        let original_recipient = field(block, "original-recipient").and_then(typed_address);
+        let Some(recipient) = final_recipient
+            .clone()
+            .or_else(|| original_recipient.clone())
         else {
             continue;
         };
@@ -310,53 +390,60 @@ fn delivery_status(message: &Message) -> Option<(Kind, Vec<Failure>)> {
             .map(|d| d.split_once(';').map_or(d, |(_, t)| t))
             .unwrap_or_default();
         let failed = match action.split_whitespace().next().unwrap_or_default() {
-            "failed" | "delayed" => true,
-            "delivered" | "relayed" | "expanded" => {
-                delivered = true;
-                false
-            }
+            "failed" => true,
+            "delayed" | "delivered" | "relayed" | "expanded" => false,
             _ => status.as_deref().is_some_and(|s| s.starts_with(['4', '5'])),
         };
         if !failed {
+            not_failed = true;
             continue;
         }
-        // The words of the human part count when the field is bare.
-        let context = if diagnostic.trim().is_empty() {
-            words.as_str()
+        let hard = if diagnostic.trim().is_empty() {
+            match &words_hard {
+                Some((for_status, hard)) if *for_status == status => *hard,
+                _ => {
+                    let hard = is_hard(status.as_deref(), &words);
+                    words_hard = Some((status.clone(), hard));
+                    hard
+                }
+            }
         } else {
-            diagnostic
+            is_hard(status.as_deref(), diagnostic)
         };
-        let hard = action.starts_with("failed") && is_hard(status.as_deref(), context);
         failures.push(Failure {
+            original: original_recipient.filter(|o| !o.eq_ignore_ascii_case(&recipient)),
             recipient: Some(recipient),
             status,
             hard,
-            diagnostic: one_line(
-                if diagnostic.is_empty() {
-                    &words
-                } else {
-                    diagnostic
-                },
-                300,
-            ),
+            diagnostic: if diagnostic.is_empty() {
+                words_line.clone()
+            } else {
+                one_line(diagnostic, 300)
+            },
         });
+        if failures.len() >= MAX_FAILURES {
+            break;
+        }
     }
-    if failures.is_empty() && delivered {
+    if failures.is_empty() && not_failed {
         return Some((Kind::Delivered, failures));
     }
     Some((Kind::Bounce, failures))
 }
 
-/// Whether an SMTP refusal (`550 5.1.1 <ann@x.org>: user unknown`) is
-/// about the recipient's address: an enhanced status 5.1.x (but not 5.1.7
-/// or 5.1.8, the sender's) or 5.2.x. Not a policy refusal (5.7.x), nor one
-/// without a status, which may be about the sender or the message.
+/// Whether an SMTP refusal (`550 5.1.1 <ann@x.org>: user unknown`) says
+/// the recipient's address is gone: an enhanced status 5.1.x (but not
+/// 5.1.7 or 5.1.8, the sender's) or 5.2.x, whose words do not make it
+/// passing or about us ("mailbox full", "temporarily", "sender", a message
+/// size). Not a policy refusal (5.7.x), nor one without a status.
 pub fn is_recipient_refusal(reply: &str) -> bool {
     let Some(status) = status_code(reply) else {
         return false;
     };
-    (status.starts_with("5.1.") && !matches!(status.as_str(), "5.1.7" | "5.1.8"))
-        || status.starts_with("5.2.")
+    let recipient_level = (status.starts_with("5.1.")
+        && !matches!(status.as_str(), "5.1.7" | "5.1.8"))
+        || (status.starts_with("5.2.") && status != "5.2.3");
+    recipient_level && !is_soft_in_words(reply) && !mentions_sender(reply)
 }
 
 /// The enhanced status code (`5.1.1`) in an SMTP reply or diagnostic.
@@ -376,15 +463,6 @@ fn status_code(text: &str) -> Option<String> {
 /// (null MX) is, and so are words saying so; words that say the failure is
 /// passing (a full mailbox, try later, a block or a policy) win over both.
 fn is_hard(status: Option<&str>, text: &str) -> bool {
-    static SOFT: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(
-            r"(?ix) quota | mailbox\x20is\x20full | mailbox\x20full | full\x20mailbox | storage | exceed
-              | try\x20again | temporar | greylist | graylist | rate\x20limit | too\x20many
-              | suspend | disabled | deactivated | blocked | blacklist | block\x20list | locked
-              | spam | policy | reputation | dmarc | dkim | authenticat | open\x20relay",
-        )
-        .expect("valid")
-    });
     static HARD: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
             r"(?ix) user\x20unknown | unknown\x20user | unknown\x20recipient | recipient\x20unknown
@@ -403,18 +481,15 @@ fn is_hard(status: Option<&str>, text: &str) -> bool {
         )
         .expect("valid")
     });
-    static SENDER: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)sender\s+(address|domain)|unroutable\s+sender|domain\s+of\s+sender|name\s+server\s+reply|sender\s+rejected")
-            .expect("valid")
-    });
+    // Words count where they are near: the first 2,000 bytes.
+    let text = &text[..floor_char_boundary(text, 2000)];
     // About the sender (5.1.7, 5.1.8) or a DNS failure, not the recipient.
     if status.is_some_and(|s| s.starts_with('4') || s == "5.1.7" || s == "5.1.8")
-        || SENDER.is_match(text)
+        || mentions_sender(text)
     {
         return false;
     }
-    let text = &text[..floor_char_boundary(text, 2000)];
-    if SOFT.is_match(text) {
+    if is_soft_in_words(text) {
         return false;
     }
     HARD.is_match(text)
@@ -422,6 +497,31 @@ fn is_hard(status: Option<&str>, text: &str) -> bool {
             status,
             Some("5.1.1" | "5.1.2" | "5.1.3" | "5.1.6" | "5.1.10" | "5.4.4")
         )
+}
+
+/// Words that make a failure passing: a full mailbox, try later, a block,
+/// a policy.
+fn is_soft_in_words(text: &str) -> bool {
+    static SOFT: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"(?ix) quota | mailbox\x20is\x20full | mailbox\x20full | full\x20mailbox | storage | exceed
+              | try\x20again | temporar | greylist | graylist | rate\x20limit | too\x20many
+              | suspend | disabled | deactivated | blocked | blacklist | block\x20list | locked
+              | spam | policy | reputation | dmarc | dkim | authenticat | open\x20relay",
+        )
+        .expect("valid")
+    });
+    SOFT.is_match(&text[..floor_char_boundary(text, 2000)])
+}
+
+/// Words that make a failure about the sender (or a DNS failure), not the
+/// recipient.
+fn mentions_sender(text: &str) -> bool {
+    static SENDER: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)sender\s+(address|domain)|unroutable\s+sender|domain\s+of\s+sender|name\s+server\s+reply|sender\s+rejected")
+            .expect("valid")
+    });
+    SENDER.is_match(&text[..floor_char_boundary(text, 2000)])
 }
 
 fn floor_char_boundary(text: &str, at: usize) -> usize {
@@ -516,6 +616,7 @@ fn ses_notification(text: &str) -> Option<(Kind, Vec<Failure>, Option<String>)> 
                             || permanent && status.is_none() && diagnostic.is_empty(),
                         status,
                         diagnostic: one_line(&diagnostic, 300),
+                        original: None,
                     }
                 })
                 .collect();
@@ -571,10 +672,43 @@ fn is_auto_reply(message: &Message) -> bool {
     has_vacation_subject(message)
 }
 
+/// From a mailer daemon (by its address or name), or with a bounce's
+/// subject, or from no one with an SMTP status or reply code in its words:
+/// how a bounce that also says `Auto-Submitted: auto-replied` differs from
+/// a vacation message.
+fn looks_like_daemon(message: &Message) -> bool {
+    static DAEMON: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)mailer-daemon|postmaster|mail[ .]?delivery|mail[ .]?administrator|mdaemon|mail system")
+            .expect("valid")
+    });
+    static CODE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\b[45][0-9][0-9]\b|\b[45]\.[0-9]{1,3}\.[0-9]{1,3}\b|\(#[45]\.[0-9]")
+            .expect("valid")
+    });
+    let from = message
+        .from()
+        .and_then(|a| a.first())
+        .map(|a| {
+            format!(
+                "{} {}",
+                a.name().unwrap_or_default(),
+                a.address().unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
+    static BOUNCE_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)undeliver|returned mail|mail delivery failed|delivery status notification|failure notice|delivery failure|could not be delivered|non-?delivery")
+            .expect("valid")
+    });
+    DAEMON.is_match(&from)
+        || BOUNCE_SUBJECT.is_match(message.subject().unwrap_or_default())
+        || (from.trim().is_empty() && CODE.is_match(&text_of(message)))
+}
+
 /// A subject out-of-office answers use.
 fn has_vacation_subject(message: &Message) -> bool {
     static SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)^\s*(auto(matic)?[ -]?(reply|response|antwort)|out of (the )?office|vacation|abwesenheit|absence|autoreply|réponse automatique|on leave|away from)")
+        Regex::new(r"(?i)^\s*(auto(matic)?[ -]?(reply|response|antwort)|auto:|automatische antwort|out of (the )?office|vacation|abwesenheit|absence|autoreply|réponse automatique|on leave|away from)")
             .expect("valid")
     });
     SUBJECT.is_match(message.subject().unwrap_or_default())
@@ -594,7 +728,7 @@ fn plain_bounce(message: &Message) -> Option<Vec<Failure>> {
         .expect("valid")
     });
     static DAEMON: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)mailer-daemon|postmaster|mail[ .]?delivery|mail[ .]?administrator|mdaemon|bounce|no-?reply|mail system")
+        Regex::new(r"(?i)mailer-daemon|postmaster|mail[ .]?delivery|mail[ .]?administrator|mdaemon|bounce|mail system")
             .expect("valid")
     });
     let subject = message.subject().unwrap_or_default();
@@ -618,7 +752,7 @@ fn plain_bounce(message: &Message) -> Option<Vec<Failure>> {
     let text = text_of(message);
     // The bounce's own words: up to where the original is quoted.
     static QUOTE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?im)^(-+ ?(original|undelivered|returned) message|-+ ?this is a copy|-+ ?below this line|content-type: message/rfc822|\s*the original message|\s*original message follows|--- The header of the original|\s*below is a copy|\s*a copy of the original|\s*original message headers)")
+        Regex::new(r"(?im)^(-+ ?(original|undelivered|returned) message|-+ ?this is a copy|-+ ?below this line|content-type: message/rfc822|\s*the original message|\s*original message follows|--- The header of the original|\s*below is a copy|\s*a copy of the original|\s*original message headers|-+ ?forwarded message|begin forwarded message)")
             .expect("valid")
     });
     let own = QUOTE
@@ -630,46 +764,45 @@ fn plain_bounce(message: &Message) -> Option<Vec<Failure>> {
         .and_then(|a| a.address())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let mut recipients: Vec<String> = recipient_lines(own)
+    let mut recipients: Vec<(String, usize)> = recipient_lines(own)
         .into_iter()
-        .filter(|a| a.to_ascii_lowercase() != sender && !is_daemon_address(a))
+        .filter(|(a, _)| a.to_ascii_lowercase() != sender && !is_daemon_address(a))
+        .take(MAX_FAILURES)
         .collect();
-    recipients.dedup();
-    if recipients.is_empty() {
-        recipients.extend(quoted_to(message).or_else(|| quoted_to_in_text(&text[own.len()..])));
+    if recipients.is_empty()
+        && let Some(to) = quoted_to(message).or_else(|| quoted_to_in_text(&text[own.len()..]))
+    {
+        recipients.push((to, own.len()));
     }
     let status = status_code(own);
     let diagnostic = diagnostic_line(own);
     let hard = is_hard(status.as_deref(), own);
     // Each recipient's own words: from where it is named to where the
     // next one is, when the bounce lists several with their reasons.
-    let starts: Vec<Option<usize>> = recipients.iter().map(|r| own.find(r.as_str())).collect();
+    let mut starts: Vec<usize> = recipients.iter().map(|(_, at)| *at).collect();
+    starts.sort_unstable();
     let mut failures: Vec<Failure> = recipients
         .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let segment = starts[i].map(|start| {
-                let end = starts
-                    .iter()
-                    .flatten()
-                    .filter(|&&s| s > start)
-                    .min()
-                    .copied()
-                    .unwrap_or(own.len());
-                &own[start..end]
-            });
-            match segment.map(|t| (status_code(t), diagnostic_line(t), t)) {
-                Some((Some(own_status), line, t)) if !line.is_empty() => Failure {
+        .map(|(r, start)| {
+            let end = starts.partition_point(|&s| s <= *start).min(starts.len());
+            let end = starts.get(end).copied().unwrap_or(own.len()).max(*start);
+            // Bounded, so a message naming thousands stays linear.
+            let end = end.min(floor_char_boundary(own, start + 2000)).max(*start);
+            let segment = &own[*start..end];
+            match (status_code(segment), diagnostic_line(segment)) {
+                (Some(own_status), line) if !line.is_empty() => Failure {
                     recipient: Some(r.clone()),
-                    hard: is_hard(Some(&own_status), t),
+                    hard: is_hard(Some(&own_status), segment),
                     status: Some(own_status),
                     diagnostic: line,
+                    original: None,
                 },
                 _ => Failure {
                     recipient: Some(r.clone()),
                     status: status.clone(),
                     hard,
                     diagnostic: diagnostic.clone(),
+                    original: None,
                 },
             }
         })
@@ -681,6 +814,7 @@ fn plain_bounce(message: &Message) -> Option<Vec<Failure>> {
             status,
             hard,
             diagnostic,
+            original: None,
         });
     }
     Some(failures)
@@ -704,15 +838,18 @@ fn is_daemon_address(address: &str) -> bool {
     )
 }
 
-/// Addresses a bounce's text names as recipients: a line that is an
-/// address (`  ann@example.org`, `<ann@example.org>:`, qmail's form), or
-/// one after `RCPT TO:`, `Original-Recipient`, `Final-Recipient`,
-/// `To:`-like words or "delivery to ... failed".
-fn recipient_lines(text: &str) -> Vec<String> {
+/// Addresses a bounce's text names as recipients, each with where it is
+/// named: a line that is an address followed by `:`, `...` or `(`
+/// (`<ann@example.org>:`, qmail's and Sendmail's forms), or an address alone
+/// on its line when an SMTP reply follows within two lines (Exim's form; not
+/// a contact address in the text), or one after `RCPT TO:`,
+/// `Original-Recipient`, `Final-Recipient`, `To:`-like words or "delivery
+/// to ... failed".
+fn recipient_lines(text: &str) -> Vec<(String, usize)> {
     static LINE: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
             r#"(?imx)
-              ^[\x20\t]*<?([^\s<>@"()/:=?&]+@[^\s<>@"():;,]+)>?[\x20\t]*(:|\.\.\.|\(|$)
+              ^[\x20\t]*<?([^\s<>@"()/:=?&]+@[^\s<>@"():;,]+)>?[\x20\t]*(:|\.\.\.|\(|\r?$)
             | rcpt\x20to:?\x20*<([^\s<>@]+@[^\s<>@]+)>
             | (final|original)-recipient:\x20*(rfc822;)?\x20*<?([^\s<>@;]+@[^\s<>@;]+)>?\s*$
             | (delivery\x20to|recipient|address|to)\x20*(the\x20following\x20(recipient|address)[^:]*:)?\x20*[:<]\x20*<?([^\s<>@"]+@[^\s<>@"(),;:]+)>?[\s,;:.)]
@@ -720,17 +857,31 @@ fn recipient_lines(text: &str) -> Vec<String> {
         )
         .expect("valid")
     });
+    static REPLY: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\b[45][0-9][0-9]\b|\b[45]\.[0-9]{1,3}\.[0-9]{1,3}\b").expect("valid")
+    });
+    let mut seen = std::collections::HashSet::new();
     let mut found = Vec::new();
     for captures in LINE.captures_iter(text) {
-        let address = [1, 3, 6, 10]
-            .into_iter()
-            .find_map(|i| captures.get(i))
-            .map(|m| m.as_str().trim_end_matches(['.', ',']).to_string());
-        if let Some(address) = address
-            && address.contains('.')
-            && !found.contains(&address)
+        let Some(m) = [1, 3, 6, 10].into_iter().find_map(|i| captures.get(i)) else {
+            continue;
+        };
+        // An address alone on its line: a recipient only when an SMTP
+        // reply follows, within the next two lines.
+        if captures.get(1).is_some()
+            && captures
+                .get(2)
+                .is_some_and(|t| t.as_str().trim().is_empty())
         {
-            found.push(address);
+            let after = &text[captures.get(0).map_or(m.end(), |w| w.end())..];
+            let next: String = after.lines().take(3).collect::<Vec<_>>().join("\n");
+            if !REPLY.is_match(&next) {
+                continue;
+            }
+        }
+        let address = m.as_str().trim_end_matches(['.', ',']).to_string();
+        if address.contains('.') && seen.insert(address.to_ascii_lowercase()) {
+            found.push((address, m.start()));
         }
     }
     found
@@ -831,7 +982,12 @@ Message-ID: <digest-7.42.0123456789abcdef@blog.example.org>\r
             report.message_id.as_deref(),
             Some("20261202.ABC@mx.example.net")
         );
-        assert_eq!(report.ours, Some((7, 42)));
+        let ours = report.ours.as_ref().unwrap();
+        assert_eq!(
+            (ours.digest, ours.subscriber, ours.store.as_str()),
+            (7, 42, "0123456789abcdef")
+        );
+        assert_eq!(ours.tag, None, "a Message-ID from before tags");
         let got: Vec<(Option<&str>, Option<&str>, bool)> = report
             .failures
             .iter()
@@ -909,10 +1065,39 @@ Original-Rcpt-To: <ann@example.com>\r
     }
 
     #[test]
+    fn what_an_attack_sent_is_read_as_what_it_is() {
+        // mail-parser panics on this one: not understood, not a crash.
+        let panics = b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nContent-Type: message/rfc822\r\n\r\n\r\n--b--\r\n";
+        assert_eq!(read(panics).kind, Kind::Other);
+        // A vacation responder's answer, from no mailer daemon: not a bounce.
+        for subject in ["Auto: Digest", "Automatische Antwort: Digest", "Re: Digest"] {
+            let vacation = format!(
+                "From: Ann <ann@example.com>\r\nReturn-Path: <>\r\nSubject: {subject}\r\n\
+                 Auto-Submitted: auto-replied (vacation)\r\n\r\nThis address is no longer available until March.\r\n"
+            );
+            assert_eq!(read(vacation.as_bytes()).kind, Kind::AutoReply, "{subject}");
+        }
+        // A delay warning is not a failure.
+        let delayed = DSN.replace("Action: failed", "Action: delayed");
+        assert_eq!(read(delayed.as_bytes()).kind, Kind::Delivered);
+        // The same report without a Message-ID, LF or CRLF, with another
+        // header: one fingerprint.
+        let bare = DSN.replace("Message-ID: <20261202.ABC@mx.example.net>\r\n", "");
+        let lf = bare.replace("\r\n", "\n");
+        let more = format!("Delivered-To: x@y.org\r\n{bare}");
+        let prints: Vec<String> = [bare.as_str(), &lf, &more]
+            .iter()
+            .map(|m| read(m.as_bytes()).fingerprint)
+            .collect();
+        assert_eq!(prints[0], prints[1]);
+        assert_eq!(prints[0], prints[2]);
+    }
+
+    #[test]
     fn only_a_refusal_of_the_address_at_rcpt_is_a_bounce() {
         for reply in [
             "550 5.1.1 <a@x.org>: no such user",
-            "552 5.2.2 mailbox full",
+            "550 5.2.1 account closed",
             "550 5.1.10 null MX",
         ] {
             assert!(is_recipient_refusal(reply), "{reply}");
@@ -922,6 +1107,11 @@ Original-Rcpt-To: <ann@example.com>\r
             "553 5.1.8 sender domain does not exist",
             "550 no such user",
             "554 5.3.4 message too big",
+            // Found by an attack: passing, or about the message or sender.
+            "552 5.2.2 Mailbox full, try again later",
+            "550 5.2.1 Mailbox temporarily disabled",
+            "552 5.2.3 Message size exceeds fixed maximum message size",
+            "550 5.1.0 Sender address rejected",
         ] {
             assert!(!is_recipient_refusal(reply), "{reply}");
         }
@@ -929,9 +1119,25 @@ Original-Rcpt-To: <ann@example.com>\r
 
     #[test]
     fn recipients_named_in_words() {
+        let found = |text: &str| -> Vec<String> {
+            recipient_lines(text).into_iter().map(|(a, _)| a).collect()
+        };
         assert_eq!(
-            recipient_lines("There was an error delivering your mail to <ann@example.org>.\n"),
+            found("There was an error delivering your mail to <ann@example.org>.\n"),
             ["ann@example.org"]
         );
+        // Exim's form: an address alone on its line, the reply under it.
+        assert_eq!(
+            found(
+                "  gone@example.org\n    SMTP error from remote mail server after RCPT TO:<gone@example.org>:\n    550 5.1.1 User unknown\n"
+            ),
+            ["gone@example.org"]
+        );
+        // A contact address alone on its line is no recipient, LF or CRLF.
+        for end in ["\n", "\r\n"] {
+            let text =
+                format!("Questions? Write to{end}   admin@example.net{end}{end}Thanks.{end}");
+            assert!(found(&text).is_empty(), "{text:?}");
+        }
     }
 }

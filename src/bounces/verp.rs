@@ -27,6 +27,37 @@ fn mac(secret: &[u8], mailing: &str) -> HmacSha256 {
     mac
 }
 
+/// The tag in our Message-IDs (`<digest-D.S.STORE.TAG@host>`): 12 hex
+/// digits of HMAC-SHA256 over `mid:dD.S`, so that a report quoting one can
+/// be believed about whom it concerns, and a forged one names no one.
+pub fn message_tag(secret: &[u8], digest: i64, subscriber: i64) -> String {
+    let tag = mac(secret, &format!("mid:d{digest}.{subscriber}"))
+        .finalize()
+        .into_bytes();
+    hex::encode(tag)[..TAG_HEX].to_string()
+}
+
+/// `(digest, subscriber)` of a Message-ID of ours found in a report, if it
+/// is genuine: made by this store (`store` is its instance id) with a tag
+/// that checks. Untagged ones (from before tags) and forged ones: `None`.
+pub fn check_message_id(
+    secret: &[u8],
+    store: &str,
+    found: &super::parse::OurId,
+) -> Option<(i64, i64)> {
+    if found.store != store {
+        return None;
+    }
+    let tag = hex::decode(found.tag.as_deref()?).ok()?;
+    mac(
+        secret,
+        &format!("mid:d{}.{}", found.digest, found.subscriber),
+    )
+    .verify_truncated_left(&tag)
+    .ok()?;
+    Some((found.digest, found.subscriber))
+}
+
 /// The envelope sender for `subscriber`'s copy of digest `digest`, or
 /// `None` without `bounces.address`.
 pub fn sender(config: &Config, secret: &[u8], digest: i64, subscriber: i64) -> Option<Address> {

@@ -65,6 +65,22 @@ pub(super) fn check(raw: RawBounces, source: &Source) -> Result<Bounces, ConfigE
                     format!("= {text:?} is not an email address ({e}); write it like \"bounces@example.org\""),
                 )
             })?;
+            // The token goes after it in a local part of at most 64 octets:
+            // `+dDIGEST.SUBSCRIBER.TAG` takes up to 33.
+            let user = address.user();
+            if user.len() > 30
+                || !user
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            {
+                return Err(source.invalid(
+                    "bounces.address",
+                    format!(
+                        "= {text:?}: the part before @ must be at most 30 letters, digits, `.`, `_` or `-`, \
+                         so that the VERP token fits after it (like \"bounces@example.org\")"
+                    ),
+                ));
+            }
             if address.user().contains('+') {
                 return Err(source.invalid(
                     "bounces.address",

@@ -27,7 +27,8 @@ use crate::token::{self, Purpose};
 /// How a composer names its messages (`Message-ID`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stamp {
-    /// A delivery of the ledger: `<digest-D.S.STORE@host>`, with the
+    /// A delivery of the ledger: `<digest-D.S.STORE.TAG@host>` (TAG: see
+    /// [`crate::bounces::verp::message_tag`]), with the
     /// store's own random id ([`crate::store::Store::instance_id`]), so the
     /// message sent again after a crash has the same id (a receiver drops
     /// the duplicate, a bounce is matched) while two sites, or a store made
@@ -125,9 +126,13 @@ impl<'a> Composer<'a> {
             .with_context(|| format!("{email} is not a valid address"))?;
         let to = recipient(address, name);
         let message_id = match &self.stamp {
-            Stamp::Delivery { store } => {
-                digest_message_id(self.config, self.digest_id, subscriber_id, store)
-            }
+            Stamp::Delivery { store } => digest_message_id(
+                self.config,
+                self.digest_id,
+                subscriber_id,
+                store,
+                self.secret,
+            ),
             Stamp::Trial => trial_message_id(self.config, "trial"),
         };
         let mut message = build_message(
@@ -170,9 +175,11 @@ pub fn digest_message_id(
     digest_id: i64,
     subscriber_id: i64,
     store: &str,
+    secret: &[u8],
 ) -> String {
+    let tag = crate::bounces::verp::message_tag(secret, digest_id, subscriber_id);
     format!(
-        "<digest-{digest_id}.{subscriber_id}.{store}@{}>",
+        "<digest-{digest_id}.{subscriber_id}.{store}.{tag}@{}>",
         config.site.host()
     )
 }
@@ -425,6 +432,7 @@ mod tests {
 
     const UNSUBSCRIBE: &str = "https://prometheus.io/unsubscribe/abc123";
     const STORE: &str = "0123456789abcdef";
+    const SECRET: &[u8] = b"a secret of thirty-two bytes....";
 
     /// The message for `to()`, signed when the config has a DKIM key.
     fn build(config: &Config, personal: &Personal) -> Result<Outgoing, MailError> {
@@ -433,7 +441,7 @@ mod tests {
             config,
             personal,
             &to(),
-            digest_message_id(config, 7, 42, STORE),
+            digest_message_id(config, 7, 42, STORE, SECRET),
             UNSUBSCRIBE,
             now(),
             dkim.as_ref(),
@@ -485,7 +493,7 @@ mod tests {
         assert_eq!(h("Date"), "Wed, 25 Nov 2026 09:00:00 +0000");
         assert_eq!(
             h("Message-ID"),
-            "<digest-7.42.0123456789abcdef@prometheus.io>"
+            "<digest-7.42.0123456789abcdef.b7b01fae980a@prometheus.io>"
         );
         assert_eq!(
             h("List-Id"),
@@ -534,8 +542,16 @@ mod tests {
             header(std::str::from_utf8(a.formatted()).unwrap(), "Message-ID"),
             header(std::str::from_utf8(b.formatted()).unwrap(), "Message-ID")
         );
-        let other = digest_message_id(&c, 7, 43, STORE);
-        assert_eq!(other, "<digest-7.43.0123456789abcdef@prometheus.io>");
+        let other = digest_message_id(&c, 7, 43, STORE, SECRET);
+        assert_eq!(
+            other,
+            "<digest-7.43.0123456789abcdef.efc71bf9086f@prometheus.io>"
+        );
+        // The tag is the store's to make: another secret, another tag.
+        assert_ne!(
+            other,
+            digest_message_id(&c, 7, 43, STORE, b"another secret")
+        );
         let trials = [trial_message_id(&c, "trial"), trial_message_id(&c, "trial")];
         assert_ne!(trials[0], trials[1]);
         assert!(trials[0].starts_with("<trial-") && trials[0].ends_with("@prometheus.io>"));
@@ -587,7 +603,7 @@ mod tests {
                 &c,
                 &personal("S"),
                 &to,
-                digest_message_id(&c, 7, 42, STORE),
+                digest_message_id(&c, 7, 42, STORE, SECRET),
                 UNSUBSCRIBE,
                 now(),
                 None,
@@ -611,7 +627,7 @@ mod tests {
                 &config(""),
                 &personal("S"),
                 &to,
-                digest_message_id(&config(""), 7, 42, STORE),
+                digest_message_id(&config(""), 7, 42, STORE, SECRET),
                 "https://prometheus.io/unsubscribe/t",
                 "2026-11-25T09:00:00Z".parse().unwrap(),
                 None,

@@ -30,6 +30,13 @@ impl Event {
 }
 
 /// One report about one address, as read.
+///
+/// Trust: a report carrying `ours` is believed at once. One that only
+/// names an address could have been written by anyone (a forged bounce,
+/// a forged complaint): a hard bounce then counts as a soft one (it takes
+/// an address off only with others, over time), and a complaint is kept
+/// but changes nothing. A mailed unsubscribe request acts on its From
+/// address either way, as mailto unsubscribes do everywhere.
 #[derive(Debug, Clone)]
 pub struct Incoming {
     /// What makes it the same report when read again (its Message-ID and
@@ -38,14 +45,18 @@ pub struct Incoming {
     pub event: Event,
     /// The address it names, as written in it.
     pub recipient: Option<String>,
-    /// `(digest, subscriber)` from our Message-ID or VERP token, when the
-    /// report carries one.
+    /// Another address the report names for the same recipient (its
+    /// `Original-Recipient`), tried when `recipient` is no one.
+    pub alternate: Option<String>,
+    /// `(digest, subscriber)` from a VERP address or a tagged Message-ID
+    /// of ours, both checked with the secret: only we can make them, so
+    /// they name the subscriber whatever address the report names (a
+    /// bounce from a forward names where the mail was forwarded to).
     pub ours: Option<(i64, i64)>,
-    /// `ours` came from a VERP address, whose tag only we can make: it
-    /// names the subscriber whatever address the report names (a bounce
-    /// from a forward names where the mail was forwarded to). From a
-    /// Message-ID it counts only when the addresses agree.
-    pub verp: bool,
+    /// When the report was made (its Date, if plausible; else now): the
+    /// soft-bounce window counts from it, so an old archive read today is
+    /// not a run of recent bounces.
+    pub at: Option<DateTime<Utc>>,
     pub status: String,
     pub detail: String,
 }
@@ -99,10 +110,15 @@ fn record(
     if seen.is_some() {
         return Ok(Recorded::Again);
     }
-    let (subscriber, digest) = whom(tx, report)?;
+    let (subscriber, digest, trusted) = whom(tx, report)?;
+    // A report dated in the future, or over a year ago, is dated now.
+    let at = report
+        .at
+        .filter(|at| *at <= now && *at > now - chrono::Duration::days(366))
+        .unwrap_or(now);
     tx.prepare_cached(
-        "INSERT INTO bounces (identity, subscriber_id, digest_id, kind, status, detail, recipient, received_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO bounces (identity, subscriber_id, digest_id, kind, status, detail, recipient, received_at, trusted, read_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         report.identity,
@@ -112,18 +128,21 @@ fn record(
         report.status,
         report.detail,
         report.recipient.as_deref().unwrap_or_default(),
+        timestamp(at),
+        trusted,
         timestamp(now)
     ])?;
     let Some((id, email)) = subscriber else {
         return Ok(Recorded::NoOne);
     };
     let change = match report.event {
-        Event::Hard => Some((Status::Bounced, "status IN ('active', 'pending')")),
-        Event::Soft if soft_limit_reached(tx, id, rules, now)? => {
+        Event::Hard if trusted => Some((Status::Bounced, "status IN ('active', 'pending')")),
+        Event::Hard | Event::Soft if soft_limit_reached(tx, id, rules, now)? => {
             Some((Status::Bounced, "status IN ('active', 'pending')"))
         }
-        Event::Soft => None,
-        Event::Complaint => Some((Status::Complained, "status <> 'complained'")),
+        Event::Hard | Event::Soft => None,
+        Event::Complaint if trusted => Some((Status::Complained, "status <> 'complained'")),
+        Event::Complaint => None,
         Event::Unsubscribe => Some((
             Status::Unsubscribed,
             "status IN ('active', 'pending', 'bounced')",
@@ -147,46 +166,48 @@ fn record(
     })
 }
 
-/// The subscriber (id, address) and digest a report is about: our own
-/// ids when the report carries them and they name someone whose address
-/// is the one the report names (or it names none); else the address.
 /// A subscriber's id and address.
 type Who = (i64, String);
 
+/// The subscriber (id, address) and digest a report is about, and whether
+/// it is to be believed: the one our checked ids name (the digest only if
+/// it exists), believed; else the one with the address the report names,
+/// else its alternate address, not believed.
 fn whom(
     tx: &Transaction,
     report: &Incoming,
-) -> Result<(Option<Who>, Option<i64>), rusqlite::Error> {
+) -> Result<(Option<Who>, Option<i64>, bool), rusqlite::Error> {
     if let Some((digest, id)) = report.ours {
         let found: Option<String> = tx
             .prepare_cached("SELECT email FROM subscribers WHERE id = ?1")?
             .query_row([id], |r| r.get(0))
             .optional()?;
-        if let Some(email) = found
-            && (report.verp
-                || report
-                    .recipient
-                    .as_deref()
-                    .is_none_or(|r| r.eq_ignore_ascii_case(&email)))
-        {
+        if let Some(email) = found {
             let digest: Option<i64> = tx
                 .prepare_cached("SELECT id FROM digests WHERE id = ?1")?
                 .query_row([digest], |r| r.get(0))
                 .optional()?;
-            return Ok((Some((id, email)), digest));
+            return Ok((Some((id, email)), digest, true));
         }
     }
-    let Some(recipient) = report.recipient.as_deref() else {
-        return Ok((None, None));
-    };
-    let canonical = super::normalize_email(recipient).unwrap_or_else(|_| recipient.to_string());
-    Ok((find(tx, &canonical)?.map(|s| (s.id, s.email)), None))
+    for address in [report.recipient.as_deref(), report.alternate.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        let canonical = super::normalize_email(address).unwrap_or_else(|_| address.to_string());
+        if let Some(s) = find(tx, &canonical)? {
+            return Ok((Some((s.id, s.email)), None, false));
+        }
+    }
+    Ok((None, None, false))
 }
 
 /// Whether `id` has had `rules.soft_limit` soft bounces within the window
 /// with no digest taken in between: bounces of digests after the last
 /// digest sent to them that did not bounce (among those before the latest
-/// that did), and bounces that name no digest, all within the window.
+/// that did), and bounces that name no digest (one a day at most), all
+/// within the window and since the subscriber last became active (a
+/// reactivation wipes the slate).
 fn soft_limit_reached(
     tx: &Transaction,
     id: i64,
@@ -198,8 +219,9 @@ fn soft_limit_reached(
     let count: i64 = tx
         .prepare_cached(
             "WITH recent AS (
-                 SELECT digest_id, id FROM bounces
+                 SELECT digest_id, id, substr(received_at, 1, 10) AS day FROM bounces
                  WHERE subscriber_id = ?1 AND kind IN ('soft', 'hard') AND received_at >= ?2
+                   AND read_at >= (SELECT updated_at FROM subscribers WHERE id = ?1)
              ),
              clean AS (
                  SELECT max(d.digest_id) AS digest_id FROM deliveries d
@@ -208,7 +230,8 @@ fn soft_limit_reached(
                    AND NOT EXISTS (SELECT 1 FROM bounces b
                                    WHERE b.subscriber_id = ?1 AND b.digest_id = d.digest_id)
              )
-             SELECT count(DISTINCT digest_id) + (SELECT count(*) FROM recent WHERE digest_id IS NULL)
+             SELECT count(DISTINCT digest_id)
+                    + (SELECT count(DISTINCT day) FROM recent WHERE digest_id IS NULL)
              FROM recent
              WHERE digest_id > coalesce((SELECT digest_id FROM clean), 0)",
         )?

@@ -109,8 +109,8 @@ impl Store {
                 if let Outcome::Bounced(reason) = outcome {
                     tx.prepare_cached(
                         "INSERT OR IGNORE INTO bounces \
-                         (identity, subscriber_id, digest_id, kind, status, detail, received_at) \
-                         VALUES (?1, ?2, ?3, 'hard', ?4, ?5, ?6)",
+                         (identity, subscriber_id, digest_id, kind, status, detail, received_at, trusted, read_at) \
+                         VALUES (?1, ?2, ?3, 'hard', ?4, ?5, ?6, 1, ?6)",
                     )?
                     .execute(params![
                         format!("smtp {digest_id}.{subscriber_id}"),

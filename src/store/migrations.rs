@@ -153,7 +153,9 @@ CREATE TABLE bounces (
     status TEXT NOT NULL DEFAULT '',
     detail TEXT NOT NULL DEFAULT '',
     recipient TEXT NOT NULL DEFAULT '',
-    received_at TEXT NOT NULL
+    received_at TEXT NOT NULL,
+    trusted INTEGER NOT NULL DEFAULT 0,
+    read_at TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX bounces_subscriber ON bounces (subscriber_id, received_at);
 CREATE INDEX bounces_digest ON bounces (digest_id, kind);

@@ -458,6 +458,11 @@ fn bounces_read_imap_moves_what_it_handled_and_flags_the_rest() {
         quoting(hard("i1", "gone@example.net"), &ids["gone@example.net"]),
         quoting(complaint("i2", "spam@example.net"), &ids["spam@example.net"]),
         "From: Stay <stay@example.net>\r\nSubject: Thanks\r\nMessage-ID: <i3@example.net>\r\n\r\nLovely.\r\n".to_string(),
+        // 5 MB: no bounce is that large; flagged without being fetched.
+        format!(
+            "From: someone@example.org\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\n{}\r\n",
+            "x".repeat(5 << 20)
+        ),
     ]);
     let read = |site: &Site| {
         run(site
@@ -468,16 +473,16 @@ fn bounces_read_imap_moves_what_it_handled_and_flags_the_rest() {
     let out = read(&site).success();
     assert!(
         out.stdout.contains("read 3 messages: 1 hard bounces")
-            && out.stdout.contains("moved 2 to Processed, flagged 1"),
+            && out.stdout.contains("moved 2 to Processed, flagged 2"),
         "{out}"
     );
-    assert!(out.stderr.contains("UID 3"), "{out}");
+    assert!(out.stderr.contains("UID 3") && out.stderr.contains("UID 4 (over 4 MB"), "{out}");
     assert_eq!(status(&site, "gone@example.net"), "bounced");
     assert_eq!(status(&site, "spam@example.net"), "complained");
     assert_eq!(status(&site, "stay@example.net"), "active");
     // The mailbox as described: the two handled in Processed, the letter
     // flagged in INBOX, nothing deleted.
-    assert_eq!(dovecot.count("INBOX"), (1, 1));
+    assert_eq!(dovecot.count("INBOX"), (2, 2));
     assert_eq!(dovecot.count("Processed"), (2, 0));
     // A second pass finds nothing new (the flagged one is left alone).
     let again = read(&site).success();

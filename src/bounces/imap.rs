@@ -24,8 +24,14 @@ use super::parse::Kind;
 use crate::config::{Config, Imap};
 use crate::store::Store;
 
-/// Messages fetched (and recorded, and moved) at a time.
+/// Messages fetched (and recorded, and moved) at a time: at most this
+/// many, and at most `CHUNK_BYTES` of them.
 const CHUNK: usize = 200;
+const CHUNK_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A message larger than this is no bounce (they are a few KB, with the
+/// original at most): flagged and left without being fetched.
+const MAX_MESSAGE: u64 = 4 * 1024 * 1024;
 
 /// How long one connection, login or command may take.
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -83,10 +89,36 @@ pub fn read_mailbox(
     let mut session = runtime.block_on(connect(imap, password))?;
     let mut run = Run::new(store, config, now)?;
     let mut pass = Pass::default();
+    let mut skipped = Vec::new();
     let result = (|| -> Result<()> {
         let uids = runtime.block_on(session.unread())?;
+        let sizes = runtime.block_on(session.sizes(&uids))?;
+        let (too_large, uids): (Vec<(u32, u64)>, Vec<(u32, u64)>) =
+            sizes.into_iter().partition(|(_, size)| *size > MAX_MESSAGE);
+        if !too_large.is_empty() {
+            let too_large: Vec<u32> = too_large.iter().map(|(uid, _)| *uid).collect();
+            runtime.block_on(session.flag(&too_large))?;
+            pass.flagged += too_large.len();
+            for uid in &too_large {
+                skipped.push(format!("{place} UID {uid} (over {} MB: not read)", MAX_MESSAGE >> 20));
+            }
+        }
+        let mut chunks: Vec<Vec<u32>> = Vec::new();
+        let mut bytes = 0;
+        for (uid, size) in uids {
+            match chunks.last_mut() {
+                Some(chunk) if chunk.len() < CHUNK && bytes + size <= CHUNK_BYTES => {
+                    chunk.push(uid);
+                    bytes += size;
+                }
+                _ => {
+                    chunks.push(vec![uid]);
+                    bytes = size;
+                }
+            }
+        }
         let mut processed_ready = false;
-        for chunk in uids.chunks(CHUNK) {
+        for chunk in &chunks {
             let messages = runtime.block_on(session.fetch(chunk))?;
             let (mut handled, mut unreadable) = (Vec::new(), Vec::new());
             for (uid, raw) in &messages {
@@ -116,6 +148,7 @@ pub fn read_mailbox(
     runtime.block_on(session.logout());
     result.with_context(|| format!("reading {place}"))?;
     pass.tally = run.finish()?;
+    pass.tally.not_understood.extend(skipped);
     Ok(pass)
 }
 
@@ -229,6 +262,32 @@ impl Session {
         .await?;
         uids.sort_unstable();
         Ok(uids)
+    }
+
+    /// The size of each message of `uids`.
+    async fn sizes(&mut self, uids: &[u32]) -> Result<Vec<(u32, u64)>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sizes = Vec::with_capacity(uids.len());
+        for chunk in uids.chunks(1000) {
+            let found: Vec<(u32, u64)> = within("size", async {
+                let fetches: Vec<_> = self
+                    .inner
+                    .uid_fetch(set(chunk), "(UID RFC822.SIZE)")
+                    .await?
+                    .try_collect()
+                    .await?;
+                Ok(fetches
+                    .iter()
+                    .filter_map(|f| Some((f.uid?, u64::from(f.size?))))
+                    .collect())
+            })
+            .await?;
+            sizes.extend(found);
+        }
+        sizes.sort_unstable();
+        Ok(sizes)
     }
 
     /// Each message of `uids` whole, without marking it read.

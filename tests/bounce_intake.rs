@@ -476,7 +476,10 @@ fn bounces_read_imap_moves_what_it_handled_and_flags_the_rest() {
             && out.stdout.contains("moved 2 to Processed, flagged 2"),
         "{out}"
     );
-    assert!(out.stderr.contains("UID 3") && out.stderr.contains("UID 4 (over 4 MB"), "{out}");
+    assert!(
+        out.stderr.contains("UID 3") && out.stderr.contains("UID 4 (over 4 MB"),
+        "{out}"
+    );
     assert_eq!(status(&site, "gone@example.net"), "bounced");
     assert_eq!(status(&site, "spam@example.net"), "complained");
     assert_eq!(status(&site, "stay@example.net"), "active");

@@ -36,6 +36,9 @@ const MAX_MESSAGE: u64 = 4 * 1024 * 1024;
 /// How long one connection, login or command may take.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A message's UID and size.
+type Sized = (u32, u64);
+
 /// What a pass over the mailbox did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Pass {
@@ -93,14 +96,17 @@ pub fn read_mailbox(
     let result = (|| -> Result<()> {
         let uids = runtime.block_on(session.unread())?;
         let sizes = runtime.block_on(session.sizes(&uids))?;
-        let (too_large, uids): (Vec<(u32, u64)>, Vec<(u32, u64)>) =
+        let (too_large, uids): (Vec<Sized>, Vec<Sized>) =
             sizes.into_iter().partition(|(_, size)| *size > MAX_MESSAGE);
         if !too_large.is_empty() {
             let too_large: Vec<u32> = too_large.iter().map(|(uid, _)| *uid).collect();
             runtime.block_on(session.flag(&too_large))?;
             pass.flagged += too_large.len();
             for uid in &too_large {
-                skipped.push(format!("{place} UID {uid} (over {} MB: not read)", MAX_MESSAGE >> 20));
+                skipped.push(format!(
+                    "{place} UID {uid} (over {} MB: not read)",
+                    MAX_MESSAGE >> 20
+                ));
             }
         }
         let mut chunks: Vec<Vec<u32>> = Vec::new();

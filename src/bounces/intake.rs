@@ -15,6 +15,9 @@ use super::parse::{Kind, Report, read};
 use crate::config::Config;
 use crate::store::{Event, Incoming, Recorded, Rules, Status, Store};
 
+/// How many messages are read at once, on all cores.
+const PARALLEL: usize = 256;
+
 /// How many messages go into one transaction.
 const BATCH: usize = 1000;
 
@@ -137,12 +140,16 @@ impl<'a> Run<'a> {
             if path.join("cur").is_dir() && path.join("new").is_dir() {
                 let messages = mail_parser::mailbox::maildir::MessageIterator::new(path)
                     .with_context(cannot)?;
+                let mut batch = Vec::new();
                 for message in messages {
                     let message = message.with_context(cannot)?;
                     let place = message.path().display().to_string();
-                    self.message(message.contents(), &place)?;
+                    batch.push((message.unwrap_contents(), place));
+                    if batch.len() >= PARALLEL {
+                        self.many(std::mem::take(&mut batch))?;
+                    }
                 }
-                return Ok(());
+                return self.many(batch);
             }
             let mut files: Vec<PathBuf> = std::fs::read_dir(path)
                 .with_context(cannot)?
@@ -161,15 +168,17 @@ impl<'a> Run<'a> {
         drop(file);
         if &start[..n] == b"From " {
             let reader = std::io::BufReader::new(std::fs::File::open(path).with_context(cannot)?);
+            let mut batch = Vec::new();
             for (i, message) in mail_parser::mailbox::mbox::MessageIterator::new(reader).enumerate()
             {
                 let message = message.with_context(cannot)?;
-                self.message(
-                    message.contents(),
-                    &format!("{}, message {}", path.display(), i + 1),
-                )?;
+                let place = format!("{}, message {}", path.display(), i + 1);
+                batch.push((message.unwrap_contents(), place));
+                if batch.len() >= PARALLEL {
+                    self.many(std::mem::take(&mut batch))?;
+                }
             }
-            return Ok(());
+            return self.many(batch);
         }
         let raw = std::fs::read(path).with_context(cannot)?;
         self.message(&raw, &path.display().to_string()).map(drop)
@@ -179,7 +188,21 @@ impl<'a> Run<'a> {
     /// reports; recorded at the next [`Run::flush`] (at most 1,000 later).
     /// Its kind, so a mailbox can tell handled messages from the rest.
     pub fn message(&mut self, raw: &[u8], place: &str) -> Result<Kind> {
-        let report = read(raw);
+        self.report(read(raw), place)
+    }
+
+    /// Messages read on all cores (reading is most of the work), then
+    /// queued in their order.
+    fn many(&mut self, batch: Vec<(Vec<u8>, String)>) -> Result<()> {
+        use rayon::prelude::*;
+        let reports: Vec<Report> = batch.par_iter().map(|(raw, _)| read(raw)).collect();
+        for (report, (_, place)) in reports.into_iter().zip(&batch) {
+            self.report(report, place)?;
+        }
+        Ok(())
+    }
+
+    fn report(&mut self, report: Report, place: &str) -> Result<Kind> {
         self.tally.messages += 1;
         // A VERP address it came back to names the mailing and recipient
         // best of all.

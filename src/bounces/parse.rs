@@ -125,13 +125,15 @@ fn classify(raw: &[u8]) -> Report {
     let Some(message) = MessageParser::default().parse(raw) else {
         return empty(raw);
     };
+    // Its words, made once: every step below reads them.
+    let text = text_of(&message);
     let mut report = Report {
         kind: Kind::Other,
         failures: Vec::new(),
         complainant: None,
         message_id: message.message_id().map(str::to_string),
         ours: our_message_id(raw),
-        fingerprint: fingerprint(&message),
+        fingerprint: fingerprint(&message, &text),
         date: message
             .date()
             .and_then(|d| chrono::DateTime::from_timestamp(d.to_timestamp(), 0)),
@@ -159,7 +161,7 @@ fn classify(raw: &[u8]) -> Report {
             return report;
         }
         Some("delivery-status") | Some("global-delivery-status") => {
-            if let Some((kind, failures)) = delivery_status(&message) {
+            if let Some((kind, failures)) = delivery_status(&message, &text) {
                 report.kind = kind;
                 report.failures = failures;
                 if kind != Kind::Bounce || !report.failures.is_empty() {
@@ -169,7 +171,7 @@ fn classify(raw: &[u8]) -> Report {
         }
         _ => {}
     }
-    if let Some((kind, failures, complainant)) = ses_notification(&text_of(&message)) {
+    if let Some((kind, failures, complainant)) = ses_notification(&text) {
         report.kind = kind;
         report.failures = failures;
         report.complainant = complainant;
@@ -185,11 +187,13 @@ fn classify(raw: &[u8]) -> Report {
     // subject, or those headers on a message that is not from a mailer
     // daemon with a status code in it, is an auto-reply; then the signs of
     // a bounce; then the other auto-reply headers.
-    if has_vacation_subject(&message) || (is_auto_reply(&message) && !looks_like_daemon(&message)) {
+    if has_vacation_subject(&message)
+        || (is_auto_reply(&message) && !looks_like_daemon(&message, &text))
+    {
         report.kind = Kind::AutoReply;
         return report;
     }
-    if let Some(failures) = plain_bounce(&message) {
+    if let Some(failures) = plain_bounce(&message, &text) {
         report.kind = Kind::Bounce;
         report.failures = failures;
         return report;
@@ -229,7 +233,7 @@ fn our_message_id(raw: &[u8]) -> Option<OurId> {
 }
 
 /// See [`Report::fingerprint`].
-fn fingerprint(message: &Message) -> String {
+fn fingerprint(message: &Message, text: &str) -> String {
     use sha2::Digest;
     let mut hash = sha2::Sha256::new();
     hash.update(
@@ -242,7 +246,7 @@ fn fingerprint(message: &Message) -> String {
     hash.update(b"\n");
     hash.update(message.subject().unwrap_or_default().trim().as_bytes());
     hash.update(b"\n");
-    for word in text_of(message).split_whitespace() {
+    for word in text.split_whitespace() {
         hash.update(word.as_bytes());
         hash.update(b" ");
     }
@@ -270,17 +274,26 @@ fn delivered_to(message: &Message) -> Vec<String> {
     found
 }
 
-/// The message's text: every text part (HTML turned into text by
-/// mail-parser), the parts of a nested message left out.
+/// The message's text: its plain text parts, the parts of a nested
+/// message left out; HTML turned into text (by mail-parser, which is slow)
+/// only for a message with no plain text.
 fn text_of(message: &Message) -> String {
     let mut text = String::new();
-    for i in 0.. {
-        match message.body_text(i) {
-            Some(part) => {
-                text.push_str(&part);
-                text.push('\n');
+    for &i in &message.text_body {
+        if let Some(PartType::Text(part)) = message.parts.get(i as usize).map(|p| &p.body) {
+            text.push_str(part);
+            text.push('\n');
+        }
+    }
+    if text.is_empty() {
+        for i in 0.. {
+            match message.body_text(i) {
+                Some(part) => {
+                    text.push_str(&part);
+                    text.push('\n');
+                }
+                None => break,
             }
-            None => break,
         }
     }
     text
@@ -358,7 +371,7 @@ const MAX_FAILURES: usize = 1000;
 /// (or, with no `Action`, whose status is 5.x.x or 4.x.x). `delayed` is a
 /// warning (the server keeps trying), not a failure: ignored, as are
 /// `delivered`, `relayed` and `expanded`. `None` without a status part.
-fn delivery_status(message: &Message) -> Option<(Kind, Vec<Failure>)> {
+fn delivery_status(message: &Message, words: &str) -> Option<(Kind, Vec<Failure>)> {
     let part = message.parts.iter().find(|p| {
         matches!(
             mime_type(p).as_str(),
@@ -368,8 +381,7 @@ fn delivery_status(message: &Message) -> Option<(Kind, Vec<Failure>)> {
     let text = part_bytes(message, part)?;
     let blocks = field_blocks(&text);
     // The human part, read once: it speaks for fields that are bare.
-    let words = text_of(message);
-    let words_line = one_line(&words, 300);
+    let words_line = one_line(words, 300);
     let mut words_hard: Option<(Option<String>, bool)> = None;
     let mut failures = Vec::new();
     let mut not_failed = false;
@@ -402,7 +414,7 @@ fn delivery_status(message: &Message) -> Option<(Kind, Vec<Failure>)> {
             match &words_hard {
                 Some((for_status, hard)) if *for_status == status => *hard,
                 _ => {
-                    let hard = is_hard(status.as_deref(), &words);
+                    let hard = is_hard(status.as_deref(), words);
                     words_hard = Some((status.clone(), hard));
                     hard
                 }
@@ -676,7 +688,7 @@ fn is_auto_reply(message: &Message) -> bool {
 /// subject, or from no one with an SMTP status or reply code in its words:
 /// how a bounce that also says `Auto-Submitted: auto-replied` differs from
 /// a vacation message.
-fn looks_like_daemon(message: &Message) -> bool {
+fn looks_like_daemon(message: &Message, text: &str) -> bool {
     static DAEMON: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"(?i)mailer-daemon|postmaster|mail[ .]?delivery|mail[ .]?administrator|mdaemon|mail system")
             .expect("valid")
@@ -702,7 +714,7 @@ fn looks_like_daemon(message: &Message) -> bool {
     });
     DAEMON.is_match(&from)
         || BOUNCE_SUBJECT.is_match(message.subject().unwrap_or_default())
-        || (from.trim().is_empty() && CODE.is_match(&text_of(message)))
+        || (from.trim().is_empty() && CODE.is_match(text))
 }
 
 /// A subject out-of-office answers use.
@@ -716,7 +728,7 @@ fn has_vacation_subject(message: &Message) -> bool {
 
 /// A bounce without a status report: from a mailer daemon, or with a
 /// subject bounces have, its recipients and words read from its text.
-fn plain_bounce(message: &Message) -> Option<Vec<Failure>> {
+fn plain_bounce(message: &Message, text: &str) -> Option<Vec<Failure>> {
     static SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
             r"(?ix) undeliver | undelivered | returned\x20mail | delivery\x20(status\x20notification|failure|failed|has\x20failed|notification)
@@ -749,15 +761,12 @@ fn plain_bounce(message: &Message) -> Option<Vec<Failure>> {
     if !(SUBJECT.is_match(subject) || DAEMON.is_match(&from) || null_sender) {
         return None;
     }
-    let text = text_of(message);
     // The bounce's own words: up to where the original is quoted.
     static QUOTE: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"(?im)^(-+ ?(original|undelivered|returned) message|-+ ?this is a copy|-+ ?below this line|content-type: message/rfc822|\s*the original message|\s*original message follows|--- The header of the original|\s*below is a copy|\s*a copy of the original|\s*original message headers|-+ ?forwarded message|begin forwarded message)")
             .expect("valid")
     });
-    let own = QUOTE
-        .find(&text)
-        .map_or(text.as_str(), |m| &text[..m.start()]);
+    let own = QUOTE.find(text).map_or(text, |m| &text[..m.start()]);
     let sender = message
         .from()
         .and_then(|a| a.first())

@@ -97,7 +97,13 @@ fuzz_target!(|data: &[u8]| {
         EMAIL.parse().unwrap(),
     );
     let now: DateTime<Utc> = "2024-06-01T09:00:00Z".parse().unwrap();
-    let id = digest_message_id(config, 7, 42, "0123456789abcdef");
+    let id = digest_message_id(
+        config,
+        7,
+        42,
+        "0123456789abcdef",
+        b"a fuzzing secret of 32 bytes....",
+    );
     let Ok(message) = build_message(config, &personal, &to, id, UNSUBSCRIBE, now, None) else {
         return;
     };

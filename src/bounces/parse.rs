@@ -697,7 +697,20 @@ fn looks_like_daemon(message: &Message, text: &str) -> bool {
         Regex::new(r"\b[45][0-9][0-9]\b|\b[45]\.[0-9]{1,3}\.[0-9]{1,3}\b|\(#[45]\.[0-9]")
             .expect("valid")
     });
-    let from = message
+    let from = from_line(message);
+    static BOUNCE_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)undeliver|returned mail|mail delivery failed|delivery status notification|failure notice|delivery failure|could not be delivered|non-?delivery")
+            .expect("valid")
+    });
+    DAEMON.is_match(&from)
+        || BOUNCE_SUBJECT.is_match(message.subject().unwrap_or_default())
+        || (from.trim().is_empty() && CODE.is_match(text))
+}
+
+/// The `From` mailbox as one line, `NAME ADDRESS` (empty without one),
+/// for the patterns that spot a mailer daemon by either.
+fn from_line(message: &Message) -> String {
+    message
         .from()
         .and_then(|a| a.first())
         .map(|a| {
@@ -707,14 +720,7 @@ fn looks_like_daemon(message: &Message, text: &str) -> bool {
                 a.address().unwrap_or_default()
             )
         })
-        .unwrap_or_default();
-    static BOUNCE_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)undeliver|returned mail|mail delivery failed|delivery status notification|failure notice|delivery failure|could not be delivered|non-?delivery")
-            .expect("valid")
-    });
-    DAEMON.is_match(&from)
-        || BOUNCE_SUBJECT.is_match(message.subject().unwrap_or_default())
-        || (from.trim().is_empty() && CODE.is_match(text))
+        .unwrap_or_default()
 }
 
 /// A subject out-of-office answers use.
@@ -744,17 +750,7 @@ fn plain_bounce(message: &Message, text: &str) -> Option<Vec<Failure>> {
             .expect("valid")
     });
     let subject = message.subject().unwrap_or_default();
-    let from = message
-        .from()
-        .and_then(|a| a.first())
-        .map(|a| {
-            format!(
-                "{} {}",
-                a.name().unwrap_or_default(),
-                a.address().unwrap_or_default()
-            )
-        })
-        .unwrap_or_default();
+    let from = from_line(message);
     let null_sender = message
         .header_raw("Return-Path")
         .is_some_and(|v| v.trim() == "<>");
@@ -847,6 +843,11 @@ fn is_daemon_address(address: &str) -> bool {
     )
 }
 
+/// An SMTP reply code (`550`) or enhanced status (`5.1.1`) in a bounce's words.
+static REPLY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b[45][0-9][0-9]\b|\b[45]\.[0-9]{1,3}\.[0-9]{1,3}\b").expect("valid")
+});
+
 /// Addresses a bounce's text names as recipients, each with where it is
 /// named: a line that is an address followed by `:`, `...` or `(`
 /// (`<ann@example.org>:`, qmail's and Sendmail's forms), or an address alone
@@ -865,9 +866,6 @@ fn recipient_lines(text: &str) -> Vec<(String, usize)> {
             "#,
         )
         .expect("valid")
-    });
-    static REPLY: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"\b[45][0-9][0-9]\b|\b[45]\.[0-9]{1,3}\.[0-9]{1,3}\b").expect("valid")
     });
     let mut seen = std::collections::HashSet::new();
     let mut found = Vec::new();
@@ -898,9 +896,6 @@ fn recipient_lines(text: &str) -> Vec<(String, usize)> {
 
 /// The first line of a bounce's text that carries an SMTP reply or status.
 fn diagnostic_line(text: &str) -> String {
-    static REPLY: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"\b[45][0-9][0-9]\b|\b[45]\.[0-9]{1,3}\.[0-9]{1,3}\b").expect("valid")
-    });
     text.lines()
         .find(|l| REPLY.is_match(l))
         .map(|l| one_line(l, 300))

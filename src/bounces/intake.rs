@@ -204,8 +204,6 @@ impl<'a> Run<'a> {
 
     fn report(&mut self, report: Report, place: &str) -> Result<Kind> {
         self.tally.messages += 1;
-        // A VERP address it came back to names the mailing and recipient
-        // best of all.
         // Whom it is about, by what only we can make: a VERP address it
         // came back to, else a tagged Message-ID of ours it quotes.
         let ours = report

@@ -44,10 +44,10 @@ import tempfile
 import time
 
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = "/usr/bin/chromium"
@@ -105,11 +105,19 @@ def page(driver) -> dict:
 
 def submit_and_wait(driver, submit) -> None:
     """Runs `submit` and waits until the answer to the form has loaded."""
-    form = driver.find_element(By.TAG_NAME, "form")
+    # A marker that the navigation to the answer wipes out. Waiting for the
+    # old <form> to go stale raced with Chrome detaching it: the driver
+    # answered "Node with given id does not belong to the document" instead
+    # of "stale", and the wait gave up.
+    driver.execute_script("window.beforeSubmit = true")
     submit()
-    wait = WebDriverWait(driver, WAIT_SECONDS)
-    wait.until(expected_conditions.staleness_of(form))
-    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+    # A script run while the page is being swapped may fail; try again.
+    wait = WebDriverWait(driver, WAIT_SECONDS, ignored_exceptions=(WebDriverException,))
+    wait.until(
+        lambda d: d.execute_script(
+            "return window.beforeSubmit !== true && document.readyState === 'complete'"
+        )
+    )
 
 
 def label_for(driver, element) -> str | None:

@@ -366,6 +366,13 @@ impl Progress for ProgressOutput {
             }
         }
     }
+
+    fn warn(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(format!("warning: {message}")),
+            None => eprintln!("warning: {message}"),
+        }
+    }
 }
 
 /// Prints a build's line, and the warning of a hub that was not told.

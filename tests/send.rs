@@ -716,3 +716,80 @@ fn a_trial_after_everyone_pending_left_shows_the_next_digest() {
     );
     assert_eq!(count_eml(&site.path("outbox")), 1);
 }
+
+/// `[smtp]` turned into one `[[smtp]]` relay of a list.
+fn relay(table: String) -> String {
+    table.replacen("[smtp]", "[[smtp]]", 1)
+}
+
+#[test]
+fn several_relays_share_a_digest_by_weight_and_each_reader_gets_one_copy() {
+    let plain = SmtpServer::start(&[]);
+    let tls = SmtpServer::start_tls(&[]);
+    let readers = addresses(40);
+    let relays = relay(plain.config("connections = 1\nweight = 1"))
+        + &relay(tls.config("connections = 2\nweight = 3\npassword_env = \"RELAY_B_PASSWORD\""));
+    let site = mail_site().smtp(relays).subscribers(&readers).create();
+
+    // The second relay's password is in its own variable, and only there.
+    let without = send(&site).failure();
+    assert!(
+        without.stderr.contains("RELAY_B_PASSWORD is not"),
+        "{without}"
+    );
+    let out = run(site
+        .newsletter(["send", "--now", NOW])
+        .env("RELAY_B_PASSWORD", PASSWORD)
+        .env("NEWSLETTER_SECRET", SECRET))
+    .success();
+    assert!(out.stdout.contains("40 sent, 0 failed, 0 pending"), "{out}");
+
+    let (by_plain, by_tls) = (plain.recipients(), tls.recipients());
+    assert_eq!((by_plain.len(), by_tls.len()), (10, 30), "spread 1:3");
+    let mut all = [by_plain, by_tls].concat();
+    all.sort();
+    assert_eq!(
+        all, readers,
+        "each reader once, over one relay or the other"
+    );
+    assert!(tls.messages().iter().all(|m| m.envelope.tls));
+}
+
+#[test]
+fn a_relay_that_is_down_is_set_aside_and_the_others_take_its_messages() {
+    let up = SmtpServer::start(&[]);
+    let closed = common::hub::closed_port();
+    let readers = addresses(30);
+    let relays = relay(loopback_config(closed, "timeout = 2\nconnections = 2"))
+        + &relay(up.config("connections = 2"));
+    let site = mail_site().smtp(relays).subscribers(&readers).create();
+
+    let out = send(&site).success();
+    assert!(out.stdout.contains("30 sent, 0 failed, 0 pending"), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("SMTP relay 127.0.0.1:{closed} set aside for 30s")),
+        "{out}"
+    );
+    assert_eq!(
+        up.recipients(),
+        readers,
+        "everyone, once, by the relay that is up"
+    );
+
+    // With every relay down, the run stops and names each; nobody is lost.
+    let down = relay(loopback_config(closed, "timeout = 2"))
+        + &relay(loopback_config(common::hub::closed_port(), "timeout = 2"));
+    let site = mail_site().smtp(down).subscribers(&readers[..3]).create();
+    let out = send(&site).failure();
+    assert!(out.stderr.contains("every SMTP relay failed"), "{out}");
+    let digests = site.newsletter(["digests"]).success_run().stdout;
+    let row: Vec<&str> = digests
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split('\t')
+        .collect();
+    // digest, date, recipients, sent, failed, pending
+    assert_eq!(row.get(2..6), Some(&["3", "0", "0", "3"][..]), "{digests}");
+}

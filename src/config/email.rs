@@ -6,6 +6,7 @@ use lettre::Address;
 use lettre::message::Mailbox;
 use serde::Deserialize;
 
+use super::values::{OneOrMany, Section};
 use super::{ConfigError, Site, Source};
 
 /// `[email]`: who digests come from and how readers leave.
@@ -48,36 +49,13 @@ pub struct Dkim {
     pub key_file: PathBuf,
 }
 
+impl Section for Dkim {
+    const NAME: &'static str = "email.dkim";
+}
+
 /// At most this many `[[email.dkim]]` keys: each signature costs a
 /// signing per message, and two (RSA and Ed25519) is what receivers use.
 pub const MAX_DKIM_KEYS: usize = 4;
-
-/// `[email.dkim]` as written: one table (one key), or an array of tables
-/// (`[[email.dkim]]`, a key each). A visitor rather than an untagged enum,
-/// so a mistake inside a table (an unknown key, a missing selector) is
-/// reported as itself, not as "did not match any variant".
-#[derive(Debug, Default)]
-struct DkimKeys(Vec<Dkim>);
-
-impl<'de> Deserialize<'de> for DkimKeys {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Keys;
-        impl<'de> serde::de::Visitor<'de> for Keys {
-            type Value = DkimKeys;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a table [email.dkim] or tables [[email.dkim]]")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<DkimKeys, A::Error> {
-                let key = Dkim::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                Ok(DkimKeys(vec![key]))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<DkimKeys, A::Error> {
-                Vec::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(DkimKeys)
-            }
-        }
-        deserializer.deserialize_any(Keys)
-    }
-}
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -87,7 +65,8 @@ pub(super) struct RawEmail {
     unsubscribe_mailto: Option<String>,
     outbox: Option<PathBuf>,
     outbox_mode: Option<OutboxMode>,
-    dkim: Option<DkimKeys>,
+    /// `[email.dkim]` (one key) or `[[email.dkim]]` (a key each).
+    dkim: Option<OneOrMany<Dkim>>,
 }
 
 /// Checks `[email]`. It needs the checked `[site]`: without `email.from`,

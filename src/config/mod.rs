@@ -34,7 +34,7 @@ pub use schedule::Schedule;
 pub use secrets::Secrets;
 pub use server::Server;
 pub use site::Site;
-pub use smtp::{Security, Smtp};
+pub use smtp::{MAX_RELAYS, PASSWORD_ENV, Security, Smtp};
 pub use store::Store;
 pub use values::is_loopback;
 
@@ -82,8 +82,9 @@ pub struct Config {
     pub email: Email,
     pub digest: Digest,
     pub store: Store,
-    /// `None`: messages go to `email.outbox` as `.eml` files.
-    pub smtp: Option<Smtp>,
+    /// The relays (`[smtp]`, or each `[[smtp]]`); none: messages go to
+    /// `email.outbox` as `.eml` files.
+    pub smtp: Vec<Smtp>,
     pub server: Server,
     pub schedule: Schedule,
     pub bounces: Bounces,
@@ -107,7 +108,8 @@ struct RawConfig {
     digest: digest::RawDigest,
     #[serde(default)]
     store: store::RawStore,
-    smtp: Option<smtp::RawSmtp>,
+    #[serde(default)]
+    smtp: smtp::RawRelays,
     #[serde(default)]
     server: server::RawServer,
     #[serde(default)]
@@ -149,8 +151,13 @@ impl Config {
         })?;
         let folder = path.parent().unwrap_or(Path::new("."));
         let config = Config::parse(&text, path, folder)?;
+        let password_envs: Vec<&str> = config
+            .smtp
+            .iter()
+            .map(|s| s.password_env.as_str())
+            .collect();
         Ok(Config {
-            secrets: Secrets::from_env(),
+            secrets: Secrets::from_env(&password_envs),
             ..config
         })
     }
@@ -174,10 +181,7 @@ impl Config {
         let email = email::check(raw.email, &site, &source)?;
         let digest = digest::check(raw.digest, &source)?;
         let store = store::check(raw.store, &source);
-        let smtp = raw
-            .smtp
-            .map(|smtp| smtp::check(smtp, &source))
-            .transpose()?;
+        let smtp = smtp::check(raw.smtp, &source)?;
         // server.public_url defaults to site.base_url.
         let server = server::check(raw.server, &site.base_url, &source)?;
         // schedule.digest is a cron expression in site.timezone.
@@ -208,7 +212,7 @@ impl Config {
     /// that `email.outbox_mode = "deliver"` makes a pickup folder. When it
     /// does not, `send` writes the outbox as a trial and records nothing.
     pub fn delivers_mail(&self) -> bool {
-        self.smtp.is_some() || self.email.outbox_mode == OutboxMode::Deliver
+        !self.smtp.is_empty() || self.email.outbox_mode == OutboxMode::Deliver
     }
 
     /// Refuses, with the key to fix, a command that would send digests on
@@ -383,14 +387,14 @@ mod tests {
     fn email_defaults_and_smtp_security() {
         let config = parse("[site]\ntitle = \"T\"\nbase_url = \"https://x.org\"\n").unwrap();
         assert_eq!(config.email.from.to_string(), "T <newsletter@x.org>");
-        assert!(config.smtp.is_none());
+        assert!(config.smtp.is_empty());
         assert_eq!(config.email.outbox, Path::new("/site/outbox"));
         assert_eq!(config.server.public_url.as_str(), "https://x.org/");
         let config = parse(
             "[site]\nbase_url = \"https://x.org\"\n[smtp]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\n",
         )
         .unwrap();
-        assert_eq!(config.smtp.unwrap().port, 25);
+        assert_eq!(config.smtp[0].port, 25);
         let err = parse(
             "[site]\nbase_url = \"https://x.org\"\n[smtp]\nhost = \"mail.x.org\"\nsecurity = \"none\"\n",
         )
@@ -405,5 +409,56 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("email.from"), "{err}");
+    }
+
+    #[test]
+    fn several_relays_each_with_its_weight_and_password_variable() {
+        let site = "[site]\nbase_url = \"https://x.org\"\n";
+        let config = parse(&format!(
+            "{site}[[smtp]]\nhost = \"a.x.org\"\nconnections = 8\n\
+             [[smtp]]\nhost = \"b.x.org\"\nusername = \"u\"\npassword_env = \"RELAY_B_PASSWORD\"\nweight = 2\n"
+        ))
+        .unwrap();
+        let relays: Vec<(String, u32, &str)> = config
+            .smtp
+            .iter()
+            .map(|r| (r.name(), r.weight, r.password_env.as_str()))
+            .collect();
+        assert_eq!(
+            relays,
+            [
+                ("a.x.org:587".to_string(), 8, "NEWSLETTER_SMTP_PASSWORD"),
+                ("b.x.org:587".to_string(), 2, "RELAY_B_PASSWORD"),
+            ]
+        );
+        // A mistake says which relay it is in.
+        let err = parse(&format!(
+            "{site}[[smtp]]\nhost = \"a.x.org\"\n[[smtp]]\nhost = \"b.x.org\"\nweight = 0\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("smtp.weight") && err.contains("relay 2"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "{site}[[smtp]]\nhost = \"a.x.org\"\npassword_env = \"hunter2\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("smtp.password_env") && !err.contains("relay 1"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "{site}[[smtp]]\nhost = \"a.x.org\"\n[[smtp]]\nhost = \"a.x.org\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("same server"), "{err}");
+        let err = parse(&format!("{site}[[smtp]]\nhost = \"a.x.org\"\nhots = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `hots`"), "{err}");
     }
 }

@@ -76,3 +76,50 @@ pub fn is_loopback(host: &str) -> bool {
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
 }
+
+/// A section written as one table (`[name]`) or an array of tables
+/// (`[[name]]`). A visitor rather than an untagged enum, so a mistake
+/// inside a table (an unknown key, a missing one) is reported as itself,
+/// not as "did not match any variant".
+#[derive(Debug)]
+pub(super) struct OneOrMany<T>(pub Vec<T>);
+
+/// A section that may be one table or several: its name, for errors.
+pub(super) trait Section {
+    const NAME: &'static str;
+}
+
+impl<T> Default for OneOrMany<T> {
+    fn default() -> Self {
+        OneOrMany(Vec::new())
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de> + Section> serde::Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Tables<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de> + Section> serde::de::Visitor<'de> for Tables<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a table [{0}] or tables [[{0}]]", T::NAME)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let one = T::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(OneOrMany(vec![one]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                <Vec<T> as serde::Deserialize>::deserialize(
+                    serde::de::value::SeqAccessDeserializer::new(seq),
+                )
+                .map(OneOrMany)
+            }
+        }
+        deserializer.deserialize_any(Tables(std::marker::PhantomData))
+    }
+}

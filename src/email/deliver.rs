@@ -10,9 +10,10 @@
 //! connection sent but not recorded (it is sent again on the next run), and
 //! never skips anyone.
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,7 @@ use chrono::Utc;
 
 use super::compose::{Composer, Stamp};
 use super::digest::RenderedDigest;
-use super::transport::{Attempt, Transport};
+use super::transport::{Attempt, Relay};
 use crate::config::Config;
 use crate::store::{Outcome, Pending, Store, StoredDigest};
 
@@ -40,28 +41,47 @@ const BATCH: usize = 512;
 pub trait Progress: Sync {
     fn start(&self, digest_id: i64, total: usize);
     fn delivered(&self);
+    /// Something the sender should know that does not stop the run (a
+    /// relay set aside).
+    fn warn(&self, message: &str);
 }
 
-/// No progress output.
+/// No progress output; warnings go to the log.
 pub struct Quiet;
 
 impl Progress for Quiet {
     fn start(&self, _: i64, _: usize) {}
     fn delivered(&self) {}
+    fn warn(&self, message: &str) {
+        tracing::warn!("{message}");
+    }
 }
 
-/// Delivers every pending message of `digest` with `smtp.connections` workers.
+/// A relay set aside is tried again after this long, then twice as long
+/// each further time, up to [`LONGEST_SET_ASIDE`].
+pub const FIRST_SET_ASIDE: Duration = Duration::from_secs(30);
+pub const LONGEST_SET_ASIDE: Duration = Duration::from_secs(600);
+
+/// Delivers every pending message of `digest` over `relays`, each with its
+/// `connections` workers.
 ///
-/// A feeder thread reads pending deliveries from the store; workers render
-/// and send; this thread records outcomes, committing whatever has arrived
-/// in one transaction, and only then lets each worker take its next
-/// message. So the messages sent but not yet recorded are at most one per
-/// worker, whatever happens to the process.
+/// A feeder thread reads pending deliveries from the store and hands each
+/// to a relay, spread by the relays' weights; the relay's workers render and
+/// send; this thread records outcomes, committing whatever has arrived in
+/// one transaction, and only then lets each worker take its next message.
+/// So the messages sent but not yet recorded are at most one per worker
+/// (the sum of the relays' connections), whatever happens to the process.
+///
+/// A relay that fails its connections (or refuses the login, or every
+/// message from the start) is set aside: the messages its workers hold go
+/// back to the feeder, unsent and uncharged, and on to the other relays; it
+/// is tried again after [`FIRST_SET_ASIDE`], twice as long each further
+/// time. When no relay is left the run stops, with the rest pending.
 pub fn deliver(
     config: &Config,
     store: &mut Store,
     digest: &StoredDigest,
-    transport: &dyn Transport,
+    relays: &[Relay],
     secret: &[u8],
     progress: &dyn Progress,
     cancel: Option<&AtomicBool>,
@@ -75,21 +95,27 @@ pub fn deliver(
         store: store.instance_id()?,
     };
     let composer = Composer::new(config, &rendering, digest.id, secret, stamp)?;
-    let workers = config.smtp.as_ref().map_or(1, |s| s.connections);
-    let pace = Pace::new(config.smtp.as_ref().map_or(0.0, |s| s.rate));
-    let breaker = Breaker::new(workers);
     progress.start(digest.id, store.counts(digest.id)?.pending);
 
-    let (jobs, queue) = mpsc::sync_channel::<Pending>(workers);
-    let queue = Mutex::new(queue);
+    let (senders, lanes): (Vec<_>, Vec<_>) = relays
+        .iter()
+        .map(|relay| {
+            let (jobs, queue) = mpsc::sync_channel::<Pending>(relay.connections);
+            (jobs, Lane::new(relay, queue, relays.len() > 1))
+        })
+        .unzip();
+    let handback = &Handback::default();
     let (results, outcomes) = mpsc::channel::<Done>();
     let store_path = store.path().to_path_buf();
     std::thread::scope(|scope| -> Result<()> {
-        let feeder = scope.spawn(|| queue_pending(&store_path, digest.id, jobs, stop));
-        for _ in 0..workers {
-            let results = results.clone();
-            let (queue, pace, composer, breaker, stop) = (&queue, &pace, &composer, &breaker, stop);
-            scope.spawn(move || worker(composer, transport, queue, pace, breaker, stop, results));
+        let lanes = &lanes;
+        let feeder = scope.spawn(|| feed(&store_path, digest.id, lanes, senders, handback, stop));
+        for lane in lanes {
+            for _ in 0..lane.relay.connections {
+                let results = results.clone();
+                let composer = &composer;
+                scope.spawn(move || worker(composer, lane, handback, stop, progress, results));
+            }
         }
         drop(results);
 
@@ -104,15 +130,9 @@ pub fn deliver(
         while let Ok(first) = outcomes.recv() {
             let mut batch = vec![first];
             batch.extend(outcomes.try_iter());
-            for done in &mut batch {
-                if let Some(e) = done.fatal.take() {
-                    stop.set();
-                    fatal.get_or_insert(e);
-                }
-            }
             let recorded: Vec<(i64, Outcome)> = batch
                 .iter()
-                .filter_map(|d| d.outcome.clone().map(|o| (d.subscriber_id, o)))
+                .map(|d| (d.subscriber_id, d.outcome.clone()))
                 .collect();
             if let Some(unrecorded) = &mut unrecorded {
                 unrecorded.extend(recorded);
@@ -139,10 +159,10 @@ pub fn deliver(
         if let Some(unrecorded) = unrecorded.filter(|u| !u.is_empty()) {
             let _ = store.record(digest.id, &unrecorded, Utc::now());
         }
-        feeder.join().expect("the feeder does not panic")?;
+        let fed = feeder.join().expect("the feeder does not panic");
         match fatal {
             Some(e) => Err(e),
-            None => Ok(()),
+            None => fed,
         }
     })
     .with_context(|| {
@@ -173,76 +193,253 @@ impl Stop<'_> {
 /// One worker's report: the outcome to record, then wait for `ack`.
 struct Done {
     subscriber_id: i64,
-    outcome: Option<Outcome>,
+    outcome: Outcome,
     /// True when this delivery is settled for this run (sent, failed, or out of attempts).
     finished: bool,
-    fatal: Option<anyhow::Error>,
     ack: mpsc::SyncSender<()>,
 }
 
-/// Hands pending deliveries to the workers in subscriber order.
-fn queue_pending(
+/// Deliveries a set-aside relay's workers gave back, for the feeder to hand
+/// to another relay, and how many deliveries the workers hold: the feeder
+/// is done only when the store has no more, none came back and none are held.
+#[derive(Default)]
+struct Handback {
+    returned: Mutex<VecDeque<Pending>>,
+    held: AtomicUsize,
+}
+
+impl Handback {
+    /// A worker is done with a delivery: settled for this run, or left pending.
+    fn finished(&self) {
+        self.held.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// A worker gives a delivery back, unsent, for another relay.
+    fn give_back(&self, pending: Pending) {
+        self.returned
+            .lock()
+            .expect("not poisoned")
+            .push_back(pending);
+        self.held.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn take(&self) -> Option<Pending> {
+        self.returned.lock().expect("not poisoned").pop_front()
+    }
+
+    fn idle(&self) -> bool {
+        self.held.load(Ordering::SeqCst) == 0
+            && self.returned.lock().expect("not poisoned").is_empty()
+    }
+}
+
+/// One relay in a run: its queue, pace and breaker, and whether it is set aside.
+struct Lane<'r> {
+    relay: &'r Relay,
+    queue: Mutex<mpsc::Receiver<Pending>>,
+    pace: Pace,
+    breaker: Breaker,
+    /// Whether there are other relays to turn to (and so to warn of this one).
+    several: bool,
+    aside: Mutex<Aside>,
+}
+
+struct Aside {
+    /// Set aside until then.
+    until: Option<Instant>,
+    /// For the rest of the run (a refused login, a TLS setup that fails).
+    for_good: bool,
+    /// How long the next set-aside lasts.
+    next: Duration,
+    /// Why it was last set aside: the run's error if no relay is left.
+    why: Option<anyhow::Error>,
+}
+
+impl<'r> Lane<'r> {
+    fn new(relay: &'r Relay, queue: mpsc::Receiver<Pending>, several: bool) -> Lane<'r> {
+        Lane {
+            relay,
+            queue: Mutex::new(queue),
+            pace: Pace::new(relay.rate),
+            breaker: Breaker::new(relay.connections),
+            several,
+            aside: Mutex::new(Aside {
+                until: None,
+                for_good: false,
+                next: FIRST_SET_ASIDE,
+                why: None,
+            }),
+        }
+    }
+
+    /// Whether messages may go to this relay now.
+    fn usable(&self) -> bool {
+        let aside = self.aside.lock().expect("not poisoned");
+        !aside.for_good && aside.until.is_none_or(|until| Instant::now() >= until)
+    }
+
+    /// Sets the relay aside, for a while or for the rest of the run; the
+    /// first failure after it comes back sets it aside again.
+    fn set_aside(&self, why: anyhow::Error, for_good: bool, progress: &dyn Progress) {
+        let mut aside = self.aside.lock().expect("not poisoned");
+        if aside.for_good || aside.until.is_some_and(|until| Instant::now() < until) {
+            return; // another worker of this relay was first
+        }
+        let pause = aside.next;
+        aside.until = Some(Instant::now() + pause);
+        aside.for_good = for_good;
+        aside.next = (pause * 2).min(LONGEST_SET_ASIDE);
+        self.breaker.half_open();
+        if self.several {
+            let when = if for_good {
+                "for the rest of this run".to_string()
+            } else {
+                format!("for {}", humantime::format_duration(pause))
+            };
+            progress.warn(&format!(
+                "SMTP relay {} set aside {when}: {why:#}",
+                self.relay.name
+            ));
+        }
+        aside.why = Some(why);
+    }
+}
+
+/// Hands pending deliveries to the relays in subscriber order, spread by
+/// weight (smooth weighted round robin), and those given back first.
+fn feed(
     store_path: &Path,
     digest_id: i64,
-    jobs: mpsc::SyncSender<Pending>,
+    lanes: &[Lane<'_>],
+    senders: Vec<mpsc::SyncSender<Pending>>,
+    handback: &Handback,
     stop: &Stop<'_>,
 ) -> Result<()> {
     let store = Store::open(store_path)?;
     let mut after = 0;
+    let mut read_all = false;
+    let mut batch: VecDeque<Pending> = VecDeque::new();
+    let mut current = vec![0i64; lanes.len()];
     loop {
-        // Unsubscribes the server had to queue go first: none of those
-        // readers gets this digest from a later batch.
-        store.apply_queued_unsubscribes()?;
-        let batch = store.pending(digest_id, after, BATCH, Utc::now())?;
-        let Some(last) = batch.last() else {
+        if stop.is_set() {
             return Ok(());
+        }
+        let Some(mut pending) = handback.take().or_else(|| batch.pop_front()) else {
+            if !read_all {
+                // Unsubscribes the server had to queue go first: none of
+                // those readers gets this digest from a later batch.
+                store.apply_queued_unsubscribes()?;
+                let more = store.pending(digest_id, after, BATCH, Utc::now())?;
+                match more.last() {
+                    Some(last) => after = last.subscriber_id,
+                    None => read_all = true,
+                }
+                batch.extend(more);
+            } else if handback.idle() {
+                return Ok(());
+            } else {
+                // Workers still hold some, which may come back.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            continue;
         };
-        after = last.subscriber_id;
-        for mut pending in batch {
-            // Never block for good: the workers may all have stopped.
-            loop {
-                if stop.is_set() {
-                    return Ok(());
-                }
-                match jobs.try_send(pending) {
-                    Ok(()) => break,
-                    Err(mpsc::TrySendError::Full(back)) => {
-                        pending = back;
-                        std::thread::sleep(Duration::from_millis(1));
+        handback.held.fetch_add(1, Ordering::SeqCst);
+        let mut lane = None;
+        // Never block for good: the workers may all have stopped.
+        loop {
+            if stop.is_set() {
+                return Ok(());
+            }
+            let i = match lane.filter(|&i: &usize| lanes[i].usable()) {
+                Some(i) => i,
+                None => match choose(lanes, &mut current) {
+                    Some(i) => i,
+                    None => {
+                        stop.set();
+                        return Err(no_relay_left(lanes));
                     }
-                    Err(mpsc::TrySendError::Disconnected(_)) => return Ok(()),
+                },
+            };
+            lane = Some(i);
+            match senders[i].try_send(pending) {
+                Ok(()) => break,
+                Err(mpsc::TrySendError::Full(back)) => {
+                    pending = back;
+                    std::thread::sleep(Duration::from_millis(1));
                 }
+                Err(mpsc::TrySendError::Disconnected(_)) => return Ok(()),
             }
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The next relay by smooth weighted round robin among those usable now.
+fn choose(lanes: &[Lane<'_>], current: &mut [i64]) -> Option<usize> {
+    let mut total = 0;
+    let mut best: Option<usize> = None;
+    for (i, lane) in lanes.iter().enumerate() {
+        if !lane.usable() {
+            continue;
+        }
+        let weight = i64::from(lane.relay.weight);
+        current[i] += weight;
+        total += weight;
+        if best.is_none_or(|b| current[i] > current[b]) {
+            best = Some(i);
+        }
+    }
+    let best = best?;
+    current[best] -= total;
+    Some(best)
+}
+
+/// The run's error when every relay is set aside: the one relay's own
+/// error, or each relay's.
+fn no_relay_left(lanes: &[Lane<'_>]) -> anyhow::Error {
+    let mut whys: Vec<(String, anyhow::Error)> = lanes
+        .iter()
+        .map(|lane| {
+            let why = lane.aside.lock().expect("not poisoned").why.take();
+            let why = why.unwrap_or_else(|| anyhow::anyhow!("set aside"));
+            (lane.relay.name.clone(), why)
+        })
+        .collect();
+    if whys.len() == 1 {
+        return whys.pop().expect("one").1;
+    }
+    let each: Vec<String> = whys
+        .iter()
+        .map(|(name, why)| format!("{name}: {why:#}"))
+        .collect();
+    anyhow::anyhow!(
+        "every SMTP relay failed; check each [[smtp]] relay: {}",
+        each.join("; ")
+    )
+}
+
 fn worker(
     composer: &Composer<'_>,
-    transport: &dyn Transport,
-    queue: &Mutex<mpsc::Receiver<Pending>>,
-    pace: &Pace,
-    breaker: &Breaker,
+    lane: &Lane<'_>,
+    handback: &Handback,
     stop: &Stop<'_>,
+    progress: &dyn Progress,
     results: mpsc::Sender<Done>,
 ) {
     let (ack, acked) = mpsc::sync_channel(1);
-    let mut sender = transport.session();
+    let mut sender = lane.relay.transport.session();
     // Reports one outcome and waits until it is recorded; false: stop.
-    let report = |subscriber_id, outcome, finished, fatal| {
+    let report = |subscriber_id, outcome, finished| {
         let done = Done {
             subscriber_id,
             outcome,
             finished,
-            fatal,
             ack: ack.clone(),
         };
         results.send(done).is_ok() && acked.recv().is_ok()
     };
-    loop {
-        let next = queue.lock().expect("not poisoned").recv();
-        let Ok(pending) = next else { return };
+    'next: loop {
+        let next = lane.queue.lock().expect("not poisoned").recv();
+        let Ok(mut pending) = next else { return };
         if stop.is_set() {
             return;
         }
@@ -251,9 +448,10 @@ fn worker(
             match composer.message(id, &pending.key, &pending.email, &pending.name, Utc::now()) {
                 Ok(message) => message,
                 Err(e) => {
-                    if !report(id, Some(Outcome::Failed(format!("{e:#}"))), true, None) {
+                    if !report(id, Outcome::Failed(format!("{e:#}")), true) {
                         return;
                     }
+                    handback.finished();
                     continue;
                 }
             };
@@ -261,28 +459,40 @@ fn worker(
         // Attempts that reached the server in this run.
         let mut charged: i64 = 0;
         for attempt in 1..=MAX_ATTEMPTS {
-            pace.wait();
+            if lane.usable() {
+                lane.pace.wait();
+            }
             // The wait may have been long: do not start a message after a stop.
             if stop.is_set() {
                 return;
             }
-            let (outcome, finished, fatal) = match sender.send(&message) {
+            // Set aside meanwhile (by another worker of this relay): the
+            // message goes to another relay, its attempts so far with it.
+            if !lane.usable() {
+                pending.attempts += charged;
+                handback.give_back(pending);
+                continue 'next;
+            }
+            let (outcome, finished) = match sender.send(&message) {
                 Attempt::Sent(reply) => {
-                    breaker.succeeded();
-                    (Some(Outcome::Sent(reply)), true, None)
+                    lane.breaker.succeeded();
+                    (Outcome::Sent(reply), true)
                 }
                 Attempt::Permanent(reason) => {
-                    let fatal = breaker.refused(&reason);
+                    let refuses_all = lane.breaker.refused(&reason);
                     // The address refused at RCPT: a hard bounce, unless
-                    // the run is stopping for a refusal of the sender.
-                    let outcome = if fatal.is_none()
+                    // the relay is being set aside for refusing the sender.
+                    let outcome = if refuses_all.is_none()
                         && crate::bounces::parse::is_recipient_refusal(&reason)
                     {
                         Outcome::Bounced(reason)
                     } else {
                         Outcome::Failed(reason)
                     };
-                    (Some(outcome), true, fatal)
+                    if let Some(why) = refuses_all {
+                        lane.set_aside(why, true, progress);
+                    }
+                    (outcome, true)
                 }
                 Attempt::Transient {
                     reason,
@@ -302,33 +512,41 @@ fn worker(
                             Outcome::Unreached(reason)
                         }
                     };
-                    match breaker.failed(connection, &reason) {
-                        Some(fatal) => (Some(again(reason)), false, Some(fatal)),
+                    match lane.breaker.failed(connection, &reason) {
+                        Some(why) => {
+                            lane.set_aside(why, false, progress);
+                            (again(reason), false)
+                        }
                         None if reached && total >= MAX_TOTAL_ATTEMPTS => (
-                            Some(Outcome::Failed(format!(
-                                "gave up after {total} attempts: {reason}"
-                            ))),
+                            Outcome::Failed(format!("gave up after {total} attempts: {reason}")),
                             true,
-                            None,
                         ),
-                        None => (Some(again(reason)), attempt == MAX_ATTEMPTS, None),
+                        None => (again(reason), attempt == MAX_ATTEMPTS),
                     }
                 }
-                Attempt::Fatal(e) => (None, false, Some(e)),
+                Attempt::Fatal(e) => {
+                    // Nothing goes through this relay until its setup is
+                    // fixed: the message goes to another, if any.
+                    lane.set_aside(e, true, progress);
+                    pending.attempts += charged;
+                    handback.give_back(pending);
+                    continue 'next;
+                }
             };
-            let fatal_here = fatal.is_some();
-            let retry = !finished && !fatal_here;
-            if !report(id, outcome, finished, fatal) || fatal_here {
+            if !report(id, outcome, finished) {
                 return;
             }
-            if !retry {
-                break;
+            if finished || attempt == MAX_ATTEMPTS {
+                handback.finished();
+                continue 'next;
             }
             if stop.is_set() {
                 return;
             }
-            std::thread::sleep(backoff);
-            backoff *= 2;
+            if lane.usable() {
+                std::thread::sleep(backoff);
+                backoff *= 2;
+            }
         }
     }
 }
@@ -353,6 +571,12 @@ impl Breaker {
             refused_first: 0.into(),
             accepted: false.into(),
         }
+    }
+
+    /// After a set-aside: the first connection failure sets it aside again.
+    fn half_open(&self) {
+        self.in_a_row
+            .store(self.limit - 1, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn succeeded(&self) {
@@ -432,6 +656,8 @@ impl Pace {
 mod tests {
     use std::path::Path;
 
+    use std::sync::Arc;
+
     use super::*;
     use crate::email::transport::stub::{Answer, Scripted};
     use crate::store::{Counts, NewDigest, Status};
@@ -477,22 +703,44 @@ mod tests {
         (dir, config, store, digest)
     }
 
-    fn run(
+    /// A relay of `connections` workers that answers as `stub` does.
+    fn relay(name: &str, stub: &Arc<Scripted>, connections: usize, weight: u32) -> Relay {
+        Relay {
+            name: name.into(),
+            transport: Box::new(Arc::clone(stub)),
+            connections,
+            rate: 0.0,
+            weight,
+        }
+    }
+
+    fn run_over(
         config: &Config,
         store: &mut Store,
         digest: &StoredDigest,
-        transport: &Scripted,
+        relays: &[Relay],
     ) -> Result<Counts> {
         deliver(
             config,
             store,
             digest,
-            transport,
+            relays,
             b"a-secret-of-16-bytes-or-more",
             &Quiet,
             None,
         )?;
         Ok(store.counts(digest.id)?)
+    }
+
+    /// One relay with the config's connections.
+    fn run(
+        config: &Config,
+        store: &mut Store,
+        digest: &StoredDigest,
+        stub: &Arc<Scripted>,
+    ) -> Result<Counts> {
+        let relays = [relay("stub", stub, config.smtp[0].connections, 1)];
+        run_over(config, store, digest, &relays)
     }
 
     fn counts(pending: usize, sent: usize, failed: usize) -> Counts {
@@ -507,8 +755,9 @@ mod tests {
     #[test]
     fn a_transient_refusal_is_retried_until_accepted() {
         let (_dir, config, mut store, digest) = setup(&["a@example.org", "b@example.org"]);
-        let stub =
-            Scripted::new(Answer::Accept).script("a@example.org", &[Answer::Later, Answer::Later]);
+        let stub = Arc::new(
+            Scripted::new(Answer::Accept).script("a@example.org", &[Answer::Later, Answer::Later]),
+        );
         let counts = run(&config, &mut store, &digest, &stub).unwrap();
         assert_eq!(counts, self::counts(0, 2, 0));
         assert_eq!(stub.tries_at("a@example.org"), 3);
@@ -519,7 +768,8 @@ mod tests {
     fn a_permanent_refusal_fails_that_recipient_only() {
         let (_dir, config, mut store, digest) =
             setup(&["a@example.org", "b@example.org", "c@example.org"]);
-        let stub = Scripted::new(Answer::Accept).script("b@example.org", &[Answer::Refuse]);
+        let stub =
+            Arc::new(Scripted::new(Answer::Accept).script("b@example.org", &[Answer::Refuse]));
         let counts = run(&config, &mut store, &digest, &stub).unwrap();
         assert_eq!(counts, self::counts(0, 2, 1));
         assert_eq!(stub.tries_at("b@example.org"), 1, "a 5xx is not retried");
@@ -528,7 +778,7 @@ mod tests {
     #[test]
     fn a_fatal_error_stops_the_run_with_the_rest_pending() {
         let (_dir, config, mut store, digest) = setup(&["a@example.org", "b@example.org"]);
-        let stub = Scripted::new(Answer::Fatal);
+        let stub = Arc::new(Scripted::new(Answer::Fatal));
         let error = run(&config, &mut store, &digest, &stub).unwrap_err();
         assert!(
             format!("{error:#}").contains("535 login refused"),
@@ -542,7 +792,7 @@ mod tests {
         let emails: Vec<String> = (0..8).map(|i| format!("r{i}@example.org")).collect();
         let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
         let (_dir, config, mut store, digest) = setup(&emails);
-        let stub = Scripted::new(Answer::Drop);
+        let stub = Arc::new(Scripted::new(Answer::Drop));
         let error = run(&config, &mut store, &digest, &stub).unwrap_err();
         assert!(
             format!("{error:#}").contains("connections in a row"),
@@ -565,7 +815,7 @@ mod tests {
         let emails: Vec<String> = (0..10).map(|i| format!("r{i}@example.org")).collect();
         let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
         let (_dir, config, mut store, digest) = setup(&emails);
-        let stub = Scripted::new(Answer::Refuse);
+        let stub = Arc::new(Scripted::new(Answer::Refuse));
         let error = run(&config, &mut store, &digest, &stub).unwrap_err();
         assert!(
             format!("{error:#}").contains("refused each of the first"),
@@ -583,9 +833,92 @@ mod tests {
         with_first.extend(emails.iter().map(String::as_str));
         let (_dir, mut config, mut store, digest) = setup(&with_first);
         // One worker, so the accepted message comes first.
-        config.smtp.as_mut().unwrap().connections = 1;
-        let stub = Scripted::new(Answer::Refuse).script("a@example.org", &[Answer::Accept]);
+        config.smtp[0].connections = 1;
+        let stub =
+            Arc::new(Scripted::new(Answer::Refuse).script("a@example.org", &[Answer::Accept]));
         let counts = run(&config, &mut store, &digest, &stub).unwrap();
         assert_eq!(counts, self::counts(0, 1, 10));
+    }
+
+    #[test]
+    fn messages_are_spread_over_relays_by_weight() {
+        let emails: Vec<String> = (0..40).map(|i| format!("r{i}@example.org")).collect();
+        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+        let (_dir, config, mut store, digest) = setup(&emails);
+        let (one, three) = (
+            Arc::new(Scripted::new(Answer::Accept)),
+            Arc::new(Scripted::new(Answer::Accept)),
+        );
+        let relays = [relay("one", &one, 2, 1), relay("three", &three, 2, 3)];
+        let counts = run_over(&config, &mut store, &digest, &relays).unwrap();
+        assert_eq!(counts, self::counts(0, 40, 0));
+        let tries = |s: &Scripted| s.tries.lock().unwrap().len();
+        assert_eq!((tries(&one), tries(&three)), (10, 30));
+    }
+
+    #[test]
+    fn a_relay_that_fails_its_connections_is_set_aside_and_nobody_is_lost() {
+        let emails: Vec<String> = (0..60).map(|i| format!("r{i}@example.org")).collect();
+        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+        let (_dir, config, mut store, digest) = setup(&emails);
+        let (down, up) = (
+            Arc::new(Scripted::new(Answer::Drop)),
+            Arc::new(Scripted::new(Answer::Accept)),
+        );
+        let relays = [relay("down", &down, 2, 1), relay("up", &up, 2, 1)];
+        let counts = run_over(&config, &mut store, &digest, &relays).unwrap();
+        assert_eq!(counts, self::counts(0, 60, 0));
+        // Each reader was sent once, by the relay that works; the other
+        // was tried only until its breaker tripped (6 for two workers).
+        let sent: std::collections::HashSet<String> = up
+            .tries
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(to, _)| to.clone())
+            .collect();
+        assert_eq!(sent.len(), 60);
+        assert_eq!(up.tries.lock().unwrap().len(), 60);
+        let tried = down.tries.lock().unwrap().len();
+        assert!(
+            (6..=8).contains(&tried),
+            "{tried} tries at the relay that is down"
+        );
+    }
+
+    #[test]
+    fn a_relay_that_refuses_the_login_is_set_aside_for_the_run() {
+        let emails: Vec<String> = (0..20).map(|i| format!("r{i}@example.org")).collect();
+        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+        let (_dir, config, mut store, digest) = setup(&emails);
+        let (refusing, up) = (
+            Arc::new(Scripted::new(Answer::Fatal)),
+            Arc::new(Scripted::new(Answer::Accept)),
+        );
+        let relays = [relay("refusing", &refusing, 2, 5), relay("up", &up, 1, 1)];
+        let counts = run_over(&config, &mut store, &digest, &relays).unwrap();
+        assert_eq!(counts, self::counts(0, 20, 0));
+        assert!(refusing.tries.lock().unwrap().len() <= 2);
+    }
+
+    #[test]
+    fn when_every_relay_fails_the_run_stops_naming_each() {
+        let (_dir, config, mut store, digest) = setup(&["a@example.org", "b@example.org"]);
+        let (a, b) = (
+            Arc::new(Scripted::new(Answer::Drop)),
+            Arc::new(Scripted::new(Answer::Fatal)),
+        );
+        let relays = [
+            relay("relay-a:25", &a, 2, 1),
+            relay("relay-b:587", &b, 1, 1),
+        ];
+        let error = run_over(&config, &mut store, &digest, &relays).unwrap_err();
+        let error = format!("{error:#}");
+        assert!(
+            error.contains("relay-a:25: the SMTP server failed")
+                && error.contains("relay-b:587: 535 login refused"),
+            "{error}"
+        );
+        assert_eq!(store.counts(digest.id).unwrap(), counts(2, 0, 0));
     }
 }

@@ -95,7 +95,7 @@ pub fn send_locked(
     progress: &dyn Progress,
     _lock: &SendLock,
 ) -> Result<SendReport> {
-    if config.smtp.is_none() {
+    if config.smtp.is_empty() {
         // A pickup folder: what another program finds there, it sends.
         let trials = transport::Outbox::trials_left(&config.email.outbox);
         if let Some(first) = trials.first() {
@@ -115,7 +115,7 @@ pub fn send_locked(
     store.apply_queued_unsubscribes()?;
     // Set up the transport (TLS files, the password) and read the DKIM
     // keys before a digest is made.
-    let transport = transport::open(config)?;
+    let relays = transport::open(config)?;
     crate::email::dkim::Signer::load(config)?;
 
     let digest = match store.unfinished_digest()? {
@@ -133,7 +133,7 @@ pub fn send_locked(
         config,
         &mut store,
         &digest,
-        transport.as_ref(),
+        &relays,
         &secret,
         progress,
         options.cancel.as_deref(),
@@ -271,14 +271,12 @@ fn send_test(config: &Config, to: &str, now: DateTime<Utc>) -> Result<SendReport
     let (id, key, name) = known.map_or((0, String::from("test"), String::new()), |s| {
         (s.id, s.key, s.name)
     });
-    let transport = transport::open(config)?;
+    let relays = transport::OneOff::new(config)?;
     let message = Composer::new(config, &digest, 0, &secret, Stamp::Trial)?
         .message(id, &key, &email, &name, now)?;
-    let reply = match transport.session().send(&message) {
-        Attempt::Sent(reply) => reply,
-        Attempt::Permanent(e) | Attempt::Transient { reason: e, .. } => bail!("{email}: {e}"),
-        Attempt::Fatal(e) => return Err(e),
-    };
+    let reply = relays
+        .send(&message)
+        .map_err(|(_, e)| e.context(email.clone()))?;
     Ok(SendReport::Test {
         to: email,
         reply,

@@ -128,7 +128,7 @@ mod tests {
         init(dir.path(), false, now()).unwrap();
         let config = Config::load(&dir.path().join("config.toml")).unwrap();
         assert_eq!(config.site.title, "My Blog");
-        assert!(config.smtp.is_none(), "mail goes to the outbox");
+        assert!(config.smtp.is_empty(), "mail goes to the outbox");
         for section in [
             "[site]",
             "[content]",

@@ -273,8 +273,9 @@ impl MailSite {
         }
         if let Some(smtp) = &self.smtp {
             assert!(
-                smtp.trim_start().starts_with("[smtp]"),
-                "not an [smtp] table: {smtp:?}"
+                smtp.trim_start().starts_with("[smtp]")
+                    || smtp.trim_start().starts_with("[[smtp]]"),
+                "not an [smtp] table or [[smtp]] tables: {smtp:?}"
             );
             write!(config, "\n{smtp}\n").unwrap();
         }

@@ -57,42 +57,83 @@ pub trait Session {
     fn send(&mut self, message: &Outgoing) -> Attempt;
 }
 
-/// The transport `config` asks for: its `[smtp]` server, else the outbox
-/// folder (`email.outbox`, created if missing). Reads the TLS files and
-/// checks the password (`NEWSLETTER_SMTP_PASSWORD`, read with the config)
-/// here, before any digest is made.
-pub fn open(config: &Config) -> Result<Box<dyn Transport>> {
-    let password = config.secrets.smtp_password.as_deref();
-    match &config.smtp {
-        Some(settings) => Ok(Box::new(smtp::Client::new(settings, password)?)),
-        None => Ok(Box::new(Outbox::create(
-            config.email.outbox.clone(),
-            false,
-        )?)),
-    }
+/// One way out for a delivery run: a relay of `[[smtp]]`, or the outbox,
+/// with the workers and pace it gets.
+pub struct Relay {
+    /// `host:port`, or the outbox's folder: for messages.
+    pub name: String,
+    pub transport: Box<dyn Transport>,
+    /// Workers, each with a connection of its own: messages in flight at most.
+    pub connections: usize,
+    /// Messages per second over all its connections; 0 = unlimited.
+    pub rate: f64,
+    /// Its share of the messages, against the other relays'.
+    pub weight: u32,
 }
 
-/// A message outside any digest (a confirmation request): sent at once,
-/// over a connection of its own, and not recorded in the ledger.
+/// The relays `config` asks for: each `[smtp]` server, else the outbox
+/// folder (`email.outbox`, created if missing). Reads the TLS files and
+/// checks the passwords (each relay's `password_env`, read with the
+/// config) here, before any digest is made.
+pub fn open(config: &Config) -> Result<Vec<Relay>> {
+    if config.smtp.is_empty() {
+        let dir = config.email.outbox.clone();
+        return Ok(vec![Relay {
+            name: dir.display().to_string(),
+            transport: Box::new(Outbox::create(dir, false)?),
+            connections: 1,
+            rate: 0.0,
+            weight: 1,
+        }]);
+    }
+    config
+        .smtp
+        .iter()
+        .map(|settings| {
+            let password = config.secrets.smtp_password(&settings.password_env);
+            let client = smtp::Client::new(settings, password)
+                .with_context(|| format!("SMTP relay {}", settings.name()))?;
+            Ok(Relay {
+                name: settings.name(),
+                transport: Box::new(client),
+                connections: settings.connections,
+                rate: settings.rate,
+                weight: settings.weight,
+            })
+        })
+        .collect()
+}
+
+/// A message outside any digest (a confirmation request, `send --to`):
+/// sent at once, over a connection of its own, and not recorded in the
+/// ledger. With several relays, the next is tried when one cannot be
+/// reached or cannot be used.
 pub struct OneOff {
-    transport: Box<dyn Transport>,
+    relays: Vec<Relay>,
 }
 
 impl OneOff {
     pub fn new(config: &Config) -> Result<OneOff> {
         Ok(OneOff {
-            transport: open(config)?,
+            relays: open(config)?,
         })
     }
 
     /// The server's reply; on failure, whether trying again later may work.
     pub fn send(&self, message: &Outgoing) -> Result<String, (bool, anyhow::Error)> {
-        match self.transport.session().send(message) {
-            Attempt::Sent(reply) => Ok(reply),
-            Attempt::Permanent(reason) => Err((false, anyhow::anyhow!(reason))),
-            Attempt::Transient { reason, .. } => Err((true, anyhow::anyhow!(reason))),
-            Attempt::Fatal(e) => Err((false, e)),
+        let mut last = None;
+        for relay in &self.relays {
+            match relay.transport.session().send(message) {
+                Attempt::Sent(reply) => return Ok(reply),
+                // The recipient's own refusal: another relay would refuse it too.
+                Attempt::Permanent(reason) => return Err((false, anyhow::anyhow!(reason))),
+                Attempt::Transient { reason, .. } => {
+                    last = Some((true, anyhow::anyhow!("{}: {reason}", relay.name)))
+                }
+                Attempt::Fatal(e) => last = Some((false, e.context(relay.name.clone()))),
+            }
         }
+        Err(last.expect("there is always a relay or the outbox"))
     }
 }
 

@@ -66,7 +66,8 @@ impl Client {
                 Some(Credentials::new(user.clone(), password.to_string()))
             }
             (Some(_), None) => bail!(
-                "smtp.username is set but NEWSLETTER_SMTP_PASSWORD is not: export the password in that variable"
+                "smtp.username is set but {} is not: export the password in that variable",
+                smtp.password_env
             ),
         };
         Ok(Client {
@@ -187,7 +188,7 @@ impl Session for SmtpSession<'_> {
                     if e.status().is_some_and(|c| AUTH_CODES.contains(&c.to_string().as_str())) =>
                 {
                     Attempt::Fatal(anyhow::Error::new(e).context(
-                        "the SMTP server refused the login: check smtp.username and NEWSLETTER_SMTP_PASSWORD",
+                        "the SMTP server refused the login: check smtp.username and its password (smtp.password_env)",
                     ))
                 }
                 // TLS, STARTTLS or login mechanisms the server lacks, or a

@@ -68,6 +68,13 @@ impl Transport for Scripted {
     }
 }
 
+/// Shared, so a test can hand it to a run as a relay and look at it after.
+impl Transport for std::sync::Arc<Scripted> {
+    fn session(&self) -> Box<dyn Session + '_> {
+        Box::new(self.as_ref())
+    }
+}
+
 impl Session for &Scripted {
     fn send(&mut self, message: &Outgoing) -> Attempt {
         let to = message

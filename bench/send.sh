@@ -29,6 +29,9 @@
 #   SEND_TIMEOUT=S       limit for each `send` (default max(600, COUNT/100) s,
 #                        i.e. a send slower than 100 msg/s is cut off)
 #   SINK_PORT=P          smtp-sink port on 127.0.0.1 (default 2526)
+#   RELAYS=N             N [[smtp]] relays, each its own smtp-sink (ports P to
+#                        P+N-1), CONNECTIONS/N connections each (default 1:
+#                        one [smtp] table); bench/relays.sh compares 1 and 2
 #   DKIM=K               sign every message: "rsa" (2048-bit), "ed25519", or
 #                        "both" (two [[email.dkim]] keys); keys made by openssl
 #   NEWSLETTER_BIN=P     use this binary instead of `cargo build --release`
@@ -48,10 +51,12 @@ DURABILITY_COUNT=${DURABILITY_COUNT:-2000}
 SEND_TIMEOUT=${SEND_TIMEOUT:-$(( COUNT / 100 > 600 ? COUNT / 100 : 600 ))}
 STEP_TIMEOUT=600
 PORT=${SINK_PORT:-2526}
+RELAYS=${RELAYS:-1}
 NOW=2026-11-25T00:00:00Z
 MIN_RATE=3000 MAX_RSS_MB=150 MAX_GROWTH=1.5
 
 (( SMALL >= 1 )) || { echo "COUNT must be at least 10" >&2; exit 2; }
+(( RELAYS >= 1 && CONNECTIONS % RELAYS == 0 )) || { echo "RELAYS must divide CONNECTIONS ($CONNECTIONS)" >&2; exit 2; }
 (( SMTPLIB_COUNT <= COUNT )) || SMTPLIB_COUNT=$COUNT
 
 # --- tools -------------------------------------------------------------------
@@ -87,25 +92,37 @@ sql() {
 }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/newsletter-send-bench.XXXXXX")
-SINK_PID=
+SINK_PIDS=()
 cleanup() {
-  if [[ -n $SINK_PID ]]; then kill "$SINK_PID" 2>/dev/null || true; wait "$SINK_PID" 2>/dev/null || true; fi
+  local pid
+  for pid in "${SINK_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   if [[ ${KEEP:-} == 1 ]]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
-# --- the sink ------------------------------------------------------------------
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
-if port_open; then
-  echo "127.0.0.1:$PORT is already in use; stop what listens there or set SINK_PORT" >&2; exit 1
-fi
-# -c prints "sess=S quit=Q mesg=M" (\r-separated) each time a counter changes.
-/usr/sbin/smtp-sink -u nobody -c "127.0.0.1:$PORT" 1000 >"$WORK/sink.out" 2>"$WORK/sink.err" &
-SINK_PID=$!
-for _ in $(seq 100); do port_open && break; sleep 0.1; done
-port_open || { echo "smtp-sink did not start:" >&2; cat "$WORK/sink.err" >&2; exit 1; }
-sink_messages() { tr '\r' '\n' <"$WORK/sink.out" | grep -o 'mesg=[0-9]*' | tail -n1 | cut -d= -f2 || true; }
-# wait_sink WANT: the sink's message count, once it reaches WANT (or after 5 s)
+# --- the sinks: one per relay, on PORT, PORT+1, ... ------------------------------------
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for (( r = 0; r < RELAYS; r++ )); do
+  p=$(( PORT + r ))
+  if port_open "$p"; then
+    echo "127.0.0.1:$p is already in use; stop what listens there or set SINK_PORT" >&2; exit 1
+  fi
+  # -c prints "sess=S quit=Q mesg=M" (\r-separated) each time a counter changes.
+  /usr/sbin/smtp-sink -u nobody -c "127.0.0.1:$p" 1000 >"$WORK/sink$r.out" 2>"$WORK/sink$r.err" &
+  SINK_PIDS+=($!)
+  for _ in $(seq 100); do port_open "$p" && break; sleep 0.1; done
+  port_open "$p" || { echo "smtp-sink did not start:" >&2; cat "$WORK/sink$r.err" >&2; exit 1; }
+done
+# sink_messages: the messages all sinks received
+sink_messages() {
+  local r n total=0
+  for (( r = 0; r < RELAYS; r++ )); do
+    n=$(tr '\r' '\n' <"$WORK/sink$r.out" | grep -o 'mesg=[0-9]*' | tail -n1 | cut -d= -f2 || true)
+    total=$(( total + ${n:-0} ))
+  done
+  echo "$total"
+}
+# wait_sink WANT: the sinks' message count, once it reaches WANT (or after 5 s)
 wait_sink() {
   local n
   for _ in $(seq 50); do n=$(sink_messages); [[ ${n:-0} -ge $1 ]] && break; sleep 0.1; done
@@ -127,15 +144,19 @@ make_site() {
   mkdir -p "$dir"
   # the project's config without any [smtp] table, then ours
   awk '/^[[:space:]]*\[/ { skip = ($0 ~ /^[[:space:]]*\[smtp\]/) } !skip' "$ROOT/config.toml" >"$dir/config.toml"
-  cat >>"$dir/config.toml" <<EOF
+  local r table="[smtp]"
+  (( RELAYS == 1 )) || table="[[smtp]]"
+  for (( r = 0; r < RELAYS; r++ )); do
+    cat >>"$dir/config.toml" <<EOF
 
-[smtp]
+$table
 host = "127.0.0.1"
-port = $PORT
+port = $(( PORT + r ))
 security = "none"
-connections = $CONNECTIONS
+connections = $(( CONNECTIONS / RELAYS ))
 timeout = 30
 EOF
+  done
   local kind
   for kind in $(case "${DKIM:-}" in both) echo rsa ed25519 ;; *) echo "${DKIM:-}" ;; esac); do
     case $kind in
@@ -161,7 +182,7 @@ declare -A IMPORT_S WALL RSS RATE CPU
 # measure_send N: make a site of N subscribers, send, check, record figures
 measure_send() {
   local n=$1 dir=$WORK/send-$1 rc=0 wall kb user sys summary sent before after
-  echo "== newsletter send, $n subscribers, $CONNECTIONS connections"
+  echo "== newsletter send, $n subscribers, $CONNECTIONS connections over $RELAYS relay(s)"
   make_site "send-$n" "$n"
   before=$(sink_messages)
   /usr/bin/time -o "$dir/send.time" -f '%e %M %U %S' \
@@ -243,7 +264,7 @@ fi
 # --- 4. the table -------------------------------------------------------------------------
 echo
 printf '%-44s %12s %10s %10s %10s\n' run "msg/s" "wall (s)" "RSS (MB)" "CPU (s)"
-printf '%-44s %12s %10s %10s %10s\n' "newsletter send, $COUNT subscribers" "${RATE[$COUNT]}" "${WALL[$COUNT]}" "${RSS[$COUNT]}" "${CPU[$COUNT]}"
+printf '%-44s %12s %10s %10s %10s\n' "newsletter send, $COUNT subscribers, $RELAYS relay(s)" "${RATE[$COUNT]}" "${WALL[$COUNT]}" "${RSS[$COUNT]}" "${CPU[$COUNT]}"
 printf '%-44s %12s %10s %10s %10s\n' "newsletter send, $SMALL subscribers" "${RATE[$SMALL]}" "${WALL[$SMALL]}" "${RSS[$SMALL]}" "${CPU[$SMALL]}"
 printf '%-44s %12s %10s %10s %10s\n' "python smtplib, 1 connection ($SMTPLIB_COUNT msgs)" "$SMTPLIB_RATE" - - -
 echo "import: ${IMPORT_S[$COUNT]:-?} s for $COUNT subscribers, ${IMPORT_S[$SMALL]:-?} s for $SMALL"

@@ -7,6 +7,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
@@ -139,17 +140,13 @@ impl<'a> Run<'a> {
         if path.is_dir() {
             if path.join("cur").is_dir() && path.join("new").is_dir() {
                 let messages = mail_parser::mailbox::maildir::MessageIterator::new(path)
-                    .with_context(cannot)?;
-                let mut batch = Vec::new();
-                for message in messages {
-                    let message = message.with_context(cannot)?;
-                    let place = message.path().display().to_string();
-                    batch.push((message.unwrap_contents(), place));
-                    if batch.len() >= PARALLEL {
-                        self.many(std::mem::take(&mut batch))?;
-                    }
-                }
-                return self.many(batch);
+                    .with_context(cannot)?
+                    .map(|message| {
+                        let message = message.with_context(cannot)?;
+                        let place = message.path().display().to_string();
+                        Ok((message.unwrap_contents(), place))
+                    });
+                return self.many(messages);
             }
             let mut files: Vec<PathBuf> = std::fs::read_dir(path)
                 .with_context(cannot)?
@@ -168,17 +165,14 @@ impl<'a> Run<'a> {
         drop(file);
         if &start[..n] == b"From " {
             let reader = std::io::BufReader::new(std::fs::File::open(path).with_context(cannot)?);
-            let mut batch = Vec::new();
-            for (i, message) in mail_parser::mailbox::mbox::MessageIterator::new(reader).enumerate()
-            {
-                let message = message.with_context(cannot)?;
-                let place = format!("{}, message {}", path.display(), i + 1);
-                batch.push((message.unwrap_contents(), place));
-                if batch.len() >= PARALLEL {
-                    self.many(std::mem::take(&mut batch))?;
-                }
-            }
-            return self.many(batch);
+            let messages = mail_parser::mailbox::mbox::MessageIterator::new(reader)
+                .enumerate()
+                .map(|(i, message)| {
+                    let message = message.with_context(cannot)?;
+                    let place = format!("{}, message {}", path.display(), i + 1);
+                    Ok((message.unwrap_contents(), place))
+                });
+            return self.many(messages);
         }
         let raw = std::fs::read(path).with_context(cannot)?;
         self.message(&raw, &path.display().to_string()).map(drop)
@@ -191,15 +185,60 @@ impl<'a> Run<'a> {
         self.report(read(raw), place)
     }
 
-    /// Messages read on all cores (reading is most of the work), then
-    /// queued in their order.
-    fn many(&mut self, batch: Vec<(Vec<u8>, String)>) -> Result<()> {
+    /// The messages of a mailbox (each with the place that names it), in
+    /// three stages that overlap: a thread takes them from the disk,
+    /// [`PARALLEL`] at a time; another reads each batch on all cores
+    /// (reading is most of the work); this one queues what they report, in
+    /// their order. The first error stops all three.
+    fn many<I>(&mut self, messages: I) -> Result<()>
+    where
+        I: Iterator<Item = Result<(Vec<u8>, String)>> + Send,
+    {
         use rayon::prelude::*;
-        let reports: Vec<Report> = batch.par_iter().map(|(raw, _)| read(raw)).collect();
-        for (report, (_, place)) in reports.into_iter().zip(&batch) {
-            self.report(report, place)?;
-        }
-        Ok(())
+        type Batch = Vec<(Vec<u8>, String)>;
+        let (batches, taken) = mpsc::sync_channel::<Result<Batch>>(2);
+        let (reports, read_ones) = mpsc::sync_channel::<Result<(Vec<Report>, Batch)>>(2);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut batch = Vec::with_capacity(PARALLEL);
+                for message in messages {
+                    let full = match message {
+                        Ok(message) => {
+                            batch.push(message);
+                            batch.len() >= PARALLEL
+                        }
+                        Err(e) => {
+                            let _ = batches.send(Err(e));
+                            return;
+                        }
+                    };
+                    // A send fails when the run has stopped on an error.
+                    if full && batches.send(Ok(std::mem::take(&mut batch))).is_err() {
+                        return;
+                    }
+                }
+                let _ = batches.send(Ok(batch));
+            });
+            scope.spawn(move || {
+                for batch in taken {
+                    let read_batch = batch.map(|batch| {
+                        let read: Vec<Report> =
+                            batch.par_iter().map(|(raw, _)| read(raw)).collect();
+                        (read, batch)
+                    });
+                    if reports.send(read_batch).is_err() {
+                        return;
+                    }
+                }
+            });
+            for read_batch in read_ones {
+                let (read, batch) = read_batch?;
+                for (report, (_, place)) in read.into_iter().zip(&batch) {
+                    self.report(report, place)?;
+                }
+            }
+            Ok(())
+        })
     }
 
     fn report(&mut self, report: Report, place: &str) -> Result<Kind> {

@@ -75,9 +75,10 @@ pub struct Report {
     /// the report: to be trusted only once its store and tag are checked
     /// (see [`super::verp::message_tag`]).
     pub ours: Option<OurId>,
-    /// A fingerprint of what the report says (its date, subject and words,
-    /// line ends and white space aside): the same report without a
-    /// Message-ID, copied with LF or CRLF or an extra header, is the same.
+    /// For a report without a Message-ID (empty when it has one), a
+    /// fingerprint of what it says (its date, subject and words, line ends
+    /// and white space aside): the same report copied with LF or CRLF or an
+    /// extra header is the same.
     pub fingerprint: String,
     /// Its `Date`, if it has one.
     pub date: Option<chrono::DateTime<chrono::Utc>>,
@@ -121,8 +122,33 @@ fn empty(raw: &[u8]) -> Report {
     }
 }
 
+/// Headers read as values (see [`delivered_to`]); the rest that this
+/// module reads (`Auto-Submitted`, `Return-Path`, ...) it reads raw, which
+/// works for a header the parser skipped.
+const DELIVERED_TO: [&str; 4] = [
+    "Delivered-To",
+    "X-Original-To",
+    "Envelope-To",
+    "X-Envelope-To",
+];
+
+/// The parser for reports: the MIME headers, `Date`, `Subject`, the
+/// address headers, Message-IDs and [`DELIVERED_TO`] parsed, every other
+/// header skipped. mail-parser's default parses every `Received` and
+/// `DKIM-Signature` of the report and of the original it quotes, and copies
+/// every other header, which no step here reads.
+static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
+    DELIVERED_TO.iter().fold(
+        MessageParser::new()
+            .with_minimal_headers()
+            .with_message_ids()
+            .default_header_ignore(),
+        |parser, &name| parser.header_raw(name),
+    )
+});
+
 fn classify(raw: &[u8]) -> Report {
-    let Some(message) = MessageParser::default().parse(raw) else {
+    let Some(message) = PARSER.parse(raw) else {
         return empty(raw);
     };
     // Its words, made once: every step below reads them.
@@ -133,7 +159,10 @@ fn classify(raw: &[u8]) -> Report {
         complainant: None,
         message_id: message.message_id().map(str::to_string),
         ours: our_message_id(raw),
-        fingerprint: fingerprint(&message, &text),
+        fingerprint: match message.message_id() {
+            Some(_) => String::new(),
+            None => fingerprint(&message, &text),
+        },
         date: message
             .date()
             .and_then(|d| chrono::DateTime::from_timestamp(d.to_timestamp(), 0)),
@@ -255,12 +284,7 @@ fn fingerprint(message: &Message, text: &str) -> String {
 
 fn delivered_to(message: &Message) -> Vec<String> {
     let mut found = Vec::new();
-    for name in [
-        "Delivered-To",
-        "X-Original-To",
-        "Envelope-To",
-        "X-Envelope-To",
-    ] {
+    for name in DELIVERED_TO {
         for value in message.header_values(name) {
             if let Some(text) = value.as_text() {
                 found.extend(addresses_in(text));
@@ -572,7 +596,7 @@ fn quoted_to(message: &Message) -> Option<String> {
                 }
             }
             PartType::Text(text) if mime_type(part) == "text/rfc822-headers" => {
-                let headers = MessageParser::default().parse_headers(text.as_bytes())?;
+                let headers = PARSER.parse_headers(text.as_bytes())?;
                 if let Some(to) = headers
                     .to()
                     .and_then(|a| a.first())

@@ -533,16 +533,8 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
         Command::Bounces(BouncesCommand::Read { mut paths, imap }) => {
             let mut store = Store::open(&config.store.path)?;
             if imap {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(1)
-                    .enable_all()
-                    .build()?;
-                let pass = crate::bounces::imap::read_mailbox(
-                    &mut store,
-                    &config,
-                    Utc::now(),
-                    runtime.handle(),
-                )?;
+                let pass =
+                    crate::bounces::imap::read_mailbox_once(&mut store, &config, Utc::now())?;
                 for place in &pass.tally.not_understood {
                     eprintln!(
                         "not a bounce, complaint or unsubscribe request (flagged, left as it is): {place}"
@@ -683,10 +675,6 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
 /// One pass over `bounces.imap`, for `publish`.
 fn read_bounce_mailbox(config: &Config, now: DateTime<Utc>) -> Result<String> {
     let mut store = Store::open(&config.store.path)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    let pass = crate::bounces::imap::read_mailbox(&mut store, config, now, runtime.handle())?;
+    let pass = crate::bounces::imap::read_mailbox_once(&mut store, config, now)?;
     Ok(pass.summary(config))
 }

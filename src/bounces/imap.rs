@@ -66,6 +66,16 @@ impl Pass {
     }
 }
 
+/// One pass over `bounces.imap` on a runtime of its own: for a command
+/// (`bounces read --imap`, `publish`) rather than `serve`.
+pub fn read_mailbox_once(store: &mut Store, config: &Config, now: DateTime<Utc>) -> Result<Pass> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    read_mailbox(store, config, now, runtime.handle())
+}
+
 /// One pass over `bounces.imap`, driven on `runtime` (a multi-threaded
 /// runtime, or the one `serve` runs on, from a blocking thread).
 pub fn read_mailbox(
@@ -277,20 +287,12 @@ impl Session {
         }
         let mut sizes = Vec::with_capacity(uids.len());
         for chunk in uids.chunks(1000) {
-            let found: Vec<(u32, u64)> = within("size", async {
-                let fetches: Vec<_> = self
-                    .inner
-                    .uid_fetch(set(chunk), "(UID RFC822.SIZE)")
-                    .await?
-                    .try_collect()
-                    .await?;
-                Ok(fetches
+            let fetches = within("size", self.uid_fetch(chunk, "(UID RFC822.SIZE)")).await?;
+            sizes.extend(
+                fetches
                     .iter()
-                    .filter_map(|f| Some((f.uid?, u64::from(f.size?))))
-                    .collect())
-            })
-            .await?;
-            sizes.extend(found);
+                    .filter_map(|f| Some((f.uid?, u64::from(f.size?)))),
+            );
         }
         sizes.sort_unstable();
         Ok(sizes)
@@ -298,19 +300,36 @@ impl Session {
 
     /// Each message of `uids` whole, without marking it read.
     async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
-        within("fetch", async {
-            let fetches: Vec<_> = self
-                .inner
-                .uid_fetch(set(uids), "(UID BODY.PEEK[])")
-                .await?
-                .try_collect()
-                .await?;
-            Ok(fetches
-                .iter()
-                .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
-                .collect())
-        })
-        .await
+        let fetches = within("fetch", self.uid_fetch(uids, "(UID BODY.PEEK[])")).await?;
+        Ok(fetches
+            .iter()
+            .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
+            .collect())
+    }
+
+    /// UID FETCH of `query` for `uids`, every answer read.
+    async fn uid_fetch(
+        &mut self,
+        uids: &[u32],
+        query: &str,
+    ) -> Result<Vec<async_imap::types::Fetch>> {
+        Ok(self
+            .inner
+            .uid_fetch(set(uids), query)
+            .await?
+            .try_collect()
+            .await?)
+    }
+
+    /// UID STORE of `flags` on `uids`, every answer read.
+    async fn uid_store(&mut self, uids: &[u32], flags: &str) -> Result<()> {
+        let _: Vec<_> = self
+            .inner
+            .uid_store(set(uids), flags)
+            .await?
+            .try_collect()
+            .await?;
+        Ok(())
     }
 
     /// Creates `folder` unless it is there.
@@ -335,19 +354,18 @@ impl Session {
     /// Moves `uids` to `folder`: MOVE where the server has it, else COPY,
     /// then mark deleted and expunge those (and only those) messages.
     async fn move_to(&mut self, uids: &[u32], folder: &str) -> Result<()> {
-        let uids = set(uids);
         within("move", async {
             if self.moves {
-                self.inner.uid_mv(&uids, folder).await?;
+                self.inner.uid_mv(set(uids), folder).await?;
             } else {
-                self.inner.uid_copy(&uids, folder).await?;
+                self.inner.uid_copy(set(uids), folder).await?;
+                self.uid_store(uids, "+FLAGS.SILENT (\\Deleted)").await?;
                 let _: Vec<_> = self
                     .inner
-                    .uid_store(&uids, "+FLAGS.SILENT (\\Deleted)")
+                    .uid_expunge(set(uids))
                     .await?
                     .try_collect()
                     .await?;
-                let _: Vec<_> = self.inner.uid_expunge(&uids).await?.try_collect().await?;
             }
             Ok(())
         })
@@ -357,16 +375,7 @@ impl Session {
 
     /// Flags `uids`: not understood, left for a person.
     async fn flag(&mut self, uids: &[u32]) -> Result<()> {
-        within("store", async {
-            let _: Vec<_> = self
-                .inner
-                .uid_store(set(uids), "+FLAGS.SILENT (\\Flagged)")
-                .await?
-                .try_collect()
-                .await?;
-            Ok(())
-        })
-        .await
+        within("store", self.uid_store(uids, "+FLAGS.SILENT (\\Flagged)")).await
     }
 
     async fn logout(mut self) {

@@ -713,15 +713,13 @@ fn is_auto_reply(message: &Message) -> bool {
 /// how a bounce that also says `Auto-Submitted: auto-replied` differs from
 /// a vacation message.
 fn looks_like_daemon(message: &Message, text: &str) -> bool {
-    static DAEMON: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)mailer-daemon|postmaster|mail[ .]?delivery|mail[ .]?administrator|mdaemon|mail system")
-            .expect("valid")
-    });
     static CODE: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"\b[45][0-9][0-9]\b|\b[45]\.[0-9]{1,3}\.[0-9]{1,3}\b|\(#[45]\.[0-9]")
             .expect("valid")
     });
     let from = from_line(message);
+    // Narrower than the subjects of `plain_bounce`: "rejected" or "bounce"
+    // in a subject does not make an auto-reply a bounce.
     static BOUNCE_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"(?i)undeliver|returned mail|mail delivery failed|delivery status notification|failure notice|delivery failure|could not be delivered|non-?delivery")
             .expect("valid")
@@ -730,6 +728,12 @@ fn looks_like_daemon(message: &Message, text: &str) -> bool {
         || BOUNCE_SUBJECT.is_match(message.subject().unwrap_or_default())
         || (from.trim().is_empty() && CODE.is_match(text))
 }
+
+/// A mailer daemon's name or address in a `From` line.
+static DAEMON: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)mailer-daemon|postmaster|mail[ .]?delivery|mail[ .]?administrator|mdaemon|mail system")
+        .expect("valid")
+});
 
 /// The `From` mailbox as one line, `NAME ADDRESS` (empty without one),
 /// for the patterns that spot a mailer daemon by either.
@@ -769,16 +773,14 @@ fn plain_bounce(message: &Message, text: &str) -> Option<Vec<Failure>> {
         )
         .expect("valid")
     });
-    static DAEMON: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)mailer-daemon|postmaster|mail[ .]?delivery|mail[ .]?administrator|mdaemon|bounce|mail system")
-            .expect("valid")
-    });
     let subject = message.subject().unwrap_or_default();
     let from = from_line(message);
     let null_sender = message
         .header_raw("Return-Path")
         .is_some_and(|v| v.trim() == "<>");
-    if !(SUBJECT.is_match(subject) || DAEMON.is_match(&from) || null_sender) {
+    // Here a `bounce@` or "Bounce Handler" sender counts too.
+    let daemon = DAEMON.is_match(&from) || from.to_ascii_lowercase().contains("bounce");
+    if !(SUBJECT.is_match(subject) || daemon || null_sender) {
         return None;
     }
     // The bounce's own words: up to where the original is quoted.

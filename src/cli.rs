@@ -532,6 +532,7 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
         }
         Command::Bounces(BouncesCommand::Read { mut paths, imap }) => {
             let mut store = Store::open(&config.store.path)?;
+            let mut unreadable = false;
             if imap {
                 let pass =
                     crate::bounces::imap::read_mailbox_once(&mut store, &config, Utc::now())?;
@@ -552,12 +553,16 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
                         "not a bounce, complaint or unsubscribe request (left as it is): {place}"
                     );
                 }
+                for file in &tally.unreadable {
+                    eprintln!("error: cannot read {file} (skipped; the rest were read)");
+                }
                 println!("{}", tally.summary());
+                unreadable = !tally.unreadable.is_empty();
             }
             for alert in crate::bounces::report::alerts(&store, &config, Utc::now())? {
                 eprintln!("warning: {alert}");
             }
-            Ok(Exit::Ok)
+            Ok(if unreadable { Exit::Problems } else { Exit::Ok })
         }
         Command::Digests { show } => {
             let store = match Store::open_existing(&config.store.path)? {

@@ -552,3 +552,75 @@ fn serve_reads_the_bounce_mailbox_as_mail_arrives() {
     }
     assert_eq!(dovecot.count("INBOX"), (0, 0));
 }
+
+#[test]
+fn a_message_that_cannot_be_read_is_named_and_skipped_and_the_rest_are_recorded() {
+    let site = Site::with_mail().create();
+    let readers: Vec<String> = (0..300).map(|i| format!("r{i:03}@example.net")).collect();
+    site.subscribe(&readers.iter().map(String::as_str).collect::<Vec<_>>());
+    // 300 soft bounces, more than one batch of the reader, and among
+    // them a message file no one can read (`/proc/self/mem` reads fail
+    // with EIO, for root too).
+    for (i, reader) in readers.iter().enumerate() {
+        site.write(
+            &format!("Maildir/cur/{i:03}.eml"),
+            soft(&format!("m{i}"), reader),
+        );
+    }
+    std::fs::create_dir_all(site.path("Maildir/new")).unwrap();
+    let bad = site.path("Maildir/cur/150-bad.eml");
+    std::os::unix::fs::symlink("/proc/self/mem", &bad).unwrap();
+
+    let out = run(site
+        .newsletter(["bounces", "read", "Maildir"])
+        .env("NEWSLETTER_SECRET", SECRET))
+    .failure();
+    assert!(
+        out.stderr
+            .contains("cannot read Maildir/cur/150-bad.eml: Input/output error"),
+        "names the file: {out}"
+    );
+    assert!(
+        out.stdout
+            .contains("read 300 messages: 0 hard bounces, 300 soft bounces"),
+        "{out}"
+    );
+    // Recorded: a rerun without the bad file finds every report read before.
+    std::fs::remove_file(&bad).unwrap();
+    let again = read(&site, &["Maildir"]);
+    assert!(again.stdout.contains("300 read before"), "{again}");
+}
+
+#[test]
+fn an_mbox_read_from_a_pipe_loses_no_message() {
+    let site = Site::with_mail().create();
+    site.subscribe(&["a@example.net", "b@example.net", "c@example.net"]);
+    let messages = [
+        soft("p1", "a@example.net"),
+        soft("p2", "b@example.net"),
+        soft("p3", "c@example.net"),
+    ];
+    let mut command = site.newsletter(["bounces", "read", "/dev/stdin"]);
+    command
+        .env("NEWSLETTER_SECRET", SECRET)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(mbox(&messages).as_bytes()).unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("read 3 messages: 0 hard bounces, 3 soft bounces"),
+        "{stdout}"
+    );
+}

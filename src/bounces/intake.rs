@@ -19,6 +19,27 @@ use crate::store::{Event, Incoming, Recorded, Rules, Status, Store};
 /// How many messages are read at once, on all cores.
 const PARALLEL: usize = 256;
 
+/// A message taken from a mailbox: its bytes (or why they could not be
+/// read), and the place that names it.
+type Taken = (Result<Vec<u8>, String>, String);
+
+/// The message files of a Maildir, in `new` then `cur`, by name: regular
+/// files only (a symlink to one counts), no hidden ones.
+fn maildir_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut all = Vec::new();
+    for folder in ["new", "cur"] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path.join(folder))?
+            .filter_map(|entry| entry.ok())
+            .filter(|entry| !entry.file_name().to_string_lossy().starts_with('.'))
+            .map(|entry| entry.path())
+            .filter(|file| file.is_file())
+            .collect();
+        files.sort();
+        all.extend(files);
+    }
+    Ok(all)
+}
+
 /// How many messages go into one transaction.
 const BATCH: usize = 1000;
 
@@ -43,6 +64,8 @@ pub struct Tally {
     /// Where each message that is none of the above is (path, or path and
     /// its number in an mbox).
     pub not_understood: Vec<String>,
+    /// Message files that could not be read (`PATH: why`), skipped.
+    pub unreadable: Vec<String>,
 }
 
 impl Tally {
@@ -78,17 +101,21 @@ pub fn read_paths(
     now: DateTime<Utc>,
 ) -> Result<Tally> {
     let mut run = Run::new(store, config, now)?;
-    for path in paths {
+    let read = paths.iter().try_for_each(|path| {
         if path == Path::new("-") {
             let mut raw = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut raw)
                 .context("cannot read a message from standard input")?;
-            run.message(&raw, "standard input")?;
+            run.message(&raw, "standard input").map(drop)
         } else {
-            run.path(path)?;
+            run.path(path)
         }
-    }
+    });
+    // What was read before an error is recorded all the same: a rerun
+    // finds it read before.
+    let recorded = run.flush();
+    read.and(recorded)?;
     run.finish()
 }
 
@@ -139,13 +166,13 @@ impl<'a> Run<'a> {
         let cannot = || format!("cannot read {}", path.display());
         if path.is_dir() {
             if path.join("cur").is_dir() && path.join("new").is_dir() {
-                let messages = mail_parser::mailbox::maildir::MessageIterator::new(path)
-                    .with_context(cannot)?
-                    .map(|message| {
-                        let message = message.with_context(cannot)?;
-                        let place = message.path().display().to_string();
-                        Ok((message.unwrap_contents(), place))
-                    });
+                let files = maildir_files(path).with_context(cannot)?;
+                // A file that cannot be read is skipped and named, not the
+                // end of the run: it would stop every run at the same place.
+                let messages = files.into_iter().map(|file| {
+                    let place = file.display().to_string();
+                    Ok((std::fs::read(&file).map_err(|e| e.to_string()), place))
+                });
                 return self.many(messages);
             }
             let mut files: Vec<PathBuf> = std::fs::read_dir(path)
@@ -159,22 +186,28 @@ impl<'a> Run<'a> {
             }
             return Ok(());
         }
+        // Opened once and the first bytes put back in front: a pipe
+        // (`<(zcat mail.mbox.gz)`) cannot be read twice.
         let mut file = std::fs::File::open(path).with_context(cannot)?;
-        let mut start = [0u8; 5];
-        let n = file.read(&mut start).with_context(cannot)?;
-        drop(file);
-        if &start[..n] == b"From " {
-            let reader = std::io::BufReader::new(std::fs::File::open(path).with_context(cannot)?);
+        let mut start = Vec::with_capacity(5);
+        (&mut file)
+            .take(5)
+            .read_to_end(&mut start)
+            .with_context(cannot)?;
+        let mut whole = std::io::Cursor::new(start).chain(file);
+        if whole.get_ref().0.get_ref().as_slice() == b"From " {
+            let reader = std::io::BufReader::new(whole);
             let messages = mail_parser::mailbox::mbox::MessageIterator::new(reader)
                 .enumerate()
                 .map(|(i, message)| {
                     let message = message.with_context(cannot)?;
                     let place = format!("{}, message {}", path.display(), i + 1);
-                    Ok((message.unwrap_contents(), place))
+                    Ok((Ok(message.unwrap_contents()), place))
                 });
             return self.many(messages);
         }
-        let raw = std::fs::read(path).with_context(cannot)?;
+        let mut raw = Vec::new();
+        whole.read_to_end(&mut raw).with_context(cannot)?;
         self.message(&raw, &path.display().to_string()).map(drop)
     }
 
@@ -192,12 +225,12 @@ impl<'a> Run<'a> {
     /// their order. The first error stops all three.
     fn many<I>(&mut self, messages: I) -> Result<()>
     where
-        I: Iterator<Item = Result<(Vec<u8>, String)>> + Send,
+        I: Iterator<Item = Result<Taken>> + Send,
     {
         use rayon::prelude::*;
-        type Batch = Vec<(Vec<u8>, String)>;
+        type Batch = Vec<Taken>;
         let (batches, taken) = mpsc::sync_channel::<Result<Batch>>(2);
-        let (reports, read_ones) = mpsc::sync_channel::<Result<(Vec<Report>, Batch)>>(2);
+        let (reports, read_ones) = mpsc::sync_channel::<Result<(Vec<Option<Report>>, Batch)>>(2);
         std::thread::scope(|scope| {
             scope.spawn(move || {
                 let mut batch = Vec::with_capacity(PARALLEL);
@@ -208,6 +241,10 @@ impl<'a> Run<'a> {
                             batch.len() >= PARALLEL
                         }
                         Err(e) => {
+                            // The messages before it are read and recorded first.
+                            if !batch.is_empty() {
+                                let _ = batches.send(Ok(std::mem::take(&mut batch)));
+                            }
                             let _ = batches.send(Err(e));
                             return;
                         }
@@ -222,8 +259,10 @@ impl<'a> Run<'a> {
             scope.spawn(move || {
                 for batch in taken {
                     let read_batch = batch.map(|batch| {
-                        let read: Vec<Report> =
-                            batch.par_iter().map(|(raw, _)| read(raw)).collect();
+                        let read: Vec<Option<Report>> = batch
+                            .par_iter()
+                            .map(|(raw, _)| raw.as_ref().ok().map(|raw| read(raw)))
+                            .collect();
                         (read, batch)
                     });
                     if reports.send(read_batch).is_err() {
@@ -233,8 +272,14 @@ impl<'a> Run<'a> {
             });
             for read_batch in read_ones {
                 let (read, batch) = read_batch?;
-                for (report, (_, place)) in read.into_iter().zip(&batch) {
-                    self.report(report, place)?;
+                for (report, (raw, place)) in read.into_iter().zip(&batch) {
+                    match (report, raw) {
+                        (Some(report), _) => {
+                            self.report(report, place)?;
+                        }
+                        (None, Err(why)) => self.tally.unreadable.push(format!("{place}: {why}")),
+                        (None, Ok(_)) => unreachable!("every message read is reported"),
+                    }
                 }
             }
             Ok(())

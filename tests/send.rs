@@ -793,3 +793,40 @@ fn a_relay_that_is_down_is_set_aside_and_the_others_take_its_messages() {
     // digest, date, recipients, sent, failed, pending
     assert_eq!(row.get(2..6), Some(&["3", "0", "0", "3"][..]), "{digests}");
 }
+
+#[test]
+fn a_relay_that_refuses_every_reader_bounces_no_one_when_another_takes_them() {
+    let readers = addresses(12);
+    let mut refusing_args = vec!["--permfail"];
+    refusing_args.extend(readers.iter().map(String::as_str));
+    refusing_args.push("editor@example.net");
+    // A relay whose recipient table is wrong: 550 5.1.1 for everyone.
+    let refusing = SmtpServer::start(&refusing_args);
+    let good = SmtpServer::start(&[]);
+    let relays = relay(refusing.config("connections = 2")) + &relay(good.config("connections = 2"));
+    let site = mail_site().smtp(relays).subscribers(&readers).create();
+
+    let out = send(&site).success();
+    assert!(out.stdout.contains("12 sent, 0 failed, 0 pending"), "{out}");
+    assert_eq!(
+        good.recipients(),
+        readers,
+        "each reader once, by the relay that takes them"
+    );
+    let list = site
+        .newsletter(["subscribers", "list", "--status", "bounced"])
+        .success_run()
+        .stdout;
+    assert!(!list.contains("@example"), "nobody is bounced: {list}");
+
+    // `send --to` goes on to the next relay too.
+    let test = run(site
+        .newsletter(["send", "--to", "editor@example.net", "--now", NOW])
+        .env("NEWSLETTER_SECRET", SECRET))
+    .success();
+    assert!(
+        good.recipients()
+            .contains(&"editor@example.net".to_string()),
+        "{test}"
+    );
+}

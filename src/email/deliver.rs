@@ -57,6 +57,12 @@ impl Progress for Quiet {
     }
 }
 
+/// A relay whose queue has stayed full this long (a server that hangs, or
+/// one far slower than its weight asks) is passed over for the message at
+/// hand, which goes to another relay: one slow relay does not hold back
+/// the rest.
+const STUCK: Duration = Duration::from_secs(1);
+
 /// A relay set aside is tried again after this long, then twice as long
 /// each further time, up to [`LONGEST_SET_ASIDE`].
 pub const FIRST_SET_ASIDE: Duration = Duration::from_secs(30);
@@ -100,7 +106,7 @@ pub fn deliver(
     let (senders, lanes): (Vec<_>, Vec<_>) = relays
         .iter()
         .map(|relay| {
-            let (jobs, queue) = mpsc::sync_channel::<Pending>(relay.connections);
+            let (jobs, queue) = mpsc::sync_channel::<Job>(relay.connections);
             (jobs, Lane::new(relay, queue, relays.len() > 1))
         })
         .unzip();
@@ -110,11 +116,12 @@ pub fn deliver(
     std::thread::scope(|scope| -> Result<()> {
         let lanes = &lanes;
         let feeder = scope.spawn(|| feed(&store_path, digest.id, lanes, senders, handback, stop));
-        for lane in lanes {
+        for (me, lane) in lanes.iter().enumerate() {
             for _ in 0..lane.relay.connections {
                 let results = results.clone();
                 let composer = &composer;
-                scope.spawn(move || worker(composer, lane, handback, stop, progress, results));
+                let here = Here { lanes, me };
+                scope.spawn(move || worker(composer, here, handback, stop, progress, results));
             }
         }
         drop(results);
@@ -199,12 +206,20 @@ struct Done {
     ack: mpsc::SyncSender<()>,
 }
 
-/// Deliveries a set-aside relay's workers gave back, for the feeder to hand
-/// to another relay, and how many deliveries the workers hold: the feeder
-/// is done only when the store has no more, none came back and none are held.
+/// A delivery on its way, and the relays that could not take it in this
+/// run (bit `i` for relay `i`; at most [`crate::config::MAX_RELAYS`]).
+struct Job {
+    pending: Pending,
+    tried: u32,
+}
+
+/// Deliveries the workers gave back (their relay set aside, or unable to
+/// take this one), for the feeder to hand to another relay, and how many
+/// deliveries the workers hold: the feeder is done only when the store has
+/// no more, none came back and none are held.
 #[derive(Default)]
 struct Handback {
-    returned: Mutex<VecDeque<Pending>>,
+    returned: Mutex<VecDeque<Job>>,
     held: AtomicUsize,
 }
 
@@ -215,15 +230,12 @@ impl Handback {
     }
 
     /// A worker gives a delivery back, unsent, for another relay.
-    fn give_back(&self, pending: Pending) {
-        self.returned
-            .lock()
-            .expect("not poisoned")
-            .push_back(pending);
+    fn give_back(&self, job: Job) {
+        self.returned.lock().expect("not poisoned").push_back(job);
         self.held.fetch_sub(1, Ordering::SeqCst);
     }
 
-    fn take(&self) -> Option<Pending> {
+    fn take(&self) -> Option<Job> {
         self.returned.lock().expect("not poisoned").pop_front()
     }
 
@@ -236,7 +248,7 @@ impl Handback {
 /// One relay in a run: its queue, pace and breaker, and whether it is set aside.
 struct Lane<'r> {
     relay: &'r Relay,
-    queue: Mutex<mpsc::Receiver<Pending>>,
+    queue: Mutex<mpsc::Receiver<Job>>,
     pace: Pace,
     breaker: Breaker,
     /// Whether there are other relays to turn to (and so to warn of this one).
@@ -256,7 +268,7 @@ struct Aside {
 }
 
 impl<'r> Lane<'r> {
-    fn new(relay: &'r Relay, queue: mpsc::Receiver<Pending>, several: bool) -> Lane<'r> {
+    fn new(relay: &'r Relay, queue: mpsc::Receiver<Job>, several: bool) -> Lane<'r> {
         Lane {
             relay,
             queue: Mutex::new(queue),
@@ -306,12 +318,13 @@ impl<'r> Lane<'r> {
 }
 
 /// Hands pending deliveries to the relays in subscriber order, spread by
-/// weight (smooth weighted round robin), and those given back first.
+/// weight (smooth weighted round robin), those given back first and each
+/// to a relay that has not failed it yet if one is left.
 fn feed(
     store_path: &Path,
     digest_id: i64,
     lanes: &[Lane<'_>],
-    senders: Vec<mpsc::SyncSender<Pending>>,
+    senders: Vec<mpsc::SyncSender<Job>>,
     handback: &Handback,
     stop: &Stop<'_>,
 ) -> Result<()> {
@@ -320,11 +333,16 @@ fn feed(
     let mut read_all = false;
     let mut batch: VecDeque<Pending> = VecDeque::new();
     let mut current = vec![0i64; lanes.len()];
+    // Since when each relay's queue has been full.
+    let mut full_since: Vec<Option<Instant>> = vec![None; lanes.len()];
     loop {
         if stop.is_set() {
             return Ok(());
         }
-        let Some(mut pending) = handback.take().or_else(|| batch.pop_front()) else {
+        let next = handback
+            .take()
+            .or_else(|| batch.pop_front().map(|pending| Job { pending, tried: 0 }));
+        let Some(mut job) = next else {
             if !read_all {
                 // Unsubscribes the server had to queue go first: none of
                 // those readers gets this digest from a later batch.
@@ -345,6 +363,8 @@ fn feed(
         };
         handback.held.fetch_add(1, Ordering::SeqCst);
         let mut lane = None;
+        // Relays passed over for this message: their queues stuck full.
+        let mut stuck = 0u32;
         // Never block for good: the workers may all have stopped.
         loop {
             if stop.is_set() {
@@ -352,8 +372,16 @@ fn feed(
             }
             let i = match lane.filter(|&i: &usize| lanes[i].usable()) {
                 Some(i) => i,
-                None => match choose(lanes, &mut current) {
+                None => match choose(lanes, &mut current, job.tried | stuck)
+                    .or_else(|| choose(lanes, &mut current, stuck))
+                {
                     Some(i) => i,
+                    // Every relay left is stuck: wait for one.
+                    None if stuck != 0 => {
+                        stuck = 0;
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
                     None => {
                         stop.set();
                         return Err(no_relay_left(lanes));
@@ -361,11 +389,20 @@ fn feed(
                 },
             };
             lane = Some(i);
-            match senders[i].try_send(pending) {
-                Ok(()) => break,
+            match senders[i].try_send(job) {
+                Ok(()) => {
+                    full_since[i] = None;
+                    break;
+                }
                 Err(mpsc::TrySendError::Full(back)) => {
-                    pending = back;
-                    std::thread::sleep(Duration::from_millis(1));
+                    job = back;
+                    let since = *full_since[i].get_or_insert_with(Instant::now);
+                    if lanes.len() > 1 && since.elapsed() >= STUCK {
+                        stuck |= 1 << i;
+                        lane = None;
+                    } else {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
                 }
                 Err(mpsc::TrySendError::Disconnected(_)) => return Ok(()),
             }
@@ -373,12 +410,13 @@ fn feed(
     }
 }
 
-/// The next relay by smooth weighted round robin among those usable now.
-fn choose(lanes: &[Lane<'_>], current: &mut [i64]) -> Option<usize> {
+/// The next relay by smooth weighted round robin among those usable now
+/// and not in `avoid` (bit `i` for relay `i`).
+fn choose(lanes: &[Lane<'_>], current: &mut [i64], avoid: u32) -> Option<usize> {
     let mut total = 0;
     let mut best: Option<usize> = None;
     for (i, lane) in lanes.iter().enumerate() {
-        if !lane.usable() {
+        if avoid & (1 << i) != 0 || !lane.usable() {
             continue;
         }
         let weight = i64::from(lane.relay.weight);
@@ -417,14 +455,37 @@ fn no_relay_left(lanes: &[Lane<'_>]) -> anyhow::Error {
     )
 }
 
+/// A worker's relay among all of a run's.
+#[derive(Clone, Copy)]
+struct Here<'a, 'r> {
+    lanes: &'a [Lane<'r>],
+    me: usize,
+}
+
+impl<'r> Here<'_, 'r> {
+    fn lane(&self) -> &Lane<'r> {
+        &self.lanes[self.me]
+    }
+
+    /// Whether another relay, usable now, has not failed this delivery yet.
+    fn elsewhere(&self, job: &Job) -> bool {
+        let tried = job.tried | (1 << self.me);
+        self.lanes
+            .iter()
+            .enumerate()
+            .any(|(i, lane)| tried & (1 << i) == 0 && lane.usable())
+    }
+}
+
 fn worker(
     composer: &Composer<'_>,
-    lane: &Lane<'_>,
+    here: Here<'_, '_>,
     handback: &Handback,
     stop: &Stop<'_>,
     progress: &dyn Progress,
     results: mpsc::Sender<Done>,
 ) {
+    let lane = here.lane();
     let (ack, acked) = mpsc::sync_channel(1);
     let mut sender = lane.relay.transport.session();
     // Reports one outcome and waits until it is recorded; false: stop.
@@ -439,22 +500,27 @@ fn worker(
     };
     'next: loop {
         let next = lane.queue.lock().expect("not poisoned").recv();
-        let Ok(mut pending) = next else { return };
+        let Ok(mut job) = next else { return };
         if stop.is_set() {
             return;
         }
-        let id = pending.subscriber_id;
-        let message =
-            match composer.message(id, &pending.key, &pending.email, &pending.name, Utc::now()) {
-                Ok(message) => message,
-                Err(e) => {
-                    if !report(id, Outcome::Failed(format!("{e:#}")), true) {
-                        return;
-                    }
-                    handback.finished();
-                    continue;
+        let id = job.pending.subscriber_id;
+        let message = match composer.message(
+            id,
+            &job.pending.key,
+            &job.pending.email,
+            &job.pending.name,
+            Utc::now(),
+        ) {
+            Ok(message) => message,
+            Err(e) => {
+                if !report(id, Outcome::Failed(format!("{e:#}")), true) {
+                    return;
                 }
-            };
+                handback.finished();
+                continue;
+            }
+        };
         let mut backoff = FIRST_BACKOFF;
         // Attempts that reached the server in this run.
         let mut charged: i64 = 0;
@@ -469,10 +535,14 @@ fn worker(
             // Set aside meanwhile (by another worker of this relay): the
             // message goes to another relay, its attempts so far with it.
             if !lane.usable() {
-                pending.attempts += charged;
-                handback.give_back(pending);
+                job.pending.attempts += charged;
+                handback.give_back(job);
                 continue 'next;
             }
+            // With several relays, what this one could not do another may:
+            // the message goes there, and the failure counts against this
+            // relay only, not against the reader.
+            let mut hand_over = false;
             let (outcome, finished) = match sender.send(&message) {
                 Attempt::Sent(reply) => {
                     lane.breaker.succeeded();
@@ -480,19 +550,25 @@ fn worker(
                 }
                 Attempt::Permanent(reason) => {
                     let refuses_all = lane.breaker.refused(&reason);
-                    // The address refused at RCPT: a hard bounce, unless
-                    // the relay is being set aside for refusing the sender.
-                    let outcome = if refuses_all.is_none()
-                        && crate::bounces::parse::is_recipient_refusal(&reason)
-                    {
-                        Outcome::Bounced(reason)
-                    } else {
-                        Outcome::Failed(reason)
-                    };
+                    let believed = refuses_all.is_none() && lane.breaker.has_accepted();
                     if let Some(why) = refuses_all {
                         lane.set_aside(why, true, progress);
                     }
-                    (outcome, true)
+                    if !believed && here.elsewhere(&job) {
+                        hand_over = true;
+                        (
+                            Outcome::Unreached(format!("{}: {reason}", lane.relay.name)),
+                            false,
+                        )
+                    } else if believed && crate::bounces::parse::is_recipient_refusal(&reason) {
+                        // The address refused at RCPT by a relay that
+                        // takes other mail: a hard bounce. Before the relay
+                        // has taken anything the refusal may be its own
+                        // doing (a bad relay table): failed, not bounced.
+                        (Outcome::Bounced(reason), true)
+                    } else {
+                        (Outcome::Failed(reason), true)
+                    }
                 }
                 Attempt::Transient {
                     reason,
@@ -502,7 +578,7 @@ fn worker(
                     if reached {
                         charged += 1;
                     }
-                    let total = pending.attempts + charged;
+                    let total = job.pending.attempts + charged;
                     // Keeps the delivery pending; counts an attempt only if
                     // the server was reached for it.
                     let again = |reason| {
@@ -512,15 +588,22 @@ fn worker(
                             Outcome::Unreached(reason)
                         }
                     };
-                    match lane.breaker.failed(connection, &reason) {
+                    // With several relays, a relay that defers everything
+                    // (over its quota) is set aside like one that is down.
+                    match lane.breaker.failed(connection, lane.several, &reason) {
                         Some(why) => {
                             lane.set_aside(why, false, progress);
+                            hand_over = here.elsewhere(&job);
                             (again(reason), false)
                         }
                         None if reached && total >= MAX_TOTAL_ATTEMPTS => (
                             Outcome::Failed(format!("gave up after {total} attempts: {reason}")),
                             true,
                         ),
+                        None if here.elsewhere(&job) => {
+                            hand_over = true;
+                            (again(reason), false)
+                        }
                         None => (again(reason), attempt == MAX_ATTEMPTS),
                     }
                 }
@@ -528,13 +611,19 @@ fn worker(
                     // Nothing goes through this relay until its setup is
                     // fixed: the message goes to another, if any.
                     lane.set_aside(e, true, progress);
-                    pending.attempts += charged;
-                    handback.give_back(pending);
+                    job.pending.attempts += charged;
+                    handback.give_back(job);
                     continue 'next;
                 }
             };
             if !report(id, outcome, finished) {
                 return;
+            }
+            if hand_over {
+                job.pending.attempts += charged;
+                job.tried |= 1 << here.me;
+                handback.give_back(job);
+                continue 'next;
             }
             if finished || attempt == MAX_ATTEMPTS {
                 handback.finished();
@@ -604,9 +693,16 @@ impl Breaker {
         })
     }
 
-    /// Counts a transient failure; the error that stops the run, if it is time.
-    fn failed(&self, connection: bool, reason: &str) -> Option<anyhow::Error> {
-        if !connection {
+    /// Whether the server has accepted a message in this run.
+    fn has_accepted(&self) -> bool {
+        self.accepted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts a transient failure: one of the connection, or also a
+    /// deferral (4xx) when `deferrals` count; the error that stops the run
+    /// (or sets the relay aside), if it is time.
+    fn failed(&self, connection: bool, deferrals: bool, reason: &str) -> Option<anyhow::Error> {
+        if !connection && !deferrals {
             return None;
         }
         let n = self
@@ -920,5 +1016,79 @@ mod tests {
             "{error}"
         );
         assert_eq!(store.counts(digest.id).unwrap(), counts(2, 0, 0));
+    }
+
+    /// Forty readers over a relay that answers `bad` to everything and one
+    /// that accepts: what the second relay took, and the counts.
+    fn beside_a_good_relay(bad: Answer, connections: usize) -> (Counts, usize, usize) {
+        let emails: Vec<String> = (0..40).map(|i| format!("r{i}@example.org")).collect();
+        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+        let (_dir, config, mut store, digest) = setup(&emails);
+        let (bad, good) = (
+            Arc::new(Scripted::new(bad)),
+            Arc::new(Scripted::new(Answer::Accept)),
+        );
+        let relays = [
+            relay("bad", &bad, connections, 1),
+            relay("good", &good, 2, 1),
+        ];
+        let counts = run_over(&config, &mut store, &digest, &relays).unwrap();
+        let bounced = store
+            .digest_reports()
+            .unwrap()
+            .first()
+            .map_or(0, |d| d.hard + d.soft);
+        let good_tries = good.tries.lock().unwrap().len();
+        (counts, good_tries, bounced)
+    }
+
+    #[test]
+    fn a_relay_that_refuses_every_recipient_bounces_no_one_when_another_takes_them() {
+        let (counts, good, bounced) = beside_a_good_relay(Answer::Refuse, 2);
+        assert_eq!(counts, self::counts(0, 40, 0));
+        assert_eq!((good, bounced), (40, 0));
+    }
+
+    #[test]
+    fn a_relay_that_defers_everything_hands_its_messages_over() {
+        let (counts, good, _) = beside_a_good_relay(Answer::Later, 2);
+        assert_eq!(counts, self::counts(0, 40, 0));
+        assert_eq!(good, 40);
+    }
+
+    #[test]
+    fn a_relay_down_with_one_connection_strands_no_one() {
+        let (counts, good, _) = beside_a_good_relay(Answer::Drop, 1);
+        assert_eq!(counts, self::counts(0, 40, 0));
+        assert_eq!(good, 40);
+    }
+
+    #[test]
+    fn a_slow_relay_does_not_hold_back_the_others() {
+        let emails: Vec<String> = (0..400).map(|i| format!("r{i}@example.org")).collect();
+        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+        let (_dir, config, mut store, digest) = setup(&emails);
+        let (slow, fast) = (
+            Arc::new(Scripted::new(Answer::Slow)),
+            Arc::new(Scripted::new(Answer::Accept)),
+        );
+        // Equal weights: waiting on the slow relay's turn would give it
+        // half the list; its queue stuck full, the fast one takes the rest.
+        let relays = [relay("slow", &slow, 1, 1), relay("fast", &fast, 2, 1)];
+        let counts = run_over(&config, &mut store, &digest, &relays).unwrap();
+        assert_eq!(counts, self::counts(0, 400, 0));
+        let slow_sent = slow.tries.lock().unwrap().len();
+        assert!(slow_sent < 40, "the slow relay sent {slow_sent} of 400");
+    }
+
+    #[test]
+    fn a_lone_relay_refusing_from_the_start_fails_but_bounces_no_one() {
+        let emails: Vec<String> = (0..10).map(|i| format!("r{i}@example.org")).collect();
+        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+        let (_dir, config, mut store, digest) = setup(&emails);
+        let stub = Arc::new(Scripted::new(Answer::Refuse));
+        run(&config, &mut store, &digest, &stub).unwrap_err();
+        let report = &store.digest_reports().unwrap()[0];
+        assert_eq!(report.hard + report.soft, 0, "{report:?}");
     }
 }

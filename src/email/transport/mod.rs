@@ -120,20 +120,29 @@ impl OneOff {
     }
 
     /// The server's reply; on failure, whether trying again later may work.
+    /// Every relay is tried, a refusal too: one relay may refuse the
+    /// sender (a policy, a quota) where another takes the message. The
+    /// error is the first relay's.
     pub fn send(&self, message: &Outgoing) -> Result<String, (bool, anyhow::Error)> {
-        let mut last = None;
+        let several = self.relays.len() > 1;
+        let mut first = None;
         for relay in &self.relays {
-            match relay.transport.session().send(message) {
+            let failed = match relay.transport.session().send(message) {
                 Attempt::Sent(reply) => return Ok(reply),
-                // The recipient's own refusal: another relay would refuse it too.
-                Attempt::Permanent(reason) => return Err((false, anyhow::anyhow!(reason))),
-                Attempt::Transient { reason, .. } => {
-                    last = Some((true, anyhow::anyhow!("{}: {reason}", relay.name)))
-                }
-                Attempt::Fatal(e) => last = Some((false, e.context(relay.name.clone()))),
-            }
+                Attempt::Permanent(reason) => (false, anyhow::anyhow!(reason)),
+                Attempt::Transient { reason, .. } => (true, anyhow::anyhow!(reason)),
+                Attempt::Fatal(e) => (false, e),
+            };
+            let failed = match several {
+                true => (
+                    failed.0,
+                    failed.1.context(format!("SMTP relay {}", relay.name)),
+                ),
+                false => failed,
+            };
+            first.get_or_insert(failed);
         }
-        Err(last.expect("there is always a relay or the outbox"))
+        Err(first.expect("there is always a relay or the outbox"))
     }
 }
 

@@ -22,6 +22,8 @@ pub enum Answer {
     Drop,
     /// Nothing will work (a refused login).
     Fatal,
+    /// Accepted after two seconds: a server far slower than the others.
+    Slow,
 }
 
 /// Answers each try at a message to `address` with the next answer of that
@@ -108,6 +110,10 @@ impl Session for &Scripted {
                 reached: false,
             },
             Answer::Fatal => Attempt::Fatal(anyhow::anyhow!("535 login refused")),
+            Answer::Slow => {
+                std::thread::sleep(std::time::Duration::from_secs(2));
+                Attempt::Sent("250 OK, at last".into())
+            }
         }
     }
 }

@@ -436,8 +436,8 @@ fn forged_and_expired_tokens_change_nothing() {
 fn wait_for_new_outbox_link(site: &Site, prefix: &str, known: &[String]) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        for entry in std::fs::read_dir(site.path("outbox")).into_iter().flatten() {
-            let mail = common::smtp::mail_file(&entry.unwrap().path());
+        for file in common::smtp::eml_files(&site.path("outbox")) {
+            let mail = common::smtp::mail_file(&file);
             if let Some(link) = mail
                 .part("text/plain")
                 .split_whitespace()
@@ -459,12 +459,8 @@ fn wait_for_outbox_link(site: &Site, prefix: &str) -> String {
     let outbox = site.path("outbox");
     let start = std::time::Instant::now();
     loop {
-        if let Some(file) = std::fs::read_dir(&outbox)
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|e| e.ok())
-        {
-            return link_in(&common::smtp::mail_file(&file.path()), prefix);
+        if let Some(file) = common::smtp::eml_files(&outbox).first() {
+            return link_in(&common::smtp::mail_file(file), prefix);
         }
         assert!(
             start.elapsed() < Duration::from_secs(20),

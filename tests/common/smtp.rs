@@ -163,12 +163,21 @@ pub fn loopback_config(port: u16, keys: &str) -> String {
 
 /// How many `.eml` files a folder holds.
 pub fn count_eml(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |entries| {
+    eml_files(dir).len()
+}
+
+/// The whole `.eml` files in a folder, by name: not the hidden
+/// `.NAME.eml.tmp` a writer renames into place when it is done.
+pub fn eml_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir).map_or(Vec::new(), |entries| {
         entries
             .filter_map(|e| e.ok())
-            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-            .count()
-    })
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect()
+    });
+    files.sort();
+    files
 }
 
 /// One message as `tests/mail_dump.py` reports it.

@@ -372,9 +372,12 @@ fn feed(
             }
             let i = match lane.filter(|&i: &usize| lanes[i].usable()) {
                 Some(i) => i,
-                None => match choose(lanes, &mut current, job.tried | stuck)
-                    .or_else(|| choose(lanes, &mut current, stuck))
-                {
+                None => match choose(lanes, &mut current, job.tried | stuck).or_else(|| {
+                    // Back to a relay that has had it: that one keeps it
+                    // (retries with backoff) rather than handing it on again.
+                    job.tried = u32::MAX;
+                    choose(lanes, &mut current, stuck)
+                }) {
                     Some(i) => i,
                     // Every relay left is stuck: wait for one.
                     None if stuck != 0 => {
@@ -526,7 +529,7 @@ fn worker(
         let mut charged: i64 = 0;
         for attempt in 1..=MAX_ATTEMPTS {
             if lane.usable() {
-                lane.pace.wait();
+                lane.pace.wait(stop);
             }
             // The wait may have been long: do not start a message after a stop.
             if stop.is_set() {
@@ -554,7 +557,11 @@ fn worker(
                     if let Some(why) = refuses_all {
                         lane.set_aside(why, true, progress);
                     }
-                    if !believed && here.elsewhere(&job) {
+                    // Another relay may take what this one refuses (its
+                    // table or policy gone wrong, even after it took some
+                    // mail): a refusal is recorded only from the last relay
+                    // that could try the message.
+                    if here.elsewhere(&job) {
                         hand_over = true;
                         (
                             Outcome::Unreached(format!("{}: {reason}", lane.relay.name)),
@@ -575,36 +582,46 @@ fn worker(
                     connection,
                     reached,
                 } => {
-                    if reached {
-                        charged += 1;
+                    // With several relays, another that has not tried it
+                    // takes the message at once, charging the reader
+                    // nothing: one run costs a reader at most the attempts
+                    // one relay would, however many relays there are. Only
+                    // failed connections count against the relay (a 4xx
+                    // for one reader, a full mailbox, says nothing of it).
+                    let tripped = lane.breaker.failed(connection, &reason);
+                    if let Some(why) = tripped.as_ref().map(|why| anyhow::anyhow!("{why:#}")) {
+                        lane.set_aside(why, false, progress);
                     }
-                    let total = job.pending.attempts + charged;
-                    // Keeps the delivery pending; counts an attempt only if
-                    // the server was reached for it.
-                    let again = |reason| {
+                    if here.elsewhere(&job) {
+                        hand_over = true;
+                        (
+                            Outcome::Unreached(format!("{}: {reason}", lane.relay.name)),
+                            false,
+                        )
+                    } else {
                         if reached {
-                            Outcome::Retry(reason)
-                        } else {
-                            Outcome::Unreached(reason)
+                            charged += 1;
                         }
-                    };
-                    // With several relays, a relay that defers everything
-                    // (over its quota) is set aside like one that is down.
-                    match lane.breaker.failed(connection, lane.several, &reason) {
-                        Some(why) => {
-                            lane.set_aside(why, false, progress);
-                            hand_over = here.elsewhere(&job);
-                            (again(reason), false)
+                        let total = job.pending.attempts + charged;
+                        // Keeps the delivery pending; counts an attempt
+                        // only if the server was reached for it.
+                        let again = |reason| {
+                            if reached {
+                                Outcome::Retry(reason)
+                            } else {
+                                Outcome::Unreached(reason)
+                            }
+                        };
+                        match tripped {
+                            Some(_) => (again(reason), false),
+                            None if reached && total >= MAX_TOTAL_ATTEMPTS => (
+                                Outcome::Failed(format!(
+                                    "gave up after {total} attempts: {reason}"
+                                )),
+                                true,
+                            ),
+                            None => (again(reason), attempt == MAX_ATTEMPTS),
                         }
-                        None if reached && total >= MAX_TOTAL_ATTEMPTS => (
-                            Outcome::Failed(format!("gave up after {total} attempts: {reason}")),
-                            true,
-                        ),
-                        None if here.elsewhere(&job) => {
-                            hand_over = true;
-                            (again(reason), false)
-                        }
-                        None => (again(reason), attempt == MAX_ATTEMPTS),
                     }
                 }
                 Attempt::Fatal(e) => {
@@ -698,11 +715,10 @@ impl Breaker {
         self.accepted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Counts a transient failure: one of the connection, or also a
-    /// deferral (4xx) when `deferrals` count; the error that stops the run
-    /// (or sets the relay aside), if it is time.
-    fn failed(&self, connection: bool, deferrals: bool, reason: &str) -> Option<anyhow::Error> {
-        if !connection && !deferrals {
+    /// Counts a transient failure (only one of the connection counts);
+    /// the error that stops the run (or sets the relay aside), if it is time.
+    fn failed(&self, connection: bool, reason: &str) -> Option<anyhow::Error> {
+        if !connection {
             return None;
         }
         let n = self
@@ -731,7 +747,10 @@ impl Pace {
         }
     }
 
-    fn wait(&self) {
+    /// Waits for this worker's turn; returns early when `stop` is set,
+    /// so a low rate never keeps a stopping run (SIGTERM to `serve`)
+    /// waiting for slots it will not use.
+    fn wait(&self, stop: &Stop<'_>) {
         let Some(interval) = self.interval else {
             return;
         };
@@ -741,9 +760,12 @@ impl Pace {
             *next = slot + interval;
             slot
         };
-        let now = Instant::now();
-        if slot > now {
-            std::thread::sleep(slot - now);
+        loop {
+            let now = Instant::now();
+            if slot <= now || stop.is_set() {
+                return;
+            }
+            std::thread::sleep((slot - now).min(Duration::from_millis(100)));
         }
     }
 }
@@ -1088,6 +1110,74 @@ mod tests {
         let (_dir, config, mut store, digest) = setup(&emails);
         let stub = Arc::new(Scripted::new(Answer::Refuse));
         run(&config, &mut store, &digest, &stub).unwrap_err();
+        let report = &store.digest_reports().unwrap()[0];
+        assert_eq!(report.hard + report.soft, 0, "{report:?}");
+    }
+
+    #[test]
+    fn a_reader_deferred_by_every_relay_is_charged_as_by_one() {
+        let emails: Vec<String> = (0..8).map(|i| format!("r{i}@example.org")).collect();
+        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+        let (_dir, config, mut store, digest) = setup(&emails);
+        let stubs: Vec<Arc<Scripted>> = (0..4)
+            .map(|_| {
+                Arc::new(
+                    Scripted::new(Answer::Accept).script("r3@example.org", &[Answer::Later; 10]),
+                )
+            })
+            .collect();
+        let relays: Vec<Relay> = stubs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| relay(&format!("relay{i}"), s, 1, 1))
+            .collect();
+        let counts = run_over(&config, &mut store, &digest, &relays).unwrap();
+        assert_eq!(counts, self::counts(1, 7, 0));
+        let pending = store.pending(digest.id, 0, 10, now()).unwrap();
+        assert_eq!(pending.len(), 1);
+        assert!(pending[0].attempts <= MAX_ATTEMPTS as i64, "{pending:?}");
+    }
+
+    #[test]
+    fn readers_deferred_everywhere_do_not_set_healthy_relays_aside() {
+        let emails: Vec<String> = (0..20).map(|i| format!("r{i:02}@example.org")).collect();
+        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+        let (_dir, config, mut store, digest) = setup(&emails);
+        // The first eight readers have a full mailbox: 4xx at both relays,
+        // more in a row than a relay's breaker allows for failed connections.
+        let script = |stub: Scripted| {
+            emails[..8]
+                .iter()
+                .fold(stub, |stub, e| stub.script(e, &[Answer::Later; 10]))
+        };
+        let (a, b) = (
+            Arc::new(script(Scripted::new(Answer::Accept))),
+            Arc::new(script(Scripted::new(Answer::Accept))),
+        );
+        let relays = [relay("a", &a, 2, 1), relay("b", &b, 2, 1)];
+        let counts = run_over(&config, &mut store, &digest, &relays).unwrap();
+        assert_eq!(counts, self::counts(8, 12, 0));
+        // None bounced between the relays without end: five tries at one
+        // relay, at most one at the other.
+        for e in &emails[..8] {
+            let tries = a.tries_at(e) + b.tries_at(e);
+            assert!((5..=6).contains(&tries), "{e}: {tries} tries");
+        }
+    }
+
+    #[test]
+    fn a_relay_that_turns_to_refusing_everyone_bounces_no_one_beside_a_good_one() {
+        let emails: Vec<String> = (0..30).map(|i| format!("r{i:02}@example.org")).collect();
+        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+        let (_dir, config, mut store, digest) = setup(&emails);
+        // The first relay takes its first message, then refuses everyone.
+        let (turning, good) = (
+            Arc::new(Scripted::new(Answer::Refuse).script("r00@example.org", &[Answer::Accept])),
+            Arc::new(Scripted::new(Answer::Accept)),
+        );
+        let relays = [relay("turning", &turning, 1, 1), relay("good", &good, 1, 1)];
+        let counts = run_over(&config, &mut store, &digest, &relays).unwrap();
+        assert_eq!(counts, self::counts(0, 30, 0));
         let report = &store.digest_reports().unwrap()[0];
         assert_eq!(report.hard + report.soft, 0, "{report:?}");
     }

@@ -554,7 +554,13 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
                     );
                 }
                 for file in &tally.unreadable {
-                    eprintln!("error: cannot read {file} (skipped; the rest were read)");
+                    eprintln!("error: {file} (skipped; the rest were read)");
+                }
+                if tally.moved > 0 {
+                    eprintln!(
+                        "note: {} messages were moved or deleted while being read (a mail client marking them seen?); run again to read them",
+                        tally.moved
+                    );
                 }
                 println!("{}", tally.summary());
                 unreadable = !tally.unreadable.is_empty();

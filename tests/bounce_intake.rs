@@ -577,7 +577,7 @@ fn a_message_that_cannot_be_read_is_named_and_skipped_and_the_rest_are_recorded(
     .failure();
     assert!(
         out.stderr
-            .contains("cannot read Maildir/cur/150-bad.eml: Input/output error"),
+            .contains("Maildir/cur/150-bad.eml: cannot be read (Input/output error"),
         "names the file: {out}"
     );
     assert!(
@@ -623,4 +623,44 @@ fn an_mbox_read_from_a_pipe_loses_no_message() {
         stdout.contains("read 3 messages: 0 hard bounces, 3 soft bounces"),
         "{stdout}"
     );
+}
+
+#[test]
+fn a_folder_of_messages_skips_what_it_cannot_read_or_is_too_large() {
+    let site = Site::with_mail().create();
+    let readers = [
+        "a@example.net",
+        "b@example.net",
+        "c@example.net",
+        "d@example.net",
+    ];
+    site.subscribe(&readers);
+    for (i, reader) in readers.iter().enumerate() {
+        site.write(&format!("reports/{i}.eml"), soft(&format!("f{i}"), reader));
+    }
+    // A file that cannot be read between them, and a 5 MB one: no bounce.
+    std::os::unix::fs::symlink("/proc/self/mem", site.path("reports/1-bad.eml")).unwrap();
+    site.write(
+        "reports/2-huge.eml",
+        format!("Subject: x\r\n\r\n{}", "x".repeat(5 << 20)),
+    );
+    // And the same among several paths given.
+    std::os::unix::fs::symlink("/proc/self/mem", site.path("bad.eml")).unwrap();
+
+    let out = run(site
+        .newsletter(["bounces", "read", "bad.eml", "reports"])
+        .env("NEWSLETTER_SECRET", SECRET))
+    .failure();
+    assert!(
+        out.stdout
+            .contains("read 4 messages: 0 hard bounces, 4 soft bounces"),
+        "{out}"
+    );
+    for named in [
+        "bad.eml",
+        "reports/1-bad.eml",
+        "reports/2-huge.eml: over 4 MB",
+    ] {
+        assert!(out.stderr.contains(named), "{named}: {out}");
+    }
 }

@@ -29,9 +29,8 @@ use crate::store::Store;
 const CHUNK: usize = 200;
 const CHUNK_BYTES: u64 = 16 * 1024 * 1024;
 
-/// A message larger than this is no bounce (they are a few KB, with the
-/// original at most): flagged and left without being fetched.
-const MAX_MESSAGE: u64 = 4 * 1024 * 1024;
+/// Larger messages are flagged and left without being fetched.
+use super::intake::MAX_MESSAGE;
 
 /// How long one connection, login or command may take.
 const TIMEOUT: Duration = Duration::from_secs(60);

@@ -19,9 +19,62 @@ use crate::store::{Event, Incoming, Recorded, Rules, Status, Store};
 /// How many messages are read at once, on all cores.
 const PARALLEL: usize = 256;
 
-/// A message taken from a mailbox: its bytes (or why they could not be
-/// read), and the place that names it.
-type Taken = (Result<Vec<u8>, String>, String);
+/// A message larger than this is no bounce (they are a few KB, with the
+/// original at most): left unread, like the IMAP intake leaves it.
+pub const MAX_MESSAGE: u64 = 4 * 1024 * 1024;
+
+/// A batch goes to be read once it holds this many bytes, whatever its
+/// count: memory stays bounded with large messages too.
+const BATCH_BYTES: usize = 32 * 1024 * 1024;
+
+/// A message taken from a mailbox: its bytes (or why not), and the place
+/// that names it.
+type Taken = (Result<Vec<u8>, Unread>, String);
+
+/// Why a message in a mailbox was not read.
+#[derive(Debug)]
+enum Unread {
+    /// Gone since the folder was listed (a mail client moved it from
+    /// `new/` to `cur/`): the next run finds it.
+    Moved,
+    /// Could not be read, or too large: named, and the run goes on.
+    Failed(String),
+}
+
+/// A message file's bytes, unless it is too large or cannot be read.
+fn read_message(file: &Path) -> Result<Vec<u8>, Unread> {
+    let failed = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => Unread::Moved,
+        _ => Unread::Failed(format!("cannot be read ({e})")),
+    };
+    let opened = std::fs::File::open(file).map_err(failed)?;
+    let mut raw = Vec::new();
+    opened
+        .take(MAX_MESSAGE + 1)
+        .read_to_end(&mut raw)
+        .map_err(failed)?;
+    too_large(raw)
+}
+
+/// `raw`, unless it is over [`MAX_MESSAGE`].
+fn too_large(raw: Vec<u8>) -> Result<Vec<u8>, Unread> {
+    if raw.len() as u64 > MAX_MESSAGE {
+        return Err(Unread::Failed(format!(
+            "over {} MB, no bounce is that large: not read",
+            MAX_MESSAGE >> 20
+        )));
+    }
+    Ok(raw)
+}
+
+/// Whether `error` is about reading a file (skipped and named), not about
+/// the store (which ends the run).
+fn is_read_error(error: &anyhow::Error) -> bool {
+    error
+        .root_cause()
+        .downcast_ref::<std::io::Error>()
+        .is_some()
+}
 
 /// The message files of a Maildir, in `new` then `cur`, by name: regular
 /// files only (a symlink to one counts), no hidden ones.
@@ -66,6 +119,9 @@ pub struct Tally {
     pub not_understood: Vec<String>,
     /// Message files that could not be read (`PATH: why`), skipped.
     pub unreadable: Vec<String>,
+    /// Maildir messages gone since the folder was listed (moved to `cur/`
+    /// by a mail client): read by the next run.
+    pub moved: usize,
 }
 
 impl Tally {
@@ -109,7 +165,7 @@ pub fn read_paths(
                 .context("cannot read a message from standard input")?;
             run.message(&raw, "standard input").map(drop)
         } else {
-            run.path(path)
+            run.path_or_skip(path)
         }
     });
     // What was read before an error is recorded all the same: a rerun
@@ -161,6 +217,18 @@ impl<'a> Run<'a> {
         Ok(self.tally)
     }
 
+    /// [`Run::path`], with a file that cannot be read named and skipped:
+    /// one bad file must not stop every run at the same place.
+    fn path_or_skip(&mut self, path: &Path) -> Result<()> {
+        match self.path(path) {
+            Err(e) if is_read_error(&e) => {
+                self.tally.unreadable.push(format!("{e:#}"));
+                Ok(())
+            }
+            done => done,
+        }
+    }
+
     /// A message file, an mbox, a Maildir, or a folder of message files.
     fn path(&mut self, path: &Path) -> Result<()> {
         let cannot = || format!("cannot read {}", path.display());
@@ -171,7 +239,7 @@ impl<'a> Run<'a> {
                 // end of the run: it would stop every run at the same place.
                 let messages = files.into_iter().map(|file| {
                     let place = file.display().to_string();
-                    Ok((std::fs::read(&file).map_err(|e| e.to_string()), place))
+                    Ok((read_message(&file), place))
                 });
                 return self.many(messages);
             }
@@ -182,7 +250,7 @@ impl<'a> Run<'a> {
                 .collect();
             files.sort();
             for file in files {
-                self.path(&file)?;
+                self.path_or_skip(&file)?;
             }
             return Ok(());
         }
@@ -194,7 +262,7 @@ impl<'a> Run<'a> {
             .take(5)
             .read_to_end(&mut start)
             .with_context(cannot)?;
-        let mut whole = std::io::Cursor::new(start).chain(file);
+        let whole = std::io::Cursor::new(start).chain(file);
         if whole.get_ref().0.get_ref().as_slice() == b"From " {
             let reader = std::io::BufReader::new(whole);
             let messages = mail_parser::mailbox::mbox::MessageIterator::new(reader)
@@ -202,13 +270,25 @@ impl<'a> Run<'a> {
                 .map(|(i, message)| {
                     let message = message.with_context(cannot)?;
                     let place = format!("{}, message {}", path.display(), i + 1);
-                    Ok((Ok(message.unwrap_contents()), place))
+                    Ok((too_large(message.unwrap_contents()), place))
                 });
             return self.many(messages);
         }
         let mut raw = Vec::new();
-        whole.read_to_end(&mut raw).with_context(cannot)?;
-        self.message(&raw, &path.display().to_string()).map(drop)
+        whole
+            .take(MAX_MESSAGE + 1)
+            .read_to_end(&mut raw)
+            .with_context(cannot)?;
+        match too_large(raw) {
+            Ok(raw) => self.message(&raw, &path.display().to_string()).map(drop),
+            Err(Unread::Failed(why)) => {
+                self.tally
+                    .unreadable
+                    .push(format!("{}: {why}", path.display()));
+                Ok(())
+            }
+            Err(Unread::Moved) => unreachable!("too_large says only Failed"),
+        }
     }
 
     /// Reads one message (`place` names it in messages) and queues what it
@@ -234,11 +314,13 @@ impl<'a> Run<'a> {
         std::thread::scope(|scope| {
             scope.spawn(move || {
                 let mut batch = Vec::with_capacity(PARALLEL);
+                let mut bytes = 0;
                 for message in messages {
                     let full = match message {
                         Ok(message) => {
+                            bytes += message.0.as_ref().map_or(0, Vec::len);
                             batch.push(message);
-                            batch.len() >= PARALLEL
+                            batch.len() >= PARALLEL || bytes >= BATCH_BYTES
                         }
                         Err(e) => {
                             // The messages before it are read and recorded first.
@@ -250,8 +332,11 @@ impl<'a> Run<'a> {
                         }
                     };
                     // A send fails when the run has stopped on an error.
-                    if full && batches.send(Ok(std::mem::take(&mut batch))).is_err() {
-                        return;
+                    if full {
+                        bytes = 0;
+                        if batches.send(Ok(std::mem::take(&mut batch))).is_err() {
+                            return;
+                        }
                     }
                 }
                 let _ = batches.send(Ok(batch));
@@ -277,7 +362,10 @@ impl<'a> Run<'a> {
                         (Some(report), _) => {
                             self.report(report, place)?;
                         }
-                        (None, Err(why)) => self.tally.unreadable.push(format!("{place}: {why}")),
+                        (None, Err(Unread::Failed(why))) => {
+                            self.tally.unreadable.push(format!("{place}: {why}"))
+                        }
+                        (None, Err(Unread::Moved)) => self.tally.moved += 1,
                         (None, Ok(_)) => unreachable!("every message read is reported"),
                     }
                 }

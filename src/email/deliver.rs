@@ -553,7 +553,7 @@ fn worker(
                 }
                 Attempt::Permanent(reason) => {
                     let refuses_all = lane.breaker.refused(&reason);
-                    let believed = refuses_all.is_none() && lane.breaker.has_accepted();
+                    let believed = refuses_all.is_none();
                     if let Some(why) = refuses_all {
                         lane.set_aside(why, true, progress);
                     }
@@ -568,10 +568,9 @@ fn worker(
                             false,
                         )
                     } else if believed && crate::bounces::parse::is_recipient_refusal(&reason) {
-                        // The address refused at RCPT by a relay that
-                        // takes other mail: a hard bounce. Before the relay
-                        // has taken anything the refusal may be its own
-                        // doing (a bad relay table): failed, not bounced.
+                        // The address refused at RCPT (by the last relay to
+                        // try it): a hard bounce, unless the relay is being
+                        // set aside for refusing everything.
                         (Outcome::Bounced(reason), true)
                     } else {
                         (Outcome::Failed(reason), true)
@@ -708,11 +707,6 @@ impl Breaker {
                 "the SMTP server refused each of the first {n} messages (last: {reason}); it refuses the sender or the message, not the recipients: check email.from and the server's limits"
             )
         })
-    }
-
-    /// Whether the server has accepted a message in this run.
-    fn has_accepted(&self) -> bool {
-        self.accepted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Counts a transient failure (only one of the connection counts);
@@ -1101,17 +1095,6 @@ mod tests {
         assert_eq!(counts, self::counts(0, 400, 0));
         let slow_sent = slow.tries.lock().unwrap().len();
         assert!(slow_sent < 40, "the slow relay sent {slow_sent} of 400");
-    }
-
-    #[test]
-    fn a_lone_relay_refusing_from_the_start_fails_but_bounces_no_one() {
-        let emails: Vec<String> = (0..10).map(|i| format!("r{i}@example.org")).collect();
-        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
-        let (_dir, config, mut store, digest) = setup(&emails);
-        let stub = Arc::new(Scripted::new(Answer::Refuse));
-        run(&config, &mut store, &digest, &stub).unwrap_err();
-        let report = &store.digest_reports().unwrap()[0];
-        assert_eq!(report.hard + report.soft, 0, "{report:?}");
     }
 
     #[test]

@@ -200,10 +200,12 @@ pub fn absolute_url(value: &str, page_url: &Url, image: bool) -> Option<String> 
     match url.scheme() {
         "http" | "https" | "mailto" | "tel" | "ftp" | "ftps" | "sftp" | "irc" | "ircs" | "xmpp"
         | "news" | "gopher" | "magnet" | "geo" | "sms" => Some(url.into()),
+        // Media types are case-insensitive: `image/sVg+xml` is SVG too.
         "data"
-            if image
-                && url.path().starts_with("image/")
-                && !url.path().starts_with("image/svg") =>
+            if image && {
+                let media = url.path().to_ascii_lowercase();
+                media.starts_with("image/") && !media.starts_with("image/svg")
+            } =>
         {
             Some(url.into())
         }
@@ -493,6 +495,16 @@ mod tests {
             assert!(text == "text" || text == "deep", "{text}");
         }
         assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn svg_data_images_go_whatever_the_case_of_their_type() {
+        for kind in ["image/svg+xml", "image/sVg+xml", "IMAGE/SVG+XML"] {
+            let out = safe(&format!(r#"<img src="data:{kind},<svg onload=x>">"#));
+            assert!(!out.to_ascii_lowercase().contains("data:"), "{kind}: {out}");
+        }
+        let png = safe(r#"<img src="data:image/PNG;base64,iVBORw0KGgo=">"#);
+        assert!(png.contains("data:image/PNG"), "{png}");
     }
 
     #[test]

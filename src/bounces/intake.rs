@@ -53,16 +53,16 @@ fn read_message(file: &Path) -> Result<Vec<u8>, Unread> {
         .take(MAX_MESSAGE + 1)
         .read_to_end(&mut raw)
         .map_err(failed)?;
-    too_large(raw)
+    too_large(raw).map_err(Unread::Failed)
 }
 
 /// `raw`, unless it is over [`MAX_MESSAGE`].
-fn too_large(raw: Vec<u8>) -> Result<Vec<u8>, Unread> {
+fn too_large(raw: Vec<u8>) -> Result<Vec<u8>, String> {
     if raw.len() as u64 > MAX_MESSAGE {
-        return Err(Unread::Failed(format!(
+        return Err(format!(
             "over {} MB, no bounce is that large: not read",
             MAX_MESSAGE >> 20
-        )));
+        ));
     }
     Ok(raw)
 }
@@ -270,7 +270,10 @@ impl<'a> Run<'a> {
                 .map(|(i, message)| {
                     let message = message.with_context(cannot)?;
                     let place = format!("{}, message {}", path.display(), i + 1);
-                    Ok((too_large(message.unwrap_contents()), place))
+                    Ok((
+                        too_large(message.unwrap_contents()).map_err(Unread::Failed),
+                        place,
+                    ))
                 });
             return self.many(messages);
         }
@@ -281,13 +284,12 @@ impl<'a> Run<'a> {
             .with_context(cannot)?;
         match too_large(raw) {
             Ok(raw) => self.message(&raw, &path.display().to_string()).map(drop),
-            Err(Unread::Failed(why)) => {
+            Err(why) => {
                 self.tally
                     .unreadable
                     .push(format!("{}: {why}", path.display()));
                 Ok(())
             }
-            Err(Unread::Moved) => unreachable!("too_large says only Failed"),
         }
     }
 

@@ -224,6 +224,11 @@ struct Handback {
 }
 
 impl Handback {
+    /// The feeder hands a delivery to a relay's workers.
+    fn hand_out(&self) {
+        self.held.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// A worker is done with a delivery: settled for this run, or left pending.
     fn finished(&self) {
         self.held.fetch_sub(1, Ordering::SeqCst);
@@ -361,7 +366,7 @@ fn feed(
             }
             continue;
         };
-        handback.held.fetch_add(1, Ordering::SeqCst);
+        handback.hand_out();
         let mut lane = None;
         // Relays passed over for this message: their queues stuck full.
         let mut stuck = 0u32;
@@ -587,10 +592,13 @@ fn worker(
                     // one relay would, however many relays there are. Only
                     // failed connections count against the relay (a 4xx
                     // for one reader, a full mailbox, says nothing of it).
-                    let tripped = lane.breaker.failed(connection, &reason);
-                    if let Some(why) = tripped.as_ref().map(|why| anyhow::anyhow!("{why:#}")) {
-                        lane.set_aside(why, false, progress);
-                    }
+                    let tripped = match lane.breaker.failed(connection, &reason) {
+                        Some(why) => {
+                            lane.set_aside(why, false, progress);
+                            true
+                        }
+                        None => false,
+                    };
                     if here.elsewhere(&job) {
                         hand_over = true;
                         (
@@ -612,14 +620,14 @@ fn worker(
                             }
                         };
                         match tripped {
-                            Some(_) => (again(reason), false),
-                            None if reached && total >= MAX_TOTAL_ATTEMPTS => (
+                            true => (again(reason), false),
+                            false if reached && total >= MAX_TOTAL_ATTEMPTS => (
                                 Outcome::Failed(format!(
                                     "gave up after {total} attempts: {reason}"
                                 )),
                                 true,
                             ),
-                            None => (again(reason), attempt == MAX_ATTEMPTS),
+                            false => (again(reason), attempt == MAX_ATTEMPTS),
                         }
                     }
                 }
@@ -826,6 +834,14 @@ mod tests {
         }
     }
 
+    /// [`setup`] with `n` readers, `r0@example.org` on, and their addresses.
+    fn setup_readers(n: usize) -> (tempfile::TempDir, Config, Store, StoredDigest, Vec<String>) {
+        let emails: Vec<String> = (0..n).map(|i| format!("r{i}@example.org")).collect();
+        let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+        let (dir, config, store, digest) = setup(&refs);
+        (dir, config, store, digest, emails)
+    }
+
     fn run_over(
         config: &Config,
         store: &mut Store,
@@ -901,9 +917,7 @@ mod tests {
 
     #[test]
     fn a_server_that_drops_every_connection_trips_the_breaker() {
-        let emails: Vec<String> = (0..8).map(|i| format!("r{i}@example.org")).collect();
-        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
-        let (_dir, config, mut store, digest) = setup(&emails);
+        let (_dir, config, mut store, digest, _) = setup_readers(8);
         let stub = Arc::new(Scripted::new(Answer::Drop));
         let error = run(&config, &mut store, &digest, &stub).unwrap_err();
         assert!(
@@ -924,9 +938,7 @@ mod tests {
 
     #[test]
     fn a_server_that_refuses_every_message_from_the_start_stops_the_run() {
-        let emails: Vec<String> = (0..10).map(|i| format!("r{i}@example.org")).collect();
-        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
-        let (_dir, config, mut store, digest) = setup(&emails);
+        let (_dir, config, mut store, digest, _) = setup_readers(10);
         let stub = Arc::new(Scripted::new(Answer::Refuse));
         let error = run(&config, &mut store, &digest, &stub).unwrap_err();
         assert!(
@@ -954,9 +966,7 @@ mod tests {
 
     #[test]
     fn messages_are_spread_over_relays_by_weight() {
-        let emails: Vec<String> = (0..40).map(|i| format!("r{i}@example.org")).collect();
-        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
-        let (_dir, config, mut store, digest) = setup(&emails);
+        let (_dir, config, mut store, digest, _) = setup_readers(40);
         let (one, three) = (
             Arc::new(Scripted::new(Answer::Accept)),
             Arc::new(Scripted::new(Answer::Accept)),
@@ -970,9 +980,7 @@ mod tests {
 
     #[test]
     fn a_relay_that_fails_its_connections_is_set_aside_and_nobody_is_lost() {
-        let emails: Vec<String> = (0..60).map(|i| format!("r{i}@example.org")).collect();
-        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
-        let (_dir, config, mut store, digest) = setup(&emails);
+        let (_dir, config, mut store, digest, _) = setup_readers(60);
         let (down, up) = (
             Arc::new(Scripted::new(Answer::Drop)),
             Arc::new(Scripted::new(Answer::Accept)),
@@ -1000,9 +1008,7 @@ mod tests {
 
     #[test]
     fn a_relay_that_refuses_the_login_is_set_aside_for_the_run() {
-        let emails: Vec<String> = (0..20).map(|i| format!("r{i}@example.org")).collect();
-        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
-        let (_dir, config, mut store, digest) = setup(&emails);
+        let (_dir, config, mut store, digest, _) = setup_readers(20);
         let (refusing, up) = (
             Arc::new(Scripted::new(Answer::Fatal)),
             Arc::new(Scripted::new(Answer::Accept)),
@@ -1037,9 +1043,7 @@ mod tests {
     /// Forty readers over a relay that answers `bad` to everything and one
     /// that accepts: what the second relay took, and the counts.
     fn beside_a_good_relay(bad: Answer, connections: usize) -> (Counts, usize, usize) {
-        let emails: Vec<String> = (0..40).map(|i| format!("r{i}@example.org")).collect();
-        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
-        let (_dir, config, mut store, digest) = setup(&emails);
+        let (_dir, config, mut store, digest, _) = setup_readers(40);
         let (bad, good) = (
             Arc::new(Scripted::new(bad)),
             Arc::new(Scripted::new(Answer::Accept)),
@@ -1081,9 +1085,7 @@ mod tests {
 
     #[test]
     fn a_slow_relay_does_not_hold_back_the_others() {
-        let emails: Vec<String> = (0..400).map(|i| format!("r{i}@example.org")).collect();
-        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
-        let (_dir, config, mut store, digest) = setup(&emails);
+        let (_dir, config, mut store, digest, _) = setup_readers(400);
         let (slow, fast) = (
             Arc::new(Scripted::new(Answer::Slow)),
             Arc::new(Scripted::new(Answer::Accept)),
@@ -1099,9 +1101,7 @@ mod tests {
 
     #[test]
     fn a_reader_deferred_by_every_relay_is_charged_as_by_one() {
-        let emails: Vec<String> = (0..8).map(|i| format!("r{i}@example.org")).collect();
-        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
-        let (_dir, config, mut store, digest) = setup(&emails);
+        let (_dir, config, mut store, digest, _) = setup_readers(8);
         let stubs: Vec<Arc<Scripted>> = (0..4)
             .map(|_| {
                 Arc::new(
@@ -1123,9 +1123,7 @@ mod tests {
 
     #[test]
     fn readers_deferred_everywhere_do_not_set_healthy_relays_aside() {
-        let emails: Vec<String> = (0..20).map(|i| format!("r{i:02}@example.org")).collect();
-        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
-        let (_dir, config, mut store, digest) = setup(&emails);
+        let (_dir, config, mut store, digest, emails) = setup_readers(20);
         // The first eight readers have a full mailbox: 4xx at both relays,
         // more in a row than a relay's breaker allows for failed connections.
         let script = |stub: Scripted| {
@@ -1150,12 +1148,10 @@ mod tests {
 
     #[test]
     fn a_relay_that_turns_to_refusing_everyone_bounces_no_one_beside_a_good_one() {
-        let emails: Vec<String> = (0..30).map(|i| format!("r{i:02}@example.org")).collect();
-        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
-        let (_dir, config, mut store, digest) = setup(&emails);
+        let (_dir, config, mut store, digest, _) = setup_readers(30);
         // The first relay takes its first message, then refuses everyone.
         let (turning, good) = (
-            Arc::new(Scripted::new(Answer::Refuse).script("r00@example.org", &[Answer::Accept])),
+            Arc::new(Scripted::new(Answer::Refuse).script("r0@example.org", &[Answer::Accept])),
             Arc::new(Scripted::new(Answer::Accept)),
         );
         let relays = [relay("turning", &turning, 1, 1), relay("good", &good, 1, 1)];

@@ -10,6 +10,8 @@ pub const SUBSCRIBE: &str = "/subscribe";
 pub const CONFIRM: &str = "/confirm/{token}";
 /// An unsubscribe link: `/unsubscribe/{token}` (GET: a page; POST: one click).
 pub const UNSUBSCRIBE: &str = "/unsubscribe/{token}";
+/// The server's home page: the site's name, the sign-up form, the feeds.
+pub const HOME: &str = "/";
 /// The health check for monitoring.
 pub const HEALTHZ: &str = "/healthz";
 
@@ -81,6 +83,23 @@ pub fn link_warnings(config: &Config) -> Vec<String> {
 /// `tags/go/rss.xml`): under `site.base_url`.
 pub fn feed_url(config: &Config, path: &str) -> String {
     config.site.url_for(path)
+}
+
+/// The archive's index page: `{site.base_url}{archive.path}/`.
+pub fn archive_url(config: &Config) -> String {
+    config.site.url_for(&format!("{}/", config.archive.path))
+}
+
+/// The archive page of mailing `n`: `{site.base_url}{archive.path}/{n}/`.
+pub fn archive_page_url(config: &Config, n: i64) -> String {
+    config
+        .site
+        .url_for(&format!("{}/{n}/", config.archive.path))
+}
+
+/// The sign-up form: `{server.public_url}/subscribe`.
+pub fn subscribe_url(config: &Config) -> String {
+    server_url(config, &["subscribe"])
 }
 
 /// `server.public_url` (without its query or fragment) with `segments`

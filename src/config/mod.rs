@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod archive;
 mod bounces;
 mod content;
 mod digest;
@@ -24,7 +25,9 @@ mod site;
 mod smtp;
 mod store;
 mod values;
+mod welcome;
 
+pub use archive::Archive;
 pub use bounces::{Bounces, Imap};
 pub use content::{Content, PERMALINK_TOKENS, UrlDate};
 pub use digest::{DEFAULT_SUBJECT, Digest};
@@ -37,6 +40,7 @@ pub use site::Site;
 pub use smtp::{MAX_RELAYS, PASSWORD_ENV, Security, Smtp};
 pub use store::Store;
 pub use values::is_loopback;
+pub use welcome::Welcome;
 
 /// A configuration problem, always naming the key or file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +92,8 @@ pub struct Config {
     pub server: Server,
     pub schedule: Schedule,
     pub bounces: Bounces,
+    pub archive: Archive,
+    pub welcome: Welcome,
     /// The config file itself.
     pub path: PathBuf,
     /// From the environment by [`Config::load`]; all `None` after [`Config::parse`].
@@ -116,6 +122,10 @@ struct RawConfig {
     schedule: schedule::RawSchedule,
     #[serde(default)]
     bounces: bounces::RawBounces,
+    #[serde(default)]
+    archive: archive::RawArchive,
+    #[serde(default)]
+    welcome: welcome::RawWelcome,
 }
 
 /// Where the text being checked came from: the file its errors name, and the
@@ -189,6 +199,8 @@ impl Config {
         let bounces = bounces::check(raw.bounces, &source)?;
         // feeds.hub has always been checked last; see feeds::check_hub.
         feeds.hub = feeds::check_hub(hub, &source)?;
+        let archive = archive::check(raw.archive, &feeds, &source)?;
+        let welcome = welcome::check(raw.welcome, &source)?;
 
         let config = Config {
             site,
@@ -201,6 +213,8 @@ impl Config {
             server,
             schedule,
             bounces,
+            archive,
+            welcome,
             path: path.to_path_buf(),
             secrets: Secrets::default(),
         };

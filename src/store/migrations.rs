@@ -8,7 +8,7 @@
 use super::{Store, StoreError};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 // Sized by SCHEMA_VERSION so that a migration added without bumping the
 // version (which would make the next `open` refuse the store as too new)
@@ -159,6 +159,23 @@ CREATE TABLE bounces (
 );
 CREATE INDEX bounces_subscriber ON bounces (subscriber_id, received_at);
 CREATE INDEX bounces_digest ON bounces (digest_id, kind);
+"#,
+    // Mailings: a digest of excerpts, or a letter (one post sent whole);
+    // one numbered sequence. The archive lists the titles of the posts a
+    // mailing carried. A welcome mail, one per subscriber, has its own
+    // ledger, so it goes out while a mailing does.
+    r#"
+ALTER TABLE digests ADD COLUMN kind TEXT NOT NULL DEFAULT 'digest' CHECK (kind IN ('digest', 'letter'));
+ALTER TABLE announced ADD COLUMN title TEXT;
+CREATE TABLE welcomes (
+    subscriber_id INTEGER PRIMARY KEY REFERENCES subscribers (id) ON DELETE CASCADE,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'cancelled')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    reply TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX welcomes_pending ON welcomes (status, subscriber_id);
 "#,
 ];
 

@@ -9,9 +9,10 @@ use rayon::prelude::*;
 
 use crate::atomic::{Staged, WriteError, remove_stale_temp_files, stage_file};
 use crate::config::Config;
-use crate::content::{self, Post, PostStatus, Problem, Problems};
+use crate::content::{self, Mailing, Post, PostStatus, Problem, Problems};
 use crate::feed::{self, Entry, FeedInfo, Html};
 use crate::render::render_post_safely;
+use crate::store::{Store, StoreError};
 
 /// Why a build wrote nothing (or stopped writing).
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,10 @@ pub enum BuildError {
     Content(#[source] Problems),
     #[error(transparent)]
     Write(#[from] WriteError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
 }
 
 /// What a build did, for the one-line summary.
@@ -98,9 +103,18 @@ pub fn build(
     let read = corpus.posts.len();
     let (published, drafts, scheduled) = count_statuses(&corpus.posts, now);
     let next_scheduled = next_scheduled(&corpus.posts, now);
+    let archive = stage_archive(config, output_dir, &corpus.posts)?;
     let (mut entries, plans) = plan_feeds(config, corpus.posts, now)?;
     let mut files = 0;
     let mut staged = Vec::new();
+    if let Some(archive) = &archive {
+        files += archive.paths.len();
+    }
+    let (archive_paths, archive_staged) = match archive {
+        Some(archive) => (Some(archive.paths), archive.staged),
+        None => (None, Vec::new()),
+    };
+    staged.extend(archive_staged);
     for plan in &plans {
         for file in write_feed_files(config, output_dir, &mut entries, plan, now)? {
             files += 1;
@@ -117,7 +131,14 @@ pub fn build(
     let written = changed.len();
     // The files this build stands for; those an earlier build wrote and this
     // one no longer does (the feeds of a tag that lost its last post) go.
-    let current: BTreeSet<String> = plans.iter().flat_map(|p| p.paths.iter().cloned()).collect();
+    let mut current: BTreeSet<String> =
+        plans.iter().flat_map(|p| p.paths.iter().cloned()).collect();
+    match archive_paths {
+        Some(paths) => current.extend(paths),
+        // No store to write it from: the archive stays as it is.
+        None if config.archive.enabled => current.extend(archived_before(config, output_dir)),
+        None => {}
+    }
     let removed = remove_unwritten(output_dir, &current)?;
     Ok(BuildReport {
         read,
@@ -132,6 +153,36 @@ pub fn build(
         changed,
         next_scheduled,
     })
+}
+
+/// The archive's files staged from the store, or `None` when it is not
+/// enabled or there is no store (a checkout that only builds the feeds):
+/// no store is created.
+fn stage_archive(
+    config: &Config,
+    output_dir: &Path,
+    posts: &[Post],
+) -> Result<Option<crate::archive::Staging>, BuildError> {
+    if !config.archive.enabled {
+        return Ok(None);
+    }
+    let Some(store) = Store::open_existing(&config.store.path)? else {
+        return Ok(None);
+    };
+    Ok(Some(crate::archive::stage(
+        config, output_dir, &store, posts,
+    )?))
+}
+
+/// The archive's files as the last build's manifest lists them.
+fn archived_before(config: &Config, output_dir: &Path) -> Vec<String> {
+    let prefix = format!("{}/", config.archive.path);
+    std::fs::read_to_string(output_dir.join(MANIFEST))
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.starts_with(&prefix))
+        .map(str::to_string)
+        .collect()
 }
 
 /// The build manifest: the files of the output folder the last build
@@ -275,9 +326,10 @@ pub fn plan_feeds(
 ) -> Result<(Vec<Entry>, Vec<FeedPlan>), BuildError> {
     let site = &config.site;
     let feeds = &config.feeds;
+    // An email-only post is in no feed; its archive page is its web copy.
     let live: Vec<Post> = posts
         .into_iter()
-        .filter(|p| p.status(now) == PostStatus::Published)
+        .filter(|p| p.status(now) == PostStatus::Published && p.mailing != Mailing::Only)
         .collect();
     let limit = if feeds.limit == 0 {
         usize::MAX

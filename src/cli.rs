@@ -248,27 +248,27 @@ fn print_send_report(report: &SendReport) -> Exit {
             );
             Exit::Ok
         }
-        SendReport::Delivered {
-            digest_id,
-            subject,
-            counts,
-            elapsed,
-        } => {
-            println!(
-                "digest {digest_id} {subject:?}: {} sent, {} failed, {} pending, {} cancelled in {:.1} s",
-                counts.sent,
-                counts.failed,
-                counts.pending,
-                counts.cancelled,
-                elapsed.as_secs_f64()
-            );
-            if counts.pending > 0 {
-                eprintln!(
-                    "{} deliveries are still pending: run `newsletter send` again to retry them",
-                    counts.pending
+        SendReport::Delivered(mailings) => {
+            for m in mailings {
+                println!(
+                    "{} {} {:?}: {} sent, {} failed, {} pending, {} cancelled in {:.1} s",
+                    m.kind.as_str(),
+                    m.digest_id,
+                    m.subject,
+                    m.counts.sent,
+                    m.counts.failed,
+                    m.counts.pending,
+                    m.counts.cancelled,
+                    m.elapsed.as_secs_f64()
                 );
             }
-            if counts.failed > 0 || counts.pending > 0 {
+            let pending = report.pending();
+            if pending > 0 {
+                eprintln!(
+                    "{pending} deliveries are still pending: run `newsletter send` again to retry them"
+                );
+            }
+            if pending > 0 || mailings.iter().any(|m| m.counts.failed > 0) {
                 Exit::Problems
             } else {
                 Exit::Ok

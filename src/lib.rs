@@ -3,6 +3,7 @@
 //! Data flows one way: content files → [`content::Post`] → rendered HTML
 //! ([`render`], made feed-safe by [`html`]) → [`feed`] documents, written by [`build`].
 
+pub mod archive;
 pub mod atomic;
 pub mod bounces;
 pub mod build;

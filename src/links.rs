@@ -97,6 +97,13 @@ pub fn archive_page_url(config: &Config, n: i64) -> String {
         .url_for(&format!("{}/{n}/", config.archive.path))
 }
 
+/// The archive's Atom feed: `{site.base_url}{archive.path}/atom.xml`.
+pub fn archive_feed_url(config: &Config) -> String {
+    config
+        .site
+        .url_for(&format!("{}/atom.xml", config.archive.path))
+}
+
 /// The sign-up form: `{server.public_url}/subscribe`.
 pub fn subscribe_url(config: &Config) -> String {
     server_url(config, &["subscribe"])

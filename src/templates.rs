@@ -17,8 +17,12 @@ use crate::config::Config;
 use crate::text::{TEXT_WIDTH, wrap};
 
 /// Every template built into the binary, by file name.
-pub const BUILT_IN: [(&str, &str); 9] = [
+pub const BUILT_IN: [(&str, &str); 13] = [
+    ("_mail.html", include_str!("../templates/_mail.html")),
     ("digest.html", include_str!("../templates/digest.html")),
+    ("letter.html", include_str!("../templates/letter.html")),
+    ("letter.txt", include_str!("../templates/letter.txt")),
+    ("archive.html", include_str!("../templates/archive.html")),
     ("digest.txt", include_str!("../templates/digest.txt")),
     ("_layout.html", include_str!("../templates/_layout.html")),
     (

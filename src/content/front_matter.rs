@@ -100,6 +100,27 @@ pub struct FrontMatter {
     /// The post's own path on the site: Jekyll's `permalink`, Hugo's `url`
     /// (Zola's `path`), and the line it was written on.
     pub permalink: Option<(String, usize)>,
+    /// `email`: how the post is mailed.
+    pub mailing: Mailing,
+}
+
+/// How a post goes out by email (the `email` key).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Mailing {
+    /// `email: digest` (the default): its excerpt in the next digest.
+    #[default]
+    Digest,
+    /// `email: letter`: sent whole, as a message of its own.
+    Letter,
+    /// `email: only`: a letter that the feeds leave out (an email-only post).
+    Only,
+}
+
+impl Mailing {
+    /// A letter, with or without the feeds.
+    pub fn is_letter(self) -> bool {
+        self != Mailing::Digest
+    }
 }
 
 /// A date value and the line it was written on.
@@ -133,6 +154,21 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, LineError> {
             break;
         }
     }
+
+    fm.mailing = match string_key(&map, "email", &lines)?.as_deref() {
+        None | Some("digest") => Mailing::Digest,
+        Some("letter") => Mailing::Letter,
+        Some("only") => Mailing::Only,
+        Some(other) => {
+            return Err(LineError::new(
+                lines.find("email"),
+                format!(
+                    "`email: {other}` is not a way to mail a post: write `email: letter` (sent whole, on its own), \
+                     `email: only` (a letter the feeds leave out), or leave the key out (its excerpt goes in the digest)"
+                ),
+            ));
+        }
+    };
 
     for key in ["author_name", "author", "authors"] {
         for name in string_list(&map, key, &lines)? {

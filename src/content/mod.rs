@@ -3,6 +3,8 @@
 pub mod date;
 pub mod front_matter;
 
+pub use front_matter::Mailing;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -49,6 +51,8 @@ pub struct Post {
     /// the store remembers an announced post by, since it stays when the
     /// permalink changes.
     pub source: String,
+    /// The `email` key: in a digest, or a letter of its own.
+    pub mailing: Mailing,
     /// Markdown after the front matter, when the post was parsed from text
     /// rather than read from its file.
     body: Option<String>,
@@ -363,6 +367,7 @@ fn parse_text(
         former_permalink: (former != permalink).then_some(former),
         permalink,
         source,
+        mailing: fm.mailing,
         body: keep_body.then(|| split.body.to_string()),
     })
 }

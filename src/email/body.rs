@@ -17,13 +17,27 @@ use crate::text::{TEXT_WIDTH, wrap};
 
 /// The post's excerpt made for email: (HTML, plain text).
 pub fn email_excerpt(config: &Config, post: &Post) -> Result<(String, String), Problem> {
+    for_mail(config, post, false)
+}
+
+/// The whole post made for email, as a letter sends it: (HTML, plain text).
+pub fn email_letter(config: &Config, post: &Post) -> Result<(String, String), Problem> {
+    for_mail(config, post, true)
+}
+
+fn for_mail(config: &Config, post: &Post, whole: bool) -> Result<(String, String), Problem> {
     // The merge-token delimiters go from the source, before the sanitizer
     // reads it: dropped from its output, they could join `o\u{E000}nclick`
     // into an attribute it never saw. (Removed again below from what
     // Markdown entities decode to, which is escaped text by then.)
     let rendered = render_post_safely(config, post, IframePolicy::Link, Some(clean))?;
     let image_alt = format!("Image from “{}”", clean(&post.title));
-    let excerpt = clean(&rendered.excerpt);
+    let part = if whole {
+        &rendered.content
+    } else {
+        &rendered.excerpt
+    };
+    let excerpt = clean(part);
     let html = html::balance(&for_email(&limit_nesting(&excerpt), &image_alt));
     let text = wrap(&html_to_text(&html), TEXT_WIDTH);
     Ok((html, text))

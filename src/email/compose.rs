@@ -425,6 +425,7 @@ mod tests {
             subject: subject.into(),
             html: "<p>Héllo <a href=\"\u{E000}unsubscribe_url\u{E001}\">unsubscribe</a></p>".into(),
             text: "Héllo\n\nUnsubscribe: \u{E000}unsubscribe_url\u{E001}\n".into(),
+            page: String::new(),
             post_urls: vec![],
         };
         personalize(&digest, "ann@example.org", "Ann", UNSUBSCRIBE)

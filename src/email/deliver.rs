@@ -805,6 +805,8 @@ mod tests {
         let (id, _) = store
             .create_digest(
                 &NewDigest {
+                    kind: Default::default(),
+                    page: "",
                     subject: "Digest",
                     html: "<p>Hello</p>",
                     text: "Hello\n",
@@ -812,6 +814,7 @@ mod tests {
                         source: "a.md".into(),
                         permalink: "/a/".into(),
                         published: "2026-11-01T00:00:00+00:00".into(),
+                        title: "A".into(),
                     }],
                     skipped: &[],
                     adopted: &[],

@@ -49,19 +49,23 @@ use minijinja::context;
 use minijinja::value::Value;
 use serde::{Deserialize, Serialize};
 
-use super::body::{email_excerpt, inline_css, tidy_text};
+use super::body::{email_excerpt, email_letter, inline_css, tidy_text};
 use super::merge::{EMAIL, NAME, Personal, UNSUBSCRIBE_URL, clean, merge};
 use crate::config::Config;
-use crate::content::{self, Post, PostStatus, Problem, Problems};
+use crate::content::{self, Mailing, Post, PostStatus, Problem, Problems};
 use crate::html::escape_text;
-use crate::store::{Adoption, Announced, NewDigest, PostRef, Store, StoredDigest};
-use crate::templates;
+use crate::store::{Adoption, Announced, Kind, NewDigest, PostRef, Store, StoredDigest};
 use crate::text::one_line;
+use crate::{links, templates};
 
 /// The HTML template's name (in `digest.templates`, else built in).
 pub const HTML_TEMPLATE: &str = "digest.html";
 /// The plain-text template's name (in `digest.templates`, else built in).
 pub const TEXT_TEMPLATE: &str = "digest.txt";
+/// A letter's HTML template.
+pub const LETTER_HTML_TEMPLATE: &str = "letter.html";
+/// A letter's plain-text template.
+pub const LETTER_TEXT_TEMPLATE: &str = "letter.txt";
 
 /// Why a digest could not be rendered.
 #[derive(Debug, thiserror::Error)]
@@ -190,6 +194,9 @@ pub struct RenderedDigest {
     pub html: String,
     /// The plain-text part.
     pub text: String,
+    /// The archive page: the HTML part naming nobody, its unsubscribe
+    /// line a link to the sign-up form.
+    pub page: String,
     /// Absolute URLs of every post in the digest, newest first.
     pub post_urls: Vec<String>,
 }
@@ -215,8 +222,8 @@ pub fn personalize(
 
 /// Renders the digest of `posts` (newest first): the subject from
 /// `digest.subject`, the HTML part from `digest.html` with its CSS inlined,
-/// and the text part from `digest.txt`. The module documentation lists the
-/// template variables.
+/// the text part from `digest.txt`, and the archive page. The module
+/// documentation lists the template variables.
 pub fn render(
     config: &Config,
     posts: &[&Post],
@@ -237,23 +244,17 @@ pub fn render(
         with_excerpts.push(post_value(config, post, Some(excerpt)));
     }
     let listed: Vec<Value> = rest.iter().map(|p| post_value(config, p, None)).collect();
-    let site = &config.site;
-    let site_value = templates::site_context(config, clean);
-    let common = context! {
-        site => site_value,
-        subscriber => context! { email => EMAIL, name => NAME },
-        unsubscribe_url => UNSUBSCRIBE_URL,
-        digest => context! { id => digest_id },
-        preheader => preheader,
-    };
-
     let env = templates::environment(config);
     let subject_posts: Vec<Value> = with_excerpts.iter().chain(&listed).cloned().collect();
     let subject = env
         .render_named_str(
             "digest.subject",
             &config.digest.subject,
-            context! { posts => subject_posts, more_posts => Vec::<Value>::new(), ..common.clone() },
+            context! {
+                posts => subject_posts,
+                more_posts => Vec::<Value>::new(),
+                ..mailing_context(config, digest_id, "", preheader.clone(), false)
+            },
         )
         .map_err(|e| DigestError::Subject {
             message: templates::describe(&e),
@@ -264,42 +265,165 @@ pub fn render(
             message: "renders to an empty subject; make it print at least the site title".into(),
         });
     }
+    let posts_value = context! { posts => with_excerpts, more_posts => listed };
+    let mut rendered = render_parts(
+        config,
+        &env,
+        [HTML_TEMPLATE, TEXT_TEMPLATE],
+        |archive| {
+            context! {
+                ..posts_value.clone(),
+                ..mailing_context(config, digest_id, &subject, preheader.clone(), archive)
+            }
+        },
+        subject.clone(),
+    )?;
+    rendered.post_urls = posts
+        .iter()
+        .map(|p| config.site.url_for(&p.permalink))
+        .collect();
+    Ok(rendered)
+}
 
-    let ctx = context! { posts => with_excerpts, more_posts => listed, ..common };
+/// Renders a letter: `post` whole, as a message of its own, its title the
+/// subject, from `letter.html` and `letter.txt`; and its archive page.
+pub fn render_letter(
+    config: &Config,
+    post: &Post,
+    mailing_id: i64,
+) -> Result<RenderedDigest, DigestError> {
+    let (html, text) = email_letter(config, post).map_err(DigestError::Post)?;
+    let preheader = preheader_of(&text);
+    let url = letter_url(config, post, mailing_id);
+    let value = context! {
+        content_html => Value::from_safe_string(html),
+        content_text => text,
+        url => url.clone(),
+        ..post_value(config, post, None)
+    };
+    let subject = one_line(&clean(&post.title));
+    let env = templates::environment(config);
+    let mut rendered = render_parts(
+        config,
+        &env,
+        [LETTER_HTML_TEMPLATE, LETTER_TEXT_TEMPLATE],
+        |archive| {
+            context! {
+                post => value.clone(),
+                posts => vec![value.clone()],
+                more_posts => Vec::<Value>::new(),
+                ..mailing_context(config, mailing_id, &subject, preheader.clone(), archive)
+            }
+        },
+        subject.clone(),
+    )?;
+    rendered.post_urls = vec![url];
+    Ok(rendered)
+}
+
+/// Where a letter's post is on the web: its permalink, or for an email-only
+/// post (in no feed, on no page of the site) its archive page.
+fn letter_url(config: &Config, post: &Post, mailing_id: i64) -> String {
+    if post.mailing == Mailing::Only && config.archive.enabled {
+        links::archive_page_url(config, mailing_id)
+    } else {
+        config.site.url_for(&post.permalink)
+    }
+}
+
+/// What every mailing template sees but its posts: `archive` is true for
+/// the archive page, which names nobody and links the sign-up form where
+/// mail links the unsubscribe page.
+fn mailing_context(
+    config: &Config,
+    mailing_id: i64,
+    subject: &str,
+    preheader: String,
+    archive: bool,
+) -> Value {
+    let (email, name, unsubscribe) = if archive {
+        ("", "", links::subscribe_url(config))
+    } else {
+        (EMAIL, NAME, UNSUBSCRIBE_URL.to_string())
+    };
+    let archived = |url: String| {
+        if config.archive.enabled {
+            url
+        } else {
+            String::new()
+        }
+    };
+    context! {
+        site => templates::site_context(config, clean),
+        subscriber => context! { email => email, name => name },
+        unsubscribe_url => unsubscribe,
+        subscribe_url => links::subscribe_url(config),
+        digest => context! { id => mailing_id },
+        subject => subject,
+        preheader => preheader,
+        archive => archive,
+        archive_url => archived(links::archive_page_url(config, mailing_id)),
+        archive_index_url => archived(links::archive_url(config)),
+        archive_feed_url => archived(links::archive_feed_url(config)),
+    }
+}
+
+/// The HTML part (CSS inlined), the text part and the archive page of a
+/// mailing, from its two templates; `context(archive)` gives the values.
+fn render_parts(
+    config: &Config,
+    env: &minijinja::Environment<'_>,
+    [html_name, text_name]: [&str; 2],
+    context: impl Fn(bool) -> Value,
+    subject: String,
+) -> Result<RenderedDigest, DigestError> {
     let template_error = |e: minijinja::Error, name: &str| DigestError::Template {
         location: templates::locate(&config.digest.templates, name, Some(&e)),
         message: templates::describe(&e),
     };
-    let render = |name: &str| {
+    let render = |name: &str, archive: bool| {
         env.get_template(name)
-            .and_then(|t| t.render(&ctx))
+            .and_then(|t| t.render(context(archive)))
             .map_err(|e| template_error(e, name))
     };
-    let html = inline_css(&render(HTML_TEMPLATE)?).map_err(|message| DigestError::Template {
-        location: templates::locate(&config.digest.templates, HTML_TEMPLATE, None),
-        message,
-    })?;
-    let text = tidy_text(&render(TEXT_TEMPLATE)?);
-
+    let inline = |html: String| {
+        inline_css(&html).map_err(|message| DigestError::Template {
+            location: templates::locate(&config.digest.templates, html_name, None),
+            message,
+        })
+    };
+    let html = inline(render(html_name, false)?)?;
+    let text = tidy_text(&render(text_name, false)?);
+    // A template of an earlier version prints the subscriber's values
+    // whatever `archive` says: the page gets none of them.
+    let page = merge(
+        &inline(render(html_name, true)?)?,
+        ["", "", &links::subscribe_url(config)],
+    );
     Ok(RenderedDigest {
         subject,
         html,
         text,
-        post_urls: posts.iter().map(|p| site.url_for(&p.permalink)).collect(),
+        page,
+        post_urls: Vec::new(),
     })
 }
 
-/// The next digest, rendered: its posts, those it marks announced without
-/// mailing them, and the records of earlier ones that learn their file.
+/// The next mailing, rendered: a letter, or a digest of the other posts;
+/// the posts it announces, those it marks announced without mailing them,
+/// and the records of earlier ones that learn their file.
 pub struct Next {
+    pub kind: Kind,
     pub rendered: RenderedDigest,
     pub posts: Vec<PostRef>,
     pub skipped: Vec<PostRef>,
     pub adopted: Vec<Adoption>,
 }
 
-/// The next digest at `now`, numbered `digest_id`, or `None` when no post
-/// is new. Without a store (nothing sent yet) it is the first digest.
+/// The next mailing at `now`, numbered `digest_id`, or `None` when no post
+/// is new. Without a store (nothing sent yet) it is the first. Letters go
+/// first, the oldest first, each a mailing of its own; then a digest of the
+/// other new posts.
 pub fn next_digest(
     config: &Config,
     store: Option<&Store>,
@@ -325,13 +449,26 @@ fn upcoming(
         None => (Announced::default(), true),
     };
     let chosen = choose_posts(&corpus.posts, &announced, first, config, now);
-    if chosen.posts.is_empty() {
-        return Ok((None, chosen.adopted));
-    }
-    let rendered = render(config, &chosen.posts, digest_id)?;
+    let (letters, digest_posts): (Vec<&Post>, Vec<&Post>) =
+        chosen.posts.iter().partition(|p| p.mailing.is_letter());
+    // Newest first: the last letter is the oldest.
+    let (kind, rendered, carried) = match letters.last() {
+        Some(letter) => (
+            Kind::Letter,
+            render_letter(config, letter, digest_id)?,
+            vec![post_ref(letter)],
+        ),
+        None if digest_posts.is_empty() => return Ok((None, chosen.adopted)),
+        None => (
+            Kind::Digest,
+            render(config, &digest_posts, digest_id)?,
+            digest_posts.iter().map(|p| post_ref(p)).collect(),
+        ),
+    };
     let next = Next {
+        kind,
         rendered,
-        posts: chosen.posts.iter().map(|p| post_ref(p)).collect(),
+        posts: carried,
         skipped: chosen.skipped.iter().map(|p| post_ref(p)).collect(),
         adopted: chosen.adopted,
     };
@@ -343,6 +480,7 @@ fn post_ref(post: &Post) -> PostRef {
         source: post.source.clone(),
         permalink: post.permalink.clone(),
         published: post.published.to_rfc3339(),
+        title: post.title.clone(),
     }
 }
 
@@ -367,7 +505,9 @@ pub fn create_next_digest(
     let rendered = &next.rendered;
     let (id, _) = store.create_digest(
         &NewDigest {
+            kind: next.kind,
             subject: &rendered.subject,
+            page: &rendered.page,
             html: &rendered.html,
             text: &rendered.text,
             posts: &next.posts,
@@ -438,10 +578,11 @@ fn rerender(config: &Config, store: &Store, digest: &StoredDigest) -> Result<Ren
         })
         .collect();
     posts.sort_by_key(|p| std::cmp::Reverse(p.published));
-    if posts.is_empty() {
-        return Ok(RenderedDigest::stored(digest));
+    match (posts.first(), digest.kind) {
+        (None, _) => Ok(RenderedDigest::stored(digest)),
+        (Some(letter), Kind::Letter) => Ok(render_letter(config, letter, digest.id)?),
+        (Some(_), Kind::Digest) => Ok(render(config, &posts, digest.id)?),
     }
-    Ok(render(config, &posts, digest.id)?)
 }
 
 impl RenderedDigest {
@@ -451,6 +592,7 @@ impl RenderedDigest {
             subject: digest.subject.clone(),
             html: digest.html.clone(),
             text: digest.text.clone(),
+            page: String::new(),
             post_urls: Vec::new(),
         }
     }
@@ -468,7 +610,9 @@ pub fn check_templates(config: &Config) -> Result<(), DigestError> {
                 message: e.message,
             }
         })?;
-    render(config, &[&post], 1).map(|_| ())
+    render(config, &[&post], 1)?;
+    render_letter(config, &post, 1)?;
+    crate::archive::check_template(config)
 }
 
 /// The preheader inbox lists show after the subject: the start of the
@@ -768,7 +912,18 @@ mod tests {
             "{}",
             mail.html
         );
-        assert!(mail.text.starts_with("Tëst & <Blog>\n"), "{}", mail.text);
+        assert!(
+            mail.text.starts_with("View in browser: https://blog.example.org/archive/"),
+            "{}",
+            mail.text
+        );
+        assert!(mail.text.contains("\n\nTëst & <Blog>\n"), "{}", mail.text);
+        // The archive page names nobody: no merge token, no unsubscribe
+        // link, the sign-up form instead; and no "View in browser".
+        assert!(!digest.page.contains(OPEN), "{}", digest.page);
+        assert!(!digest.page.contains("/unsubscribe/") && !digest.page.contains("View in browser"));
+        assert!(digest.page.contains("href=\"https://blog.example.org/subscribe\""));
+        assert!(mail.html.contains(">View in browser</a>"));
         assert!(mail.html.contains("<html lang=\"en\""));
         assert!(
             mail.html
@@ -1095,6 +1250,7 @@ Rest."#;
             subject: format!("Hi {NAME}"),
             html: format!("<p>{NAME} {EMAIL}</p><a href=\"{UNSUBSCRIBE_URL}\">u</a>"),
             text: format!("{NAME} <{EMAIL}>\n{UNSUBSCRIBE_URL}\n"),
+            page: String::new(),
             post_urls: vec![],
         };
         let mail = personalize(

@@ -15,7 +15,8 @@ use super::digest::{Trial, create_next_digest, digest_to_try, next_digest};
 use super::lock::SendLock;
 use super::transport::{self, Attempt};
 use crate::config::Config;
-use crate::store::{Counts, Status, Store};
+use crate::content;
+use crate::store::{Counts, Kind, Status, Store};
 
 /// What the caller asks of a run.
 #[derive(Debug, Clone, Default)]
@@ -58,12 +59,29 @@ pub enum SendReport {
         /// recipients), not the next one.
         unfinished: bool,
     },
-    Delivered {
-        digest_id: i64,
-        subject: String,
-        counts: Counts,
-        elapsed: Duration,
-    },
+    /// The mailings this run delivered or resumed, in order: an
+    /// unfinished one first, then each letter, then the digest.
+    Delivered(Vec<Delivered>),
+}
+
+/// One mailing a run delivered (or resumed).
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub digest_id: i64,
+    pub kind: Kind,
+    pub subject: String,
+    pub counts: Counts,
+    pub elapsed: Duration,
+}
+
+impl SendReport {
+    /// Deliveries still pending after the run (to retry).
+    pub fn pending(&self) -> usize {
+        match self {
+            SendReport::Delivered(mailings) => mailings.iter().map(|m| m.counts.pending).sum(),
+            _ => 0,
+        }
+    }
 }
 
 /// Runs `newsletter send` at `now`.
@@ -118,32 +136,60 @@ pub fn send_locked(
     let relays = transport::open(config)?;
     crate::email::dkim::Signer::load(config)?;
 
-    let digest = match store.unfinished_digest()? {
-        Some(digest) => digest,
-        None if store.count(Status::Active)? == 0 => {
-            return Ok(SendReport::NoSubscribers);
-        }
-        None => match create_next_digest(config, &mut store, now)? {
+    // One mailing after another: an unfinished one first, then each new
+    // one (letters, then the digest), each made in its own transaction;
+    // a mailing left with pending deliveries ends the run.
+    let mut delivered = Vec::new();
+    let mut posts = None;
+    loop {
+        let digest = match store.unfinished_digest()? {
             Some(digest) => digest,
-            None => return Ok(SendReport::NothingToSend),
-        },
-    };
-    let started = Instant::now();
-    deliver(
-        config,
-        &mut store,
-        &digest,
-        &relays,
-        &secret,
-        progress,
-        options.cancel.as_deref(),
-    )?;
-    Ok(SendReport::Delivered {
-        digest_id: digest.id,
-        subject: digest.subject.clone(),
-        counts: store.counts(digest.id)?,
-        elapsed: started.elapsed(),
-    })
+            None if store.count(Status::Active)? == 0 => {
+                if delivered.is_empty() {
+                    return Ok(SendReport::NoSubscribers);
+                }
+                break;
+            }
+            None => match create_next_digest(config, &mut store, now)? {
+                Some(digest) => digest,
+                None => break,
+            },
+        };
+        if config.archive.enabled {
+            // Before the first message, so its "View in browser" link works.
+            let posts = posts.get_or_insert_with(|| content::read_posts(config).posts);
+            crate::archive::write(config, &config.feeds.output_dir, &store, posts)?;
+        }
+        let started = Instant::now();
+        deliver(
+            config,
+            &mut store,
+            &digest,
+            &relays,
+            &secret,
+            progress,
+            options.cancel.as_deref(),
+        )?;
+        let counts = store.counts(digest.id)?;
+        delivered.push(Delivered {
+            digest_id: digest.id,
+            kind: digest.kind,
+            subject: digest.subject.clone(),
+            counts,
+            elapsed: started.elapsed(),
+        });
+        let stopping = options
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst));
+        if counts.pending > 0 || stopping {
+            break;
+        }
+    }
+    if delivered.is_empty() {
+        return Ok(SendReport::NothingToSend);
+    }
+    Ok(SendReport::Delivered(delivered))
 }
 
 /// `send` with nothing to deliver to: each message the digest would make,

@@ -155,7 +155,7 @@ async fn send_if_due(app: &Arc<App>, now: DateTime<Utc>) -> Option<DateTime<Utc>
             log_report(slot, &report);
             log_alerts(app, now);
             match report {
-                SendReport::Delivered { counts, .. } if counts.pending > 0 => retry,
+                SendReport::Delivered(_) if report.pending() > 0 => retry,
                 _ => None,
             }
         }
@@ -202,22 +202,23 @@ fn log_alerts(app: &Arc<App>, now: DateTime<Utc>) {
 
 fn log_report(slot: Option<DateTime<Utc>>, report: &SendReport) {
     match report {
-        SendReport::Delivered {
-            digest_id,
-            subject,
-            counts,
-            elapsed,
-        } => tracing::info!(
-            ?slot,
-            digest = digest_id,
-            subject = subject.as_str(),
-            sent = counts.sent,
-            failed = counts.failed,
-            pending = counts.pending,
-            cancelled = counts.cancelled,
-            seconds = elapsed.as_secs_f64(),
-            "digest delivered"
-        ),
+        SendReport::Delivered(mailings) => {
+            for m in mailings {
+                tracing::info!(
+                    ?slot,
+                    digest = m.digest_id,
+                    kind = m.kind.as_str(),
+                    subject = m.subject.as_str(),
+                    sent = m.counts.sent,
+                    failed = m.counts.failed,
+                    pending = m.counts.pending,
+                    cancelled = m.counts.cancelled,
+                    seconds = m.elapsed.as_secs_f64(),
+                    "{} delivered",
+                    m.kind.as_str()
+                );
+            }
+        }
         SendReport::NothingToSend => tracing::info!(?slot, "digest: no new posts"),
         SendReport::NoSubscribers => tracing::info!(?slot, "digest: no active subscribers"),
         other => tracing::info!(?slot, ?other, "digest"),

@@ -14,10 +14,39 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{Store, StoreError, timestamp};
 
-/// A digest as stored: rendered once, with merge tokens for what differs per subscriber.
+/// What a mailing is: a digest of excerpts, or a letter (one post, whole).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    #[default]
+    Digest,
+    Letter,
+}
+
+impl Kind {
+    /// As the store writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Digest => "digest",
+            Kind::Letter => "letter",
+        }
+    }
+
+    fn parse(text: &str) -> Kind {
+        if text == "letter" {
+            Kind::Letter
+        } else {
+            Kind::Digest
+        }
+    }
+}
+
+/// A mailing (digest or letter) as stored: rendered once, with merge
+/// tokens for what differs per subscriber. Digests and letters are one
+/// numbered sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDigest {
     pub id: i64,
+    pub kind: Kind,
     pub created_at: String,
     pub subject: String,
     pub html: String,
@@ -33,12 +62,17 @@ pub struct PostRef {
     pub permalink: String,
     /// Its own date, RFC 3339.
     pub published: String,
+    /// Its title, for the archive.
+    pub title: String,
 }
 
 /// A digest to create, and the posts it announces.
 #[derive(Debug, Clone)]
 pub struct NewDigest<'a> {
+    pub kind: Kind,
     pub subject: &'a str,
+    /// The archive page.
+    pub page: &'a str,
     pub html: &'a str,
     pub text: &'a str,
     /// The posts it carries.
@@ -158,7 +192,7 @@ impl Store {
     pub fn digest(&self, id: i64) -> Result<Option<StoredDigest>, StoreError> {
         self.conn
             .query_row(
-                "SELECT id, created_at, subject, html, text FROM digests WHERE id = ?1",
+                "SELECT id, kind, created_at, subject, html, text FROM digests WHERE id = ?1",
                 [id],
                 digest_row,
             )
@@ -170,7 +204,7 @@ impl Store {
     pub fn unfinished_digest(&self) -> Result<Option<StoredDigest>, StoreError> {
         self.conn
             .query_row(
-                "SELECT id, created_at, subject, html, text FROM digests WHERE id = \
+                "SELECT id, kind, created_at, subject, html, text FROM digests WHERE id = \
                  (SELECT min(digest_id) FROM deliveries WHERE status = 'pending')",
                 [],
                 digest_row,
@@ -240,6 +274,81 @@ impl Store {
     }
 }
 
+/// A mailing as the archive lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Archived {
+    pub id: i64,
+    pub kind: Kind,
+    pub created_at: String,
+    pub subject: String,
+    /// The posts it carried, in the order it did: (title, permalink); the
+    /// title is `None` in records made before 0.9.
+    pub posts: Vec<(Option<String>, String)>,
+}
+
+impl Store {
+    /// Every mailing, newest first, with the posts it carried.
+    pub fn archived(&self) -> Result<Vec<Archived>, StoreError> {
+        let mut mailings: Vec<Archived> = {
+            let mut statement = self
+                .conn
+                .prepare("SELECT id, kind, created_at, subject FROM digests ORDER BY id DESC")
+                .map_err(|e| self.error(e))?;
+            let rows = statement
+                .query_map([], |r| {
+                    Ok(Archived {
+                        id: r.get(0)?,
+                        kind: Kind::parse(&r.get::<_, String>(1)?),
+                        created_at: r.get(2)?,
+                        subject: r.get(3)?,
+                        posts: Vec::new(),
+                    })
+                })
+                .map_err(|e| self.error(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.error(e))?
+        };
+        let index: HashMap<i64, usize> = mailings
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.id, i))
+            .collect();
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT digest_id, title, permalink FROM announced \
+                 WHERE digest_id IS NOT NULL ORDER BY id",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    site_path(&r.get::<_, String>(2)?),
+                ))
+            })
+            .map_err(|e| self.error(e))?;
+        for row in rows {
+            let (id, title, permalink) = row.map_err(|e| self.error(e))?;
+            if let Some(&i) = index.get(&id) {
+                mailings[i].posts.push((title, permalink));
+            }
+        }
+        Ok(mailings)
+    }
+
+    /// A mailing's archive page as stored (`None` for those made before
+    /// 0.9), and its HTML part with merge tokens, to make one from.
+    pub fn archive_page(&self, id: i64) -> Result<Option<(Option<String>, String)>, StoreError> {
+        self.conn
+            .query_row("SELECT page, html FROM digests WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(|e| self.error(e))
+    }
+}
+
 fn create_digest(
     tx: &Transaction<'_>,
     digest: &NewDigest<'_>,
@@ -247,8 +356,16 @@ fn create_digest(
 ) -> Result<(i64, usize), rusqlite::Error> {
     let at = timestamp(now);
     tx.execute(
-        "INSERT INTO digests (created_at, subject, html, text) VALUES (?1, ?2, ?3, ?4)",
-        params![at, digest.subject, digest.html, digest.text],
+        "INSERT INTO digests (kind, created_at, subject, html, text, page) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            digest.kind.as_str(),
+            at,
+            digest.subject,
+            digest.html,
+            digest.text,
+            digest.page
+        ],
     )?;
     let id = tx.last_insert_rowid();
     adopt(tx, digest.adopted)?;
@@ -256,8 +373,8 @@ fn create_digest(
     // keeps its permalink and gives up the name.
     let mut release = tx.prepare("UPDATE announced SET source = NULL WHERE source = ?1")?;
     let mut insert = tx.prepare(
-        "INSERT INTO announced (source, permalink, published, digest_id, announced_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO announced (source, permalink, published, digest_id, announced_at, title) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for (post, digest_id) in digest
         .posts
@@ -271,7 +388,8 @@ fn create_digest(
             post.permalink,
             post.published,
             digest_id,
-            at
+            at,
+            post.title
         ])?;
     }
     drop((release, insert));
@@ -293,11 +411,13 @@ fn adopt(tx: &Transaction<'_>, posts: &[Adoption]) -> Result<(), rusqlite::Error
     }
     for adoption in posts {
         tx.execute(
-            "UPDATE announced SET source = ?1, permalink = ?2, published = ?3 WHERE id = ?4",
+            "UPDATE announced SET source = ?1, permalink = ?2, published = ?3, title = ?4 \
+             WHERE id = ?5",
             params![
                 adoption.post.source,
                 adoption.post.permalink,
                 adoption.post.published,
+                adoption.post.title,
                 adoption.record
             ],
         )?;
@@ -308,10 +428,11 @@ fn adopt(tx: &Transaction<'_>, posts: &[Adoption]) -> Result<(), rusqlite::Error
 fn digest_row(r: &rusqlite::Row<'_>) -> Result<StoredDigest, rusqlite::Error> {
     Ok(StoredDigest {
         id: r.get(0)?,
-        created_at: r.get(1)?,
-        subject: r.get(2)?,
-        html: r.get(3)?,
-        text: r.get(4)?,
+        kind: Kind::parse(&r.get::<_, String>(1)?),
+        created_at: r.get(2)?,
+        subject: r.get(3)?,
+        html: r.get(4)?,
+        text: r.get(5)?,
     })
 }
 
@@ -337,12 +458,15 @@ mod tests {
             source: format!("{n}.md"),
             permalink: format!("/p/{n}/"),
             published: "2026-11-01T00:00:00+00:00".into(),
+            title: "A".into(),
         };
         let posts = vec![post(1)];
         let skipped = vec![post(0)];
         let (id, n) = store
             .create_digest(
                 &NewDigest {
+                    kind: Default::default(),
+                    page: "",
                     subject: "S",
                     html: "H",
                     text: "T",

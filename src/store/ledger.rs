@@ -205,6 +205,8 @@ mod tests {
         let (id, _) = store
             .create_digest(
                 &NewDigest {
+                    kind: Default::default(),
+                    page: "",
                     subject: "S",
                     html: "H",
                     text: "T",

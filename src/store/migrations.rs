@@ -163,9 +163,11 @@ CREATE INDEX bounces_digest ON bounces (digest_id, kind);
     // Mailings: a digest of excerpts, or a letter (one post sent whole);
     // one numbered sequence. The archive lists the titles of the posts a
     // mailing carried. A welcome mail, one per subscriber, has its own
-    // ledger, so it goes out while a mailing does.
+    // ledger, so it goes out while a mailing does. `page` is a mailing's
+    // archive page (none for those made before).
     r#"
 ALTER TABLE digests ADD COLUMN kind TEXT NOT NULL DEFAULT 'digest' CHECK (kind IN ('digest', 'letter'));
+ALTER TABLE digests ADD COLUMN page TEXT;
 ALTER TABLE announced ADD COLUMN title TEXT;
 CREATE TABLE welcomes (
     subscriber_id INTEGER PRIMARY KEY REFERENCES subscribers (id) ON DELETE CASCADE,

@@ -19,7 +19,7 @@ pub mod queue;
 mod subscribers;
 
 pub use bounces::{DigestOutcomes, DigestReport, Event, Incoming, Recorded, Rules};
-pub use digests::{Adoption, Announced, NewDigest, PostRef, Record, StoredDigest};
+pub use digests::{Adoption, Announced, Archived, Kind, NewDigest, PostRef, Record, StoredDigest};
 pub use ledger::{Counts, Outcome, Pending};
 pub use migrations::SCHEMA_VERSION;
 pub use subscribers::{

@@ -913,7 +913,8 @@ mod tests {
             mail.html
         );
         assert!(
-            mail.text.starts_with("View in browser: https://blog.example.org/archive/"),
+            mail.text
+                .starts_with("View in browser: https://blog.example.org/archive/"),
             "{}",
             mail.text
         );
@@ -922,7 +923,11 @@ mod tests {
         // link, the sign-up form instead; and no "View in browser".
         assert!(!digest.page.contains(OPEN), "{}", digest.page);
         assert!(!digest.page.contains("/unsubscribe/") && !digest.page.contains("View in browser"));
-        assert!(digest.page.contains("href=\"https://blog.example.org/subscribe\""));
+        assert!(
+            digest
+                .page
+                .contains("href=\"https://blog.example.org/subscribe\"")
+        );
         assert!(mail.html.contains(">View in browser</a>"));
         assert!(mail.html.contains("<html lang=\"en\""));
         assert!(

@@ -136,14 +136,20 @@ pub fn send_locked(
     let relays = transport::open(config)?;
     crate::email::dkim::Signer::load(config)?;
 
-    // One mailing after another: an unfinished one first, then each new
-    // one (letters, then the digest), each made in its own transaction;
-    // a mailing left with pending deliveries ends the run.
+    // An unfinished mailing is finished, and that is the run (as a
+    // schedule slot is one run). Else one new mailing after another, each
+    // made in its own transaction (letters, then the digest), until one is
+    // left with pending deliveries.
     let mut delivered = Vec::new();
     let mut posts = None;
     loop {
+        let mut resumed = false;
         let digest = match store.unfinished_digest()? {
-            Some(digest) => digest,
+            Some(digest) if delivered.is_empty() => {
+                resumed = true;
+                digest
+            }
+            Some(_) => break,
             None if store.count(Status::Active)? == 0 => {
                 if delivered.is_empty() {
                     return Ok(SendReport::NoSubscribers);
@@ -182,7 +188,7 @@ pub fn send_locked(
             .cancel
             .as_ref()
             .is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst));
-        if counts.pending > 0 || stopping {
+        if counts.pending > 0 || stopping || resumed {
             break;
         }
     }

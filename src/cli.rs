@@ -63,6 +63,9 @@ pub enum Command {
         /// Send the next digest to this one address as a test; record nothing.
         #[arg(long, value_name = "EMAIL")]
         to: Option<String>,
+        /// With --to: send this post as a letter (sent whole, on its own) instead.
+        #[arg(long, value_name = "PATH", requires = "to")]
+        letter: Option<PathBuf>,
         #[command(flatten)]
         clock: NowArg,
     },
@@ -70,6 +73,9 @@ pub enum Command {
     Preview {
         #[arg(long, value_name = "DIR", default_value = "preview")]
         output: PathBuf,
+        /// Write this post as the letter it would be (letter.html, letter.txt, letter.eml).
+        #[arg(long, value_name = "PATH")]
+        letter: Option<PathBuf>,
         #[command(flatten)]
         clock: NowArg,
     },
@@ -443,10 +449,16 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
             print_rebuilt(&rebuilt);
             Ok(Exit::Ok)
         }
-        Command::Send { dry_run, to, clock } => {
+        Command::Send {
+            dry_run,
+            to,
+            letter,
+            clock,
+        } => {
             let options = SendOptions {
                 dry_run,
                 to,
+                letter,
                 cancel: None,
             };
             for warning in crate::links::link_warnings(&config) {
@@ -511,8 +523,13 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
             )?;
             Ok(Exit::Ok)
         }
-        Command::Preview { output, clock } => {
-            match crate::email::preview::preview(&config, &output, clock.now())? {
+        Command::Preview {
+            output,
+            letter,
+            clock,
+        } => {
+            match crate::email::preview::preview(&config, &output, letter.as_deref(), clock.now())?
+            {
                 Some(previewed) => {
                     if previewed.trial == crate::email::digest::Trial::Latest {
                         println!(

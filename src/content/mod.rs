@@ -238,7 +238,8 @@ fn is_markdown(path: &Path) -> bool {
     )
 }
 
-fn read_post(path: &Path, config: &Config) -> Result<Post, Problem> {
+/// Reads one post file (under `content.dir` or anywhere).
+pub fn read_post(path: &Path, config: &Config) -> Result<Post, Problem> {
     let text = read_text(path)?;
     parse_text(&text, path, config, false).map_err(|e| Problem {
         path: path.to_path_buf(),

@@ -558,6 +558,22 @@ pub fn digest_to_try(
     )))
 }
 
+/// The post at `path` rendered as the letter it would be (whatever its
+/// `email` key says), numbered as the next mailing; for `preview --letter`
+/// and `send --to --letter`. Records nothing.
+pub fn letter_to_try(
+    config: &Config,
+    store: Option<&Store>,
+    path: &std::path::Path,
+) -> Result<(RenderedDigest, i64)> {
+    let post = content::read_post(path, config).map_err(DigestError::Post)?;
+    let id = match store {
+        Some(store) => store.next_digest_id()?,
+        None => 1,
+    };
+    Ok((render_letter(config, &post, id)?, id))
+}
+
 /// A digest rendered again from its posts with the current templates; as
 /// it was stored when none of its posts can be found any more.
 fn rerender(config: &Config, store: &Store, digest: &StoredDigest) -> Result<RenderedDigest> {

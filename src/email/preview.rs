@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
 use super::compose::{Composer, Stamp};
-use super::digest::{Trial, digest_to_try, personalize};
+use super::digest::{Trial, digest_to_try, letter_to_try, personalize};
 use crate::atomic::stage_file;
 use crate::links;
 use crate::store::Store;
@@ -30,17 +30,27 @@ pub struct Previewed {
 /// one rendered again) as `digest.html`, `digest.txt` and `digest.eml` in
 /// `output`, addressed to a sample reader; `None` when there is nothing
 /// to show. Records nothing, and creates no store where there is none yet.
+/// With `letter`, the post at that path as the letter it would be, as
+/// `letter.html`, `letter.txt` and `letter.eml`.
 pub fn preview(
     config: &crate::config::Config,
     output: &Path,
+    letter: Option<&Path>,
     now: DateTime<Utc>,
 ) -> Result<Option<Previewed>> {
     let store = Store::open_existing(&config.store.path)?;
     // The sample reader's links are signed with the real secret when there
     // is one (a NEWSLETTER_SECRET too short is refused here as by `send`).
     let secret = super::send::known_secret(store.as_ref(), config)?;
-    let Some((digest, digest_id, trial)) = digest_to_try(config, store.as_ref(), now)? else {
-        return Ok(None);
+    let (digest, digest_id, trial, stem) = match letter {
+        Some(path) => {
+            let (letter, id) = letter_to_try(config, store.as_ref(), path)?;
+            (letter, id, Trial::Next, "letter")
+        }
+        None => match digest_to_try(config, store.as_ref(), now)? {
+            Some((digest, id, trial)) => (digest, id, trial, "digest"),
+            None => return Ok(None),
+        },
     };
     let (email, name) = READER;
     let token = token::sign(&secret, Purpose::Unsubscribe, SAMPLE_KEY, None);
@@ -55,12 +65,12 @@ pub fn preview(
     std::fs::create_dir_all(output)
         .with_context(|| format!("cannot create {}", output.display()))?;
     let mut written = Vec::new();
-    for (file, bytes) in [
-        ("digest.html", personal.html.into_bytes()),
-        ("digest.txt", personal.text.into_bytes()),
-        ("digest.eml", message.formatted().to_vec()),
+    for (extension, bytes) in [
+        ("html", personal.html.into_bytes()),
+        ("txt", personal.text.into_bytes()),
+        ("eml", message.formatted().to_vec()),
     ] {
-        let path = output.join(file);
+        let path = output.join(format!("{stem}.{extension}"));
         stage_file(&path, |w| w.write_all(&bytes))?
             .map(|staged| staged.commit())
             .transpose()?;

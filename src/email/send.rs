@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::compose::{Composer, Stamp};
 use super::deliver::{Progress, deliver};
-use super::digest::{Trial, create_next_digest, digest_to_try, next_digest};
+use super::digest::{Trial, create_next_digest, digest_to_try, letter_to_try, next_digest};
 use super::lock::SendLock;
 use super::transport::{self, Attempt};
 use crate::config::Config;
@@ -25,6 +25,8 @@ pub struct SendOptions {
     pub dry_run: bool,
     /// Send the next digest to this address only, as a test; record nothing.
     pub to: Option<String>,
+    /// With `to`: send the post at this path as a letter instead.
+    pub letter: Option<std::path::PathBuf>,
     /// Set by the caller to stop a delivery early (a server shutting down):
     /// messages in flight finish, the rest stay pending.
     pub cancel: Option<Arc<AtomicBool>>,
@@ -269,7 +271,7 @@ fn outbox_trial(config: &Config, now: DateTime<Utc>) -> Result<SendReport> {
 /// nothing. A dry run with no store yet creates none.
 fn preview_run(config: &Config, options: &SendOptions, now: DateTime<Utc>) -> Result<SendReport> {
     if let Some(to) = &options.to {
-        return send_test(config, to, now);
+        return send_test(config, to, options.letter.as_deref(), now);
     }
     let store = Store::open_existing(&config.store.path)?;
     known_secret(store.as_ref(), config)?;
@@ -309,12 +311,21 @@ fn preview_run(config: &Config, options: &SendOptions, now: DateTime<Utc>) -> Re
 
 /// `--to`: the next (or unfinished) digest to one address, recording nothing.
 /// Creates no store where there is none yet.
-fn send_test(config: &Config, to: &str, now: DateTime<Utc>) -> Result<SendReport> {
+fn send_test(
+    config: &Config,
+    to: &str,
+    letter: Option<&std::path::Path>,
+    now: DateTime<Utc>,
+) -> Result<SendReport> {
     let email = crate::store::normalize_email(to).map_err(anyhow::Error::msg)?;
     let store = Store::open_existing(&config.store.path)?;
     let secret = known_secret(store.as_ref(), config)?;
-    let Some((digest, _, trial)) = digest_to_try(config, store.as_ref(), now)? else {
-        return Ok(SendReport::NothingToSend);
+    let (digest, trial) = match letter {
+        Some(path) => (letter_to_try(config, store.as_ref(), path)?.0, Trial::Next),
+        None => match digest_to_try(config, store.as_ref(), now)? {
+            Some((digest, _, trial)) => (digest, trial),
+            None => return Ok(SendReport::NothingToSend),
+        },
     };
     let known = match &store {
         Some(store) => store.subscriber(&email)?,

@@ -772,7 +772,7 @@ proptest! {
         let preview = dir.path().join("preview");
         let mut config = config;
         config.secrets.token_secret = Some("a-secret-of-16-bytes-or-more".into());
-        newsletter::email::preview::preview(&config, &preview, now())
+        newsletter::email::preview::preview(&config, &preview, None, now())
             .unwrap()
             .expect("a digest to preview");
         let eml = std::fs::read(preview.join("digest.eml")).unwrap();

@@ -8,6 +8,8 @@
 # Targets (exit 1 if one is missed, or if a feed has the wrong item count):
 #   newsletter limit=0   wall <= 1.0 s, peak RSS <= 300 MB (MB = 10^6 bytes)
 #   newsletter limit=20  wall <= 0.5 s
+#   an archive of 1,000 digests (bench/make_archive.py) adds <= 0.2 s to the
+#   limit=20 build: its pages, index and feed written from the store
 #
 # Run from anywhere:  bench/feeds.sh
 #   COUNT=N            corpus size (default 10000)
@@ -60,6 +62,13 @@ EOF
 }
 write_config limit-0 0
 write_config limit-20 20
+write_config archive 20
+printf '[store]\npath = "archive.db"\n[digest]\nfirst_run_posts = 10\n' >>"$CORPUS/archive.toml"
+ARCHIVE_COUNT=${ARCHIVE_COUNT:-1000}
+rm -f "$CORPUS"/archive.db*
+"$BIN" --config "$CORPUS/archive.toml" subscribers add bench@example.org >/dev/null
+"$BIN" --config "$CORPUS/archive.toml" preview --output "$CORPUS/preview" --now "$NOW" >/dev/null
+python3 bench/make_archive.py "$CORPUS/archive.db" "$CORPUS/preview/digest.html" "$ARCHIVE_COUNT"
 
 declare -A WALL RSS
 LOG=$CORPUS/bench.log
@@ -100,13 +109,16 @@ tail -n1 "$LOG"
 echo "== newsletter build, limit = 20"
 measure limit-20 "$CORPUS/out/limit-20" "$BIN" --config "$CORPUS/limit-20.toml" build --now "$NOW"
 tail -n1 "$LOG"
+echo "== newsletter build, limit = 20, with an archive of $ARCHIVE_COUNT digests"
+measure archive "$CORPUS/out/archive" "$BIN" --config "$CORPUS/archive.toml" build --now "$NOW"
+tail -n1 "$LOG"
 echo "== hugo (one full-content RSS feed)"
 measure hugo "$CORPUS/hugo-site/public" hugo --quiet --source "$CORPUS/hugo-site"
 hugo version
 
 echo
 printf '%-22s %10s %10s\n' run "wall (s)" "RSS (MB)"
-for name in limit-0 limit-20 hugo; do
+for name in limit-0 limit-20 archive hugo; do
   printf '%-22s %10s %10s\n' "$name" "${WALL[$name]}" "${RSS[$name]}"
 done
 echo
@@ -117,8 +129,12 @@ for n in 0 20; do
   check "limit=$n rss items" "$(items '<item[ >]' "$out/rss.xml")" "$want"
   check "limit=$n json items" "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["items"]))' "$out/feed.json")" "$want"
 done
+check "archive pages" "$(find "$CORPUS/out/archive/archive" -name index.html | wc -l)" "$(( ARCHIVE_COUNT + 1 ))"
+check "archive feed entries" "$(items '<entry[ >]' "$CORPUS/out/archive/archive/atom.xml")" "$ARCHIVE_COUNT"
 check "hugo rss items" "$(items '<item[ >]' "$CORPUS/hugo-site/public/index.xml")" "$COUNT"
 within "newsletter limit=0 wall" "${WALL[limit-0]}" 1.0 s
 within "newsletter limit=0 peak RSS" "${RSS[limit-0]}" 300 MB
 within "newsletter limit=20 wall" "${WALL[limit-20]}" 0.5 s
+ADDED=$(awk -v a="${WALL[archive]}" -v b="${WALL[limit-20]}" 'BEGIN { printf "%.2f", a - b }')
+within "archive of $ARCHIVE_COUNT digests adds" "$ADDED" 0.2 s
 exit "$STATUS"

@@ -365,6 +365,44 @@ mod tests {
     }
 
     #[test]
+    fn a_bounce_of_a_welcome_names_the_subscriber_and_no_digest() {
+        let (_dir, mut store) = store();
+        let id = added(store.add_subscriber_welcomed("a@x.org", "", now()).unwrap());
+        store
+            .record_welcome(id, &Outcome::Sent("250 ok".into()), later(1))
+            .unwrap();
+        // What `bounces read` makes of a DSN quoting <welcome-ID.…> (or
+        // sent to its VERP address): digest 0, believed.
+        let report = crate::store::Incoming {
+            identity: "<dsn-1@mx.example>".into(),
+            event: crate::store::Event::Hard,
+            recipient: Some("someone-else@forward.example".into()),
+            alternate: None,
+            ours: Some((0, id)),
+            at: None,
+            status: "5.1.1".into(),
+            detail: "550 5.1.1 no such user".into(),
+        };
+        let rules = crate::store::Rules {
+            soft_limit: 3,
+            soft_window: std::time::Duration::from_secs(86400),
+        };
+        let recorded = store.record_reports(&[report], rules, later(2)).unwrap();
+        assert_eq!(
+            recorded,
+            [crate::store::Recorded::Counted {
+                email: "a@x.org".into(),
+                now: Some(Status::Bounced)
+            }]
+        );
+        let digest: Option<i64> = store
+            .conn
+            .query_row("SELECT digest_id FROM bounces", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(digest, None);
+    }
+
+    #[test]
     fn forgetting_a_subscriber_removes_their_welcome() {
         let (_dir, mut store) = store();
         let id = added(store.add_subscriber_welcomed("a@x.org", "", now()).unwrap());

@@ -147,6 +147,10 @@ pub enum SubscribersCommand {
         email: String,
         #[arg(long, default_value = "")]
         name: String,
+        /// Queue a welcome mail for the new address; the next `send` or
+        /// `publish` sends it (see `[welcome]`).
+        #[arg(long)]
+        welcome: bool,
     },
     /// Unsubscribe an address; it is kept so it is never mailed again.
     Remove {
@@ -466,9 +470,15 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
             }
             let progress = ProgressOutput::new();
             let now = clock.now();
+            // A trial (`--dry-run`, `--to`) sends no welcome either.
+            let welcomed =
+                options.dry_run || options.to.is_some() || welcome_new_subscribers(&config, now);
             let report = send::send(&config, &options, now, &progress)?;
             progress.finish();
-            let exit = print_send_report(&report);
+            let exit = match print_send_report(&report) {
+                _ if !welcomed => Exit::Problems,
+                exit => exit,
+            };
             // After a real send only: a trial opens no store.
             let real = !options.dry_run && options.to.is_none() && config.delivers_mail();
             if real && let Some(store) = Store::open_existing(&config.store.path)? {
@@ -497,13 +507,17 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
                     Err(e) => eprintln!("warning: the bounce mailbox was not read: {e:#}"),
                 }
             }
+            let welcomed = welcome_new_subscribers(&config, now);
             let options = SendOptions {
                 ..SendOptions::default()
             };
             let progress = ProgressOutput::new();
             let scheduled = publish::send_if_due(&config, &options, now, send, &progress)?;
             progress.finish();
-            Ok(print_scheduled(&scheduled))
+            Ok(match print_scheduled(&scheduled) {
+                _ if !welcomed => Exit::Problems,
+                exit => exit,
+            })
         }
         Command::Serve {
             listen,
@@ -624,8 +638,16 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
                 None => Store::open(&config.store.path)?,
             };
             match command {
-                SubscribersCommand::Add { email, name } => {
-                    println!("{}", subscribers::add(&store, &email, &name, now)?)
+                SubscribersCommand::Add {
+                    email,
+                    name,
+                    welcome,
+                } => {
+                    let added = match welcome {
+                        true => subscribers::add_welcomed(&mut store, &config, &email, &name, now)?,
+                        false => subscribers::add(&store, &email, &name, now)?,
+                    };
+                    println!("{added}")
                 }
                 SubscribersCommand::Remove { email, forget } => {
                     println!("{}", subscribers::remove(&mut store, &email, forget, now)?)
@@ -680,6 +702,7 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
                 );
             }
             crate::email::digest::check_templates(&config)?;
+            crate::email::welcome::check_templates(&config)?;
             crate::serve::check_templates(&config)?;
             crate::email::dkim::Signer::load(&config)?;
             if corpus.problems.is_empty() {
@@ -696,6 +719,25 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
                 );
                 Ok(Exit::Problems)
             }
+        }
+    }
+}
+
+/// `send` and `publish`: the welcome mails still pending go first, under
+/// their own lock (a digest in progress elsewhere holds them back not at
+/// all). One line says what was done; a failure is a warning, so the
+/// digest still goes out. False when they could not be sent.
+fn welcome_new_subscribers(config: &Config, now: DateTime<Utc>) -> bool {
+    match crate::email::welcome::deliver_pending(config, now, None) {
+        Ok(welcomed) => {
+            if welcomed.worth_saying() {
+                println!("{welcomed}");
+            }
+            true
+        }
+        Err(e) => {
+            eprintln!("warning: welcome mails were not sent: {e:#}");
+            false
         }
     }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 
+use crate::config::Config;
 use crate::store::{Added, ImportRow, Imported, Status, StatusChange, Store, normalize_email};
 
 /// A display name on one line: control characters (a line break could
@@ -20,12 +21,49 @@ pub fn add(store: &Store, email: &str, name: &str, now: DateTime<Utc>) -> Result
     Ok(
         match store.add_subscriber(&email, &clean_name(name), Status::Active, now)? {
             Added::New(_) => format!("added {email}"),
-            Added::Exists(s) if s.status.is_suppressed() => format!(
-                "{email} is {} and stays so: it is not mailed. If they want the mail again, \
-                 `newsletter subscribers reactivate {email}`, or let them sign up again",
-                s.status
+            Added::Exists(s) => already(&email, s.status),
+        },
+    )
+}
+
+/// What [`add`] says of an address already there.
+fn already(email: &str, status: Status) -> String {
+    if status.is_suppressed() {
+        format!(
+            "{email} is {status} and stays so: it is not mailed. If they want the mail again, \
+             `newsletter subscribers reactivate {email}`, or let them sign up again"
+        )
+    } else {
+        format!("{email} is already a subscriber ({status})")
+    }
+}
+
+/// [`add`] with a welcome mail queued for a new address (`subscribers add
+/// --welcome`), in the same transaction; the next `send` or `publish`
+/// (or the server, when it next delivers welcomes) sends it. With
+/// `[welcome] enabled = false` the address is added without one, and the
+/// line says so.
+pub fn add_welcomed(
+    store: &mut Store,
+    config: &Config,
+    email: &str,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<String> {
+    if !config.welcome.enabled {
+        let added = add(store, email, name, now)?;
+        return Ok(format!(
+            "{added} (no welcome mail: [welcome] enabled = false in {})",
+            config.path.display()
+        ));
+    }
+    let email = normalize_email(email).map_err(anyhow::Error::msg)?;
+    Ok(
+        match store.add_subscriber_welcomed(&email, &clean_name(name), now)? {
+            Added::New(_) => format!(
+                "added {email}; their welcome mail goes out with the next `newsletter send` or `publish`"
             ),
-            Added::Exists(s) => format!("{email} is already a subscriber ({})", s.status),
+            Added::Exists(s) => already(&email, s.status) + " (no welcome mail)",
         },
     )
 }

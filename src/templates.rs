@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::text::{TEXT_WIDTH, wrap};
 
 /// Every template built into the binary, by file name.
-pub const BUILT_IN: [(&str, &str); 13] = [
+pub const BUILT_IN: [(&str, &str); 15] = [
     ("_mail.html", include_str!("../templates/_mail.html")),
     ("digest.html", include_str!("../templates/digest.html")),
     ("letter.html", include_str!("../templates/letter.html")),
@@ -40,6 +40,8 @@ pub const BUILT_IN: [(&str, &str); 13] = [
     ("page.html", include_str!("../templates/page.html")),
     ("confirm.html", include_str!("../templates/confirm.html")),
     ("confirm.txt", include_str!("../templates/confirm.txt")),
+    ("welcome.html", include_str!("../templates/welcome.html")),
+    ("welcome.txt", include_str!("../templates/welcome.txt")),
 ];
 
 /// The built-in copy of the template `name`, if there is one.

@@ -8,10 +8,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::server::{cli, free_port, start};
-use common::smtp::{Mail, mail_file};
+use common::smtp::SmtpServer;
 use common::{Site, manifest_dir, python, run};
 use serde::Deserialize;
 
@@ -90,7 +90,7 @@ struct Invalid {
 }
 
 #[test]
-fn signing_up_in_a_browser_sends_a_confirmation() {
+fn signing_up_in_a_browser_sends_a_confirmation_and_after_the_click_a_welcome() {
     for program in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
         assert!(
             Path::new(program).is_file(),
@@ -99,7 +99,13 @@ fn signing_up_in_a_browser_sends_a_confirmation() {
         );
     }
     let port = free_port();
-    let site = Site::with_mail().served_at(port).create();
+    // A real SMTP server: the confirmation, then the welcome mail the
+    // server sends in the background after the confirm click.
+    let smtp = SmtpServer::start(&[]);
+    let site = Site::with_mail()
+        .served_at(port)
+        .smtp(smtp.config(""))
+        .create();
     let server = start(&site, port);
     let artifacts = artifacts_dir();
     let shot = |name: &str| artifacts.join(format!("subscribe-{name}.png"));
@@ -118,7 +124,7 @@ fn signing_up_in_a_browser_sends_a_confirmation() {
         .arg("--sent-shot")
         .arg(shot("sent"))
         .arg("--outbox")
-        .arg(site.path("outbox"))
+        .arg(&smtp.maildir)
         .arg("--confirmed-shot")
         .arg(shot("confirmed"));
     let started = Instant::now();
@@ -227,13 +233,36 @@ fn signing_up_in_a_browser_sends_a_confirmation() {
     );
 
     // The confirmation greets no one: the name waited for the confirmation.
-    let mail = only_mail(&site.path("outbox"));
+    // After the click, the welcome mail arrives, sent in the background.
+    smtp.wait_for(2, Duration::from_secs(30));
+    let mut mails = smtp.messages();
+    assert_eq!(
+        mails.len(),
+        2,
+        "the confirmation and the welcome: {mails:#?}"
+    );
+    mails.sort_by_key(|m| m.headers_named("Auto-Submitted").is_empty());
+    let [mail, welcome] = &mails[..] else {
+        unreachable!()
+    };
+    assert_eq!(mail.header("Auto-Submitted"), "auto-generated");
     assert!(mail.header("To").contains(EMAIL), "{mail:#?}");
     assert!(!mail.header("To").contains(NAME), "{mail:#?}");
     assert!(
         mail.part("text/plain").contains(&server.url("/confirm/")),
         "a confirmation link in:\n{}",
         mail.part("text/plain")
+    );
+    assert_eq!(welcome.envelope.rcpt_tos, [EMAIL]);
+    assert_eq!(welcome.header("Subject"), "Welcome to Fixture Blog");
+    assert!(welcome.header("Message-ID").starts_with("<welcome-"));
+    let text = welcome.part("text/plain");
+    assert!(text.contains("Plain YAML: the usual kind"), "{text}");
+    assert!(text.contains(&server.url("/unsubscribe/")), "{text}");
+    assert!(
+        server.log_has("welcomed 1 new subscriber"),
+        "{:?}",
+        server.logs()
     );
 
     for name in ["form", "error", "sent", "confirmed"] {
@@ -258,16 +287,4 @@ fn artifacts_dir() -> PathBuf {
     let dir = target.join("test-artifacts");
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     dir
-}
-
-/// The one `.eml` in `outbox`.
-#[track_caller]
-fn only_mail(outbox: &Path) -> Mail {
-    let files: Vec<PathBuf> = std::fs::read_dir(outbox)
-        .unwrap_or_else(|e| panic!("{}: {e}", outbox.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-        .collect();
-    assert_eq!(files.len(), 1, "one message in the outbox: {files:?}");
-    mail_file(&files[0])
 }

@@ -238,9 +238,19 @@ fn sign_up_confirm_digest_and_one_click_unsubscribe() {
         status_of(&site, "Ann@example.net").as_deref(),
         Some("active")
     );
+    // Confirmed once (the second POST changes nothing): one welcome mail,
+    // sent by the server in the background.
+    smtp.wait_for(2, Duration::from_secs(20));
+    let welcomes: Vec<_> = smtp
+        .messages()
+        .into_iter()
+        .filter(|m| m.header("Subject") == "Welcome to Fixture Blog")
+        .collect();
+    assert_eq!(welcomes.len(), 1);
+    assert_eq!(welcomes[0].envelope.rcpt_tos, ["Ann@example.net"]);
 
     cli(&site, &["send", "--now", NOW]).success();
-    smtp.wait_for(2, Duration::from_secs(20));
+    smtp.wait_for(3, Duration::from_secs(20));
     let digest = smtp
         .messages()
         .into_iter()
@@ -294,7 +304,7 @@ fn sign_up_confirm_digest_and_one_click_unsubscribe() {
         "---\ntitle: A newer post\ncreated_at: 2026-11-20\n---\nNews.\n",
     );
     cli(&site, &["send", "--now", NOW]).success();
-    smtp.wait_for(3, Duration::from_secs(20));
+    smtp.wait_for(4, Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(300));
     let recipients = smtp.recipients();
     assert_eq!(
@@ -302,7 +312,7 @@ fn sign_up_confirm_digest_and_one_click_unsubscribe() {
             .iter()
             .filter(|r| *r == "Ann@example.net")
             .count(),
-        2,
+        3,
         "{recipients:?}"
     );
     assert_eq!(

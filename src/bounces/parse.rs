@@ -238,12 +238,13 @@ fn classify(raw: &[u8]) -> Report {
 }
 
 /// Our Message-ID, `<digest-D.S.STORE.TAG@host>` (or, from before tags,
-/// `<digest-D.S.STORE@host>`), anywhere in the message (the quoted
+/// `<digest-D.S.STORE@host>`; or a welcome mail's
+/// `<welcome-S.STORE.TAG@host>`, as digest 0), anywhere in the message (the quoted
 /// original's headers, or its `In-Reply-To`/`References`).
 fn our_message_id(raw: &[u8]) -> Option<OurId> {
     static OURS: LazyLock<regex::bytes::Regex> = LazyLock::new(|| {
         regex::bytes::Regex::new(
-            r"<digest-([0-9]{1,18})\.([0-9]{1,18})\.([0-9a-f]{8,64})(?:\.([0-9a-f]{12}))?@",
+            r"<(?:digest-([0-9]{1,18})\.|welcome-)([0-9]{1,18})\.([0-9a-f]{8,64})(?:\.([0-9a-f]{12}))?@",
         )
         .expect("valid")
     });
@@ -254,7 +255,11 @@ fn our_message_id(raw: &[u8]) -> Option<OurId> {
             .and_then(|m| std::str::from_utf8(m.as_bytes()).ok())
     };
     Some(OurId {
-        digest: text(1)?.parse().ok()?,
+        // A welcome mail's (`<welcome-S.…>`) is digest 0, no digest.
+        digest: match found.get(1) {
+            Some(_) => text(1)?.parse().ok()?,
+            None => 0,
+        },
         subscriber: text(2)?.parse().ok()?,
         store: text(3)?.to_string(),
         tag: text(4).map(str::to_string),
@@ -1035,6 +1040,20 @@ Message-ID: <digest-7.42.0123456789abcdef@blog.example.org>\r
                 .diagnostic
                 .contains("User unknown in local recipient table")
         );
+    }
+
+    #[test]
+    fn a_welcome_mails_message_id_is_ours_as_digest_0() {
+        let bounce = DSN.replace(
+            "<digest-7.42.0123456789abcdef@",
+            "<welcome-42.0123456789abcdef.b7b01fae980a@",
+        );
+        let ours = read(bounce.as_bytes()).ours.expect("ours");
+        assert_eq!(
+            (ours.digest, ours.subscriber, ours.store.as_str()),
+            (0, 42, "0123456789abcdef")
+        );
+        assert_eq!(ours.tag.as_deref(), Some("b7b01fae980a"));
     }
 
     #[test]

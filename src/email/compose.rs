@@ -34,6 +34,12 @@ pub enum Stamp {
     /// the duplicate, a bounce is matched) while two sites, or a store made
     /// anew, never reuse one for different mail.
     Delivery { store: String },
+    /// A welcome mail of the welcome ledger: `<welcome-S.STORE.TAG@host>`,
+    /// the same again for the same subscriber, like a delivery's (TAG: the
+    /// digest tag of "digest 0", which is never a digest), with the VERP
+    /// sender of digest 0 when `bounces.address` is set: a bounce names
+    /// the subscriber and no digest.
+    Welcome { store: String },
     /// A trial (`preview`, `send --to`, the outbox as a trial): a new id
     /// every time, so a receiver never drops the real message later as a
     /// duplicate of the trial.
@@ -133,6 +139,9 @@ impl<'a> Composer<'a> {
                 store,
                 self.secret,
             ),
+            Stamp::Welcome { store } => {
+                welcome_message_id(self.config, subscriber_id, store, self.secret)
+            }
             Stamp::Trial => trial_message_id(self.config, "trial"),
         };
         let mut message = build_message(
@@ -145,7 +154,7 @@ impl<'a> Composer<'a> {
             self.dkim.as_ref(),
         )?;
         // VERP for the real deliveries: a bounce names its recipient.
-        if let Stamp::Delivery { .. } = self.stamp
+        if let Stamp::Delivery { .. } | Stamp::Welcome { .. } = self.stamp
             && let Some(sender) = crate::bounces::verp::sender(
                 self.config,
                 self.secret,
@@ -180,6 +189,22 @@ pub fn digest_message_id(
     let tag = crate::bounces::verp::message_tag(secret, digest_id, subscriber_id);
     format!(
         "<digest-{digest_id}.{subscriber_id}.{store}.{tag}@{}>",
+        config.site.host()
+    )
+}
+
+/// The `Message-ID` of a subscriber's welcome mail ([`Stamp::Welcome`]):
+/// `<welcome-S.STORE.TAG@host>`, read back by the bounce parser as
+/// digest 0.
+pub fn welcome_message_id(
+    config: &Config,
+    subscriber_id: i64,
+    store: &str,
+    secret: &[u8],
+) -> String {
+    let tag = crate::bounces::verp::message_tag(secret, 0, subscriber_id);
+    format!(
+        "<welcome-{subscriber_id}.{store}.{tag}@{}>",
         config.site.host()
     )
 }

@@ -683,7 +683,7 @@ fn strip_note_marks(word: &str) -> String {
 }
 
 /// A post's template variables; `excerpt` is its (HTML, text) excerpt.
-fn post_value(config: &Config, post: &Post, excerpt: Option<(String, String)>) -> Value {
+pub(crate) fn post_value(config: &Config, post: &Post, excerpt: Option<(String, String)>) -> Value {
     let site = &config.site;
     let author = if post.authors.is_empty() {
         clean(&site.author)

@@ -9,7 +9,9 @@
 //! - [`deliver`]: workers, retries, throttles, and the ledger.
 //! - [`transport`]: the SMTP server or the outbox folder, behind a seam
 //!   that tests fill with a scripted stub.
-//! - [`lock`]: one delivering process per store.
+//! - [`lock`]: one delivering process per store (and one for welcomes).
+//! - [`welcome`]: the welcome mail a new subscriber gets, with its own
+//!   ledger and lock.
 //! - [`send`] and [`preview`]: the commands that put these together.
 
 pub mod body;
@@ -22,3 +24,4 @@ pub mod merge;
 pub mod preview;
 pub mod send;
 pub mod transport;
+pub mod welcome;

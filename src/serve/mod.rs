@@ -10,6 +10,7 @@ mod files;
 mod pages;
 mod scheduler;
 mod signup;
+mod welcome;
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;

@@ -35,6 +35,9 @@ pub async fn run(
         Err(()) => (None, Some(app.clock.now() + retry_delay())),
     };
     let mut retry_at: Option<DateTime<Utc>> = None;
+    // Welcomes left pending by a crash or an outage go out now, on their
+    // own thread (they never wait for a digest).
+    app.confirmations.welcome(app.clock.now());
     loop {
         if *stopped.borrow() {
             return;

@@ -178,7 +178,9 @@ pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> 
         let asked = store
             .signup_asked(s.id, expires)?
             .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-        let change = store.change_status(s.id, StatusChange::Confirm { asked }, now)?;
+        // Active and welcome queued together, or neither (see `store::welcomes`).
+        let welcome = worker.config.welcome.enabled;
+        let change = store.confirm_and_welcome(s.id, asked, now, welcome)?;
         if matches!(change, Changed::Done | Changed::Already) {
             store.apply_signup_name(s.id, expires)?;
         }
@@ -186,8 +188,12 @@ pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> 
     })
     .await;
     match result {
-        Ok(Ok((Changed::Done | Changed::Already, id))) => {
+        Ok(Ok((change @ (Changed::Done | Changed::Already), id))) => {
             tracing::info!(subscriber = id, "subscription confirmed");
+            if change == Changed::Done && app.config.welcome.enabled {
+                // In the background: the page does not wait for SMTP.
+                app.confirmations.welcome(now);
+            }
             page(
                 &app,
                 StatusCode::OK,
@@ -434,6 +440,8 @@ pub struct Confirmations {
     /// False once the thread is gone (it is never meant to go before the
     /// server stops): `/healthz` then says so.
     alive: Arc<AtomicBool>,
+    /// The welcome mails, on a thread of their own.
+    welcomes: super::welcome::Welcomer,
 }
 
 /// What the sign-up thread needs.
@@ -494,7 +502,14 @@ impl Confirmations {
             done: Mutex::new(Some(done)),
             stopping,
             alive,
+            welcomes: super::welcome::Welcomer::start(config)?,
         })
+    }
+
+    /// Has the welcome thread deliver the pending welcome mails at `now`
+    /// (the server's clock), in the background.
+    pub fn welcome(&self, now: DateTime<Utc>) {
+        self.welcomes.wake(now);
     }
 
     /// True while the sign-up thread runs.
@@ -508,8 +523,10 @@ impl Confirmations {
         }
     }
 
-    /// Finishes what is queued (without retries), for at most [`DRAIN`].
+    /// Finishes what is queued (without retries), for at most [`DRAIN`],
+    /// and stops the welcome thread.
     pub fn finish(&self) {
+        self.welcomes.finish();
         self.stopping.store(true, Ordering::Relaxed);
         self.queue.lock().expect("not poisoned").take();
         if let Some(done) = self.done.lock().expect("not poisoned").take()

@@ -5,7 +5,7 @@
 //! half way resumes with exactly the deliveries still pending.
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
+use rusqlite::{Transaction, params};
 
 use super::{Store, StoreError, timestamp};
 
@@ -107,24 +107,14 @@ impl Store {
             )?;
             for (subscriber_id, outcome) in outcomes {
                 if let Outcome::Bounced(reason) = outcome {
-                    tx.prepare_cached(
-                        "INSERT OR IGNORE INTO bounces \
-                         (identity, subscriber_id, digest_id, kind, status, detail, received_at, trusted, read_at) \
-                         VALUES (?1, ?2, ?3, 'hard', ?4, ?5, ?6, 1, ?6)",
-                    )?
-                    .execute(params![
-                        format!("smtp {digest_id}.{subscriber_id}"),
-                        subscriber_id,
-                        digest_id,
-                        crate::bounces::parse::status_of(reason).unwrap_or_default(),
+                    record_refusal(
+                        tx,
+                        &format!("smtp {digest_id}.{subscriber_id}"),
+                        *subscriber_id,
+                        Some(digest_id),
                         reason,
-                        timestamp(now)
-                    ])?;
-                    tx.prepare_cached(
-                        "UPDATE subscribers SET status = 'bounced', updated_at = ?2 \
-                         WHERE id = ?1 AND status IN ('active', 'pending')",
-                    )?
-                    .execute(params![subscriber_id, timestamp(now)])?;
+                        now,
+                    )?;
                 }
                 let (status, text, charged) = match outcome {
                     Outcome::Sent(reply) => ("sent", reply, 1),
@@ -185,6 +175,39 @@ impl Store {
         }
         Ok(counts)
     }
+}
+
+/// A refusal of the address at RCPT (a 5.1.x or 5.2.x), answered to the
+/// message `identity` names: kept among the reports that came back, as a
+/// hard bounce about `subscriber_id` (and `digest_id`, `None` for a
+/// message that is no digest: a welcome), and the subscriber bounced.
+pub(super) fn record_refusal(
+    tx: &Transaction,
+    identity: &str,
+    subscriber_id: i64,
+    digest_id: Option<i64>,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), rusqlite::Error> {
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO bounces \
+         (identity, subscriber_id, digest_id, kind, status, detail, received_at, trusted, read_at) \
+         VALUES (?1, ?2, ?3, 'hard', ?4, ?5, ?6, 1, ?6)",
+    )?
+    .execute(params![
+        identity,
+        subscriber_id,
+        digest_id,
+        crate::bounces::parse::status_of(reason).unwrap_or_default(),
+        reason,
+        timestamp(now)
+    ])?;
+    tx.prepare_cached(
+        "UPDATE subscribers SET status = 'bounced', updated_at = ?2 \
+         WHERE id = ?1 AND status IN ('active', 'pending')",
+    )?
+    .execute(params![subscriber_id, timestamp(now)])?;
+    Ok(())
 }
 
 #[cfg(test)]

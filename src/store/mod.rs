@@ -8,8 +8,9 @@
 //! the server has answered for it.
 //!
 //! What it keeps is split by table: `migrations` (the schema),
-//! `subscribers`, `digests` (and the posts they announced) and `ledger`
-//! (deliveries). Each adds its methods to [`Store`], so callers see one type.
+//! `subscribers`, `digests` (and the posts they announced), `ledger`
+//! (deliveries) and `welcomes` (the welcome mails' own ledger). Each adds
+//! its methods to [`Store`], so callers see one type.
 
 mod bounces;
 mod digests;
@@ -17,6 +18,7 @@ mod ledger;
 mod migrations;
 pub mod queue;
 mod subscribers;
+mod welcomes;
 
 pub use bounces::{DigestOutcomes, DigestReport, Event, Incoming, Recorded, Rules};
 pub use digests::{Adoption, Announced, Archived, Kind, NewDigest, PostRef, Record, StoredDigest};

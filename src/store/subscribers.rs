@@ -190,17 +190,22 @@ impl Store {
         let added =
             add_subscriber(&self.conn, email, name, status, now).map_err(|e| self.error(e))?;
         if matches!(added, Added::New(_)) {
-            // Added back by hand or by the person's own sign-up: no longer
-            // kept out of imports.
-            let salt = self.forget_salt()?;
-            self.conn
-                .execute(
-                    "DELETE FROM forgotten WHERE hash = ?1",
-                    [forget_hash(&salt, email)],
-                )
-                .map_err(|e| self.error(e))?;
+            self.unforget(email)?;
         }
         Ok(added)
+    }
+
+    /// An address added back by hand or by the person's own sign-up: no
+    /// longer kept out of imports.
+    pub(super) fn unforget(&self, email: &str) -> Result<(), StoreError> {
+        let salt = self.forget_salt()?;
+        self.conn
+            .execute(
+                "DELETE FROM forgotten WHERE hash = ?1",
+                [forget_hash(&salt, email)],
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(e))
     }
 
     /// Adds many addresses in one transaction: all or nothing.
@@ -316,7 +321,7 @@ impl Store {
     }
 
     /// Erases a subscriber (GDPR): their row and every ledger entry about
-    /// them go, in one transaction, and only a salted hash of the address
+    /// them (their welcome too) go, in one transaction, and only a salted hash of the address
     /// stays, so an import never brings it back by mistake.
     ///
     /// SQLite's `secure_delete` zeroes the freed space, and the write-ahead
@@ -337,6 +342,7 @@ impl Store {
                 return Ok(false);
             };
             tx.execute("DELETE FROM deliveries WHERE subscriber_id = ?1", [id])?;
+            tx.execute("DELETE FROM welcomes WHERE subscriber_id = ?1", [id])?;
             tx.execute("DELETE FROM subscribers WHERE id = ?1", [id])?;
             tx.execute(
                 "INSERT OR REPLACE INTO forgotten (hash, forgotten_at) VALUES (?1, ?2)",
@@ -574,7 +580,7 @@ impl Store {
     }
 }
 
-fn add_subscriber(
+pub(super) fn add_subscriber(
     conn: &Connection,
     email: &str,
     name: &str,

@@ -231,22 +231,31 @@ pub fn on_disk(config: &Config, dir: &Path, path: &str) -> Found {
     let Some(meta) = meta else {
         return Found::Missing;
     };
-    let index = place.join("index.html");
-    let is_index = || std::fs::symlink_metadata(&index).is_ok_and(|m| m.file_type().is_file());
-    let file = match (meta.is_dir(), slash) {
-        (true, true) if is_index() => index,
-        (true, false) if is_index() => return Found::AddSlash,
-        (false, true) if meta.is_file() => return Found::DropSlash,
-        (false, false) if meta.is_file() => place,
-        _ => return Found::Missing,
+    // The file the path leads to, and whether its slash is the right one.
+    let (file, right) = if meta.is_dir() {
+        let index = place.join("index.html");
+        if !std::fs::symlink_metadata(&index).is_ok_and(|m| m.file_type().is_file()) {
+            return Found::Missing;
+        }
+        (index, slash)
+    } else if meta.is_file() {
+        (place, !slash)
+    } else {
+        return Found::Missing;
     };
     // Checked where it is, not where its name says: a folder swapped for
-    // a link meanwhile, or a hard link to the store, is refused here.
+    // a link meanwhile, or a hard link to the store, is refused here
+    // (before a redirect, which would tell that it is there).
     let inside = crate::config::layout::resolve(dir);
     if !crate::config::layout::resolve(&file).starts_with(&inside)
         || Private::of(config).covers(&file)
     {
         return Found::Missing;
+    }
+    match (right, slash) {
+        (true, _) => {}
+        (false, true) => return Found::DropSlash,
+        (false, false) => return Found::AddSlash,
     }
     let read = || -> std::io::Result<_> {
         let mut opened = std::fs::File::open(&file)?;
@@ -554,6 +563,7 @@ mod tests {
             "/out/up/",
             "/secret.txt",
             "/notes/settings.txt",
+            "/notes/settings.txt/",
             "/notes/../../secret.txt",
             "/notes/..%2f..%2fsecret.txt",
             "//notes/",

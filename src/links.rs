@@ -104,6 +104,12 @@ pub fn archive_feed_url(config: &Config) -> String {
         .url_for(&format!("{}/atom.xml", config.archive.path))
 }
 
+/// The server's home page: `{server.public_url}` with a slash at the end
+/// (the page's relative links, `subscribe`, need it).
+pub fn home_url(config: &Config) -> String {
+    server_url(config, &[""])
+}
+
 /// The sign-up form: `{server.public_url}/subscribe`.
 pub fn subscribe_url(config: &Config) -> String {
     server_url(config, &["subscribe"])
@@ -157,6 +163,10 @@ mod tests {
             unsubscribe_url(&c, "a/b c"),
             "https://x.org/app/unsubscribe/a%2Fb%20c"
         );
+        assert_eq!(home_url(&c), "https://x.org/app/");
+        assert_eq!(home_url(&config("")), "https://prometheus.io/blog/");
+        let c = config("[server]\npublic_url = \"https://news.example.org\"\n");
+        assert_eq!(home_url(&c), "https://news.example.org/");
     }
 
     #[test]

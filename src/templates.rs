@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::text::{TEXT_WIDTH, wrap};
 
 /// Every template built into the binary, by file name.
-pub const BUILT_IN: [(&str, &str); 15] = [
+pub const BUILT_IN: [(&str, &str); 18] = [
     ("_mail.html", include_str!("../templates/_mail.html")),
     ("digest.html", include_str!("../templates/digest.html")),
     ("letter.html", include_str!("../templates/letter.html")),
@@ -25,6 +25,15 @@ pub const BUILT_IN: [(&str, &str); 15] = [
     ("archive.html", include_str!("../templates/archive.html")),
     ("digest.txt", include_str!("../templates/digest.txt")),
     ("_layout.html", include_str!("../templates/_layout.html")),
+    ("home.html", include_str!("../templates/home.html")),
+    (
+        "_signup_form.html",
+        include_str!("../templates/_signup_form.html"),
+    ),
+    (
+        "not_found.html",
+        include_str!("../templates/not_found.html"),
+    ),
     (
         "subscribe.html",
         include_str!("../templates/subscribe.html"),

@@ -1,8 +1,9 @@
-//! The sign-up page in a real browser: `tests/browser_signup.py` drives
-//! headless Chromium (Debian's `chromium` and `chromium-driver`, which
-//! `scripts/test` installs) with Selenium against `newsletter serve`, typing
-//! as a person would; this test checks what the browser saw and what the
-//! server did with it. The screenshots are kept in
+//! The sign-up page and the home page's form in a real browser:
+//! `tests/browser_signup.py` drives headless Chromium (Debian's `chromium`
+//! and `chromium-driver`, which `scripts/test` installs) with Selenium
+//! against `newsletter serve`, typing as a person would; this test checks
+//! what the browser saw and what the server did with it. The screenshots
+//! are kept in
 //! `target/test-artifacts/subscribe-*.png`.
 
 mod common;
@@ -143,11 +144,14 @@ fn signing_up_in_a_browser_sends_a_confirmation_and_after_the_click_a_welcome() 
     let report: Report = serde_json::from_str(&browsed.stdout)
         .unwrap_or_else(|e| panic!("browser_signup.py printed bad JSON ({e})\n{browsed}"));
 
-    // The form as served: a language, labels a screen reader announces.
+    // The form as the home page serves it (/subscribe's, posting there):
+    // a language, labels a screen reader announces.
     let form = &report.form;
     assert_eq!(form.page.status, Some(200), "{report:#?}");
+    assert_eq!(form.page.url, server.url("/"));
     assert_eq!(form.page.lang.as_deref(), Some("en"), "{report:#?}");
-    assert_eq!(form.page.title, "Subscribe · Fixture Blog");
+    assert_eq!(form.page.title, "Fixture Blog");
+    assert_eq!(form.page.h1.as_deref(), Some("Fixture Blog"));
     assert_eq!(form.email_label.as_deref(), Some("Email address"));
     assert_eq!(form.email_accessible_name, "Email address");
     assert!(
@@ -178,7 +182,7 @@ fn signing_up_in_a_browser_sends_a_confirmation_and_after_the_click_a_welcome() 
     assert_eq!(invalid.described_by, invalid.alert_id);
     assert_eq!(invalid.value, "not an address", "what was typed is kept");
 
-    // The sign-up itself.
+    // The sign-up itself, from the home page.
     let signup = &report.signup;
     assert_eq!(signup.status, Some(200), "{report:#?}");
     assert_eq!(signup.url, server.url("/subscribe"));

@@ -5,14 +5,15 @@ prints as JSON what a person, and the browser, saw.
 usage: browser_signup.py --url BASE --email ADDRESS --name NAME
                          --form-shot PNG --error-shot PNG --sent-shot PNG
 
-Three visits to BASE/subscribe in one browser, typing with real key events:
-  blocked  "not an address" typed into the email field and the button
-           clicked: the browser's own type=email check should stop the form
+Three visits in one browser, typing with real key events:
+  blocked  BASE/subscribe: "not an address" typed into the email field and
+           the button clicked: the browser's own type=email check should
+           stop the form
   invalid  the same once a script has taken type=email and required off:
            the server's answer (screenshot: --error-shot)
-  signup   a fresh form, ADDRESS and NAME typed (screenshot: --form-shot),
-           Enter pressed in the name field (screenshot of the answer:
-           --sent-shot)
+  signup   the home page, BASE/, whose form is /subscribe's: ADDRESS and
+           NAME typed (screenshot: --form-shot), Enter pressed in the name
+           field (screenshot of the answer: --sent-shot)
 
 One line of output:
 {"form": PAGE + {"email_label", "email_accessible_name", "name_label"},
@@ -168,7 +169,7 @@ def refused_by_the_server(driver, error_shot: str) -> dict:
 
 
 def sign_up(driver, base: str, address: str, name: str, form_shot: str, sent_shot: str):
-    driver.get(f"{base}/subscribe")
+    driver.get(f"{base}/")
     form = page(driver)
     email = driver.find_element(By.ID, "email")
     name_field = driver.find_element(By.ID, "name")

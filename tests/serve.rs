@@ -1255,3 +1255,413 @@ fn a_shorter_confirm_ttl_lets_no_old_link_resubscribe_anyone() {
         Some("unsubscribed")
     );
 }
+
+/// The text of the one element `selector` picks in `html`, or of the first.
+fn text_of(html: &scraper::Html, selector: &str) -> String {
+    let selector = scraper::Selector::parse(selector).unwrap();
+    html.select(&selector)
+        .next()
+        .map(|e| e.text().collect::<String>().trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Every element `selector` picks in `html`, as its attributes.
+fn attributes_of(html: &scraper::Html, selector: &str) -> Vec<Vec<(String, String)>> {
+    let selector = scraper::Selector::parse(selector).unwrap();
+    html.select(&selector)
+        .map(|e| {
+            e.value()
+                .attrs()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+fn attribute<'a>(attributes: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    attributes
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The feeds a reader finds in a page's head as feedparser's discovery
+/// does: `<link rel="alternate">` of a feed type, by type, hrefs resolved
+/// against `page`.
+fn discovered_feeds(html: &scraper::Html, page: &str) -> Vec<(String, String)> {
+    let page = reqwest::Url::parse(page).unwrap();
+    attributes_of(html, "head link")
+        .iter()
+        .filter(|a| {
+            attribute(a, "rel").is_some_and(|rel| {
+                rel.split_ascii_whitespace()
+                    .any(|r| r.eq_ignore_ascii_case("alternate"))
+            })
+        })
+        .filter_map(|a| {
+            let kind = attribute(a, "type")?;
+            let href = attribute(a, "href")?;
+            [
+                "application/atom+xml",
+                "application/rss+xml",
+                "application/feed+json",
+            ]
+            .contains(&kind)
+            .then(|| (kind.to_string(), page.join(href).unwrap().to_string()))
+        })
+        .collect()
+}
+
+/// Where a redirect's `Location` leads from `from`.
+fn redirected_to(answer: &reqwest::blocking::Response, from: &str) -> String {
+    let location = answer.headers()[header::LOCATION].to_str().unwrap();
+    reqwest::Url::parse(from)
+        .unwrap()
+        .join(location)
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn the_home_page_signs_up_and_leads_to_the_feeds_and_the_archive() {
+    let smtp = SmtpServer::start(&[]);
+    let port = free_port();
+    let site = Site::with_mail()
+        .served_at(port)
+        .smtp(smtp.config(""))
+        .create();
+    let server = start(&site, port);
+    let http = client();
+
+    let home = http.get(server.url("/")).send().unwrap();
+    assert_eq!(home.status(), StatusCode::OK);
+    assert_eq!(
+        home.headers()[header::CONTENT_TYPE],
+        "text/html; charset=utf-8"
+    );
+    let html = scraper::Html::parse_document(&home.text().unwrap());
+    assert_eq!(text_of(&html, "title"), "Fixture Blog");
+    assert_eq!(text_of(&html, "h1"), "Fixture Blog");
+    assert!(
+        attributes_of(&html, "meta[name=robots]").is_empty(),
+        "the home page may be indexed"
+    );
+
+    // A feed reader given the server's address alone finds the three feeds,
+    // at their absolute URLs under site.base_url, which this server answers.
+    let feeds = [
+        ("application/atom+xml", "https://blog.example.org/atom.xml"),
+        ("application/rss+xml", "https://blog.example.org/rss.xml"),
+        (
+            "application/feed+json",
+            "https://blog.example.org/feed.json",
+        ),
+    ]
+    .map(|(t, h)| (t.to_string(), h.to_string()));
+    assert_eq!(discovered_feeds(&html, &server.url("/")), feeds);
+    for link in attributes_of(&html, "head link[rel=alternate]") {
+        let href = attribute(&link, "href").unwrap();
+        assert!(href.starts_with("https://"), "absolute: {href}");
+    }
+    for (kind, href) in &feeds {
+        let path = href.strip_prefix("https://blog.example.org").unwrap();
+        let feed = http.get(server.url(path)).send().unwrap();
+        assert_eq!(feed.status(), StatusCode::OK, "{path}");
+        assert!(
+            feed.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with(kind.as_str())
+        );
+    }
+    // The body links to them too, and to the archive.
+    let body_links: Vec<String> = attributes_of(&html, "main a")
+        .iter()
+        .filter_map(|a| attribute(a, "href").map(str::to_string))
+        .collect();
+    for (_, href) in &feeds {
+        assert!(body_links.contains(href), "{body_links:?}");
+    }
+    assert!(
+        body_links.contains(&"https://blog.example.org/archive/".to_string()),
+        "{body_links:?}"
+    );
+
+    // The sign-up page is found by feed readers too.
+    let subscribe = http.get(server.url("/subscribe")).send().unwrap().text();
+    let subscribe = scraper::Html::parse_document(&subscribe.unwrap());
+    assert_eq!(
+        discovered_feeds(&subscribe, &server.url("/subscribe")),
+        feeds
+    );
+
+    // The form is /subscribe's: the same fields, posted to /subscribe.
+    let forms = attributes_of(&html, "form");
+    assert_eq!(forms.len(), 1, "{forms:?}");
+    assert_eq!(attribute(&forms[0], "method"), Some("post"));
+    let action = reqwest::Url::parse(&server.url("/"))
+        .unwrap()
+        .join(attribute(&forms[0], "action").unwrap())
+        .unwrap()
+        .to_string();
+    assert_eq!(action, server.url("/subscribe"));
+    let fields = |html: &scraper::Html| -> Vec<String> {
+        attributes_of(html, "form input")
+            .iter()
+            .filter_map(|a| attribute(a, "name").map(str::to_string))
+            .collect()
+    };
+    assert_eq!(fields(&html), ["email", "name", "website"]);
+    assert_eq!(fields(&html), fields(&subscribe));
+    let answer = http
+        .post(&action)
+        .form(&[
+            ("email", "home@example.net"),
+            ("name", "Home Reader"),
+            ("website", ""),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert!(answer.text().unwrap().contains("Check your inbox"));
+    smtp.wait_for(1, Duration::from_secs(20));
+    assert_eq!(
+        status_of(&site, "home@example.net").as_deref(),
+        Some("pending")
+    );
+    let mail = &smtp.messages()[0];
+    link_in(mail, &server.url("/confirm/"));
+    drop(server);
+
+    // Without the archive, no link to it.
+    site.append_config("[archive]\nenabled = false\n");
+    let server = start(&site, port);
+    let home = http.get(server.url("/")).send().unwrap().text().unwrap();
+    let html = scraper::Html::parse_document(&home);
+    assert!(
+        attributes_of(&html, "a")
+            .iter()
+            .all(|a| !attribute(a, "href").unwrap_or("").contains("archive")),
+        "{home}"
+    );
+}
+
+#[test]
+fn trailing_slashes_lead_to_the_route_and_folders_to_their_slash() {
+    let port = free_port();
+    let site = Site::with_mail().served_at(port).create();
+    let server = start(&site, port);
+    let http = client();
+    let token = "t0ken-not-for-logs.1.abc";
+
+    for (from, to) in [
+        ("/subscribe/", "/subscribe"),
+        ("/subscribe/?ref=home&x=1", "/subscribe?ref=home&x=1"),
+        ("/healthz/", "/healthz"),
+        (
+            &format!("/confirm/{token}/") as &str,
+            &format!("/confirm/{token}") as &str,
+        ),
+        (
+            &format!("/unsubscribe/{token}/?a=b"),
+            &format!("/unsubscribe/{token}?a=b"),
+        ),
+        ("/atom.xml/", "/atom.xml"),
+    ] {
+        let answer = http.get(server.url(from)).send().unwrap();
+        assert_eq!(answer.status(), StatusCode::PERMANENT_REDIRECT, "{from}");
+        assert_eq!(redirected_to(&answer, &server.url(from)), server.url(to));
+    }
+    // A POST stays a POST: 308, and a client that follows it signs up.
+    let answer = http
+        .post(server.url("/subscribe/"))
+        .form(&[("email", "slash@example.net")])
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::PERMANENT_REDIRECT);
+    let following = reqwest::blocking::Client::new();
+    let answer = following
+        .post(server.url("/subscribe/"))
+        .form(&[("email", "slash@example.net")])
+        .send()
+        .unwrap();
+    assert_eq!(answer.url().as_str(), server.url("/subscribe"));
+    assert!(answer.text().unwrap().contains("Check your inbox"));
+
+    // A folder with an index, named without its slash.
+    site.write("public/archive/index.html", "<p>every digest</p>");
+    site.write("public/archive/3/index.html", "<p>the third</p>");
+    for (from, to) in [
+        ("/archive", "/archive/"),
+        ("/archive/3", "/archive/3/"),
+        ("/archive/3?utm=x", "/archive/3/?utm=x"),
+    ] {
+        let answer = http.get(server.url(from)).send().unwrap();
+        assert_eq!(answer.status(), StatusCode::PERMANENT_REDIRECT, "{from}");
+        assert_eq!(redirected_to(&answer, &server.url(from)), server.url(to));
+    }
+    let logs = server.logs().join("\n");
+    assert!(!logs.contains("t0ken"), "a token in the log:\n{logs}");
+}
+
+#[test]
+fn unknown_paths_get_the_not_found_page() {
+    let port = free_port();
+    let site = Site::with_mail().served_at(port).create();
+    let server = start(&site, port);
+    let http = client();
+    for path in [
+        "/nope",
+        "/nope/",
+        "/missing.xml",
+        "/archive/",
+        "/archive/99/",
+        "/.newsletter.manifest",
+        "/confirm/",
+    ] {
+        let answer = http.get(server.url(path)).send().unwrap();
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{path}");
+        let headers = answer.headers().clone();
+        assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(headers[header::CACHE_CONTROL], "public, max-age=60");
+        let html = scraper::Html::parse_document(&answer.text().unwrap());
+        assert_eq!(text_of(&html, "title"), "Page not found · Fixture Blog");
+        assert_eq!(text_of(&html, "h1"), "Page not found");
+        let links: Vec<String> = attributes_of(&html, "main a")
+            .iter()
+            .filter_map(|a| attribute(a, "href").map(str::to_string))
+            .collect();
+        assert!(links.contains(&server.url("/")), "home: {links:?}");
+        assert!(
+            links.contains(&"https://blog.example.org/atom.xml".to_string()),
+            "{links:?}"
+        );
+    }
+    let head = http.head(server.url("/nope")).send().unwrap();
+    assert_eq!(head.status(), StatusCode::NOT_FOUND);
+    assert!(head.bytes().unwrap().is_empty());
+}
+
+#[test]
+fn folders_answer_their_index_as_written_while_serving() {
+    let port = free_port();
+    let site = Site::with_mail().served_at(port).create();
+    let server = start(&site, port);
+    let http = client();
+
+    // Written by another process once the server runs: `send`, say.
+    let page = format!(
+        "<!DOCTYPE html><p>every digest</p>{}",
+        "<p>x</p>".repeat(200)
+    );
+    site.write("public/archive/index.html", &page);
+    site.write("public/archive/3/index.html", "<p>the third</p>");
+    site.write("public/notes/index.html", "<p>notes</p>");
+    let index = http.get(server.url("/archive/")).send().unwrap();
+    assert_eq!(index.status(), StatusCode::OK);
+    let headers = index.headers().clone();
+    assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    assert_eq!(headers[header::CACHE_CONTROL], "public, max-age=300");
+    assert!(headers.contains_key(header::LAST_MODIFIED));
+    let etag = headers[header::ETAG].to_str().unwrap().to_string();
+    assert_eq!(index.text().unwrap(), page);
+    let again = http
+        .get(server.url("/archive/"))
+        .header(header::IF_NONE_MATCH, &etag)
+        .send()
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    let gzipped = http
+        .get(server.url("/archive/"))
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .send()
+        .unwrap();
+    assert_eq!(gzipped.headers()[header::CONTENT_ENCODING], "gzip");
+    for (path, body) in [
+        ("/archive/3/", "<p>the third</p>"),
+        ("/notes/", "<p>notes</p>"),
+    ] {
+        let answer = http.get(server.url(path)).send().unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{path}");
+        assert_eq!(answer.text().unwrap(), body);
+    }
+
+    // Rewritten: the new page at once, with a new tag.
+    site.write("public/archive/index.html", "<p>one more digest</p>");
+    let changed = http
+        .get(server.url("/archive/"))
+        .header(header::IF_NONE_MATCH, &etag)
+        .send()
+        .unwrap();
+    assert_eq!(changed.status(), StatusCode::OK);
+    assert_eq!(changed.text().unwrap(), "<p>one more digest</p>");
+    // Removed: gone at once.
+    std::fs::remove_dir_all(site.path("public/archive/3")).unwrap();
+    assert_eq!(
+        http.get(server.url("/archive/3/")).send().unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[test]
+fn nothing_hidden_or_linked_out_is_reachable_through_a_folder_index() {
+    let port = free_port();
+    let site = Site::with_mail().served_at(port).create();
+    site.build();
+    let server = start(&site, port);
+    site.write("outside/index.html", "TOP-SECRET folder");
+    site.write("outside/secret.html", "TOP-SECRET file");
+    site.write("public/.drafts/index.html", "TOP-SECRET draft");
+    site.write("public/archive/index.html", "<p>every digest</p>");
+    site.write("public/archive/4/.index.html", "TOP-SECRET hidden");
+    std::os::unix::fs::symlink(site.path("outside"), site.path("public/archive/out")).unwrap();
+    std::fs::create_dir_all(site.path("public/archive/5")).unwrap();
+    std::os::unix::fs::symlink(
+        site.path("outside/index.html"),
+        site.path("public/archive/5/index.html"),
+    )
+    .unwrap();
+    std::fs::hard_link(
+        site.path("newsletter.db"),
+        site.path("public/archive/backup.db"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(site.path("public/archive/6")).unwrap();
+    std::fs::hard_link(
+        site.path("config.toml"),
+        site.path("public/archive/6/index.html"),
+    )
+    .unwrap();
+    assert!(site.path("public/.newsletter.manifest").exists());
+
+    for path in [
+        "/.newsletter.manifest",
+        "/.drafts/",
+        "/.drafts",
+        "/%2edrafts/",
+        "/archive/4/",
+        "/archive/4/.index.html",
+        "/archive/out/",
+        "/archive/out",
+        "/archive/out/secret.html",
+        "/archive/5/",
+        "/archive/5",
+        "/archive/backup.db",
+        "/archive/backup.db/",
+        "/archive/6/",
+        "/archive/6",
+        "/archive/../outside/",
+        "/archive/%2e%2e/outside/",
+        "/archive/..%2f..%2foutside/",
+        "//archive/",
+    ] {
+        let (status, body) = server.raw_get(path);
+        assert_eq!(status, 404, "{path}\n{body}");
+        assert!(
+            !body.contains("TOP-SECRET") && !body.contains("SQLite"),
+            "{path}"
+        );
+        assert!(!body.contains("[site]"), "{path}: the config");
+    }
+    assert_eq!(server.raw_get("/archive/").0, 200);
+}

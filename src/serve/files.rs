@@ -5,9 +5,16 @@
 //! Only files found by walking the output folder are in the table, looked
 //! up by their exact path, so no request path (`..`, encoded or not) can
 //! name anything else. The table is replaced whole after each build.
+//!
+//! The archive folder (`archive.path`) is not in the table: `send` writes
+//! it, in this process or another, between builds. It, and any file put
+//! in the output folder since the last build, is read from the disk at
+//! each request ([`on_disk`]), under the same rules as the table's walk:
+//! plain names only, nothing hidden, no symbolic link, none of the tool's
+//! private files.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -71,28 +78,21 @@ impl Files {
         if !dir.exists() {
             return Ok(Files { files });
         }
-        let private_paths = crate::config::layout::private_paths(config);
-        let private: Vec<FileId> = private_paths
-            .iter()
-            .filter_map(|p| FileId::of(&p.path))
-            .collect();
-        let private_places: Vec<std::path::PathBuf> = private_paths
-            .iter()
-            .map(|p| crate::config::layout::resolve(&p.path))
-            .collect();
+        let private = Private::of(config);
+        let archive = dir.join(&config.archive.path);
         let walk = walkdir::WalkDir::new(dir)
             .follow_links(false)
             .into_iter()
-            .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+            .filter_entry(|e| {
+                e.depth() == 0
+                    || !(e.file_name().to_string_lossy().starts_with('.') || e.path() == archive)
+            });
         for entry in walk {
             let entry = entry.map_err(std::io::Error::other)?;
             if !entry.file_type().is_file() {
                 continue;
             }
-            let place = crate::config::layout::resolve(entry.path());
-            if FileId::of(entry.path()).is_some_and(|id| private.contains(&id))
-                || private_places.iter().any(|p| place.starts_with(p))
-            {
+            if private.covers(entry.path()) {
                 tracing::warn!(
                     path = %entry.path().display(),
                     "not served: the same file as the store, the config or the DKIM key"
@@ -137,6 +137,146 @@ impl Files {
             return self.files.get(&format!("{decoded}index.html")).cloned();
         }
         self.files.get(decoded.as_ref()).cloned()
+    }
+
+    /// What a request path the table has no file for names: a folder of
+    /// the table's written without its slash, a file of the table's
+    /// written with one, or else whatever the disk holds ([`on_disk`]).
+    /// Reads the disk: call it on a blocking thread.
+    pub fn find(&self, config: &Config, dir: &Path, path: &str) -> Found {
+        if let Some(trimmed) = path.strip_suffix('/')
+            && !trimmed.is_empty()
+            && !trimmed.ends_with('/')
+            && self.get(trimmed).is_some()
+        {
+            return Found::DropSlash;
+        }
+        if !path.ends_with('/') && self.get(&format!("{path}/")).is_some() {
+            return Found::AddSlash;
+        }
+        on_disk(config, dir, path)
+    }
+}
+
+/// What the output folder holds at a request path.
+#[derive(Debug)]
+pub enum Found {
+    File(Arc<StaticFile>),
+    /// A folder with an `index.html`, named without the slash that its
+    /// pages' relative links need.
+    AddSlash,
+    /// A file, named with a slash after it.
+    DropSlash,
+    Missing,
+}
+
+/// The tool's private files (the store, the config, the DKIM key…) as
+/// the output folder might hold them: the same file under another name
+/// (a hard link), or a place inside them.
+struct Private {
+    ids: Vec<FileId>,
+    places: Vec<std::path::PathBuf>,
+}
+
+impl Private {
+    fn of(config: &Config) -> Private {
+        let paths = crate::config::layout::private_paths(config);
+        Private {
+            ids: paths.iter().filter_map(|p| FileId::of(&p.path)).collect(),
+            places: paths
+                .iter()
+                .map(|p| crate::config::layout::resolve(&p.path))
+                .collect(),
+        }
+    }
+
+    /// True when `path` is, or is inside, one of the private files.
+    fn covers(&self, path: &Path) -> bool {
+        let place = crate::config::layout::resolve(path);
+        FileId::of(path).is_some_and(|id| self.ids.contains(&id))
+            || self.places.iter().any(|p| place.starts_with(p))
+    }
+}
+
+/// The file at a request path, read from `dir` now (so a file written by
+/// another process is served at once): `/a/b.html`, or `/a/` for
+/// `a/index.html`. Each segment must be a plain, visible name and no
+/// symbolic link, as the table's walk requires, and the file none of the
+/// tool's private files.
+pub fn on_disk(config: &Config, dir: &Path, path: &str) -> Found {
+    let Ok(decoded) = percent_encoding::percent_decode_str(path).decode_utf8() else {
+        return Found::Missing;
+    };
+    let Some(relative) = decoded.strip_prefix('/') else {
+        return Found::Missing;
+    };
+    let (relative, slash) = match relative.strip_suffix('/') {
+        Some(folder) => (folder, true),
+        None => (relative, false),
+    };
+    let plain =
+        |name: &str| !name.is_empty() && !name.starts_with('.') && !name.contains(['\0', '\\']);
+    if relative.is_empty() || !relative.split('/').all(plain) {
+        return Found::Missing;
+    }
+    let mut place = dir.to_path_buf();
+    let mut meta = None;
+    for name in relative.split('/') {
+        place.push(name);
+        match std::fs::symlink_metadata(&place) {
+            Ok(m) if !m.file_type().is_symlink() => meta = Some(m),
+            _ => return Found::Missing,
+        }
+    }
+    let Some(meta) = meta else {
+        return Found::Missing;
+    };
+    // The file the path leads to, and whether its slash is the right one.
+    let (file, right) = if meta.is_dir() {
+        let index = place.join("index.html");
+        if !std::fs::symlink_metadata(&index).is_ok_and(|m| m.file_type().is_file()) {
+            return Found::Missing;
+        }
+        (index, slash)
+    } else if meta.is_file() {
+        (place, !slash)
+    } else {
+        return Found::Missing;
+    };
+    // Checked where it is, not where its name says: a folder swapped for
+    // a link meanwhile, or a hard link to the store, is refused here
+    // (before a redirect, which would tell that it is there).
+    let inside = crate::config::layout::resolve(dir);
+    if !crate::config::layout::resolve(&file).starts_with(&inside)
+        || Private::of(config).covers(&file)
+    {
+        return Found::Missing;
+    }
+    match (right, slash) {
+        (true, _) => {}
+        (false, true) => return Found::DropSlash,
+        (false, false) => return Found::AddSlash,
+    }
+    let read = || -> std::io::Result<_> {
+        let mut opened = std::fs::File::open(&file)?;
+        let meta = opened.metadata()?;
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        opened.read_to_end(&mut bytes)?;
+        Ok((bytes, meta.modified()?))
+    };
+    match read() {
+        Ok((bytes, modified)) => {
+            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            Found::File(Arc::new(StaticFile::new(
+                bytes,
+                modified,
+                media_type(config, name),
+            )))
+        }
+        Err(error) => {
+            tracing::warn!(path = %file.display(), %error, "cannot read a file of the output folder");
+            Found::Missing
+        }
     }
 }
 
@@ -351,6 +491,111 @@ mod tests {
             header::ACCEPT_ENCODING,
             "identity;q=0.5, *;q=0.1"
         )])));
+    }
+
+    /// A site in a temp dir: its config, and its output folder with an
+    /// archive page, a folder with an index, a hidden file and a link out.
+    fn site() -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let config = Config::parse(
+            "[site]\nbase_url = \"https://example.org/\"\n",
+            &root.join("config.toml"),
+            root,
+        )
+        .unwrap();
+        std::fs::write(root.join("config.toml"), "").unwrap();
+        std::fs::write(root.join("secret.txt"), "secret").unwrap();
+        let public = root.join("public");
+        for folder in ["archive/3", "notes", "out", ".hidden"] {
+            std::fs::create_dir_all(public.join(folder)).unwrap();
+        }
+        std::fs::write(public.join("archive/3/index.html"), "three").unwrap();
+        std::fs::write(public.join("notes/index.html"), "notes").unwrap();
+        std::fs::write(public.join("notes/a.txt"), "a").unwrap();
+        std::fs::write(public.join(".hidden/index.html"), "hidden").unwrap();
+        std::fs::write(public.join(".newsletter.manifest"), "atom.xml").unwrap();
+        std::os::unix::fs::symlink(root, public.join("out/up")).unwrap();
+        std::os::unix::fs::symlink(root.join("secret.txt"), public.join("secret.txt")).unwrap();
+        std::fs::hard_link(root.join("config.toml"), public.join("notes/settings.txt")).unwrap();
+        (dir, config)
+    }
+
+    fn body(found: Found) -> Option<String> {
+        match found {
+            Found::File(file) => Some(String::from_utf8(file.body.to_vec()).unwrap()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn folders_answer_their_index_and_want_their_slash() {
+        let (dir, config) = site();
+        let public = dir.path().join("public");
+        let found = |path| on_disk(&config, &public, path);
+        assert_eq!(body(found("/archive/3/")).as_deref(), Some("three"));
+        assert_eq!(body(found("/notes/")).as_deref(), Some("notes"));
+        assert_eq!(body(found("/notes/a.txt")).as_deref(), Some("a"));
+        assert!(matches!(found("/archive/3"), Found::AddSlash));
+        assert!(matches!(found("/notes/a.txt/"), Found::DropSlash));
+        // A folder without an index is nothing.
+        assert!(matches!(found("/archive/"), Found::Missing));
+        assert!(matches!(found("/archive"), Found::Missing));
+        // Written now: answered now.
+        std::fs::write(public.join("archive/index.html"), "all").unwrap();
+        assert_eq!(body(found("/archive/")).as_deref(), Some("all"));
+        let Found::File(file) = found("/archive/") else {
+            panic!("the archive's index")
+        };
+        assert_eq!(file.content_type, "text/html; charset=utf-8");
+    }
+
+    #[test]
+    fn nothing_hidden_linked_or_private_is_found() {
+        let (dir, config) = site();
+        let public = dir.path().join("public");
+        for path in [
+            "/.newsletter.manifest",
+            "/.hidden/",
+            "/.hidden",
+            "/%2ehidden/",
+            "/out/up/secret.txt",
+            "/out/up/",
+            "/secret.txt",
+            "/notes/settings.txt",
+            "/notes/settings.txt/",
+            "/notes/../../secret.txt",
+            "/notes/..%2f..%2fsecret.txt",
+            "//notes/",
+            "/notes//",
+            "/notes/./",
+            "/notes%5ca.txt",
+            "/notes/a.txt%00",
+            "/",
+            "",
+        ] {
+            assert!(
+                matches!(on_disk(&config, &public, path), Found::Missing),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_archive_is_left_out_of_the_table() {
+        let (dir, config) = site();
+        let public = dir.path().join("public");
+        let files = Files::load(&config, &public).unwrap();
+        assert!(files.get("/archive/3/").is_none());
+        assert!(files.get("/notes/").is_some());
+        assert!(matches!(
+            files.find(&config, &public, "/archive/3/"),
+            Found::File(_)
+        ));
+        assert!(matches!(
+            files.find(&config, &public, "/notes"),
+            Found::AddSlash
+        ));
     }
 
     #[test]

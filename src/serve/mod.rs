@@ -7,6 +7,7 @@
 //! feeds touches only memory.
 
 mod files;
+mod home;
 mod pages;
 mod scheduler;
 mod signup;
@@ -22,7 +23,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use chrono::{DateTime, TimeDelta, Utc};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use tokio::sync::watch;
@@ -365,7 +366,8 @@ impl Drop for Slot {
 }
 
 fn router(app: Arc<App>) -> Router {
-    Router::new()
+    let mut router = Router::new()
+        .route(links::HOME, get(home::home))
         .route(links::HEALTHZ, get(healthz))
         .route(links::SUBSCRIBE, get(signup::form).post(signup::subscribe))
         .route(
@@ -375,7 +377,17 @@ fn router(app: Arc<App>) -> Router {
         .route(
             links::UNSUBSCRIBE,
             get(signup::unsubscribe_page).post(signup::unsubscribe),
-        )
+        );
+    // `/subscribe/` and the like: to the route's own path, whatever the method.
+    for route in [
+        links::HEALTHZ,
+        links::SUBSCRIBE,
+        links::CONFIRM,
+        links::UNSUBSCRIBE,
+    ] {
+        router = router.route(&format!("{route}/"), any(to_route));
+    }
+    router
         .fallback(static_file)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -492,7 +504,10 @@ fn log_filter(setting: Option<&str>) -> tracing_subscriber::EnvFilter {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
 }
 
-/// A file of the output folder, for GET and HEAD.
+/// A file of the output folder, for GET and HEAD: from memory when the
+/// last build wrote it, else from the disk (the archive, or a file put
+/// there since), `/dir/` being `dir/index.html`; a folder or a file named
+/// with the wrong ending is redirected, and anything else is the 404 page.
 async fn static_file(
     State(app): State<Arc<App>>,
     method: Method,
@@ -502,9 +517,63 @@ async fn static_file(
     if method != Method::GET && method != Method::HEAD {
         return (StatusCode::METHOD_NOT_ALLOWED, [("allow", "GET, HEAD")]).into_response();
     }
-    match app.files().get(uri.path()) {
-        Some(file) => file.respond(&method, &headers),
-        None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+    let files = app.files();
+    if let Some(file) = files.get(uri.path()) {
+        return file.respond(&method, &headers);
+    }
+    let worker = app.clone();
+    let path = uri.path().to_owned();
+    let found = tokio::task::spawn_blocking(move || {
+        files.find(&worker.config, &worker.config.feeds.output_dir, &path)
+    })
+    .await;
+    match found {
+        Ok(files::Found::File(file)) => file.respond(&method, &headers),
+        Ok(files::Found::AddSlash) => add_slash(&uri),
+        Ok(files::Found::DropSlash) => drop_slash(&uri),
+        Ok(files::Found::Missing) => home::not_found(&app),
+        Err(e) => {
+            tracing::error!("a file lookup panicked: {e}");
+            home::not_found(&app)
+        }
+    }
+}
+
+/// `/subscribe/`, `/confirm/{token}/`…: to the route.
+async fn to_route(uri: Uri) -> Response {
+    drop_slash(&uri)
+}
+
+/// `/a/b/` to `/a/b` (308: a POST stays a POST), the query kept. The
+/// `Location` is relative (`../b`), so it holds behind a proxy that
+/// serves the server under a path of its own.
+fn drop_slash(uri: &Uri) -> Response {
+    let path = uri.path().strip_suffix('/').unwrap_or(uri.path());
+    let last = path.rsplit('/').next().unwrap_or("");
+    moved(&format!("../{last}"), uri.query())
+}
+
+/// `/a/b` to `/a/b/`, the query kept: a folder's `index.html` is at the
+/// folder's path with its slash, which its relative links need. `./`
+/// keeps a name with a colon from reading as a scheme.
+fn add_slash(uri: &Uri) -> Response {
+    let last = uri.path().rsplit('/').next().unwrap_or("");
+    moved(&format!("./{last}/"), uri.query())
+}
+
+/// A permanent redirect (308) to `location` with `query`.
+fn moved(location: &str, query: Option<&str>) -> Response {
+    let location = match query {
+        Some(query) => format!("{location}?{query}"),
+        None => location.to_owned(),
+    };
+    match axum::http::HeaderValue::try_from(location) {
+        Ok(location) => (
+            StatusCode::PERMANENT_REDIRECT,
+            [(axum::http::header::LOCATION, location)],
+        )
+            .into_response(),
+        Err(_) => (StatusCode::BAD_REQUEST, "bad request\n").into_response(),
     }
 }
 

@@ -1,6 +1,6 @@
-//! The pages and the confirmation email of the sign-up path, rendered from
-//! the templates folder: `subscribe.html`, `unsubscribe.html`, `page.html`,
-//! `confirm.html` and `confirm.txt`.
+//! The server's pages and the confirmation email, rendered from the
+//! templates folder: `home.html`, `subscribe.html`, `unsubscribe.html`,
+//! `page.html`, `not_found.html`, `confirm.html` and `confirm.txt`.
 
 use anyhow::{Result, anyhow};
 use minijinja::value::Value;
@@ -10,12 +10,16 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::email::body::inline_css;
-use crate::templates;
+use crate::{links, templates};
 
 /// The loaded templates and the `site` value they all get.
 pub struct Pages {
     env: Environment<'static>,
     site: Value,
+    /// The links every page gets: `feeds` (`atom`, `rss`, `json`),
+    /// `home_url`, `subscribe_url`, and `archive_url` (none when the
+    /// archive is off).
+    links: Value,
     /// `digest.templates`, to name the file of an error.
     folder: PathBuf,
 }
@@ -29,6 +33,22 @@ fn located(folder: &Path, name: &str, error: &minijinja::Error) -> anyhow::Error
     )
 }
 
+/// The links every page gets (see [`Pages`]), absolute: the feeds
+/// under `site.base_url`, the server's pages under `server.public_url`.
+fn page_links(config: &Config) -> Value {
+    let feeds = &config.feeds;
+    context! {
+        feeds => context! {
+            atom => links::feed_url(config, &feeds.atom),
+            rss => links::feed_url(config, &feeds.rss),
+            json => links::feed_url(config, &feeds.json),
+        },
+        home_url => links::home_url(config),
+        subscribe_url => links::subscribe_url(config),
+        archive_url => config.archive.enabled.then(|| links::archive_url(config)),
+    }
+}
+
 impl Pages {
     /// Loads the templates, so a missing or broken one stops the server at
     /// start with its file and line, not at a reader's first sign-up.
@@ -36,6 +56,7 @@ impl Pages {
         let pages = Pages {
             env: templates::environment(config),
             site: templates::site_context(config, str::to_owned),
+            links: page_links(config),
             folder: config.digest.templates.clone(),
         };
         // Each rendered with sample values in every shape the server uses
@@ -53,6 +74,11 @@ impl Pages {
                 "subscribe.html",
                 context! { email => "", name => "", error => none },
             ),
+            (
+                "home.html",
+                context! { email => "", name => "", error => none },
+            ),
+            ("not_found.html", context! {}),
             ("unsubscribe.html", context! {}),
             ("confirm_page.html", context! {}),
             (
@@ -82,8 +108,9 @@ impl Pages {
         Ok(pages)
     }
 
-    /// Renders `name` with `site` and the given values.
+    /// Renders `name` with `site`, the links and the given values.
     pub fn render(&self, name: &str, values: Value) -> Result<String> {
+        let values = minijinja::value::merge_maps([values, self.links.clone()]);
         let ctx = context! { site => self.site.clone(), ..values };
         self.env
             .get_template(name)

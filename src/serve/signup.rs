@@ -390,7 +390,7 @@ fn page(
     }
 }
 
-fn server_error(_app: &App, error: &anyhow::Error) -> Response {
+pub(super) fn server_error(_app: &App, error: &anyhow::Error) -> Response {
     tracing::error!("{error:#}");
     (
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -401,7 +401,7 @@ fn server_error(_app: &App, error: &anyhow::Error) -> Response {
 
 /// An HTML page that is never cached, framed, or sent on as a referrer
 /// (the URL may hold a token).
-fn html_response(status: StatusCode, html: String) -> Response {
+pub(super) fn html_response(status: StatusCode, html: String) -> Response {
     let mut response = (status, Html(html)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -43,8 +43,11 @@ pub enum ArchiveError {
 
 /// The archive's files, staged: renamed into place by their `commit`.
 pub struct Staging {
-    /// Files whose bytes change (or are new).
+    /// Files whose bytes change (or are new): the index and the feed.
     pub staged: Vec<Staged>,
+    /// Mailing pages already written (new, or changed), relative to the
+    /// output folder.
+    pub written: Vec<String>,
     /// Every file of the archive, relative to the output folder.
     pub paths: Vec<String>,
 }
@@ -60,9 +63,41 @@ pub fn stage(
 ) -> Result<Staging, ArchiveError> {
     let mailings = store.archived()?;
     let folder = &config.archive.path;
+    let mut paths = Vec::new();
+    let mut written = Vec::new();
+    let subscribe = links::subscribe_url(config);
+    let lengths = store.archive_page_lengths()?;
+    for mailing in &mailings {
+        let relative = format!("{folder}/{}/index.html", mailing.id);
+        let path = output_dir.join(&relative);
+        // A mailing's page never changes once made: one already there at
+        // its length is not read again (a build stays fast with years of
+        // digests).
+        let on_disk = std::fs::symlink_metadata(&path)
+            .ok()
+            .filter(|m| m.file_type().is_file())
+            .map(|m| m.len());
+        if on_disk.is_some() && on_disk == lengths.get(&mailing.id).copied().flatten() {
+            paths.push(relative);
+            continue;
+        }
+        let Some((page, html)) = store.archive_page(mailing.id)? else {
+            continue;
+        };
+        // Mailings made before the store kept pages: the mail, naming nobody.
+        let page = page.unwrap_or_else(|| merge(&html, ["", "", &subscribe]));
+        // Each page stands alone: put in place at once, so a first build
+        // of a long archive holds one file open at a time.
+        if let Some(file) = stage_file(&path, |w| w.write_all(page.as_bytes()))? {
+            file.commit()?;
+            written.push(relative.clone());
+        }
+        paths.push(relative);
+    }
     let mut staging = Staging {
         staged: Vec::new(),
-        paths: Vec::new(),
+        written,
+        paths,
     };
     let mut add = |relative: String, bytes: &[u8]| -> Result<(), ArchiveError> {
         let path = output_dir.join(&relative);
@@ -72,18 +107,6 @@ pub fn stage(
         staging.paths.push(relative);
         Ok(())
     };
-    let subscribe = links::subscribe_url(config);
-    for mailing in &mailings {
-        let Some((page, html)) = store.archive_page(mailing.id)? else {
-            continue;
-        };
-        // Mailings made before the store kept pages: the mail, naming nobody.
-        let page = page.unwrap_or_else(|| merge(&html, ["", "", &subscribe]));
-        add(
-            format!("{folder}/{}/index.html", mailing.id),
-            page.as_bytes(),
-        )?;
-    }
     let listed = list(config, store, &mailings, posts)?;
     add(
         format!("{folder}/index.html"),
@@ -112,7 +135,7 @@ pub fn write(
     posts: &[Post],
 ) -> Result<Vec<String>, ArchiveError> {
     let staging = stage(config, output_dir, store, posts)?;
-    let mut changed = Vec::new();
+    let mut changed = staging.written;
     for file in staging.staged {
         changed.push(file.relative_to(output_dir));
         file.commit()?;
@@ -191,7 +214,8 @@ fn list(
             Ok(Listed {
                 id: m.id,
                 kind: m.kind,
-                subject: clean(&strip_xml_illegal(&m.subject)),
+                // A subject that prints a subscriber's value names nobody here.
+                subject: merge(&strip_xml_illegal(&m.subject), ["", "", ""]),
                 date,
                 posts: carried,
             })

@@ -110,9 +110,9 @@ pub fn build(
     if let Some(archive) = &archive {
         files += archive.paths.len();
     }
-    let (archive_paths, archive_staged) = match archive {
-        Some(archive) => (Some(archive.paths), archive.staged),
-        None => (None, Vec::new()),
+    let (archive_paths, archive_staged, archive_written) = match archive {
+        Some(archive) => (Some(archive.paths), archive.staged, archive.written),
+        None => (None, Vec::new(), Vec::new()),
     };
     staged.extend(archive_staged);
     for plan in &plans {
@@ -123,7 +123,8 @@ pub fn build(
     }
     // Every file is complete on disk before the first one is renamed into
     // place, so a failed write (a full disk, say) changes no feed.
-    let mut changed = Vec::with_capacity(staged.len());
+    // The archive's mailing pages are in place already (each stands alone).
+    let mut changed = archive_written;
     for file in staged {
         changed.push(file.relative_to(output_dir));
         file.commit()?;

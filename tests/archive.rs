@@ -512,3 +512,28 @@ fn a_bad_email_key_names_the_file_and_line() {
     );
     assert!(out.stdout.contains("write `email: letter`"), "{out}");
 }
+
+#[test]
+fn an_archive_that_cannot_be_written_holds_back_no_mail() {
+    let readers = addresses(2);
+    let site = Site::with_mail()
+        .without_posts()
+        .first_run_posts(10)
+        .subscribers(&readers)
+        .create();
+    post(&site, "2026-11-21-news", "title: News", "News.");
+    // A file where the archive's folder goes: no page can be written.
+    site.write("public/archive", "not a folder");
+    let out = newsletter_at(&site, &["send"]).success();
+    assert!(out.stdout.contains("digest 1 "), "{out}");
+    assert!(out.stdout.contains("2 sent, 0 failed"), "{out}");
+    assert!(
+        out.stderr.contains("the web archive was not written"),
+        "{out}"
+    );
+    assert_eq!(count_eml(&site.path("outbox")), 2);
+    // Once the folder can be made, the next build writes the page.
+    std::fs::remove_file(site.path("public/archive")).unwrap();
+    site.build_at(NOW).success();
+    assert!(site.path("public/archive/1/index.html").is_file());
+}

@@ -144,6 +144,7 @@ pub fn send_locked(
     // left with pending deliveries.
     let mut delivered = Vec::new();
     let mut posts = None;
+    let run = Instant::now();
     loop {
         let mut resumed = false;
         let digest = match store.unfinished_digest()? {
@@ -158,15 +159,22 @@ pub fn send_locked(
                 }
                 break;
             }
-            None => match create_next_digest(config, &mut store, now)? {
+            // Each mailing its own moment: the archive's feed dates them.
+            None => match create_next_digest(config, &mut store, now + run.elapsed())? {
                 Some(digest) => digest,
                 None => break,
             },
         };
         if config.archive.enabled {
             // Before the first message, so its "View in browser" link works.
+            // A page that cannot be written holds back no one's mail: the
+            // next build or send writes it.
             let posts = posts.get_or_insert_with(|| content::read_posts(config).posts);
-            crate::archive::write(config, &config.feeds.output_dir, &store, posts)?;
+            if let Err(e) = crate::archive::write(config, &config.feeds.output_dir, &store, posts) {
+                progress.warn(&format!(
+                    "the web archive was not written ({e}); the mail goes out without it, and the next build writes it"
+                ));
+            }
         }
         let started = Instant::now();
         deliver(

@@ -337,6 +337,23 @@ impl Store {
         Ok(mailings)
     }
 
+    /// The byte length of each mailing's stored archive page (`None`
+    /// where it has none), without reading the pages.
+    pub fn archive_page_lengths(&self) -> Result<HashMap<i64, Option<u64>>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT id, octet_length(page) FROM digests")
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
+            })
+            .map_err(|e| self.error(e))?;
+        rows.map(|row| row.map(|(id, n)| (id, n.map(|n| n as u64))))
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.error(e))
+    }
+
     /// A mailing's archive page as stored (`None` for those made before
     /// 0.9), and its HTML part with merge tokens, to make one from.
     pub fn archive_page(&self, id: i64) -> Result<Option<(Option<String>, String)>, StoreError> {

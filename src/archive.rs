@@ -19,7 +19,7 @@ use minijinja::value::Value;
 
 use crate::atomic::{Staged, WriteError, stage_file};
 use crate::config::Config;
-use crate::content::{Mailing, Post};
+use crate::content::Post;
 use crate::email::merge::{clean, merge};
 use crate::html::strip_xml_illegal;
 use crate::store::{Archived, Kind, Store, StoreError};
@@ -126,21 +126,50 @@ pub fn stage(
     Ok(staging)
 }
 
-/// Writes the archive (see [`stage`]); returns the paths of the files it
-/// changed, relative to the output folder.
+/// What [`write`] did: the files it changed and every file of the
+/// archive, relative to the output folder.
+pub struct Written {
+    pub changed: Vec<String>,
+    pub paths: Vec<String>,
+}
+
+/// The lock that orders the writers of one archive (a `build` and a
+/// `send` of two processes): each reads the store and puts its files in
+/// place while holding it, so the last to write read the store last, and
+/// an index never goes back to an older list. Hidden in the output folder,
+/// so it is not served.
+const LOCK: &str = ".newsletter.archive.lock";
+
+/// Writes the archive (see [`stage`]) under the archive lock.
 pub fn write(
     config: &Config,
     output_dir: &Path,
     store: &Store,
     posts: &[Post],
-) -> Result<Vec<String>, ArchiveError> {
+) -> Result<Written, ArchiveError> {
+    let lock_path = output_dir.join(LOCK);
+    let lock_error = |source| WriteError {
+        path: lock_path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(output_dir).map_err(&lock_error)?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(&lock_error)?;
+    lock.lock().map_err(&lock_error)?;
     let staging = stage(config, output_dir, store, posts)?;
     let mut changed = staging.written;
     for file in staging.staged {
         changed.push(file.relative_to(output_dir));
         file.commit()?;
     }
-    Ok(changed)
+    Ok(Written {
+        changed,
+        paths: staging.paths,
+    })
 }
 
 /// Renders the index with a sample mailing, so `check` reports a broken
@@ -195,18 +224,20 @@ fn list(
             let carried = m
                 .posts
                 .iter()
-                .map(|(title, permalink)| {
-                    let post = by_permalink.get(permalink.as_str());
+                .map(|(title, permalink, email_only)| {
                     let title = title
                         .clone()
-                        .or_else(|| post.map(|p| p.title.clone()))
+                        .or_else(|| {
+                            by_permalink
+                                .get(permalink.as_str())
+                                .map(|p| p.title.clone())
+                        })
                         .unwrap_or_else(|| permalink.clone());
                     // An email-only post has no page but its mailing's.
-                    let url = match post {
-                        Some(p) if p.mailing == Mailing::Only => {
-                            links::archive_page_url(config, m.id)
-                        }
-                        _ => site.url_for(permalink),
+                    let url = if *email_only {
+                        links::archive_page_url(config, m.id)
+                    } else {
+                        site.url_for(permalink)
                     };
                     (clean(&strip_xml_illegal(&title)), url)
                 })
@@ -262,7 +293,7 @@ fn index(config: &Config, mailings: &[Listed]) -> Result<String, ArchiveError> {
 /// The Atom feed of the mailings (newest first): each entry the mailing's
 /// subject, linking its page, with the posts it carried. Ids are `tag:`
 /// URIs of the host, the day and the mailing's number, so they survive a
-/// move from http to https.
+/// move from http to https and a new `archive.path`.
 fn feed(config: &Config, mailings: &[Listed]) -> Feed {
     let site = &config.site;
     let feed_url = links::archive_feed_url(config);
@@ -295,11 +326,11 @@ fn feed(config: &Config, mailings: &[Listed]) -> Feed {
                 Kind::Letter => "A letter:",
             };
             atom_syndication::Entry {
+                // The folder is left out: a new archive.path keeps the ids.
                 id: format!(
-                    "tag:{},{}:{}/{}",
+                    "tag:{},{}:mailings/{}",
                     site.host(),
                     m.date.format("%Y-%m-%d"),
-                    config.archive.path,
                     m.id
                 ),
                 title: Text::plain(m.subject.clone()),

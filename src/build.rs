@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::content::{self, Mailing, Post, PostStatus, Problem, Problems};
 use crate::feed::{self, Entry, FeedInfo, Html};
 use crate::render::render_post_safely;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// Why a build wrote nothing (or stopped writing).
 #[derive(Debug, thiserror::Error)]
@@ -21,10 +21,6 @@ pub enum BuildError {
     Content(#[source] Problems),
     #[error(transparent)]
     Write(#[from] WriteError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Archive(#[from] crate::archive::ArchiveError),
 }
 
 /// What a build did, for the one-line summary.
@@ -45,6 +41,8 @@ pub struct BuildReport {
     pub changed: Vec<String>,
     /// When the earliest scheduled (not draft) post becomes due.
     pub next_scheduled: Option<DateTime<Utc>>,
+    /// Why the web archive was not written, when it should have been.
+    pub archive_warning: Option<String>,
 }
 
 impl std::fmt::Display for BuildReport {
@@ -103,18 +101,17 @@ pub fn build(
     let read = corpus.posts.len();
     let (published, drafts, scheduled) = count_statuses(&corpus.posts, now);
     let next_scheduled = next_scheduled(&corpus.posts, now);
-    let archive = stage_archive(config, output_dir, &corpus.posts)?;
+    // The archive goes first, under its own lock: its files stand apart
+    // from the feeds.
+    let (archive, archive_warning) = write_archive(config, output_dir, &corpus.posts);
     let (mut entries, plans) = plan_feeds(config, corpus.posts, now)?;
     let mut files = 0;
     let mut staged = Vec::new();
-    if let Some(archive) = &archive {
-        files += archive.paths.len();
-    }
-    let (archive_paths, archive_staged, archive_written) = match archive {
-        Some(archive) => (Some(archive.paths), archive.staged, archive.written),
-        None => (None, Vec::new(), Vec::new()),
+    let (archive_paths, archive_written) = match archive {
+        Some(archive) => (Some(archive.paths), archive.changed),
+        None => (None, Vec::new()),
     };
-    staged.extend(archive_staged);
+    files += archive_paths.as_ref().map_or(0, Vec::len);
     for plan in &plans {
         for file in write_feed_files(config, output_dir, &mut entries, plan, now)? {
             files += 1;
@@ -123,7 +120,7 @@ pub fn build(
     }
     // Every file is complete on disk before the first one is renamed into
     // place, so a failed write (a full disk, say) changes no feed.
-    // The archive's mailing pages are in place already (each stands alone).
+    // The archive's files are in place already.
     let mut changed = archive_written;
     for file in staged {
         changed.push(file.relative_to(output_dir));
@@ -153,26 +150,38 @@ pub fn build(
         elapsed: started.elapsed(),
         changed,
         next_scheduled,
+        archive_warning,
     })
 }
 
-/// The archive's files staged from the store, or `None` when it is not
-/// enabled or there is no store (a checkout that only builds the feeds):
-/// no store is created.
-fn stage_archive(
+/// Writes the archive from the store, or leaves it as it is: when it is
+/// not enabled, when there is no store (a checkout that only builds the
+/// feeds), and, with a warning, when the store cannot be read (the store
+/// is only read: a build creates and upgrades none, and may run as a user
+/// who cannot write it) or the archive cannot be written.
+fn write_archive(
     config: &Config,
     output_dir: &Path,
     posts: &[Post],
-) -> Result<Option<crate::archive::Staging>, BuildError> {
+) -> (Option<crate::archive::Written>, Option<String>) {
     if !config.archive.enabled {
-        return Ok(None);
+        return (None, None);
     }
-    let Some(store) = Store::open_existing(&config.store.path)? else {
-        return Ok(None);
-    };
-    Ok(Some(crate::archive::stage(
-        config, output_dir, &store, posts,
-    )?))
+    let result = Store::open_read_only(&config.store.path)
+        .map_err(crate::archive::ArchiveError::from)
+        .and_then(|store| match store {
+            Some(store) => crate::archive::write(config, output_dir, &store, posts).map(Some),
+            None => Ok(None),
+        });
+    match result {
+        Ok(written) => (written, None),
+        Err(e) => (
+            None,
+            Some(format!(
+                "the web archive was left as it is: {e}; the feeds are built"
+            )),
+        ),
+    }
 }
 
 /// The archive's files as the last build's manifest lists them.

@@ -388,6 +388,9 @@ impl Progress for ProgressOutput {
 /// Prints a build's line, and the warning of a hub that was not told.
 fn print_rebuilt(rebuilt: &Rebuilt) {
     println!("{}", rebuilt.report);
+    if let Some(warning) = &rebuilt.report.archive_warning {
+        eprintln!("warning: {warning}");
+    }
     if let Some(e) = &rebuilt.hub_warning {
         eprintln!("warning: {e:#}");
     }

@@ -291,6 +291,7 @@ mod tests {
             elapsed: Duration::ZERO,
             changed: changed.iter().map(|c| c.to_string()).collect(),
             next_scheduled: None,
+            archive_warning: None,
         }
     }
 

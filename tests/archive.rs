@@ -342,10 +342,43 @@ fn letters_and_the_digest_go_out_once_each_and_the_archive_shows_them_naming_nob
         assert!(manifest.lines().any(|l| l == file), "{manifest}");
     }
 
+    // The email-only post keeps its archive page as its link in the
+    // archive's feed after its file is gone.
+    std::fs::remove_file(site.path("content/2026-11-23-private.md")).unwrap();
+    site.build_at(NOW).success();
+    let archive = read_archive(&site.path("public/archive"));
+    let only = &archive.feed.as_ref().unwrap().entries[1];
+    assert!(
+        only.summary.contains(&format!(
+            "<a href=\"{BASE}/archive/2/\">Only for subscribers</a>"
+        )),
+        "{}",
+        only.summary
+    );
+
     // Everything went out once: the next send has nothing to send.
     let out = newsletter_at(&site, &["send"]).success();
     assert!(out.stdout.contains("nothing to send"), "{out}");
     assert_eq!(count_eml(&site.path("outbox")), 9);
+}
+
+/// A SQLite file's `PRAGMA user_version`, set first when `set` says so
+/// (with Python's sqlite3: no code of ours).
+fn user_version(db: &Path, set: Option<i64>) -> i64 {
+    let script = "import sqlite3, sys\n\
+                  db = sqlite3.connect(sys.argv[1])\n\
+                  if sys.argv[2]:\n\
+                  \x20   db.execute('PRAGMA user_version = ' + str(int(sys.argv[2])))\n\
+                  \x20   db.commit()\n\
+                  print(db.execute('PRAGMA user_version').fetchone()[0])\n";
+    let set = set.map(|v| v.to_string()).unwrap_or_default();
+    let out = run(Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(db)
+        .arg(set))
+    .success();
+    out.stdout.trim().parse().expect("a version")
 }
 
 #[test]
@@ -374,9 +407,25 @@ fn a_build_without_a_store_leaves_the_archive_and_creates_no_store() {
     site.build_at(NOW).success();
     assert_eq!(site.snapshot("public/archive"), archive);
 
+    // A store this build cannot read as it is (an older schema): the build
+    // upgrades nothing, says why, and keeps the archive.
+    std::fs::rename(site.path("elsewhere.db"), site.path("newsletter.db")).unwrap();
+    let db = site.path("newsletter.db");
+    let current = user_version(&db, None);
+    user_version(&db, Some(9));
+    post(&site, "2026-11-24-later2", "title: Later still", "Later.");
+    let out = site.build_at(NOW).success();
+    assert!(
+        out.stderr.contains("the web archive was left as it is"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("schema 9"), "{out}");
+    assert_eq!(user_version(&db, None), 9, "build upgraded the store");
+    assert_eq!(site.snapshot("public/archive"), archive);
+    user_version(&db, Some(current));
+
     // [archive] enabled = false: the build no longer writes it, and takes
     // away what it wrote.
-    std::fs::rename(site.path("elsewhere.db"), site.path("newsletter.db")).unwrap();
     site.append_config("\n[archive]\nenabled = false\n");
     site.build_at(NOW).success();
     assert!(!site.path("public/archive/index.html").exists());

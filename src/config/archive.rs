@@ -38,18 +38,38 @@ pub(super) fn check(
     source: &Source,
 ) -> Result<Archive, ConfigError> {
     let path = raw.path.trim_matches('/').to_string();
-    let bad = path.is_empty()
-        || path.contains('\\')
-        || path
-            .split('/')
-            .any(|part| part.is_empty() || part == "." || part == ".." || part.starts_with('.'));
-    if bad {
+    // Plain URL-safe names: the path is a folder and a URL path both.
+    let plain = |part: &str| {
+        !part.is_empty()
+            && !part.starts_with('.')
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    };
+    if !path.split('/').all(plain) {
         return Err(source.invalid(
             "archive.path",
             format!(
-                "= {:?} must be a folder inside feeds.output_dir, like \"archive\" (no `..`, no hidden folder)",
+                "= {:?} must be a folder inside feeds.output_dir, like \"archive\" or \"news/issues\": \
+                 letters, digits, `-`, `_`, `.` and `~` between slashes, no hidden folder, no `..`",
                 raw.path
             ),
+        ));
+    }
+    // `serve` answers these paths itself: the archive would be out of reach.
+    let first = path.split('/').next().unwrap_or_default();
+    if [
+        "subscribe",
+        "confirm",
+        "unsubscribe",
+        "healthz",
+        "preferences",
+    ]
+    .contains(&first)
+    {
+        return Err(source.invalid(
+            "archive.path",
+            format!("= {path:?} is a path `newsletter serve` answers itself: choose another folder (the default is \"archive\")"),
         ));
     }
     let taken = [&feeds.atom, &feeds.rss, &feeds.json]
@@ -68,4 +88,34 @@ pub(super) fn check(
         enabled: raw.enabled,
         path,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::parse;
+
+    #[test]
+    fn the_archive_path_is_a_plain_folder_no_feed_or_route_uses() {
+        let path = |value: &str| {
+            parse(&format!(
+                "[site]\nbase_url = \"https://x.org/\"\n[archive]\npath = {value:?}\n"
+            ))
+            .map(|c| c.archive.path)
+        };
+        assert_eq!(path("/news/issues/").unwrap(), "news/issues");
+        for bad in [
+            "",
+            "..",
+            "a/../b",
+            ".hidden",
+            "my issues",
+            "a%20b",
+            "subscribe",
+            "confirm/x",
+            "atom.xml",
+        ] {
+            let error = path(bad).expect_err(bad).to_string();
+            assert!(error.contains("archive.path"), "{bad}: {error}");
+        }
+    }
 }

@@ -815,6 +815,7 @@ mod tests {
                         permalink: "/a/".into(),
                         published: "2026-11-01T00:00:00+00:00".into(),
                         title: "A".into(),
+                        email_only: false,
                     }],
                     skipped: &[],
                     adopted: &[],

@@ -481,6 +481,7 @@ fn post_ref(post: &Post) -> PostRef {
         permalink: post.permalink.clone(),
         published: post.published.to_rfc3339(),
         title: post.title.clone(),
+        email_only: post.mailing == Mailing::Only,
     }
 }
 

@@ -105,6 +105,9 @@ pub async fn build(app: &Arc<App>, now: DateTime<Utc>) -> Built {
             tracing::warn!("{e:#}");
         }
         let report = rebuilt.report;
+        if let Some(warning) = &report.archive_warning {
+            tracing::warn!("{warning}");
+        }
         let served = worker.reload_files()?;
         anyhow::Ok((report, served))
     })

@@ -158,6 +158,35 @@ fn verify_confirm(app: &App, token: &str, now: DateTime<Utc>) -> Result<String, 
     }
 }
 
+/// How many times a confirmation tries a busy store (50 ms apart).
+const CONFIRM_TRIES: u32 = 20;
+
+/// Records a confirmation: the subscriber active and their welcome queued.
+fn confirm_in_store(
+    app: &App,
+    key: &str,
+    expires: i64,
+    now: DateTime<Utc>,
+) -> Result<(Changed, i64), store::StoreError> {
+    let store = app.store.lock().expect("not poisoned");
+    let Some(s) = store.subscriber_by_key(key)? else {
+        return Ok((Changed::Unknown, 0));
+    };
+    // Weighed against when that sign-up was made, as kept; a sign-up not
+    // kept (confirmed already, or from before) can confirm a pending
+    // subscriber but undo no later unsubscribe.
+    let asked = store
+        .signup_asked(s.id, expires)?
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    // Active and welcome queued together, or neither (see `store::welcomes`).
+    let welcome = app.config.welcome.enabled;
+    let change = store.confirm_and_welcome(s.id, asked, now, welcome)?;
+    if matches!(change, Changed::Done | Changed::Already) {
+        store.apply_signup_name(s.id, expires)?;
+    }
+    Ok((change, s.id))
+}
+
 /// `POST /confirm/{token}`: the confirm page's button.
 pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
     let now = app.clock.now();
@@ -168,23 +197,18 @@ pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> 
     let worker = app.clone();
     let expires = token::expiry(&token).unwrap_or_default();
     let result = tokio::task::spawn_blocking(move || {
-        let store = worker.store.lock().expect("not poisoned");
-        let Some(s) = store.subscriber_by_key(&key)? else {
-            return Ok((Changed::Unknown, 0));
-        };
-        // Weighed against when that sign-up was made, as kept; a sign-up not
-        // kept (confirmed already, or from before) can confirm a pending
-        // subscriber but undo no later unsubscribe.
-        let asked = store
-            .signup_asked(s.id, expires)?
-            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-        // Active and welcome queued together, or neither (see `store::welcomes`).
-        let welcome = worker.config.welcome.enabled;
-        let change = store.confirm_and_welcome(s.id, asked, now, welcome)?;
-        if matches!(change, Changed::Done | Changed::Already) {
-            store.apply_signup_name(s.id, expires)?;
+        // This server's own short writes (a welcome recorded, a queued
+        // unsubscribe applied) keep the store busy for milliseconds: try
+        // again for a moment, without holding the store's lock meanwhile.
+        let mut tries = 0;
+        loop {
+            let result = confirm_in_store(&worker, &key, expires, now);
+            tries += 1;
+            if result.is_ok() || tries == CONFIRM_TRIES {
+                return result;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        Ok::<_, store::StoreError>((change, s.id))
     })
     .await;
     match result {

@@ -64,6 +64,8 @@ pub struct PostRef {
     pub published: String,
     /// Its title, for the archive.
     pub title: String,
+    /// `email: only`: in no feed, its web page is its mailing's.
+    pub email_only: bool,
 }
 
 /// A digest to create, and the posts it announces.
@@ -281,9 +283,9 @@ pub struct Archived {
     pub kind: Kind,
     pub created_at: String,
     pub subject: String,
-    /// The posts it carried, in the order it did: (title, permalink); the
-    /// title is `None` in records made before 0.9.
-    pub posts: Vec<(Option<String>, String)>,
+    /// The posts it carried, in the order it did: (title, permalink,
+    /// email-only); the title is `None` in records made before the archive.
+    pub posts: Vec<(Option<String>, String, bool)>,
 }
 
 impl Store {
@@ -315,7 +317,7 @@ impl Store {
         let mut statement = self
             .conn
             .prepare(
-                "SELECT digest_id, title, permalink FROM announced \
+                "SELECT digest_id, title, permalink, email_only FROM announced \
                  WHERE digest_id IS NOT NULL ORDER BY id",
             )
             .map_err(|e| self.error(e))?;
@@ -325,13 +327,14 @@ impl Store {
                     r.get::<_, i64>(0)?,
                     r.get::<_, Option<String>>(1)?,
                     site_path(&r.get::<_, String>(2)?),
+                    r.get::<_, bool>(3)?,
                 ))
             })
             .map_err(|e| self.error(e))?;
         for row in rows {
-            let (id, title, permalink) = row.map_err(|e| self.error(e))?;
+            let (id, title, permalink, email_only) = row.map_err(|e| self.error(e))?;
             if let Some(&i) = index.get(&id) {
-                mailings[i].posts.push((title, permalink));
+                mailings[i].posts.push((title, permalink, email_only));
             }
         }
         Ok(mailings)
@@ -390,8 +393,8 @@ fn create_digest(
     // keeps its permalink and gives up the name.
     let mut release = tx.prepare("UPDATE announced SET source = NULL WHERE source = ?1")?;
     let mut insert = tx.prepare(
-        "INSERT INTO announced (source, permalink, published, digest_id, announced_at, title) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO announced (source, permalink, published, digest_id, announced_at, title, \
+         email_only) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     for (post, digest_id) in digest
         .posts
@@ -406,7 +409,8 @@ fn create_digest(
             post.published,
             digest_id,
             at,
-            post.title
+            post.title,
+            post.email_only
         ])?;
     }
     drop((release, insert));
@@ -476,6 +480,7 @@ mod tests {
             permalink: format!("/p/{n}/"),
             published: "2026-11-01T00:00:00+00:00".into(),
             title: "A".into(),
+            email_only: false,
         };
         let posts = vec![post(1)];
         let skipped = vec![post(0)];

@@ -164,11 +164,13 @@ CREATE INDEX bounces_digest ON bounces (digest_id, kind);
     // one numbered sequence. The archive lists the titles of the posts a
     // mailing carried. A welcome mail, one per subscriber, has its own
     // ledger, so it goes out while a mailing does. `page` is a mailing's
-    // archive page (none for those made before).
+    // archive page (none for those made before); `email_only` marks a
+    // post whose only page on the web is its mailing's.
     r#"
 ALTER TABLE digests ADD COLUMN kind TEXT NOT NULL DEFAULT 'digest' CHECK (kind IN ('digest', 'letter'));
 ALTER TABLE digests ADD COLUMN page TEXT;
 ALTER TABLE announced ADD COLUMN title TEXT;
+ALTER TABLE announced ADD COLUMN email_only INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE welcomes (
     subscriber_id INTEGER PRIMARY KEY REFERENCES subscribers (id) ON DELETE CASCADE,
     status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'cancelled')),

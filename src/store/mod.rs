@@ -68,6 +68,11 @@ pub enum StoreError {
         "{path} was written by a newer newsletter (schema {found}, this one knows {SCHEMA_VERSION}); upgrade newsletter"
     )]
     TooNew { path: PathBuf, found: i64 },
+    #[error(
+        "{path} is at schema {found}, this newsletter reads {SCHEMA_VERSION}: run a command that writes the store \
+         (e.g. `newsletter subscribers list`) once to upgrade it"
+    )]
+    OtherVersion { path: PathBuf, found: i64 },
 }
 
 /// The store, open.
@@ -204,6 +209,41 @@ impl Store {
         } else {
             Ok(None)
         }
+    }
+
+    /// The store at `path` opened only to read, as it is: no file is
+    /// created, nothing is migrated, and no write lock is ever taken (for
+    /// `build`, which may run as a user who can read the store but not
+    /// write it). `None` when there is no store; an error when it cannot
+    /// be read or is at another schema version than this build's.
+    pub fn open_read_only(path: &Path) -> Result<Option<Store>, StoreError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let error = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(error)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(error)?;
+        if version != migrations::SCHEMA_VERSION {
+            return Err(StoreError::OtherVersion {
+                path: path.to_path_buf(),
+                found: version,
+            });
+        }
+        Ok(Some(Store {
+            conn,
+            path: path.to_path_buf(),
+        }))
     }
 
     /// An empty store in memory, named `path` in messages: what a command

@@ -292,3 +292,84 @@ fn artifacts_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     dir
 }
+
+#[derive(Debug, Deserialize)]
+struct Seen {
+    url: String,
+    title: String,
+    h1: Option<String>,
+    text: String,
+    links: Vec<String>,
+    status: Option<u16>,
+    background: String,
+    console: Vec<String>,
+}
+
+#[test]
+fn the_home_page_and_the_archive_render_in_a_browser_as_served() {
+    let port = free_port();
+    let site = Site::with_mail()
+        .served_at(port)
+        .subscribers(&["ann@example.net", "bob@example.net"])
+        .create();
+    site.write(
+        "content/2026-11-24-note.md",
+        "---\ntitle: A note from the team\nemail: letter\n---\n\nDear readers.\n\n<!-- more -->\n\nThe whole letter.\n",
+    );
+    let out = run(&mut site.newsletter(["send", "--now", common::NOW]));
+    assert!(out.stdout.contains("letter 1 "), "{out}");
+    let server = start(&site, port);
+    let shots = artifacts_dir().join("archive");
+    std::fs::create_dir_all(&shots).unwrap();
+    let pages = ["/", "/archive/", "/archive/1/", "/archive/2/"];
+    let browsed = run(std::process::Command::new(python())
+        .arg(manifest_dir().join("tests/browser_pages.py"))
+        .arg("--shots")
+        .arg(&shots)
+        .args(pages.iter().map(|p| format!("{}{}", server.base, p))));
+    assert_eq!(browsed.code, Some(0), "browser_pages.py failed\n{browsed}");
+    let seen: Vec<Seen> = serde_json::from_str(&browsed.stdout).expect("JSON");
+    for page in &seen {
+        assert_eq!(page.status, Some(200), "{page:?}");
+        // Styled as built: the grey page, not the browser's white; and
+        // nothing refused by the Content-Security-Policy or failed to load.
+        assert_eq!(page.background, "rgb(243, 244, 246)", "{page:?}");
+        // (The browser's own request for /favicon.ico is not the page's.)
+        let logged: Vec<&String> = page
+            .console
+            .iter()
+            .filter(|line| !line.contains("/favicon.ico"))
+            .collect();
+        assert!(logged.is_empty(), "{}: {logged:?}", page.url);
+    }
+    let [home, index, letter, digest] = &seen[..] else {
+        panic!("{seen:?}")
+    };
+    assert!(
+        home.links.iter().any(|l| l.ends_with("/archive/")),
+        "{home:?}"
+    );
+    assert_eq!(index.h1.as_deref(), Some("Every issue"));
+    assert!(index.text.contains("A note from the team"), "{index:?}");
+    assert!(
+        index.links.iter().any(|l| l.ends_with("/archive/2/")),
+        "{index:?}"
+    );
+    assert_eq!(letter.title, "A note from the team");
+    assert!(letter.text.contains("The whole letter."), "{letter:?}");
+    assert!(!digest.text.contains("View in browser"), "{digest:?}");
+    // Nobody's address on any page; the way in is the sign-up form.
+    for page in &seen {
+        assert!(
+            !page.text.contains("@example.net"),
+            "{}: {}",
+            page.url,
+            page.text
+        );
+    }
+    assert!(
+        digest.links.iter().any(|l| l.ends_with("/subscribe")),
+        "{digest:?}"
+    );
+    println!("screenshots: {}", shots.display());
+}

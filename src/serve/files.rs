@@ -260,23 +260,89 @@ pub fn on_disk(config: &Config, dir: &Path, path: &str) -> Found {
     let read = || -> std::io::Result<_> {
         let mut opened = std::fs::File::open(&file)?;
         let meta = opened.metadata()?;
+        let version = Version::of(&meta)?;
+        if let Some(known) = DiskCache::get(&file, version) {
+            return Ok(known);
+        }
         let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
         opened.read_to_end(&mut bytes)?;
-        Ok((bytes, meta.modified()?))
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let served = Arc::new(StaticFile::new(
+            bytes,
+            meta.modified()?,
+            media_type(config, name),
+        ));
+        DiskCache::put(&file, version, &served);
+        Ok(served)
     };
     match read() {
-        Ok((bytes, modified)) => {
-            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            Found::File(Arc::new(StaticFile::new(
-                bytes,
-                modified,
-                media_type(config, name),
-            )))
-        }
+        Ok(served) => Found::File(served),
         Err(error) => {
             tracing::warn!(path = %file.display(), %error, "cannot read a file of the output folder");
             Found::Missing
         }
+    }
+}
+
+/// What tells one version of a file from another: its identity, length
+/// and modification time (a rename over it, as every write of ours is,
+/// makes a new identity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Version {
+    id: Option<FileId>,
+    len: u64,
+    modified: SystemTime,
+}
+
+impl Version {
+    fn of(meta: &std::fs::Metadata) -> std::io::Result<Version> {
+        #[cfg(unix)]
+        let id = {
+            use std::os::unix::fs::MetadataExt;
+            Some(FileId(meta.dev(), meta.ino()))
+        };
+        #[cfg(not(unix))]
+        let id = None;
+        Ok(Version {
+            id,
+            len: meta.len(),
+            modified: meta.modified()?,
+        })
+    }
+}
+
+/// Files read from the disk, kept while they stay the same version: a
+/// request for an archive page hashes and compresses it once, not each
+/// time. Bounded: past [`DiskCache::BYTES`] it starts again empty.
+struct DiskCache;
+
+type Cached = std::collections::HashMap<std::path::PathBuf, (Version, Arc<StaticFile>)>;
+
+impl DiskCache {
+    const BYTES: u64 = 64 << 20;
+
+    fn table() -> &'static std::sync::Mutex<(Cached, u64)> {
+        static TABLE: std::sync::OnceLock<std::sync::Mutex<(Cached, u64)>> =
+            std::sync::OnceLock::new();
+        TABLE.get_or_init(Default::default)
+    }
+
+    fn get(path: &Path, version: Version) -> Option<Arc<StaticFile>> {
+        let table = Self::table().lock().expect("not poisoned");
+        table
+            .0
+            .get(path)
+            .filter(|(known, _)| *known == version)
+            .map(|(_, file)| file.clone())
+    }
+
+    fn put(path: &Path, version: Version, file: &Arc<StaticFile>) {
+        let mut table = Self::table().lock().expect("not poisoned");
+        if table.1 + version.len > Self::BYTES {
+            *table = Default::default();
+        }
+        table.1 += version.len;
+        table.0.insert(path.to_path_buf(), (version, file.clone()));
     }
 }
 

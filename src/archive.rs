@@ -37,6 +37,10 @@ pub enum ArchiveError {
     Write(#[from] WriteError),
     #[error("{location}: {message}; fix the template (its variables are listed in README.md)")]
     Template { location: String, message: String },
+    #[error(
+        "{path}: another process has held this lock for {waited} s (another build or send writing the archive)"
+    )]
+    Busy { path: String, waited: u64 },
     #[error("{path}: the stored date {date:?} of mailing {id} is not a time; the store is damaged")]
     Date { path: String, id: i64, date: String },
 }
@@ -140,6 +144,43 @@ pub struct Written {
 /// so it is not served.
 const LOCK: &str = ".newsletter.archive.lock";
 
+/// How long a writer waits for another to finish the archive.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The archive lock, held: made private (0600, so nobody else can hold
+/// it), waited for at most [`LOCK_WAIT`]; a writer that cannot have it
+/// gives up with an error (`send` delivers anyway, `build` keeps the
+/// archive as it is), never waits for ever.
+fn lock(output_dir: &Path) -> Result<std::fs::File, ArchiveError> {
+    let path = output_dir.join(LOCK);
+    let error = |source| WriteError {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(output_dir).map_err(&error)?;
+    let file = crate::atomic::private_options()
+        .open(&path)
+        .map_err(&error)?;
+    // One made by an earlier version, readable by all, is made private too.
+    crate::atomic::make_private(&path).map_err(&error)?;
+    let started = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(ArchiveError::Busy {
+                    path: path.display().to_string(),
+                    waited: LOCK_WAIT.as_secs(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(error(e).into()),
+        }
+    }
+}
+
 /// Writes the archive (see [`stage`]) under the archive lock.
 pub fn write(
     config: &Config,
@@ -147,19 +188,7 @@ pub fn write(
     store: &Store,
     posts: &[Post],
 ) -> Result<Written, ArchiveError> {
-    let lock_path = output_dir.join(LOCK);
-    let lock_error = |source| WriteError {
-        path: lock_path.clone(),
-        source,
-    };
-    std::fs::create_dir_all(output_dir).map_err(&lock_error)?;
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(&lock_error)?;
-    lock.lock().map_err(&lock_error)?;
+    let _lock = lock(output_dir)?;
     let staging = stage(config, output_dir, store, posts)?;
     let mut changed = staging.written;
     for file in staging.staged {

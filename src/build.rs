@@ -178,7 +178,8 @@ fn write_archive(
         Err(e) => (
             None,
             Some(format!(
-                "the web archive was left as it is: {e}; the feeds are built"
+                "the web archive was left as it is: {:#}; the feeds are built",
+                anyhow::Error::from(e)
             )),
         ),
     }

@@ -230,14 +230,23 @@ fn print_send_report(report: &SendReport) -> Exit {
             );
             Exit::Ok
         }
-        SendReport::Test { to, reply, again } => {
+        SendReport::Test {
+            to,
+            reply,
+            again,
+            letter,
+        } => {
             if *again {
                 println!(
                     "no post is new: this is the latest digest again, rendered with the templates as they are now"
                 );
             }
-            let which = if *again { "latest" } else { "next" };
-            println!("sent a test of the {which} digest to {to} ({reply}); nothing was recorded");
+            let which = match (letter, again) {
+                (true, _) => "letter",
+                (false, true) => "latest digest",
+                (false, false) => "next digest",
+            };
+            println!("sent a test of the {which} to {to} ({reply}); nothing was recorded");
             Exit::Ok
         }
         SendReport::OutboxTrial {

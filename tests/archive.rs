@@ -586,3 +586,64 @@ fn an_archive_that_cannot_be_written_holds_back_no_mail() {
     site.build_at(NOW).success();
     assert!(site.path("public/archive/1/index.html").is_file());
 }
+
+#[test]
+fn an_archive_lock_held_by_someone_else_delays_mail_by_moments_not_for_ever() {
+    let readers = addresses(2);
+    let site = Site::with_mail()
+        .without_posts()
+        .first_run_posts(10)
+        .subscribers(&readers)
+        .create();
+    post(&site, "2026-11-21-news", "title: News", "News.");
+    std::fs::create_dir_all(site.path("public")).unwrap();
+    // Another process holds the archive's lock (and keeps it for a minute).
+    let mut holder = Command::new(python())
+        .arg("-c")
+        .arg(
+            "import fcntl, os, sys, time\n\
+             fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT)\n\
+             fcntl.flock(fd, fcntl.LOCK_EX)\n\
+             print('held', flush=True)\n\
+             time.sleep(60)\n",
+        )
+        .arg(site.path("public/.newsletter.archive.lock"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "held");
+    let out = newsletter_at(&site, &["send"]);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let out = out.success();
+    assert!(out.stdout.contains("2 sent, 0 failed"), "{out}");
+    assert!(
+        out.stderr.contains("the web archive was not written"),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains("another process has held this lock"),
+        "{out}"
+    );
+    assert_eq!(count_eml(&site.path("outbox")), 2);
+}
+
+#[test]
+fn a_letter_path_that_is_no_file_is_refused_at_once() {
+    let site = Site::with_mail().without_posts().create();
+    for path in ["/dev/zero", "content"] {
+        let out = newsletter_at(&site, &["preview", "--letter", path]);
+        assert_eq!(out.code, Some(1), "{out}");
+        assert!(
+            out.stderr
+                .contains(&format!("{path}:0: is not a post's file")),
+            "{out}"
+        );
+    }
+}

@@ -1666,3 +1666,41 @@ fn nothing_hidden_or_linked_out_is_reachable_through_a_folder_index() {
     }
     assert_eq!(server.raw_get("/archive/").0, 200);
 }
+
+#[test]
+fn an_encoded_slash_or_a_hard_link_serves_nothing() {
+    let port = free_port();
+    let site = Site::with_mail().served_at(port).create();
+    site.write(
+        "public/kept.eml",
+        "From: x\r\n\r\nA message of the outbox.\r\n",
+    );
+    // A hard link made before the server starts (the table it loads) and
+    // one made while it runs (read from the disk).
+    std::fs::create_dir_all(site.path("public/later")).unwrap();
+    std::fs::hard_link(site.path("public/kept.eml"), site.path("public/early.eml")).unwrap();
+    let server = start(&site, port);
+    std::fs::hard_link(
+        site.path("public/kept.eml"),
+        site.path("public/later/leak.eml"),
+    )
+    .unwrap();
+    let http = client();
+    for path in ["/early.eml", "/kept.eml", "/later/leak.eml"] {
+        let answer = http.get(server.url(path)).send().unwrap();
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    // `%2f` is no folder: no redirect round in a loop, no other file.
+    for path in [
+        "/atom.xml%2f",
+        "/atom.xml%2F",
+        "/later%2fleak.eml",
+        "/archive%2f1",
+    ] {
+        let answer = http.get(server.url(path)).send().unwrap();
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    // The feed itself is there as ever.
+    let feed = http.get(server.url("/atom.xml")).send().unwrap();
+    assert_eq!(feed.status(), StatusCode::OK);
+}

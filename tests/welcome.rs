@@ -308,3 +308,41 @@ fn without_smtp_a_trial_sends_no_welcome_and_keeps_it_pending() {
     assert!(out.stdout.contains("welcomed 1 new subscriber"), "{out}");
     assert_eq!(welcomed(&server), ["new@example.net"]);
 }
+
+#[test]
+fn a_subscriber_who_leaves_while_welcomes_go_out_gets_none() {
+    // About 0.5 s a message: the leaving happens while earlier ones go out.
+    let server = SmtpServer::start(&["--delay", "0.5"]);
+    let site = site(&server, "connections = 1", &[]);
+    let readers = [
+        "w1@example.net",
+        "w2@example.net",
+        "w3@example.net",
+        "w4@example.net",
+    ];
+    for reader in readers {
+        add_welcomed(&site, reader).success();
+    }
+    let mut welcoming = site
+        .newsletter(["send", "--now", NOW])
+        .env("NEWSLETTER_SECRET", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    server.wait_for(1, Duration::from_secs(30));
+    cli(&site, &["subscribers", "remove", "w3@example.net"]).success();
+    cli(
+        &site,
+        &["subscribers", "remove", "w4@example.net", "--forget"],
+    )
+    .success();
+    assert!(welcoming.wait().unwrap().success());
+    let got = welcomed(&server);
+    assert!(
+        !got.iter()
+            .any(|a| a == "w3@example.net" || a == "w4@example.net"),
+        "mailed after they left: {got:?}"
+    );
+    assert!(got.contains(&"w1@example.net".to_string()), "{got:?}");
+}

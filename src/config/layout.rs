@@ -20,7 +20,15 @@ pub fn private_paths(config: &Config) -> Vec<Private> {
     let mut paths = Vec::new();
     // SQLite keeps its companions beside the file a symbolic link leads to.
     for base in [store.clone(), resolve(store)] {
-        for suffix in ["", "-wal", "-shm", "-journal", ".lock", ".unsubscribes"] {
+        for suffix in [
+            "",
+            "-wal",
+            "-shm",
+            "-journal",
+            ".lock",
+            ".welcome.lock",
+            ".unsubscribes",
+        ] {
             let mut name = base.as_os_str().to_owned();
             name.push(suffix);
             paths.push(Private {

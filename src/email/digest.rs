@@ -567,6 +567,17 @@ pub fn letter_to_try(
     store: Option<&Store>,
     path: &std::path::Path,
 ) -> Result<(RenderedDigest, i64)> {
+    // A post is a file: not a folder, a device or a pipe (`/dev/zero`
+    // would be read for ever).
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return Err(DigestError::Post(Problem {
+            path: path.to_path_buf(),
+            line: 0,
+            message: "is not a post's file: give the path of a .md file (e.g. content/2026-11-24-note.md)"
+                .into(),
+        })
+        .into());
+    }
     let post = content::read_post(path, config).map_err(DigestError::Post)?;
     let id = match store {
         Some(store) => store.next_digest_id()?,

@@ -50,6 +50,8 @@ pub enum SendReport {
         to: String,
         reply: String,
         again: bool,
+        /// `--letter`: the message was that post as a letter.
+        letter: bool,
     },
     /// No `[smtp]` section (and `email.outbox_mode = "trial"`): every
     /// message written to the outbox, nothing recorded.
@@ -172,7 +174,8 @@ pub fn send_locked(
             let posts = posts.get_or_insert_with(|| content::read_posts(config).posts);
             if let Err(e) = crate::archive::write(config, &config.feeds.output_dir, &store, posts) {
                 progress.warn(&format!(
-                    "the web archive was not written ({e}); the mail goes out without it, and the next build writes it"
+                    "the web archive was not written ({:#}); the mail goes out without it, and the next build writes it",
+                    anyhow::Error::from(e)
                 ));
             }
         }
@@ -352,6 +355,7 @@ fn send_test(
         to: email,
         reply,
         again: trial == Trial::Latest,
+        letter: letter.is_some(),
     })
 }
 

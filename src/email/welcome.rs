@@ -47,8 +47,11 @@ pub const HTML_TEMPLATE: &str = "welcome.html";
 /// The plain-text template's name (in `digest.templates`, else built in).
 pub const TEXT_TEMPLATE: &str = "welcome.txt";
 
-/// Pending welcomes read from the store at a time.
-const BATCH: usize = 64;
+/// Pending welcomes read from the store at a time: one, so a subscriber
+/// who leaves (or is erased) while earlier welcomes go out is never mailed
+/// after that (each read cancels the welcomes of those no longer active).
+/// Welcomes come a few at a time; the query costs nothing beside SMTP.
+const BATCH: usize = 1;
 
 /// The welcome mail's subject: `Welcome to {site.title}`.
 pub fn subject(config: &Config) -> String {

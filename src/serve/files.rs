@@ -92,10 +92,11 @@ impl Files {
             if !entry.file_type().is_file() {
                 continue;
             }
-            if private.covers(entry.path()) {
+            let linked = entry.metadata().is_ok_and(|m| has_other_names(&m));
+            if linked || private.covers(entry.path()) {
                 tracing::warn!(
                     path = %entry.path().display(),
-                    "not served: the same file as the store, the config or the DKIM key"
+                    "not served: a hard link (maybe to the store, the config, the DKIM key or a message in the outbox)"
                 );
                 continue;
             }
@@ -127,6 +128,9 @@ impl Files {
 
     /// The file a request path names; `/dir/` means `/dir/index.html`.
     pub fn get(&self, path: &str) -> Option<Arc<StaticFile>> {
+        if has_encoded_slash(path) {
+            return None;
+        }
         let decoded = percent_encoding::percent_decode_str(path)
             .decode_utf8()
             .ok()?;
@@ -204,6 +208,11 @@ impl Private {
 /// symbolic link, as the table's walk requires, and the file none of the
 /// tool's private files.
 pub fn on_disk(config: &Config, dir: &Path, path: &str) -> Found {
+    // A slash is a slash only as written: `%2f` in a name would send a
+    // redirect (built from the path as written) round in a loop.
+    if has_encoded_slash(path) {
+        return Found::Missing;
+    }
     let Ok(decoded) = percent_encoding::percent_decode_str(path).decode_utf8() else {
         return Found::Missing;
     };
@@ -231,6 +240,11 @@ pub fn on_disk(config: &Config, dir: &Path, path: &str) -> Found {
     let Some(meta) = meta else {
         return Found::Missing;
     };
+    // Nothing a build writes has a second name: a file that does is a
+    // hard link made by hand, maybe to a message in the outbox.
+    if meta.is_file() && has_other_names(&meta) {
+        return Found::Missing;
+    }
     // The file the path leads to, and whether its slash is the right one.
     let (file, right) = if meta.is_dir() {
         let index = place.join("index.html");
@@ -343,6 +357,27 @@ impl DiskCache {
         }
         table.1 += version.len;
         table.0.insert(path.to_path_buf(), (version, file.clone()));
+    }
+}
+
+/// True when a request path writes a slash as `%2f`.
+fn has_encoded_slash(path: &str) -> bool {
+    path.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f'))
+}
+
+/// True when the file has more than one name (a hard link).
+fn has_other_names(meta: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        meta.nlink() > 1
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        false
     }
 }
 

@@ -17,6 +17,8 @@ use chrono::{DateTime, FixedOffset};
 use minijinja::context;
 use minijinja::value::Value;
 
+use rayon::prelude::*;
+
 use crate::atomic::{Staged, WriteError, stage_file};
 use crate::config::Config;
 use crate::content::Post;
@@ -24,6 +26,17 @@ use crate::email::merge::{clean, merge};
 use crate::html::strip_xml_illegal;
 use crate::store::{Archived, Kind, Store, StoreError};
 use crate::{links, templates};
+
+/// Post titles by permalink, for records that do not keep their title.
+pub type Titles = HashMap<String, String>;
+
+/// The titles of `posts`, by permalink.
+pub fn titles(posts: &[Post]) -> Titles {
+    posts
+        .iter()
+        .map(|p| (p.permalink.clone(), p.title.clone()))
+        .collect()
+}
 
 /// The index page's template (in `digest.templates`, else built in).
 pub const INDEX_TEMPLATE: &str = "archive.html";
@@ -57,13 +70,13 @@ pub struct Staging {
 }
 
 /// Stages every file of the archive for the mailings in `store`: one page
-/// per mailing, the index, and (once there is a mailing) the feed. `posts`
+/// per mailing, the index, and (once there is a mailing) the feed. `titles`
 /// name the posts of records that do not keep their title.
 pub fn stage(
     config: &Config,
     output_dir: &Path,
     store: &Store,
-    posts: &[Post],
+    titles: &Titles,
 ) -> Result<Staging, ArchiveError> {
     let mailings = store.archived()?;
     let folder = &config.archive.path;
@@ -71,6 +84,9 @@ pub fn stage(
     let mut written = Vec::new();
     let subscribe = links::subscribe_url(config);
     let lengths = store.archive_page_lengths()?;
+    // The pages to write: read from the store here (one connection), then
+    // written side by side.
+    let mut pages = Vec::new();
     for mailing in &mailings {
         let relative = format!("{folder}/{}/index.html", mailing.id);
         let path = output_dir.join(&relative);
@@ -90,13 +106,21 @@ pub fn stage(
         };
         // Mailings made before the store kept pages: the mail, naming nobody.
         let page = page.unwrap_or_else(|| merge(&html, ["", "", &subscribe]));
-        // Each page stands alone: put in place at once, so a first build
-        // of a long archive holds one file open at a time.
-        if let Some(file) = stage_file(&path, |w| w.write_all(page.as_bytes()))? {
-            file.commit()?;
-            written.push(relative.clone());
-        }
-        paths.push(relative);
+        paths.push(relative.clone());
+        pages.push((relative, path, page));
+    }
+    // Each page stands alone: put in place at once.
+    let results: Vec<Result<Option<String>, WriteError>> = pages
+        .into_par_iter()
+        .map(|(relative, path, page)| {
+            match stage_file(&path, |w| w.write_all(page.as_bytes()))? {
+                Some(file) => file.commit().map(|()| Some(relative)),
+                None => Ok(None),
+            }
+        })
+        .collect();
+    for result in results {
+        written.extend(result?);
     }
     let mut staging = Staging {
         staged: Vec::new(),
@@ -111,7 +135,7 @@ pub fn stage(
         staging.paths.push(relative);
         Ok(())
     };
-    let listed = list(config, store, &mailings, posts)?;
+    let listed = list(config, store, &mailings, titles)?;
     add(
         format!("{folder}/index.html"),
         index(config, &listed)?.as_bytes(),
@@ -186,10 +210,10 @@ pub fn write(
     config: &Config,
     output_dir: &Path,
     store: &Store,
-    posts: &[Post],
+    titles: &Titles,
 ) -> Result<Written, ArchiveError> {
     let _lock = lock(output_dir)?;
-    let staging = stage(config, output_dir, store, posts)?;
+    let staging = stage(config, output_dir, store, titles)?;
     let mut changed = staging.written;
     for file in staging.staged {
         changed.push(file.relative_to(output_dir));
@@ -236,31 +260,26 @@ fn list(
     config: &Config,
     store: &Store,
     mailings: &[Archived],
-    posts: &[Post],
+    titles: &Titles,
 ) -> Result<Vec<Listed>, ArchiveError> {
     let site = &config.site;
-    let by_permalink: HashMap<&str, &Post> =
-        posts.iter().map(|p| (p.permalink.as_str(), p)).collect();
     mailings
         .iter()
         .map(|m| {
-            let date =
-                DateTime::parse_from_rfc3339(&m.created_at).map_err(|_| ArchiveError::Date {
+            let date = DateTime::parse_from_rfc3339(&m.created_at).map_err(|_| {
+                ArchiveError::Date {
                     path: store.path().display().to_string(),
                     id: m.id,
                     date: m.created_at.clone(),
-                })?;
+                }
+            })?;
             let carried = m
                 .posts
                 .iter()
                 .map(|(title, permalink, email_only)| {
                     let title = title
                         .clone()
-                        .or_else(|| {
-                            by_permalink
-                                .get(permalink.as_str())
-                                .map(|p| p.title.clone())
-                        })
+                        .or_else(|| titles.get(permalink).cloned())
                         .unwrap_or_else(|| permalink.clone());
                     // An email-only post has no page but its mailing's.
                     let url = if *email_only {

@@ -101,10 +101,17 @@ pub fn build(
     let read = corpus.posts.len();
     let (published, drafts, scheduled) = count_statuses(&corpus.posts, now);
     let next_scheduled = next_scheduled(&corpus.posts, now);
-    // The archive goes first, under its own lock: its files stand apart
-    // from the feeds.
-    let (archive, archive_warning) = write_archive(config, output_dir, &corpus.posts);
-    let (mut entries, plans) = plan_feeds(config, corpus.posts, now)?;
+    // The archive is written beside the feeds, under its own lock: its
+    // files stand apart from them (and its writing is mostly waiting on
+    // the disk while the feeds render).
+    let titles = crate::archive::titles(&corpus.posts);
+    let (archive, feeds) = std::thread::scope(|scope| {
+        let archive = scope.spawn(|| write_archive(config, output_dir, &titles));
+        let feeds = plan_feeds(config, corpus.posts, now);
+        (archive.join().expect("the archive's writer does not panic"), feeds)
+    });
+    let (archive, archive_warning) = archive;
+    let (mut entries, plans) = feeds?;
     let mut files = 0;
     let mut staged = Vec::new();
     let (archive_paths, archive_written) = match archive {
@@ -162,7 +169,7 @@ pub fn build(
 fn write_archive(
     config: &Config,
     output_dir: &Path,
-    posts: &[Post],
+    titles: &crate::archive::Titles,
 ) -> (Option<crate::archive::Written>, Option<String>) {
     if !config.archive.enabled {
         return (None, None);
@@ -170,7 +177,7 @@ fn write_archive(
     let result = Store::open_read_only(&config.store.path)
         .map_err(crate::archive::ArchiveError::from)
         .and_then(|store| match store {
-            Some(store) => crate::archive::write(config, output_dir, &store, posts).map(Some),
+            Some(store) => crate::archive::write(config, output_dir, &store, titles).map(Some),
             None => Ok(None),
         });
     match result {

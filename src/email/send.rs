@@ -145,7 +145,7 @@ pub fn send_locked(
     // made in its own transaction (letters, then the digest), until one is
     // left with pending deliveries.
     let mut delivered = Vec::new();
-    let mut posts = None;
+    let mut titles = None;
     let run = Instant::now();
     loop {
         let mut resumed = false;
@@ -171,8 +171,9 @@ pub fn send_locked(
             // Before the first message, so its "View in browser" link works.
             // A page that cannot be written holds back no one's mail: the
             // next build or send writes it.
-            let posts = posts.get_or_insert_with(|| content::read_posts(config).posts);
-            if let Err(e) = crate::archive::write(config, &config.feeds.output_dir, &store, posts) {
+            let titles = titles
+                .get_or_insert_with(|| crate::archive::titles(&content::read_posts(config).posts));
+            if let Err(e) = crate::archive::write(config, &config.feeds.output_dir, &store, titles) {
                 progress.warn(&format!(
                     "the web archive was not written ({:#}); the mail goes out without it, and the next build writes it",
                     anyhow::Error::from(e)

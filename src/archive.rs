@@ -112,12 +112,12 @@ pub fn stage(
     // Each page stands alone: put in place at once.
     let results: Vec<Result<Option<String>, WriteError>> = pages
         .into_par_iter()
-        .map(|(relative, path, page)| {
-            match stage_file(&path, |w| w.write_all(page.as_bytes()))? {
+        .map(
+            |(relative, path, page)| match stage_file(&path, |w| w.write_all(page.as_bytes()))? {
                 Some(file) => file.commit().map(|()| Some(relative)),
                 None => Ok(None),
-            }
-        })
+            },
+        )
         .collect();
     for result in results {
         written.extend(result?);
@@ -266,13 +266,12 @@ fn list(
     mailings
         .iter()
         .map(|m| {
-            let date = DateTime::parse_from_rfc3339(&m.created_at).map_err(|_| {
-                ArchiveError::Date {
+            let date =
+                DateTime::parse_from_rfc3339(&m.created_at).map_err(|_| ArchiveError::Date {
                     path: store.path().display().to_string(),
                     id: m.id,
                     date: m.created_at.clone(),
-                }
-            })?;
+                })?;
             let carried = m
                 .posts
                 .iter()

@@ -108,7 +108,10 @@ pub fn build(
     let (archive, feeds) = std::thread::scope(|scope| {
         let archive = scope.spawn(|| write_archive(config, output_dir, &titles));
         let feeds = plan_feeds(config, corpus.posts, now);
-        (archive.join().expect("the archive's writer does not panic"), feeds)
+        (
+            archive.join().expect("the archive's writer does not panic"),
+            feeds,
+        )
     });
     let (archive, archive_warning) = archive;
     let (mut entries, plans) = feeds?;

@@ -173,7 +173,8 @@ pub fn send_locked(
             // next build or send writes it.
             let titles = titles
                 .get_or_insert_with(|| crate::archive::titles(&content::read_posts(config).posts));
-            if let Err(e) = crate::archive::write(config, &config.feeds.output_dir, &store, titles) {
+            if let Err(e) = crate::archive::write(config, &config.feeds.output_dir, &store, titles)
+            {
                 progress.warn(&format!(
                     "the web archive was not written ({:#}); the mail goes out without it, and the next build writes it",
                     anyhow::Error::from(e)

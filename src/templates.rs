@@ -17,8 +17,9 @@ use crate::config::Config;
 use crate::text::{TEXT_WIDTH, wrap};
 
 /// Every template built into the binary, by file name.
-pub const BUILT_IN: [(&str, &str); 18] = [
+pub const BUILT_IN: [(&str, &str); 19] = [
     ("_mail.html", include_str!("../templates/_mail.html")),
+    ("_post.html", include_str!("../templates/_post.html")),
     ("digest.html", include_str!("../templates/digest.html")),
     ("letter.html", include_str!("../templates/letter.html")),
     ("letter.txt", include_str!("../templates/letter.txt")),

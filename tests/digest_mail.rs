@@ -1245,7 +1245,7 @@ fn a_broken_template_fails_the_send_naming_file_and_line_and_sends_nothing() {
     let good_html = std::fs::read_to_string(manifest_dir().join("templates/digest.html")).unwrap();
     let good_text = std::fs::read_to_string(manifest_dir().join("templates/digest.txt")).unwrap();
     site.write("my-templates/digest.txt", &good_text);
-    // Line 8 of the copy (a post's title) becomes a tag the parser rejects.
+    // Line 8 of the copy (the end of the posts' loop) becomes a tag the parser rejects.
     let broken_line = 8;
     let mut lines: Vec<&str> = good_html.lines().collect();
     assert!(lines.len() > broken_line, "the template got short");

@@ -253,7 +253,7 @@ pub fn render(
             context! {
                 posts => subject_posts,
                 more_posts => Vec::<Value>::new(),
-                ..mailing_context(config, digest_id, "", preheader.clone(), false)
+                ..mailing_context(config, Some(digest_id), "", preheader.clone(), false)
             },
         )
         .map_err(|e| DigestError::Subject {
@@ -273,10 +273,11 @@ pub fn render(
         |archive| {
             context! {
                 ..posts_value.clone(),
-                ..mailing_context(config, digest_id, &subject, preheader.clone(), archive)
+                ..mailing_context(config, Some(digest_id), &subject, preheader.clone(), archive)
             }
         },
         subject.clone(),
+        true,
     )?;
     rendered.post_urls = posts
         .iter()
@@ -312,10 +313,11 @@ pub fn render_letter(
                 post => value.clone(),
                 posts => vec![value.clone()],
                 more_posts => Vec::<Value>::new(),
-                ..mailing_context(config, mailing_id, &subject, preheader.clone(), archive)
+                ..mailing_context(config, Some(mailing_id), &subject, preheader.clone(), archive)
             }
         },
         subject.clone(),
+        true,
     )?;
     rendered.post_urls = vec![url];
     Ok(rendered)
@@ -331,12 +333,13 @@ fn letter_url(config: &Config, post: &Post, mailing_id: i64) -> String {
     }
 }
 
-/// What every mailing template sees but its posts: `archive` is true for
-/// the archive page, which names nobody and links the sign-up form where
-/// mail links the unsubscribe page.
-fn mailing_context(
+/// What every mail template sees but its posts: `archive` is true for the
+/// archive page, which names nobody and links the sign-up form where mail
+/// links the unsubscribe page. `mailing_id` is `None` for mail that is no
+/// mailing (the welcome): no number, no page of its own.
+pub(super) fn mailing_context(
     config: &Config,
-    mailing_id: i64,
+    mailing_id: Option<i64>,
     subject: &str,
     preheader: String,
     archive: bool,
@@ -362,20 +365,22 @@ fn mailing_context(
         subject => subject,
         preheader => preheader,
         archive => archive,
-        archive_url => archived(links::archive_page_url(config, mailing_id)),
+        archive_url => mailing_id.map_or_else(String::new, |id| archived(links::archive_page_url(config, id))),
         archive_index_url => archived(links::archive_url(config)),
         archive_feed_url => archived(links::archive_feed_url(config)),
     }
 }
 
-/// The HTML part (CSS inlined), the text part and the archive page of a
-/// mailing, from its two templates; `context(archive)` gives the values.
-fn render_parts(
+/// The HTML part (CSS inlined), the text part and (with `page`) the
+/// archive page of a mail, from its two templates; `context(archive)`
+/// gives the values.
+pub(super) fn render_parts(
     config: &Config,
     env: &minijinja::Environment<'_>,
     [html_name, text_name]: [&str; 2],
     context: impl Fn(bool) -> Value,
     subject: String,
+    page: bool,
 ) -> Result<RenderedDigest, DigestError> {
     let template_error = |e: minijinja::Error, name: &str| DigestError::Template {
         location: templates::locate(&config.digest.templates, name, Some(&e)),
@@ -396,10 +401,13 @@ fn render_parts(
     let text = tidy_text(&render(text_name, false)?);
     // A template of an earlier version prints the subscriber's values
     // whatever `archive` says: the page gets none of them.
-    let page = merge(
-        &inline(render(html_name, true)?)?,
-        ["", "", &links::subscribe_url(config)],
-    );
+    let page = match page {
+        true => merge(
+            &inline(render(html_name, true)?)?,
+            ["", "", &links::subscribe_url(config)],
+        ),
+        false => String::new(),
+    };
     Ok(RenderedDigest {
         subject,
         html,
@@ -630,17 +638,21 @@ impl RenderedDigest {
 /// template is reported by `check` and when `serve` starts, not at the
 /// first digest.
 pub fn check_templates(config: &Config) -> Result<(), DigestError> {
-    let sample = "---\ntitle: A sample post\ncreated_at: 2026-01-01\ntags: [sample]\n---\n\nThe excerpt, with [a link](https://example.org/).\n\n<!-- more -->\n\nThe rest.\n";
-    let post =
-        content::parse_post(sample, std::path::Path::new("sample.md"), config).map_err(|e| {
-            DigestError::Template {
-                location: format!("sample.md:{}", e.line),
-                message: e.message,
-            }
-        })?;
+    let post = sample_post(config)?;
     render(config, &[&post], 1)?;
     render_letter(config, &post, 1)?;
     crate::archive::check_template(config)
+}
+
+/// A post to render templates with when checking them.
+pub(super) fn sample_post(config: &Config) -> Result<Post, DigestError> {
+    let sample = "---\ntitle: A sample post\ncreated_at: 2026-01-01\ntags: [sample]\n---\n\nThe excerpt, with [a link](https://example.org/).\n\n<!-- more -->\n\nThe rest.\n";
+    content::parse_post(sample, std::path::Path::new("sample.md"), config).map_err(|e| {
+        DigestError::Template {
+            location: format!("sample.md:{}", e.line),
+            message: e.message,
+        }
+    })
 }
 
 /// The preheader inbox lists show after the subject: the start of the

@@ -10,14 +10,16 @@
 //!
 //! # Template variables
 //!
-//! `welcome.html` and `welcome.txt` see the digest's variables (see
-//! [`super::digest`]) but `more_posts` and `digest.id`:
+//! `welcome.html` (which extends the mailings' frame, `_mail.html`) and
+//! `welcome.txt` see the digest's variables (see [`super::digest`]) but
+//! `more_posts`, `digest.id` and `archive_url` (a welcome has no archive
+//! page):
 //!
 //! | variable | what it is |
 //! | --- | --- |
 //! | `site.*` | from `[site]`, as in the digest |
 //! | `posts` | the latest `welcome.posts` posts published, newest first, each with the digest's `post.*` (`title`, `url`, `date`, `date_iso`, `author`, `tags`, `excerpt_html`, `excerpt_text`); empty on a site with no post yet |
-//! | `archive_url` | the web archive's index, or empty when `[archive] enabled = false` |
+//! | `archive_index_url` | the web archive's index, or empty when `[archive] enabled = false` |
 //! | `subscriber.email`, `subscriber.name`, `unsubscribe_url` | as in the digest: placeholders filled in per message, to print only |
 //! | `preheader` | the line inbox lists show after the subject |
 //!
@@ -29,12 +31,14 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use minijinja::context;
 
-use super::body::{email_excerpt, inline_css, tidy_text};
+use super::body::email_excerpt;
 use super::compose::{Composer, Outgoing, Stamp};
 use super::deliver::MAX_TOTAL_ATTEMPTS;
-use super::digest::{DigestError, RenderedDigest, post_value};
+use super::digest::{
+    DigestError, RenderedDigest, mailing_context, post_value, render_parts, sample_post,
+};
 use super::lock::WelcomeLock;
-use super::merge::{EMAIL, NAME, UNSUBSCRIBE_URL, clean};
+use super::merge::clean;
 use super::transport::{self, Attempt, Relay, Session};
 use crate::config::Config;
 use crate::content::{self, Mailing, Post, PostStatus};
@@ -81,58 +85,35 @@ pub fn render(config: &Config, posts: &[&Post]) -> Result<RenderedDigest, Digest
         values.push(post_value(config, post, Some(excerpt)));
     }
     let preheader = match posts.first() {
-        Some(first) => format!("The latest: {}", clean(&first.title)),
+        Some(first) => one_line(&format!("The latest: {}", clean(&first.title))),
         None => String::new(),
     };
-    let archive_url = match config.archive.enabled {
-        true => crate::links::archive_url(config),
-        false => String::new(),
-    };
-    let ctx = context! {
-        site => templates::site_context(config, clean),
-        posts => values,
-        archive_url => archive_url,
-        subscriber => context! { email => EMAIL, name => NAME },
-        unsubscribe_url => UNSUBSCRIBE_URL,
-        preheader => one_line(&preheader),
-    };
+    let subject = subject(config);
     let env = templates::environment(config);
-    let render = |name: &str| {
-        env.get_template(name)
-            .and_then(|t| t.render(&ctx))
-            .map_err(|e| DigestError::Template {
-                location: templates::locate(&config.digest.templates, name, Some(&e)),
-                message: templates::describe(&e),
-            })
-    };
-    let html = inline_css(&render(HTML_TEMPLATE)?).map_err(|message| DigestError::Template {
-        location: templates::locate(&config.digest.templates, HTML_TEMPLATE, None),
-        message,
-    })?;
-    let text = tidy_text(&render(TEXT_TEMPLATE)?);
-    Ok(RenderedDigest {
-        subject: subject(config),
-        html,
-        text,
-        page: String::new(),
-        post_urls: posts
-            .iter()
-            .map(|p| config.site.url_for(&p.permalink))
-            .collect(),
-    })
+    let mut rendered = render_parts(
+        config,
+        &env,
+        [HTML_TEMPLATE, TEXT_TEMPLATE],
+        |archive| {
+            context! {
+                posts => values.clone(),
+                ..mailing_context(config, None, &subject, preheader.clone(), archive)
+            }
+        },
+        subject.clone(),
+        false,
+    )?;
+    rendered.post_urls = posts
+        .iter()
+        .map(|p| config.site.url_for(&p.permalink))
+        .collect();
+    Ok(rendered)
 }
 
 /// Renders the welcome templates once with a sample post and once with
 /// none, so a broken one is reported by `check` and when `serve` starts.
 pub fn check_templates(config: &Config) -> Result<(), DigestError> {
-    let sample = "---\ntitle: A sample post\ncreated_at: 2026-01-01\ntags: [sample]\n---\n\nThe excerpt, with [a link](https://example.org/).\n\n<!-- more -->\n\nThe rest.\n";
-    let post =
-        content::parse_post(sample, std::path::Path::new("sample.md"), config).map_err(|e| {
-            DigestError::Template {
-                location: format!("sample.md:{}", e.line),
-                message: e.message,
-            }
-        })?;
+    let post = sample_post(config)?;
     render(config, &[&post])?;
     render(config, &[]).map(|_| ())
 }

@@ -49,6 +49,32 @@ pub struct Counts {
     pub cancelled: usize,
 }
 
+/// A pending delivery (or welcome) from a row of
+/// `subscriber_id, email, name, attempts, key`.
+pub(super) fn pending_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Pending> {
+    Ok(Pending {
+        subscriber_id: r.get(0)?,
+        key: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+        email: r.get(1)?,
+        name: r.get(2)?,
+        attempts: r.get(3)?,
+    })
+}
+
+impl Outcome {
+    /// What the ledger writes for it: the status, the server's reply or
+    /// the reason, and the attempts it counts (none when the server was
+    /// not reached).
+    pub(super) fn entry(&self) -> (&'static str, &str, i64) {
+        match self {
+            Outcome::Sent(reply) => ("sent", reply, 1),
+            Outcome::Failed(reason) | Outcome::Bounced(reason) => ("failed", reason, 1),
+            Outcome::Retry(reason) => ("pending", reason, 1),
+            Outcome::Unreached(reason) => ("pending", reason, 0),
+        }
+    }
+}
+
 impl Store {
     /// Up to `limit` pending deliveries of a digest to subscribers with ids
     /// above `after`, in id order. Deliveries to subscribers who are no
@@ -78,15 +104,7 @@ impl Store {
             )
             .map_err(|e| self.error(e))?;
         let rows = statement
-            .query_map(params![digest_id, after, limit as i64], |r| {
-                Ok(Pending {
-                    subscriber_id: r.get(0)?,
-                    key: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
-                    email: r.get(1)?,
-                    name: r.get(2)?,
-                    attempts: r.get(3)?,
-                })
-            })
+            .query_map(params![digest_id, after, limit as i64], pending_row)
             .map_err(|e| self.error(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
@@ -116,12 +134,7 @@ impl Store {
                         now,
                     )?;
                 }
-                let (status, text, charged) = match outcome {
-                    Outcome::Sent(reply) => ("sent", reply, 1),
-                    Outcome::Failed(reason) | Outcome::Bounced(reason) => ("failed", reason, 1),
-                    Outcome::Retry(reason) => ("pending", reason, 1),
-                    Outcome::Unreached(reason) => ("pending", reason, 0),
-                };
+                let (status, text, charged) = outcome.entry();
                 finish.execute(params![
                     digest_id,
                     subscriber_id,

@@ -15,7 +15,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
-use super::ledger::{Counts, Outcome, Pending, record_refusal};
+use super::ledger::{Counts, Outcome, Pending, pending_row, record_refusal};
 use super::subscribers::add_subscriber;
 use super::{Added, Changed, StatusChange, Store, StoreError, timestamp};
 
@@ -84,15 +84,7 @@ impl Store {
             )
             .map_err(|e| self.error(e))?;
         let rows = statement
-            .query_map(params![after, limit as i64], |r| {
-                Ok(Pending {
-                    subscriber_id: r.get(0)?,
-                    key: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
-                    email: r.get(1)?,
-                    name: r.get(2)?,
-                    attempts: r.get(3)?,
-                })
-            })
+            .query_map(params![after, limit as i64], pending_row)
             .map_err(|e| self.error(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
@@ -112,12 +104,7 @@ impl Store {
                 let identity = format!("smtp welcome.{subscriber_id}");
                 record_refusal(tx, &identity, subscriber_id, None, reason, now)?;
             }
-            let (status, text, charged) = match outcome {
-                Outcome::Sent(reply) => ("sent", reply, 1),
-                Outcome::Failed(reason) | Outcome::Bounced(reason) => ("failed", reason, 1),
-                Outcome::Retry(reason) => ("pending", reason, 1),
-                Outcome::Unreached(reason) => ("pending", reason, 0),
-            };
+            let (status, text, charged) = outcome.entry();
             // A welcome cancelled meanwhile that the server took anyway
             // was sent all the same.
             tx.prepare_cached(

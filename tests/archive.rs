@@ -497,13 +497,7 @@ fn a_letter_killed_mid_delivery_resumes_with_no_duplicate_beyond_those_in_flight
         "The whole letter.",
     );
     post(&site, "2026-11-21-news", "title: News", "News.");
-    let mut child = site
-        .newsletter(["send", "--now", NOW])
-        .env("NEWSLETTER_SECRET", SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = site.spawn_send(SECRET);
     server.wait_for(6, Duration::from_secs(30));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();

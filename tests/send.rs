@@ -264,13 +264,7 @@ fn a_killed_send_resumes_and_sends_each_message_once_but_for_those_in_flight() {
         .smtp(server.config(&format!("connections = {connections}")))
         .subscribers(&readers)
         .create();
-    let mut child = site
-        .newsletter(["send", "--now", NOW])
-        .env("NEWSLETTER_SECRET", SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = site.spawn_send(SECRET);
     server.wait_for(6, Duration::from_secs(30));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::mail_site::addresses;
@@ -137,13 +136,7 @@ fn welcomes_go_out_while_a_digest_send_holds_its_lock() {
     // About 0.1 s a message over one connection: the digest takes 4 s or more.
     let server = SmtpServer::start(&["--delay", "0.1"]);
     let site = site(&server, "connections = 1", &readers);
-    let mut digest = site
-        .newsletter(["send", "--now", NOW])
-        .env("NEWSLETTER_SECRET", SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut digest = site.spawn_send(SECRET);
     server.wait_for(1, Duration::from_secs(30));
     add_welcomed(&site, "late@example.net");
 
@@ -220,13 +213,7 @@ fn a_killed_welcome_run_resends_at_most_the_one_in_flight() {
     for email in &newcomers {
         add_welcomed(&site, email);
     }
-    let mut child = site
-        .newsletter(["send", "--now", NOW])
-        .env("NEWSLETTER_SECRET", SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = site.spawn_send(SECRET);
     server.wait_for(4, Duration::from_secs(30));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -323,13 +310,7 @@ fn a_subscriber_who_leaves_while_welcomes_go_out_gets_none() {
     for reader in readers {
         add_welcomed(&site, reader).success();
     }
-    let mut welcoming = site
-        .newsletter(["send", "--now", NOW])
-        .env("NEWSLETTER_SECRET", SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut welcoming = site.spawn_send(SECRET);
     server.wait_for(1, Duration::from_secs(30));
     cli(&site, &["subscribers", "remove", "w3@example.net"]).success();
     cli(

@@ -296,6 +296,17 @@ impl Site {
 
     /// `newsletter build --now NOW`, which must succeed.
     #[track_caller]
+    /// `newsletter send --now NOW` with the token secret `secret`, started
+    /// in the background with its output dropped: to kill it, or to race it.
+    pub fn spawn_send(&self, secret: &str) -> std::process::Child {
+        self.newsletter(["send", "--now", NOW])
+            .env("NEWSLETTER_SECRET", secret)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("newsletter starts")
+    }
+
     pub fn build(&self) -> Run {
         self.build_at(NOW)
     }

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::mail_site::addresses;
+use common::mail_site::{MailSite, addresses};
 use common::smtp::{Mail, SmtpServer, count_eml, eml_files, mail_file};
 use common::{NOW, Run, Site, atom_schema, manifest_dir, python, run};
 use serde::Deserialize;
@@ -76,6 +76,12 @@ fn read_archive(dir: &Path) -> Archive {
         .arg(atom_schema()));
     assert_eq!(out.code, Some(0), "archive_check.py failed\n{out}");
     serde_json::from_str(&out.stdout).expect("JSON from archive_check.py")
+}
+
+/// The fixture blog with mail settings and none of its posts; every post
+/// a test writes is new on the first run.
+fn new_site() -> MailSite {
+    Site::with_mail().without_posts().first_run_posts(10)
 }
 
 fn newsletter_at(site: &Site, args: &[&str]) -> Run {
@@ -154,11 +160,7 @@ fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
 #[test]
 fn letters_and_the_digest_go_out_once_each_and_the_archive_shows_them_naming_nobody() {
     let readers = addresses(3);
-    let site = Site::with_mail()
-        .without_posts()
-        .first_run_posts(10)
-        .subscribers(&readers)
-        .create();
+    let site = new_site().subscribers(&readers).create();
     posts(&site);
 
     let out = newsletter_at(&site, &["send"]).success();
@@ -383,11 +385,7 @@ fn user_version(db: &Path, set: Option<i64>) -> i64 {
 
 #[test]
 fn a_build_without_a_store_leaves_the_archive_and_creates_no_store() {
-    let site = Site::with_mail()
-        .without_posts()
-        .first_run_posts(10)
-        .subscribers(&addresses(1))
-        .create();
+    let site = new_site().subscribers(&addresses(1)).create();
     posts(&site);
     newsletter_at(&site, &["send"]).success();
     site.build_at(NOW).success();
@@ -434,9 +432,7 @@ fn a_build_without_a_store_leaves_the_archive_and_creates_no_store() {
 #[test]
 fn preview_and_a_test_send_show_a_letter_and_record_nothing() {
     let server = SmtpServer::start(&[]);
-    let site = Site::with_mail()
-        .without_posts()
-        .first_run_posts(10)
+    let site = new_site()
         .smtp(server.config(""))
         .subscribers(&addresses(2))
         .create();
@@ -484,9 +480,7 @@ fn a_letter_killed_mid_delivery_resumes_with_no_duplicate_beyond_those_in_flight
     let readers = addresses(30);
     let connections = 2;
     let server = SmtpServer::start(&["--delay", "0.05"]);
-    let site = Site::with_mail()
-        .without_posts()
-        .first_run_posts(10)
+    let site = new_site()
         .smtp(server.config(&format!("connections = {connections}")))
         .subscribers(&readers)
         .create();
@@ -559,11 +553,7 @@ fn a_bad_email_key_names_the_file_and_line() {
 #[test]
 fn an_archive_that_cannot_be_written_holds_back_no_mail() {
     let readers = addresses(2);
-    let site = Site::with_mail()
-        .without_posts()
-        .first_run_posts(10)
-        .subscribers(&readers)
-        .create();
+    let site = new_site().subscribers(&readers).create();
     post(&site, "2026-11-21-news", "title: News", "News.");
     // A file where the archive's folder goes: no page can be written.
     site.write("public/archive", "not a folder");
@@ -584,11 +574,7 @@ fn an_archive_that_cannot_be_written_holds_back_no_mail() {
 #[test]
 fn an_archive_lock_held_by_someone_else_delays_mail_by_moments_not_for_ever() {
     let readers = addresses(2);
-    let site = Site::with_mail()
-        .without_posts()
-        .first_run_posts(10)
-        .subscribers(&readers)
-        .create();
+    let site = new_site().subscribers(&readers).create();
     post(&site, "2026-11-21-news", "title: News", "News.");
     std::fs::create_dir_all(site.path("public")).unwrap();
     // Another process holds the archive's lock (and keeps it for a minute).

@@ -167,13 +167,22 @@ impl Store {
 
     /// Delivery counts of a digest.
     pub fn counts(&self, digest_id: i64) -> Result<Counts, StoreError> {
+        self.tally(
+            "SELECT status, count(*) FROM deliveries WHERE digest_id = ?1 GROUP BY status",
+            [digest_id],
+        )
+    }
+
+    /// Counts from a query of `status, count(*)` rows of a ledger.
+    pub(super) fn tally(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Counts, StoreError> {
         let mut counts = Counts::default();
-        let mut statement = self
-            .conn
-            .prepare("SELECT status, count(*) FROM deliveries WHERE digest_id = ?1 GROUP BY status")
-            .map_err(|e| self.error(e))?;
+        let mut statement = self.conn.prepare(sql).map_err(|e| self.error(e))?;
         let rows = statement
-            .query_map([digest_id], |r| {
+            .query_map(params, |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))
             })
             .map_err(|e| self.error(e))?;

@@ -139,26 +139,7 @@ impl Store {
 
     /// The welcome ledger's counts, over every subscriber.
     pub fn welcome_counts(&self) -> Result<Counts, StoreError> {
-        let mut counts = Counts::default();
-        let mut statement = self
-            .conn
-            .prepare("SELECT status, count(*) FROM welcomes GROUP BY status")
-            .map_err(|e| self.error(e))?;
-        let rows = statement
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))
-            })
-            .map_err(|e| self.error(e))?;
-        for row in rows {
-            let (status, n) = row.map_err(|e| self.error(e))?;
-            match status.as_str() {
-                "pending" => counts.pending = n,
-                "sent" => counts.sent = n,
-                "failed" => counts.failed = n,
-                _ => counts.cancelled = n,
-            }
-        }
-        Ok(counts)
+        self.tally("SELECT status, count(*) FROM welcomes GROUP BY status", [])
     }
 }
 

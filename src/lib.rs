@@ -24,4 +24,5 @@ pub mod subscribers;
 pub mod templates;
 pub mod text;
 pub mod token;
+pub mod topics;
 pub mod websub;

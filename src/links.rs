@@ -10,6 +10,9 @@ pub const SUBSCRIBE: &str = "/subscribe";
 pub const CONFIRM: &str = "/confirm/{token}";
 /// An unsubscribe link: `/unsubscribe/{token}` (GET: a page; POST: one click).
 pub const UNSUBSCRIBE: &str = "/unsubscribe/{token}";
+/// A reader's preference page: `/preferences/{token}` (GET: their topics
+/// and name in a form; POST: saves them, or unsubscribes).
+pub const PREFERENCES: &str = "/preferences/{token}";
 /// The server's home page: the site's name, the sign-up form, the feeds.
 pub const HOME: &str = "/";
 /// The health check for monitoring.
@@ -17,11 +20,16 @@ pub const HEALTHZ: &str = "/healthz";
 
 /// Routes whose last segment is a token, which works like a key: request
 /// logs leave it out.
-pub const TOKEN_PREFIXES: [&str; 2] = ["/confirm/", "/unsubscribe/"];
+pub const TOKEN_PREFIXES: [&str; 3] = ["/confirm/", "/unsubscribe/", "/preferences/"];
 
 /// The one-click unsubscribe link: `{server.public_url}/unsubscribe/{token}`.
 pub fn unsubscribe_url(config: &Config, token: &str) -> String {
     server_url(config, &["unsubscribe", token])
+}
+
+/// The preference page: `{server.public_url}/preferences/{token}`.
+pub fn preferences_url(config: &Config, token: &str) -> String {
+    server_url(config, &["preferences", token])
 }
 
 /// The confirmation link: `{server.public_url}/confirm/{token}`.
@@ -171,7 +179,10 @@ mod tests {
 
     #[test]
     fn routes_and_token_prefixes_agree() {
-        for (route, prefix) in [CONFIRM, UNSUBSCRIBE].into_iter().zip(TOKEN_PREFIXES) {
+        for (route, prefix) in [CONFIRM, UNSUBSCRIBE, PREFERENCES]
+            .into_iter()
+            .zip(TOKEN_PREFIXES)
+        {
             assert_eq!(route.strip_suffix("{token}"), Some(prefix));
         }
     }

@@ -456,6 +456,7 @@ pub fn import(store: &mut Store, path: &Path, now: DateTime<Utc>) -> Result<Impo
                 }
                 None => None,
             },
+            topics: None,
         });
     }
     for ((outcome, row), line) in store

@@ -16,6 +16,8 @@ type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 pub enum Purpose {
     Unsubscribe,
     Confirm,
+    /// The preference page: a reader's topics and name.
+    Preferences,
 }
 
 impl Purpose {
@@ -23,6 +25,7 @@ impl Purpose {
         match self {
             Purpose::Unsubscribe => "unsubscribe",
             Purpose::Confirm => "confirm",
+            Purpose::Preferences => "preferences",
         }
     }
 }

@@ -24,6 +24,7 @@ mod server;
 mod site;
 mod smtp;
 mod store;
+mod topics;
 mod values;
 mod welcome;
 
@@ -39,6 +40,7 @@ pub use server::Server;
 pub use site::Site;
 pub use smtp::{MAX_RELAYS, PASSWORD_ENV, Security, Smtp};
 pub use store::Store;
+pub use topics::{MAX_TOPICS, Topic, is_topic_key};
 pub use values::is_loopback;
 pub use welcome::Welcome;
 
@@ -94,6 +96,8 @@ pub struct Config {
     pub bounces: Bounces,
     pub archive: Archive,
     pub welcome: Welcome,
+    /// `[[topics]]`, in the order written; none: every reader gets every post.
+    pub topics: Vec<Topic>,
     /// The config file itself.
     pub path: PathBuf,
     /// From the environment by [`Config::load`]; all `None` after [`Config::parse`].
@@ -126,6 +130,8 @@ struct RawConfig {
     archive: archive::RawArchive,
     #[serde(default)]
     welcome: welcome::RawWelcome,
+    #[serde(default)]
+    topics: Vec<topics::RawTopic>,
 }
 
 /// Where the text being checked came from: the file its errors name, and the
@@ -201,6 +207,7 @@ impl Config {
         feeds.hub = feeds::check_hub(hub, &source)?;
         let archive = archive::check(raw.archive, &feeds, &source)?;
         let welcome = welcome::check(raw.welcome, &source)?;
+        let topics = topics::check(raw.topics, &source)?;
 
         let config = Config {
             site,
@@ -215,6 +222,7 @@ impl Config {
             bounces,
             archive,
             welcome,
+            topics,
             path: path.to_path_buf(),
             secrets: Secrets::default(),
         };

@@ -579,7 +579,8 @@ impl Worker {
         let ttl = self.config.server.confirm_ttl;
         let expires =
             job.now + chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::hours(48));
-        let expires = store.remember_signup_name(id, expires.timestamp(), &job.name, job.now)?;
+        let expires =
+            store.remember_signup_name(id, expires.timestamp(), &job.name, None, job.now)?;
         let name = String::new();
         let key = store
             .subscriber_by_id(id)?

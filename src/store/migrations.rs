@@ -8,7 +8,7 @@
 use super::{Store, StoreError};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 // Sized by SCHEMA_VERSION so that a migration added without bumping the
 // version (which would make the next `open` refuse the store as too new)
@@ -181,10 +181,50 @@ CREATE TABLE welcomes (
 );
 CREATE INDEX welcomes_pending ON welcomes (status, subscriber_id);
 "#,
+    // Topics. `subscribers.topics`: the keys a reader chose, comma
+    // separated (NULL: never chose, so every topic); `signup_names.topics`
+    // the same for a sign-up until it is confirmed. `choices`: what each
+    // reader's copy of a mailing carries, fixed when it is made (choice 0
+    // is the whole mailing): the positions of its posts, how many of them
+    // are shown whole, and the subject and preheader that name its first
+    // one. A delivery names its choice (NULL for mailings from before,
+    // sent whole); one whose choice is empty is `skipped`: a new status,
+    // so the table is made anew (with foreign keys off, see `migrate`).
+    r#"
+ALTER TABLE subscribers ADD COLUMN topics TEXT;
+ALTER TABLE signup_names ADD COLUMN topics TEXT;
+CREATE TABLE choices (
+    digest_id INTEGER NOT NULL REFERENCES digests (id),
+    id INTEGER NOT NULL,
+    posts TEXT NOT NULL,
+    cards INTEGER NOT NULL,
+    subject TEXT NOT NULL,
+    preheader TEXT NOT NULL,
+    PRIMARY KEY (digest_id, id)
+) WITHOUT ROWID;
+CREATE TABLE deliveries_new (
+    digest_id INTEGER NOT NULL REFERENCES digests (id),
+    subscriber_id INTEGER NOT NULL REFERENCES subscribers (id),
+    status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'cancelled', 'skipped')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    reply TEXT NOT NULL DEFAULT '',
+    updated_at TEXT NOT NULL,
+    choice INTEGER,
+    PRIMARY KEY (digest_id, subscriber_id)
+) WITHOUT ROWID;
+INSERT INTO deliveries_new (digest_id, subscriber_id, status, attempts, reply, updated_at)
+    SELECT digest_id, subscriber_id, status, attempts, reply, updated_at FROM deliveries;
+DROP TABLE deliveries;
+ALTER TABLE deliveries_new RENAME TO deliveries;
+CREATE INDEX deliveries_pending ON deliveries (status, digest_id, subscriber_id);
+"#,
 ];
 
 /// The step that makes `subscribers` anew, run with foreign keys off.
 const REBUILD_STEP: usize = 8;
+
+/// The step that makes `deliveries` anew, run with foreign keys off too.
+const DELIVERIES_REBUILD_STEP: usize = 10;
 
 /// The step whose SQL is followed by [`merge_spellings`].
 const MERGE_STEP: usize = 6;
@@ -282,7 +322,7 @@ impl Store {
             // `PRAGMA foreign_keys` is a no-op inside a transaction: set it
             // around the step. The rows keep their ids, so every reference
             // to them holds as it did.
-            let rebuild = i == REBUILD_STEP;
+            let rebuild = i == REBUILD_STEP || i == DELIVERIES_REBUILD_STEP;
             if rebuild {
                 self.conn
                     .pragma_update(None, "foreign_keys", false)

@@ -79,6 +79,9 @@ pub struct Subscriber {
     /// What the links in their mail name them by: random, or the row id
     /// for rows from before keys (see [`is_key`]). Exported with them.
     pub key: String,
+    /// The topic keys they chose, comma separated; `None`: they never
+    /// chose, so they get every topic (see `crate::topics`).
+    pub topics: Option<String>,
 }
 
 /// An address an import brings: what the file says of it.
@@ -93,6 +96,9 @@ pub struct ImportRow {
     pub key: Option<String>,
     /// From the file, as stored; else the import's time.
     pub created_at: Option<String>,
+    /// From the file's `topics` column, as stored (see
+    /// [`Subscriber::topics`]); `None`: every topic.
+    pub topics: Option<String>,
 }
 
 /// What importing one row did.
@@ -226,7 +232,7 @@ impl Store {
     pub fn subscriber(&self, email: &str) -> Result<Option<Subscriber>, StoreError> {
         self.conn
             .query_row(
-                "SELECT id, email, name, status, created_at, key FROM subscribers \
+                "SELECT id, email, name, status, created_at, key, topics FROM subscribers \
                  WHERE email = ?1 COLLATE NOCASE ORDER BY id LIMIT 1",
                 [email],
                 subscriber_row,
@@ -240,8 +246,8 @@ impl Store {
     pub fn subscriber_by_key(&self, key: &str) -> Result<Option<Subscriber>, StoreError> {
         self.conn
             .query_row(
-                "SELECT id, email, name, status, created_at, key FROM subscribers WHERE key = ?1 \
-                 UNION ALL SELECT s.id, s.email, s.name, s.status, s.created_at, s.key \
+                "SELECT id, email, name, status, created_at, key, topics FROM subscribers WHERE key = ?1 \
+                 UNION ALL SELECT s.id, s.email, s.name, s.status, s.created_at, s.key, s.topics \
                  FROM subscriber_aliases a JOIN subscribers s ON s.id = a.subscriber_id \
                  WHERE a.key = ?1 LIMIT 1",
                 [key],
@@ -299,8 +305,8 @@ impl Store {
                 };
                 let created = row.created_at.clone().unwrap_or_else(|| timestamp(now));
                 tx.prepare_cached(
-                    "INSERT INTO subscribers (email, name, status, created_at, updated_at, key) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO subscribers (email, name, status, created_at, updated_at, key, \
+                     topics) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?
                 .execute(params![
                     row.email,
@@ -308,7 +314,8 @@ impl Store {
                     row.status.as_str(),
                     created,
                     timestamp(now),
-                    key
+                    key,
+                    row.topics
                 ])?;
                 done.push(if kept {
                     Imported::New
@@ -388,6 +395,7 @@ impl Store {
         id: i64,
         expires: i64,
         name: &str,
+        topics: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         self.conn
@@ -407,8 +415,9 @@ impl Store {
         let expires = latest.map_or(expires, |latest| expires.max(latest + 1));
         self.conn
             .execute(
-                "INSERT INTO signup_names (subscriber_id, expires, name, asked) VALUES (?1, ?2, ?3, ?4)",
-                params![id, expires, name, timestamp(now)],
+                "INSERT INTO signup_names (subscriber_id, expires, name, asked, topics) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, expires, name, timestamp(now), topics],
             )
             .map_err(|e| self.error(e))?;
         Ok(expires)
@@ -437,6 +446,15 @@ impl Store {
     /// (void after `expires`) was followed becomes the subscriber's, unless
     /// it was left empty.
     pub fn apply_signup_name(&self, id: i64, expires: i64) -> Result<(), StoreError> {
+        // The topics chosen in that sign-up (none kept: every topic).
+        self.conn
+            .execute(
+                "UPDATE subscribers SET topics = (SELECT topics FROM signup_names \
+                 WHERE subscriber_id = ?1 AND expires = ?2) WHERE id = ?1 AND EXISTS \
+                 (SELECT 1 FROM signup_names WHERE subscriber_id = ?1 AND expires = ?2)",
+                params![id, expires],
+            )
+            .map_err(|e| self.error(e))?;
         self.conn
             .execute(
                 "UPDATE subscribers SET name = (SELECT name FROM signup_names \
@@ -458,7 +476,7 @@ impl Store {
     pub fn subscriber_by_id(&self, id: i64) -> Result<Option<Subscriber>, StoreError> {
         self.conn
             .query_row(
-                "SELECT id, email, name, status, created_at, key FROM subscribers WHERE id = ?1",
+                "SELECT id, email, name, status, created_at, key, topics FROM subscribers WHERE id = ?1",
                 [id],
                 subscriber_row,
             )
@@ -554,7 +572,7 @@ impl Store {
         let mut statement = self
             .conn
             .prepare(
-                "SELECT id, email, name, status, created_at, key FROM subscribers \
+                "SELECT id, email, name, status, created_at, key, topics FROM subscribers \
                  WHERE ?1 IS NULL OR status = ?1 ORDER BY id",
             )
             .map_err(|e| self.error(e))?;
@@ -565,6 +583,36 @@ impl Store {
             each(row.map_err(|e| self.error(e))?);
         }
         Ok(())
+    }
+
+    /// Sets the topics a subscriber chose (`None`: every topic, those
+    /// added later too); false when there is no such subscriber.
+    pub fn set_topics(
+        &self,
+        id: i64,
+        topics: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.conn
+            .execute(
+                "UPDATE subscribers SET topics = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, topics, timestamp(now)],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.error(e))
+    }
+
+    /// Every distinct choice of topics stored (for the keys the config no
+    /// longer has, see `crate::topics::vanished_keys`).
+    pub fn stored_topic_choices(&self) -> Result<Vec<String>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT DISTINCT topics FROM subscribers WHERE topics IS NOT NULL")
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
 
     /// How many subscribers have this status.
@@ -609,7 +657,7 @@ pub(super) fn add_subscriber(
 /// 5321, never in practice).
 pub(super) fn find(conn: &Connection, email: &str) -> Result<Option<Subscriber>, rusqlite::Error> {
     conn.prepare_cached(
-        "SELECT id, email, name, status, created_at, key FROM subscribers \
+        "SELECT id, email, name, status, created_at, key, topics FROM subscribers \
          WHERE email = ?1 COLLATE NOCASE ORDER BY id LIMIT 1",
     )?
     .query_row([email], subscriber_row)
@@ -645,6 +693,7 @@ fn subscriber_row(row: &rusqlite::Row<'_>) -> Result<Subscriber, rusqlite::Error
         status: Status::parse(&status).unwrap_or(Status::Unsubscribed),
         created_at: row.get(4)?,
         key: row.get::<_, Option<String>>(5)?.unwrap_or_default(),
+        topics: row.get(6)?,
     })
 }
 

@@ -68,7 +68,7 @@ impl Topics {
     }
 
     /// The topics of the config in this set, in config order.
-    pub fn iter<'c>(self, config: &'c Config) -> impl Iterator<Item = &'c Topic> {
+    pub fn iter(self, config: &Config) -> impl Iterator<Item = &Topic> {
         config
             .topics
             .iter()

@@ -105,7 +105,7 @@ pub fn stage(
             continue;
         };
         // Mailings made before the store kept pages: the mail, naming nobody.
-        let page = page.unwrap_or_else(|| merge(&html, ["", "", &subscribe]));
+        let page = page.unwrap_or_else(|| merge(&html, ["", "", &subscribe, "", "", ""]));
         paths.push(relative.clone());
         pages.push((relative, path, page));
     }
@@ -293,7 +293,7 @@ fn list(
                 id: m.id,
                 kind: m.kind,
                 // A subject that prints a subscriber's value names nobody here.
-                subject: merge(&strip_xml_illegal(&m.subject), ["", "", ""]),
+                subject: merge(&strip_xml_illegal(&m.subject), ["", "", "", "", "", ""]),
                 date,
                 posts: carried,
             })

@@ -269,8 +269,12 @@ fn print_send_report(report: &SendReport) -> Exit {
         }
         SendReport::Delivered(mailings) => {
             for m in mailings {
+                let skipped = match m.counts.skipped {
+                    0 => String::new(),
+                    n => format!(", {n} skipped (nothing new in their topics)"),
+                };
                 println!(
-                    "{} {} {:?}: {} sent, {} failed, {} pending, {} cancelled in {:.1} s",
+                    "{} {} {:?}: {} sent, {} failed, {} pending, {} cancelled{skipped} in {:.1} s",
                     m.kind.as_str(),
                     m.digest_id,
                     m.subject,

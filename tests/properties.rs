@@ -493,9 +493,11 @@ proptest! {
         let digest = newsletter::email::digest::render(&config, &[&post], 1).unwrap();
         let personal = newsletter::email::digest::personalize(
             &digest,
+            None,
             "reader@example.org",
             "Reader",
             "https://blog.example.org/unsubscribe/t0k3n",
+            "https://blog.example.org/preferences/t0k3n",
         );
         assert_safe(&personal.html, "digest", true);
     }

@@ -18,7 +18,7 @@ use lettre::message::{Mailbox, MessageBuilder, MultiPart};
 
 use super::digest::{RenderedDigest, personalize};
 use super::dkim::{DkimError, Signer};
-use super::merge::Personal;
+use super::merge::{Choice, Personal};
 use crate::config::Config;
 use crate::links;
 use crate::text::{one_line, one_line_within};
@@ -115,18 +115,26 @@ impl<'a> Composer<'a> {
         })
     }
 
-    /// The message for one subscriber, with their own unsubscribe link.
+    /// The message for one subscriber, with their own links, carrying
+    /// the posts of their `choice` (`None`: the whole mailing).
     pub fn message(
         &self,
         subscriber_id: i64,
         key: &str,
         email: &str,
         name: &str,
+        choice: Option<&Choice>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Outgoing> {
-        let token = token::sign(self.secret, Purpose::Unsubscribe, key, None);
-        let unsubscribe_url = links::unsubscribe_url(self.config, &token);
-        let personal = personalize(self.digest, email, name, &unsubscribe_url);
+        let (unsubscribe_url, preferences_url) = reader_links(self.config, self.secret, key);
+        let personal = personalize(
+            self.digest,
+            choice,
+            email,
+            name,
+            &unsubscribe_url,
+            &preferences_url,
+        );
         let address = email
             .parse()
             .with_context(|| format!("{email} is not a valid address"))?;
@@ -166,6 +174,17 @@ impl<'a> Composer<'a> {
         }
         Ok(message)
     }
+}
+
+/// A reader's unsubscribe link and preference page link, each signed for
+/// its own purpose.
+pub fn reader_links(config: &Config, secret: &[u8], key: &str) -> (String, String) {
+    let unsubscribe = token::sign(secret, Purpose::Unsubscribe, key, None);
+    let preferences = token::sign(secret, Purpose::Preferences, key, None);
+    (
+        links::unsubscribe_url(config, &unsubscribe),
+        links::preferences_url(config, &preferences),
+    )
 }
 
 /// A recipient's mailbox: the address, with the name on one line (or no
@@ -452,8 +471,9 @@ mod tests {
             text: "Héllo\n\nUnsubscribe: \u{E000}unsubscribe_url\u{E001}\n".into(),
             page: String::new(),
             post_urls: vec![],
+            whole: None,
         };
-        personalize(&digest, "ann@example.org", "Ann", UNSUBSCRIBE)
+        personalize(&digest, None, "ann@example.org", "Ann", UNSUBSCRIBE, "")
     }
 
     const UNSUBSCRIBE: &str = "https://prometheus.io/unsubscribe/abc123";

@@ -518,6 +518,7 @@ fn worker(
             &job.pending.key,
             &job.pending.email,
             &job.pending.name,
+            job.pending.choice.as_ref(),
             Utc::now(),
         ) {
             Ok(message) => message,
@@ -780,7 +781,7 @@ mod tests {
 
     use super::*;
     use crate::email::transport::stub::{Answer, Scripted};
-    use crate::store::{Counts, NewDigest, Status};
+    use crate::store::{Counts, NewDigest, Plan, Status};
 
     fn now() -> chrono::DateTime<Utc> {
         "2026-11-25T09:00:00Z".parse().unwrap()
@@ -820,6 +821,7 @@ mod tests {
                     skipped: &[],
                     adopted: &[],
                 },
+                Plan::everyone,
                 now(),
             )
             .unwrap();
@@ -881,6 +883,7 @@ mod tests {
             sent,
             failed,
             cancelled: 0,
+            skipped: 0,
         }
     }
 

@@ -41,7 +41,7 @@
 //! the rules of its `<style>` blocks become `style` attributes and the
 //! blocks go, as do any `<script>` elements.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -50,12 +50,16 @@ use minijinja::value::Value;
 use serde::{Deserialize, Serialize};
 
 use super::body::{email_excerpt, email_letter, inline_css, tidy_text};
-use super::merge::{EMAIL, NAME, Personal, UNSUBSCRIBE_URL, clean, merge};
+use super::merge::{
+    Choice, EMAIL, NAME, PREFERENCES_URL, PREHEADER, Personal, Region, SUBJECT, UNSUBSCRIBE_URL,
+    clean, merge, select,
+};
 use crate::config::Config;
 use crate::content::{self, Mailing, Post, PostStatus, Problem, Problems};
 use crate::html::escape_text;
-use crate::store::{Adoption, Announced, Kind, NewDigest, PostRef, Store, StoredDigest};
+use crate::store::{Adoption, Announced, Kind, NewDigest, Plan, PostRef, Store, StoredDigest};
 use crate::text::one_line;
+use crate::topics::Topics;
 use crate::{links, templates};
 
 /// The HTML template's name (in `digest.templates`, else built in).
@@ -199,24 +203,48 @@ pub struct RenderedDigest {
     pub page: String,
     /// Absolute URLs of every post in the digest, newest first.
     pub post_urls: Vec<String>,
+    /// The copy of a reader who gets every post (choice 0), which trials
+    /// show; `None` for mail without region marks (a welcome, a mailing
+    /// made before topics), which is sent as it is.
+    #[serde(skip)]
+    pub whole: Option<Choice>,
 }
 
-/// One subscriber's copy of a rendered digest: their address, name and
-/// unsubscribe link put in place of the merge tokens, HTML-escaped in the
-/// HTML part and as they are in the subject and the text part.
+/// One subscriber's copy of a rendered digest: the posts of their
+/// `choice` (else of the whole digest), and their values put in place of
+/// the merge tokens, HTML-escaped in the HTML part and as they are in the
+/// subject and the text part.
 pub fn personalize(
     digest: &RenderedDigest,
+    choice: Option<&Choice>,
     email: &str,
     name: &str,
     unsubscribe_url: &str,
+    preferences_url: &str,
 ) -> Personal {
-    let plain = [email, name, unsubscribe_url];
+    let choice = choice.or(digest.whole.as_ref());
+    let (subject, preheader) = match choice {
+        Some(c) => (c.subject.as_str(), c.preheader.as_str()),
+        None => (digest.subject.as_str(), ""),
+    };
+    let plain = [
+        email,
+        name,
+        unsubscribe_url,
+        preferences_url,
+        preheader,
+        subject,
+    ];
     let escaped = plain.map(escape_text);
     let escaped = escaped.each_ref().map(String::as_str);
+    let part = |text: &str, values| match choice {
+        Some(c) => merge(&select(text, c), values),
+        None => merge(text, values),
+    };
     Personal {
-        subject: merge(&digest.subject, plain),
-        html: merge(&digest.html, escaped),
-        text: merge(&digest.text, plain),
+        subject: merge(subject, plain),
+        html: part(&digest.html, escaped),
+        text: part(&digest.text, plain),
     }
 }
 
@@ -229,61 +257,250 @@ pub fn render(
     posts: &[&Post],
     digest_id: i64,
 ) -> Result<RenderedDigest, DigestError> {
+    Ok(render_digest(config, posts, digest_id)?.0)
+}
+
+/// [`render`], and what makes each reader's copy of the digest.
+///
+/// Each post's card (and its line under "Also new") is rendered once,
+/// between region marks (`post.begin`, `post.end`), and the frame once
+/// around them all; a reader's copy keeps the regions of their posts (see
+/// [`select`]). With `[[topics]]`, every post is rendered both as a card
+/// and as a line, so that each reader's first `digest.max_posts` posts
+/// are cards whichever posts they get; without, the first
+/// `digest.max_posts` are cards and the rest lines, for everyone.
+fn render_digest(
+    config: &Config,
+    posts: &[&Post],
+    digest_id: i64,
+) -> Result<(RenderedDigest, Readers), DigestError> {
     if posts.is_empty() {
         return Err(DigestError::NoPosts);
     }
-    let split = config.digest.max_posts.min(posts.len());
-    let (full, rest) = posts.split_at(split);
-    let mut with_excerpts = Vec::with_capacity(full.len());
-    let mut preheader = String::new();
-    for post in full {
-        let excerpt = email_excerpt(config, post).map_err(DigestError::Post)?;
-        if preheader.is_empty() {
-            preheader = preheader_of(&excerpt.1);
+    let by_reader = !config.topics.is_empty();
+    let cards = config.digest.max_posts.min(posts.len());
+    let with_excerpts = if by_reader { posts.len() } else { cards };
+    let mut values = Vec::with_capacity(posts.len());
+    let mut preheaders = Vec::with_capacity(posts.len());
+    for (i, post) in posts.iter().enumerate() {
+        if i < with_excerpts {
+            let excerpt = email_excerpt(config, post).map_err(DigestError::Post)?;
+            preheaders.push(preheader_of(&excerpt.1));
+            values.push(post_value(config, post, Some(excerpt)));
+        } else {
+            preheaders.push(String::new());
+            values.push(post_value(config, post, None));
         }
-        with_excerpts.push(post_value(config, post, Some(excerpt)));
     }
-    let listed: Vec<Value> = rest.iter().map(|p| post_value(config, p, None)).collect();
     let env = templates::environment(config);
-    let subject_posts: Vec<Value> = with_excerpts.iter().chain(&listed).cloned().collect();
-    let subject = env
-        .render_named_str(
-            "digest.subject",
-            &config.digest.subject,
-            context! {
-                posts => subject_posts,
-                more_posts => Vec::<Value>::new(),
-                ..mailing_context(config, Some(digest_id), "", preheader.clone(), false)
-            },
-        )
-        .map_err(|e| DigestError::Subject {
-            message: templates::describe(&e),
-        })?;
-    let subject = one_line(&subject);
-    if subject.is_empty() {
-        return Err(DigestError::Subject {
-            message: "renders to an empty subject; make it print at least the site title".into(),
-        });
-    }
-    let posts_value = context! { posts => with_excerpts, more_posts => listed };
+    let subjects = Subjects::new(&env, config, digest_id)?;
+    let subject = subjects.make(values.clone())?;
+    let marked = |region: Region, value: &Value| {
+        context! {
+            begin => Value::from_safe_string(region.begin()),
+            end => Value::from_safe_string(region.end()),
+            ..value.clone()
+        }
+    };
+    let card_values: Vec<Value> = values[..with_excerpts]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| marked(Region::Post(i), v))
+        .collect();
+    let listed_from = if by_reader { 0 } else { cards };
+    let listed: Vec<Value> = values[listed_from..]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| marked(Region::MorePost(listed_from + i), v))
+        .collect();
+    let whole = Choice {
+        posts: (0..posts.len()).collect(),
+        cards,
+        subject: subject.clone(),
+        preheader: preheaders[0].clone(),
+    };
+    let posts_value = context! {
+        posts => card_values,
+        more_posts => listed,
+        more_begin => Value::from_safe_string(Region::More.begin()),
+        more_end => Value::from_safe_string(Region::More.end()),
+    };
     let mut rendered = render_parts(
         config,
         &env,
         [HTML_TEMPLATE, TEXT_TEMPLATE],
         |archive| {
+            // The subject and preheader name each reader's own posts:
+            // merge tokens in mail, the whole digest's on its page.
+            let (subject, preheader) = match archive {
+                true => (subject.as_str(), whole.preheader.clone()),
+                false => (SUBJECT, PREHEADER.to_string()),
+            };
             context! {
                 ..posts_value.clone(),
-                ..mailing_context(config, Some(digest_id), &subject, preheader.clone(), archive)
+                ..mailing_context(config, Some(digest_id), subject, preheader, archive)
             }
         },
         subject.clone(),
-        true,
+        Some(&whole),
     )?;
+    if by_reader {
+        check_marks(config, &rendered, posts.len())?;
+    }
     rendered.post_urls = posts
         .iter()
         .map(|p| config.site.url_for(&p.permalink))
         .collect();
-    Ok(rendered)
+    rendered.whole = Some(whole.clone());
+    let readers = Readers {
+        kind: Kind::Digest,
+        digest_id,
+        topics: posts
+            .iter()
+            .map(|p| Topics::of_post(config, &p.tags))
+            .collect(),
+        values,
+        preheaders,
+        whole,
+    };
+    Ok((rendered, readers))
+}
+
+/// The subjects of a digest's copies, from `digest.subject`, compiled once.
+struct Subjects<'e> {
+    template: minijinja::Template<'e, 'e>,
+    context: Value,
+}
+
+impl<'e> Subjects<'e> {
+    fn new(
+        env: &'e minijinja::Environment<'e>,
+        config: &'e Config,
+        digest_id: i64,
+    ) -> Result<Subjects<'e>, DigestError> {
+        let template = env
+            .template_from_named_str("digest.subject", &config.digest.subject)
+            .map_err(|e| DigestError::Subject {
+                message: templates::describe(&e),
+            })?;
+        Ok(Subjects {
+            template,
+            context: mailing_context(config, Some(digest_id), "", String::new(), false),
+        })
+    }
+
+    /// The subject of a copy with these posts.
+    fn make(&self, posts: Vec<Value>) -> Result<String, DigestError> {
+        let subject = self
+            .template
+            .render(context! {
+                posts => posts,
+                more_posts => Vec::<Value>::new(),
+                ..self.context.clone()
+            })
+            .map_err(|e| DigestError::Subject {
+                message: templates::describe(&e),
+            })?;
+        let subject = one_line(&subject);
+        if subject.is_empty() {
+            return Err(DigestError::Subject {
+                message: "renders to an empty subject; make it print at least the site title"
+                    .into(),
+            });
+        }
+        Ok(subject)
+    }
+}
+
+/// Refuses a digest whose templates do not mark each post's card: with
+/// `[[topics]]` every card is rendered and each reader's copy keeps only
+/// theirs, so an unmarked card would reach every reader.
+fn check_marks(
+    config: &Config,
+    rendered: &RenderedDigest,
+    posts: usize,
+) -> Result<(), DigestError> {
+    for (name, part) in [
+        (HTML_TEMPLATE, &rendered.html),
+        (TEXT_TEMPLATE, &rendered.text),
+    ] {
+        let marked = (0..posts).all(|i| {
+            part.contains(&Region::Post(i).begin()) && part.contains(&Region::Post(i).end())
+        });
+        if !marked {
+            return Err(DigestError::Template {
+                location: templates::locate(&config.digest.templates, name, None),
+                message: "with [[topics]], each post of the `posts` loop must be marked: print \
+                          {{ post.begin }} before it and {{ post.end }} after it (and the same in \
+                          the `more_posts` loop, with {{ more_begin }} and {{ more_end }} around \
+                          the whole list), as the built-in template does"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What makes each reader's copy of a new mailing, by their topics: each
+/// post's topics, the values its subject is made of and its preheader.
+pub struct Readers {
+    kind: Kind,
+    digest_id: i64,
+    topics: Vec<Topics>,
+    values: Vec<Value>,
+    preheaders: Vec<String>,
+    whole: Choice,
+}
+
+impl Readers {
+    /// Which copy readers with each of the `distinct` topic choices get
+    /// (see [`Plan`]): those of their topics' posts and of the posts in
+    /// no topic, or nothing when none is new. Readers whose topics give
+    /// the same posts share a copy; each copy's subject is rendered once.
+    pub fn plan(&self, config: &Config, distinct: &[Option<String>]) -> Result<Plan, DigestError> {
+        let env = templates::environment(config);
+        let subjects = match self.kind {
+            Kind::Digest => Some(Subjects::new(&env, config, self.digest_id)?),
+            Kind::Letter => None,
+        };
+        let mut choices = vec![self.whole.clone()];
+        let mut by_posts: HashMap<Vec<usize>, usize> =
+            HashMap::from([(self.whole.posts.clone(), 0)]);
+        let mut by_topics: HashMap<Topics, Option<usize>> = HashMap::new();
+        let mut assigned = Vec::with_capacity(distinct.len());
+        for stored in distinct {
+            let reader = Topics::of_reader(config, stored.as_deref());
+            if let Some(&choice) = by_topics.get(&reader) {
+                assigned.push(choice);
+                continue;
+            }
+            let posts: Vec<usize> = (0..self.topics.len())
+                .filter(|&i| reader.gets(self.topics[i]))
+                .collect();
+            let choice = match (posts.first(), by_posts.get(&posts)) {
+                (None, _) => None,
+                (Some(_), Some(&n)) => Some(n),
+                (Some(&first), None) => {
+                    let subject = match &subjects {
+                        Some(subjects) => subjects
+                            .make(posts.iter().map(|&i| self.values[i].clone()).collect())?,
+                        None => self.whole.subject.clone(),
+                    };
+                    choices.push(Choice {
+                        cards: self.whole.cards.min(posts.len()),
+                        subject,
+                        preheader: self.preheaders[first].clone(),
+                        posts: posts.clone(),
+                    });
+                    by_posts.insert(posts, choices.len() - 1);
+                    Some(choices.len() - 1)
+                }
+            };
+            by_topics.insert(reader, choice);
+            assigned.push(choice);
+        }
+        Ok(Plan { choices, assigned })
+    }
 }
 
 /// Renders a letter: `post` whole, as a message of its own, its title the
@@ -293,6 +510,16 @@ pub fn render_letter(
     post: &Post,
     mailing_id: i64,
 ) -> Result<RenderedDigest, DigestError> {
+    Ok(render_letter_for_readers(config, post, mailing_id)?.0)
+}
+
+/// [`render_letter`], and what decides which readers get it: those of its
+/// topics.
+fn render_letter_for_readers(
+    config: &Config,
+    post: &Post,
+    mailing_id: i64,
+) -> Result<(RenderedDigest, Readers), DigestError> {
     let (html, text) = email_letter(config, post).map_err(DigestError::Post)?;
     let preheader = preheader_of(&text);
     let url = letter_url(config, post, mailing_id);
@@ -303,6 +530,12 @@ pub fn render_letter(
         ..post_value(config, post, None)
     };
     let subject = one_line(&clean(&post.title));
+    let whole = Choice {
+        posts: vec![0],
+        cards: 1,
+        subject: subject.clone(),
+        preheader: preheader.clone(),
+    };
     let env = templates::environment(config);
     let mut rendered = render_parts(
         config,
@@ -317,10 +550,19 @@ pub fn render_letter(
             }
         },
         subject.clone(),
-        true,
+        Some(&whole),
     )?;
     rendered.post_urls = vec![url];
-    Ok(rendered)
+    rendered.whole = Some(whole.clone());
+    let readers = Readers {
+        kind: Kind::Letter,
+        digest_id: mailing_id,
+        topics: vec![Topics::of_post(config, &post.tags)],
+        values: Vec::new(),
+        preheaders: vec![preheader],
+        whole,
+    };
+    Ok((rendered, readers))
 }
 
 /// Where a letter's post is on the web: its permalink, or for an email-only
@@ -344,11 +586,16 @@ pub(super) fn mailing_context(
     preheader: String,
     archive: bool,
 ) -> Value {
-    let (email, name, unsubscribe) = if archive {
-        ("", "", links::subscribe_url(config))
+    let (email, name, unsubscribe, preferences) = if archive {
+        ("", "", links::subscribe_url(config), "")
     } else {
-        (EMAIL, NAME, UNSUBSCRIBE_URL.to_string())
+        (EMAIL, NAME, UNSUBSCRIBE_URL.to_string(), PREFERENCES_URL)
     };
+    let topics: Vec<Value> = config
+        .topics
+        .iter()
+        .map(|t| context! { key => t.key.clone(), label => clean(&t.label) })
+        .collect();
     let archived = |url: String| {
         if config.archive.enabled {
             url
@@ -360,6 +607,8 @@ pub(super) fn mailing_context(
         site => templates::site_context(config, clean),
         subscriber => context! { email => email, name => name },
         unsubscribe_url => unsubscribe,
+        preferences_url => preferences,
+        topics => topics,
         subscribe_url => links::subscribe_url(config),
         digest => context! { id => mailing_id },
         subject => subject,
@@ -371,16 +620,16 @@ pub(super) fn mailing_context(
     }
 }
 
-/// The HTML part (CSS inlined), the text part and (with `page`) the
-/// archive page of a mail, from its two templates; `context(archive)`
-/// gives the values.
+/// The HTML part (CSS inlined), the text part and (with `page`, the copy
+/// it shows) the archive page of a mail, from its two templates;
+/// `context(archive)` gives the values.
 pub(super) fn render_parts(
     config: &Config,
     env: &minijinja::Environment<'_>,
     [html_name, text_name]: [&str; 2],
     context: impl Fn(bool) -> Value,
     subject: String,
-    page: bool,
+    page: Option<&Choice>,
 ) -> Result<RenderedDigest, DigestError> {
     let template_error = |e: minijinja::Error, name: &str| DigestError::Template {
         location: templates::locate(&config.digest.templates, name, Some(&e)),
@@ -402,11 +651,11 @@ pub(super) fn render_parts(
     // A template of an earlier version prints the subscriber's values
     // whatever `archive` says: the page gets none of them.
     let page = match page {
-        true => merge(
-            &inline(render(html_name, true)?)?,
-            ["", "", &links::subscribe_url(config)],
+        Some(whole) => merge(
+            &select(&inline(render(html_name, true)?)?, whole),
+            ["", "", &links::subscribe_url(config), "", "", ""],
         ),
-        false => String::new(),
+        None => String::new(),
     };
     Ok(RenderedDigest {
         subject,
@@ -414,6 +663,7 @@ pub(super) fn render_parts(
         text,
         page,
         post_urls: Vec::new(),
+        whole: None,
     })
 }
 
@@ -423,6 +673,8 @@ pub(super) fn render_parts(
 pub struct Next {
     pub kind: Kind,
     pub rendered: RenderedDigest,
+    /// Who gets which copy of it.
+    pub readers: Readers,
     pub posts: Vec<PostRef>,
     pub skipped: Vec<PostRef>,
     pub adopted: Vec<Adoption>,
@@ -460,22 +712,23 @@ fn upcoming(
     let (letters, digest_posts): (Vec<&Post>, Vec<&Post>) =
         chosen.posts.iter().partition(|p| p.mailing.is_letter());
     // Newest first: the last letter is the oldest.
-    let (kind, rendered, carried) = match letters.last() {
+    let (kind, (rendered, readers), carried) = match letters.last() {
         Some(letter) => (
             Kind::Letter,
-            render_letter(config, letter, digest_id)?,
+            render_letter_for_readers(config, letter, digest_id)?,
             vec![post_ref(letter)],
         ),
         None if digest_posts.is_empty() => return Ok((None, chosen.adopted)),
         None => (
             Kind::Digest,
-            render(config, &digest_posts, digest_id)?,
+            render_digest(config, &digest_posts, digest_id)?,
             digest_posts.iter().map(|p| post_ref(p)).collect(),
         ),
     };
     let next = Next {
         kind,
         rendered,
+        readers,
         posts: carried,
         skipped: chosen.skipped.iter().map(|p| post_ref(p)).collect(),
         adopted: chosen.adopted,
@@ -523,6 +776,7 @@ pub fn create_next_digest(
             skipped: &next.skipped,
             adopted: &next.adopted,
         },
+        |distinct| -> Result<Plan> { Ok(next.readers.plan(config, distinct)?) },
         now,
     )?;
     Ok(store.digest(id)?)
@@ -630,6 +884,7 @@ impl RenderedDigest {
             text: digest.text.clone(),
             page: String::new(),
             post_urls: Vec::new(),
+            whole: digest.whole.clone(),
         }
     }
 }
@@ -778,9 +1033,11 @@ mod tests {
     fn personal(digest: &RenderedDigest) -> Personal {
         personalize(
             digest,
+            None,
             "ann@example.org",
             "Ann",
             "https://blog.example.org/unsubscribe/t0k",
+            "https://blog.example.org/preferences/t0k",
         )
     }
 
@@ -1164,7 +1421,7 @@ Rest."#;
         let words = "word ".repeat(60);
         let body = format!("See [the docs](/docs/) first. {words}\n\n<!-- more -->\n\nRest.\n");
         let p = post(&config, "2024-05-01-pre.md", "title: Pre", &body);
-        let html = render(&config, &[&p], 1).unwrap().html;
+        let html = personal(&render(&config, &[&p], 1).unwrap()).html;
         let document = scraper::Html::parse_document(&html);
         let body = document
             .select(&scraper::Selector::parse("body").unwrap())
@@ -1297,12 +1554,15 @@ Rest."#;
             text: format!("{NAME} <{EMAIL}>\n{UNSUBSCRIBE_URL}\n"),
             page: String::new(),
             post_urls: vec![],
+            whole: None,
         };
         let mail = personalize(
             &digest,
+            None,
             "o'neil@example.org",
             "Bob <b> & Co",
             "https://x.org/u/1?a=1&b=2",
+            "https://x.org/p/1",
         );
         assert_eq!(mail.subject, "Hi Bob <b> & Co");
         assert_eq!(

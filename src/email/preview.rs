@@ -6,12 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
-use super::compose::{Composer, Stamp};
+use super::compose::{Composer, Stamp, reader_links};
 use super::digest::{Trial, digest_to_try, letter_to_try, personalize};
 use crate::atomic::stage_file;
-use crate::links;
 use crate::store::Store;
-use crate::token::{self, Purpose};
 
 /// The sample reader a preview is addressed to.
 const READER: (&str, &str) = ("reader@example.org", "Reader");
@@ -53,15 +51,17 @@ pub fn preview(
         },
     };
     let (email, name) = READER;
-    let token = token::sign(&secret, Purpose::Unsubscribe, SAMPLE_KEY, None);
+    let (unsubscribe_url, preferences_url) = reader_links(config, &secret, SAMPLE_KEY);
     let personal = personalize(
         &digest,
+        None,
         email,
         name,
-        &links::unsubscribe_url(config, &token),
+        &unsubscribe_url,
+        &preferences_url,
     );
     let message = Composer::new(config, &digest, digest_id, &secret, Stamp::Trial)?
-        .message(0, SAMPLE_KEY, email, name, now)?;
+        .message(0, SAMPLE_KEY, email, name, None, now)?;
     std::fs::create_dir_all(output)
         .with_context(|| format!("cannot create {}", output.display()))?;
     let mut written = Vec::new();

@@ -262,6 +262,7 @@ fn outbox_trial(config: &Config, now: DateTime<Utc>) -> Result<SendReport> {
             &subscriber.key,
             &subscriber.email,
             &subscriber.name,
+            None,
             now,
         )?;
         match session.send(&message) {
@@ -349,7 +350,7 @@ fn send_test(
     });
     let relays = transport::OneOff::new(config)?;
     let message = Composer::new(config, &digest, 0, &secret, Stamp::Trial)?
-        .message(id, &key, &email, &name, now)?;
+        .message(id, &key, &email, &name, None, now)?;
     let reply = relays
         .send(&message)
         .map_err(|(_, e)| e.context(email.clone()))?;

@@ -101,7 +101,7 @@ pub fn render(config: &Config, posts: &[&Post]) -> Result<RenderedDigest, Digest
             }
         },
         subject.clone(),
-        false,
+        None,
     )?;
     rendered.post_urls = posts
         .iter()
@@ -269,6 +269,7 @@ pub fn deliver_pending(
                 &welcome.key,
                 &welcome.email,
                 &welcome.name,
+                None,
                 now,
             ) {
                 Ok(message) => send_one(&relays, &mut sessions, &message, welcome.attempts)?,
@@ -384,9 +385,11 @@ mod tests {
         assert_eq!(rendered.subject, "Welcome to Tëst & <Blog>");
         let personal = personalize(
             &rendered,
+            None,
             "ann@example.org",
             "Ann",
             "https://blog.example.org/unsubscribe/t0k",
+            "https://blog.example.org/preferences/t0k",
         );
         for part in [&personal.html, &personal.text] {
             assert!(part.contains("Second excerpt."), "{part}");

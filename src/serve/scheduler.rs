@@ -219,6 +219,7 @@ fn log_report(slot: Option<DateTime<Utc>>, report: &SendReport) {
                     failed = m.counts.failed,
                     pending = m.counts.pending,
                     cancelled = m.counts.cancelled,
+                    skipped = m.counts.skipped,
                     seconds = m.elapsed.as_secs_f64(),
                     "{} delivered",
                     m.kind.as_str()

@@ -51,6 +51,9 @@ pub struct StoredDigest {
     pub subject: String,
     pub html: String,
     pub text: String,
+    /// Choice 0, the whole mailing (`None` for mailings made before
+    /// topics, which have no region marks).
+    pub whole: Option<Choice>,
 }
 
 /// A post as the store remembers it.
@@ -66,6 +69,65 @@ pub struct PostRef {
     pub title: String,
     /// `email: only`: in no feed, its web page is its mailing's.
     pub email_only: bool,
+}
+
+/// What one reader's copy of a mailing carries, fixed when the mailing is
+/// made: the positions of its posts in the mailing (ascending), how many
+/// of the first of them are shown whole (the rest are listed as "Also
+/// new"), and the subject and preheader that name them. Choice 0 of a
+/// mailing is the whole of it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Choice {
+    pub posts: Vec<usize>,
+    pub cards: usize,
+    pub subject: String,
+    pub preheader: String,
+}
+
+impl Choice {
+    /// The posts as the store writes them: `0 2 5`.
+    fn posts_text(&self) -> String {
+        let positions: Vec<String> = self.posts.iter().map(usize::to_string).collect();
+        positions.join(" ")
+    }
+
+    /// A choice from the store's columns `posts, cards, subject, preheader`
+    /// at `first`; `None` where the columns are NULL (no choice).
+    pub(super) fn from_row(
+        r: &rusqlite::Row<'_>,
+        first: usize,
+    ) -> rusqlite::Result<Option<Choice>> {
+        let Some(posts) = r.get::<_, Option<String>>(first)? else {
+            return Ok(None);
+        };
+        Ok(Some(Choice {
+            posts: posts.split(' ').filter_map(|p| p.parse().ok()).collect(),
+            cards: r.get::<_, i64>(first + 1)? as usize,
+            subject: r.get(first + 2)?,
+            preheader: r.get(first + 3)?,
+        }))
+    }
+}
+
+/// Which reader gets which copy of a new mailing: its choices (choice 0,
+/// the whole mailing, first), and for each distinct `subscribers.topics`
+/// value the store gave, in that order, the choice readers with it get
+/// (`None`: nothing of it, their delivery is `skipped`).
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub choices: Vec<Choice>,
+    pub assigned: Vec<Option<usize>>,
+}
+
+impl Plan {
+    /// Every reader gets the whole mailing (a plan for tests).
+    #[cfg(test)]
+    pub fn everyone(distinct: &[Option<String>]) -> Result<Plan, StoreError> {
+        Ok(Plan {
+            choices: vec![Choice::default()],
+            assigned: vec![Some(0); distinct.len()],
+        })
+    }
 }
 
 /// A digest to create, and the posts it announces.
@@ -194,7 +256,9 @@ impl Store {
     pub fn digest(&self, id: i64) -> Result<Option<StoredDigest>, StoreError> {
         self.conn
             .query_row(
-                "SELECT id, kind, created_at, subject, html, text FROM digests WHERE id = ?1",
+                "SELECT d.id, d.kind, d.created_at, d.subject, d.html, d.text, \
+                 c.posts, c.cards, c.subject, c.preheader FROM digests d \
+                 LEFT JOIN choices c ON c.digest_id = d.id AND c.id = 0 WHERE d.id = ?1",
                 [id],
                 digest_row,
             )
@@ -206,7 +270,9 @@ impl Store {
     pub fn unfinished_digest(&self) -> Result<Option<StoredDigest>, StoreError> {
         self.conn
             .query_row(
-                "SELECT id, kind, created_at, subject, html, text FROM digests WHERE id = \
+                "SELECT d.id, d.kind, d.created_at, d.subject, d.html, d.text, \
+                 c.posts, c.cards, c.subject, c.preheader FROM digests d \
+                 LEFT JOIN choices c ON c.digest_id = d.id AND c.id = 0 WHERE d.id = \
                  (SELECT min(digest_id) FROM deliveries WHERE status = 'pending')",
                 [],
                 digest_row,
@@ -218,12 +284,49 @@ impl Store {
     /// Writes a digest, marks its posts (and the skipped ones) announced, and
     /// adds one pending delivery per active subscriber: all in one
     /// transaction. Returns the digest's id and how many deliveries it has.
-    pub fn create_digest(
+    ///
+    /// `plan` is given the distinct topic choices of the active subscribers
+    /// (read in the same transaction, so no choice changes in between)
+    /// and says which copy each gets; its error ends the transaction and
+    /// is returned. The count returned leaves out skipped deliveries.
+    pub fn create_digest<E: From<StoreError>>(
         &mut self,
         digest: &NewDigest<'_>,
+        plan: impl FnOnce(&[Option<String>]) -> Result<Plan, E>,
         now: DateTime<Utc>,
-    ) -> Result<(i64, usize), StoreError> {
-        self.transaction(|tx| create_digest(tx, digest, now))
+    ) -> Result<(i64, usize), E> {
+        let mut planned = Some(plan);
+        let mut refused = None;
+        let made = self.transaction(|tx| {
+            let distinct = distinct_topics(tx)?;
+            let plan = planned.take().expect("the transaction body runs once");
+            match plan(&distinct) {
+                Ok(plan) => create_digest(tx, digest, &distinct, &plan, now),
+                Err(e) => {
+                    refused = Some(e);
+                    Err(rusqlite::Error::ExecuteReturnedResults)
+                }
+            }
+        });
+        match (made, refused) {
+            (_, Some(e)) => Err(e),
+            (made, None) => Ok(made?),
+        }
+    }
+
+    /// One choice of a mailing (0: the whole of it); `None` for mailings
+    /// made before topics.
+    pub fn choice(&self, digest_id: i64, id: i64) -> Result<Option<Choice>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT posts, cards, subject, preheader FROM choices \
+                 WHERE digest_id = ?1 AND id = ?2",
+                [digest_id, id],
+                |r| Choice::from_row(r, 0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.error(e))
     }
 
     /// Records learn where their posts are now; see [`NewDigest::adopted`].
@@ -369,9 +472,19 @@ impl Store {
     }
 }
 
+/// The distinct `topics` of the active subscribers.
+fn distinct_topics(tx: &Transaction<'_>) -> Result<Vec<Option<String>>, rusqlite::Error> {
+    let mut statement =
+        tx.prepare("SELECT DISTINCT topics FROM subscribers WHERE status = 'active'")?;
+    let rows = statement.query_map([], |r| r.get(0))?;
+    rows.collect()
+}
+
 fn create_digest(
     tx: &Transaction<'_>,
     digest: &NewDigest<'_>,
+    distinct: &[Option<String>],
+    plan: &Plan,
     now: DateTime<Utc>,
 ) -> Result<(i64, usize), rusqlite::Error> {
     let at = timestamp(now);
@@ -414,11 +527,51 @@ fn create_digest(
         ])?;
     }
     drop((release, insert));
+    let mut choice = tx.prepare(
+        "INSERT INTO choices (digest_id, id, posts, cards, subject, preheader) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (n, c) in plan.choices.iter().enumerate() {
+        choice.execute(params![
+            id,
+            n as i64,
+            c.posts_text(),
+            c.cards as i64,
+            c.subject,
+            c.preheader
+        ])?;
+    }
+    drop(choice);
+    // Each reader's choice by their topics, through a table of the
+    // distinct ones (NULL, every topic, as `*`, which no key is).
+    tx.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS assigned (topics TEXT PRIMARY KEY, choice INTEGER); \
+         DELETE FROM temp.assigned;",
+    )?;
+    let mut assign =
+        tx.prepare("INSERT OR IGNORE INTO temp.assigned (topics, choice) VALUES (?1, ?2)")?;
+    for (topics, choice) in distinct.iter().zip(&plan.assigned) {
+        assign.execute(params![
+            topics.as_deref().unwrap_or("*"),
+            choice.map(|c| c as i64)
+        ])?;
+    }
+    drop(assign);
     let deliveries = tx.execute(
-        "INSERT INTO deliveries (digest_id, subscriber_id, status, updated_at) \
-         SELECT ?1, id, 'pending', ?2 FROM subscribers WHERE status = 'active'",
+        "INSERT INTO deliveries (digest_id, subscriber_id, status, updated_at, choice) \
+         SELECT ?1, s.id, 'pending', ?2, a.choice FROM subscribers s \
+         JOIN temp.assigned a ON a.topics = coalesce(s.topics, '*') \
+         WHERE s.status = 'active' AND a.choice IS NOT NULL",
         params![id, at],
     )?;
+    tx.execute(
+        "INSERT INTO deliveries (digest_id, subscriber_id, status, updated_at) \
+         SELECT ?1, s.id, 'skipped', ?2 FROM subscribers s \
+         LEFT JOIN temp.assigned a ON a.topics = coalesce(s.topics, '*') \
+         WHERE s.status = 'active' AND a.choice IS NULL",
+        params![id, at],
+    )?;
+    tx.execute("DELETE FROM temp.assigned", [])?;
     Ok((id, deliveries))
 }
 
@@ -454,6 +607,7 @@ fn digest_row(r: &rusqlite::Row<'_>) -> Result<StoredDigest, rusqlite::Error> {
         subject: r.get(3)?,
         html: r.get(4)?,
         text: r.get(5)?,
+        whole: Choice::from_row(r, 6)?,
     })
 }
 
@@ -496,6 +650,7 @@ mod tests {
                     skipped: &skipped,
                     adopted: &[],
                 },
+                Plan::everyone,
                 now(),
             )
             .unwrap();
@@ -528,7 +683,8 @@ mod tests {
                 pending: 0,
                 sent: 1,
                 failed: 0,
-                cancelled: 1
+                cancelled: 1,
+                skipped: 0
             }
         );
         assert!(store.unfinished_digest().unwrap().is_none());

@@ -18,6 +18,9 @@ pub struct Pending {
     pub email: String,
     pub name: String,
     pub attempts: i64,
+    /// What their copy carries (`None`: the whole mailing, as stored: a
+    /// welcome, or a mailing made before topics).
+    pub choice: Option<super::Choice>,
 }
 
 /// How one delivery attempt ended, as the ledger records it.
@@ -47,17 +50,25 @@ pub struct Counts {
     pub failed: usize,
     /// Subscribers who left after the digest was made: not mailed.
     pub cancelled: usize,
+    /// Subscribers none of whose topics the mailing had: not mailed.
+    pub skipped: usize,
 }
 
 /// A pending delivery (or welcome) from a row of
-/// `subscriber_id, email, name, attempts, key`.
+/// `subscriber_id, email, name, attempts, key`, and of a delivery's choice
+/// after them (`posts, cards, subject, preheader`) when the row has more.
 pub(super) fn pending_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Pending> {
+    let choice = match r.as_ref().column_count() > 5 {
+        true => super::Choice::from_row(r, 5)?,
+        false => None,
+    };
     Ok(Pending {
         subscriber_id: r.get(0)?,
         key: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
         email: r.get(1)?,
         name: r.get(2)?,
         attempts: r.get(3)?,
+        choice,
     })
 }
 
@@ -97,8 +108,10 @@ impl Store {
         let mut statement = self
             .conn
             .prepare_cached(
-                "SELECT d.subscriber_id, s.email, s.name, d.attempts, s.key FROM deliveries d \
+                "SELECT d.subscriber_id, s.email, s.name, d.attempts, s.key, \
+                 c.posts, c.cards, c.subject, c.preheader FROM deliveries d \
                  JOIN subscribers s ON s.id = d.subscriber_id \
+                 LEFT JOIN choices c ON c.digest_id = d.digest_id AND c.id = d.choice \
                  WHERE d.digest_id = ?1 AND d.status = 'pending' AND d.subscriber_id > ?2 \
                  ORDER BY d.subscriber_id LIMIT ?3",
             )
@@ -192,6 +205,7 @@ impl Store {
                 "pending" => counts.pending = n,
                 "sent" => counts.sent = n,
                 "failed" => counts.failed = n,
+                "skipped" => counts.skipped = n,
                 _ => counts.cancelled = n,
             }
         }
@@ -236,7 +250,7 @@ pub(super) fn record_refusal(
 mod tests {
     use super::*;
     use crate::store::testing::{now, store};
-    use crate::store::{NewDigest, Status};
+    use crate::store::{NewDigest, Plan, Status};
 
     #[test]
     fn a_transient_failure_stays_pending_and_a_permanent_one_does_not() {
@@ -259,6 +273,7 @@ mod tests {
                     skipped: &[],
                     adopted: &[],
                 },
+                Plan::everyone,
                 now(),
             )
             .unwrap();

@@ -21,7 +21,9 @@ mod subscribers;
 mod welcomes;
 
 pub use bounces::{DigestOutcomes, DigestReport, Event, Incoming, Recorded, Rules};
-pub use digests::{Adoption, Announced, Archived, Kind, NewDigest, PostRef, Record, StoredDigest};
+pub use digests::{
+    Adoption, Announced, Archived, Choice, Kind, NewDigest, Plan, PostRef, Record, StoredDigest,
+};
 pub use ledger::{Counts, Outcome, Pending};
 pub use migrations::SCHEMA_VERSION;
 pub use subscribers::{

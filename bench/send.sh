@@ -10,6 +10,11 @@
 #   throughput      >= 3000 messages/s at COUNT subscribers (COUNT / wall time)
 #   peak RSS        <= 150 MB at COUNT subscribers (GNU time %M; MB = 10^6 bytes)
 #   flat memory     peak RSS at COUNT <= 1.5 x peak RSS at COUNT/10
+#   topics          with TOPICS topics (default 20) and every subscriber a
+#                   random subset of them (so nearly every one gets other
+#                   posts), >= 3000 messages/s and <= 150 MB at COUNT, and
+#                   within 15% of the rate when all of them choose one and
+#                   the same subset, measured in the same run
 #   durable ledger  fsync/fdatasync calls during a send of DURABILITY_COUNT
 #                   messages >= DURABILITY_COUNT / CONNECTIONS: every group
 #                   commit of outcomes (at most one per connection) reaches the
@@ -24,6 +29,8 @@
 #   CONNECTIONS=N        smtp.connections (default 8)
 #   SMTPLIB_COUNT=M      messages for the smtplib baseline (default 20000; its
 #                        msg/s is extrapolated to COUNT)
+#   TOPICS=N             topics for the topics runs (default 20, at most 64;
+#                        0 skips them)
 #   DURABILITY_COUNT=N   subscribers for the fsync-counting run (default 2000;
 #                        0 skips it)
 #   SEND_TIMEOUT=S       limit for each `send` (default max(600, COUNT/100) s,
@@ -48,12 +55,13 @@ SMALL=$(( COUNT / 10 ))
 CONNECTIONS=${CONNECTIONS:-8}
 SMTPLIB_COUNT=${SMTPLIB_COUNT:-20000}
 DURABILITY_COUNT=${DURABILITY_COUNT:-2000}
+TOPICS=${TOPICS:-20}
 SEND_TIMEOUT=${SEND_TIMEOUT:-$(( COUNT / 100 > 600 ? COUNT / 100 : 600 ))}
 STEP_TIMEOUT=600
 PORT=${SINK_PORT:-2526}
 RELAYS=${RELAYS:-1}
 NOW=2026-11-25T00:00:00Z
-MIN_RATE=3000 MAX_RSS_MB=150 MAX_GROWTH=1.5
+MIN_RATE=3000 MAX_RSS_MB=150 MAX_GROWTH=1.5 MIN_TOPICS_SHARE=0.85
 
 (( SMALL >= 1 )) || { echo "COUNT must be at least 10" >&2; exit 2; }
 (( RELAYS >= 1 && CONNECTIONS % RELAYS == 0 )) || { echo "RELAYS must divide CONNECTIONS ($CONNECTIONS)" >&2; exit 2; }
@@ -168,7 +176,38 @@ EOF
   done
   cp -r "$ROOT/content" "$ROOT/templates" "$dir/"
   (( n > 0 )) || return 0
-  awk -v n="$n" 'BEGIN { print "email,name"; for (i = 1; i <= n; i++) printf "reader%06d@example.net,Reader %d\n", i, i }' >"$dir/subs.csv"
+  case ${3:-} in
+    '')
+      awk -v n="$n" 'BEGIN { print "email,name"; for (i = 1; i <= n; i++) printf "reader%06d@example.net,Reader %d\n", i, i }' >"$dir/subs.csv" ;;
+    one|random)
+      # TOPICS topics, a post in each (and none in no topic), and every
+      # subscriber's choice: one subset for all, or a random one each.
+      local t
+      for (( t = 0; t < TOPICS; t++ )); do
+        printf '\n[[topics]]\nkey = "t%02d"\nlabel = "Topic %d"\ntags = ["topic-%d"]\n' "$t" "$t" "$t" >>"$dir/config.toml"
+      done
+      sed -i 's/^first_run_posts = .*//' "$dir/config.toml"
+      awk '/^\[digest\]/ { print; print "first_run_posts = 100"; next } 1' "$dir/config.toml" >"$dir/config.new" && mv "$dir/config.new" "$dir/config.toml"
+      grep -q '^\[digest\]' "$dir/config.toml" || printf '\n[digest]\nfirst_run_posts = 100\n' >>"$dir/config.toml"
+      rm -rf "$dir/content" && mkdir "$dir/content"
+      local EXCERPT="What changed in this release, and why: [the notes](https://example.org/notes) list every change, and the **upgrade guide** the few that need care. Thanks to everyone who reported bugs and sent fixes."
+      for (( t = 0; t < TOPICS; t++ )); do
+        printf -- '---\ntitle: "News of topic %d"\ncreated_at: 2026-11-%02dT09:00:00Z\ntags: [topic-%d]\n---\n\n%s\n\n<!-- more -->\n\nThe rest.\n' \
+          "$t" $(( 1 + t % 24 )) "$t" "$EXCERPT" \
+          >"$dir/content/2026-11-$(printf %02d $(( 1 + t % 24 )))-topic-$t.md"
+      done
+      awk -v n="$n" -v topics="$TOPICS" -v mode="$3" 'BEGIN {
+        srand(14); print "email,name,topics"
+        for (i = 1; i <= n; i++) {
+          keys = ""
+          if (mode == "one") { for (t = 0; t < topics; t += 2) keys = keys (keys == "" ? "" : ",") sprintf("t%02d", t) }
+          else {
+            while (keys == "") for (t = 0; t < topics; t++) if (rand() < 0.4) keys = keys (keys == "" ? "" : ",") sprintf("t%02d", t)
+          }
+          printf "reader%06d@example.net,Reader %d,\"%s\"\n", i, i, keys
+        }
+      }' >"$dir/subs.csv" ;;
+  esac
   if ! timeout "$STEP_TIMEOUT" /usr/bin/time -o "$dir/import.time" -f '%e %M' \
       "$BIN" --config "$dir/config.toml" subscribers import "$dir/subs.csv" >"$dir/import.log" 2>&1; then
     echo "FAILED: subscribers import of $n rows" >&2; cat "$dir/import.log" "$dir/import.time" >&2; exit 1
@@ -179,11 +218,13 @@ EOF
 }
 
 declare -A IMPORT_S WALL RSS RATE CPU
-# measure_send N: make a site of N subscribers, send, check, record figures
+# measure_send N [TOPICS_MODE]: make a site of N subscribers (with topics:
+# "one" set for all, or a "random" one each), send, check, record figures
+# under N or under the mode
 measure_send() {
-  local n=$1 dir=$WORK/send-$1 rc=0 wall kb user sys summary sent before after
-  echo "== newsletter send, $n subscribers, $CONNECTIONS connections over $RELAYS relay(s)"
-  make_site "send-$n" "$n"
+  local n=$1 mode=${2:-} key=${2:-$1} dir=$WORK/send-$1${2:+-$2} rc=0 wall kb user sys summary sent before after
+  echo "== newsletter send, $n subscribers${mode:+, $TOPICS topics ($mode subset)}, $CONNECTIONS connections over $RELAYS relay(s)"
+  make_site "send-$n${mode:+-$mode}" "$n" "$mode"
   before=$(sink_messages)
   /usr/bin/time -o "$dir/send.time" -f '%e %M %U %S' \
     timeout -k 10 "$SEND_TIMEOUT" "$BIN" --config "$dir/config.toml" send --now "$NOW" \
@@ -192,15 +233,15 @@ measure_send() {
   summary=$(grep -E '^digest [0-9]+ ' "$dir/send.out" | tail -n1 || true)
   echo "${summary:-(no summary line)}"
   sent=$(sql "$dir/newsletter.db" "SELECT count(*) FROM deliveries WHERE digest_id = 1 AND status = 'sent'" 2>/dev/null || echo 0)
-  WALL[$n]=$wall RSS[$n]=$(mb "$kb")
-  CPU[$n]=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.1f", u + s }')
+  WALL[$key]=$wall RSS[$key]=$(mb "$kb")
+  CPU[$key]=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.1f", u + s }')
   if (( rc == 124 || rc == 137 )); then
-    RATE[$n]=$(awk -v s="$sent" -v t="$wall" 'BEGIN { printf "%.0f", s / t }')
-    verdict "FAIL  send of $n: cut off after $SEND_TIMEOUT s with $sent sent (${RATE[$n]} msg/s)"
+    RATE[$key]=$(awk -v s="$sent" -v t="$wall" 'BEGIN { printf "%.0f", s / t }')
+    verdict "FAIL  send of $n: cut off after $SEND_TIMEOUT s with $sent sent (${RATE[$key]} msg/s)"
     return 0
   fi
-  RATE[$n]=$(awk -v n="$n" -v t="$wall" 'BEGIN { printf "%.0f", n / t }')
-  echo "wall $wall s, peak RSS ${RSS[$n]} MB, CPU ${CPU[$n]} s: ${RATE[$n]} msg/s end to end (exit $rc)"
+  RATE[$key]=$(awk -v n="$n" -v t="$wall" 'BEGIN { printf "%.0f", n / t }')
+  echo "wall $wall s, peak RSS ${RSS[$key]} MB, CPU ${CPU[$key]} s: ${RATE[$key]} msg/s end to end (exit $rc)"
   check "send $n: exit status" "$rc" 0
   check "send $n: summary" "$(grep -oE '[0-9]+ sent, [0-9]+ failed, [0-9]+ pending' <<<"$summary" || echo none)" "$n sent, 0 failed, 0 pending"
   check "send $n: ledger rows of digest 1" "$(sql "$dir/newsletter.db" 'SELECT count(*) FROM deliveries WHERE digest_id = 1')" "$n"
@@ -236,6 +277,10 @@ fi
 # --- 2. memory vs list size, and throughput ------------------------------------------
 measure_send "$SMALL"
 measure_send "$COUNT"
+if (( TOPICS > 0 )); then
+  measure_send "$COUNT" one
+  measure_send "$COUNT" random
+fi
 
 # --- 3. is the ledger durable? -------------------------------------------------------------
 DURABLE="skipped"
@@ -266,6 +311,10 @@ echo
 printf '%-44s %12s %10s %10s %10s\n' run "msg/s" "wall (s)" "RSS (MB)" "CPU (s)"
 printf '%-44s %12s %10s %10s %10s\n' "newsletter send, $COUNT subscribers, $RELAYS relay(s)" "${RATE[$COUNT]}" "${WALL[$COUNT]}" "${RSS[$COUNT]}" "${CPU[$COUNT]}"
 printf '%-44s %12s %10s %10s %10s\n' "newsletter send, $SMALL subscribers" "${RATE[$SMALL]}" "${WALL[$SMALL]}" "${RSS[$SMALL]}" "${CPU[$SMALL]}"
+if (( TOPICS > 0 )); then
+  printf '%-44s %12s %10s %10s %10s\n' "$TOPICS topics, all on one subset" "${RATE[one]}" "${WALL[one]}" "${RSS[one]}" "${CPU[one]}"
+  printf '%-44s %12s %10s %10s %10s\n' "$TOPICS topics, a random subset each" "${RATE[random]}" "${WALL[random]}" "${RSS[random]}" "${CPU[random]}"
+fi
 printf '%-44s %12s %10s %10s %10s\n' "python smtplib, 1 connection ($SMTPLIB_COUNT msgs)" "$SMTPLIB_RATE" - - -
 echo "import: ${IMPORT_S[$COUNT]:-?} s for $COUNT subscribers, ${IMPORT_S[$SMALL]:-?} s for $SMALL"
 echo "ledger: $DURABLE"
@@ -286,6 +335,26 @@ if awk -v r="$ratio" -v m="$MAX_GROWTH" 'BEGIN { exit !(r <= m) }'; then
   verdict "PASS  flat memory: ${RSS[$COUNT]} MB at $COUNT vs ${RSS[$SMALL]} MB at $SMALL (x$ratio <= x$MAX_GROWTH)"
 else
   verdict "FAIL  flat memory: ${RSS[$COUNT]} MB at $COUNT vs ${RSS[$SMALL]} MB at $SMALL (x$ratio > x$MAX_GROWTH)"
+fi
+if (( TOPICS > 0 )); then
+  copies=$(sql "$WORK/send-$COUNT-random/newsletter.db" 'SELECT count(*) FROM choices WHERE digest_id = 1' 2>/dev/null || echo '?')
+  echo "topics: $copies different copies of the digest among $COUNT subscribers"
+  if awk -v r="${RATE[random]}" -v m="$MIN_RATE" 'BEGIN { exit !(r >= m) }'; then
+    verdict "PASS  throughput with $TOPICS topics, a random subset each: ${RATE[random]} msg/s >= $MIN_RATE"
+  else
+    verdict "FAIL  throughput with $TOPICS topics, a random subset each: ${RATE[random]} msg/s < $MIN_RATE"
+  fi
+  if awk -v r="${RSS[random]}" -v m="$MAX_RSS_MB" 'BEGIN { exit !(r <= m) }'; then
+    verdict "PASS  peak RSS with topics: ${RSS[random]} MB <= $MAX_RSS_MB MB"
+  else
+    verdict "FAIL  peak RSS with topics: ${RSS[random]} MB > $MAX_RSS_MB MB"
+  fi
+  share=$(awk -v a="${RATE[random]}" -v b="${RATE[one]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+  if awk -v r="$share" -v m="$MIN_TOPICS_SHARE" 'BEGIN { exit !(r >= m) }'; then
+    verdict "PASS  random subsets vs one subset: ${RATE[random]} vs ${RATE[one]} msg/s (x$share >= x$MIN_TOPICS_SHARE)"
+  else
+    verdict "FAIL  random subsets vs one subset: ${RATE[random]} vs ${RATE[one]} msg/s (x$share < x$MIN_TOPICS_SHARE)"
+  fi
 fi
 printf '%s\n' "${VERDICTS[@]}"
 exit "$STATUS"

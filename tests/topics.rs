@@ -58,13 +58,13 @@ fn random_choices(n: usize, seed: u64) -> Vec<Option<BTreeSet<usize>>> {
     let mut rng = Lcg(seed);
     (0..n)
         .map(|_| {
-            if rng.next() % 6 == 0 {
+            if rng.next().is_multiple_of(6) {
                 return None;
             }
             let mut set = BTreeSet::new();
             while set.is_empty() {
                 for t in 0..TOPICS.len() {
-                    if rng.next() % 3 == 0 {
+                    if rng.next().is_multiple_of(3) {
                         set.insert(t);
                     }
                 }
@@ -328,7 +328,7 @@ fn each_reader_gets_exactly_the_posts_of_their_topics() {
         .filter(|(_, c)| c.as_ref().is_none_or(|c| c.contains(&3)))
         .map(|(r, _)| r.as_str())
         .collect();
-    let got: BTreeSet<&str> = new.iter().map(|m| to(m)).collect();
+    let got: BTreeSet<&str> = new.iter().map(to).collect();
     assert_eq!(got, want, "{out}");
     for mail in new {
         assert_eq!(posts_in(mail).0, [later[0].url()]);

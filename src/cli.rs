@@ -151,6 +151,20 @@ pub enum SubscribersCommand {
         /// `publish` sends it (see `[welcome]`).
         #[arg(long)]
         welcome: bool,
+        /// The topics they get, as `[[topics]]` keys: `releases,community`
+        /// (default: every topic, those added later too). An address
+        /// already there keeps its own.
+        #[arg(long, value_name = "KEYS")]
+        topics: Option<String>,
+    },
+    /// Show which topics an address gets; `--set` changes them.
+    Topics {
+        email: String,
+        /// Their topics from now on, as `[[topics]]` keys:
+        /// `releases,community`, or `all` for every topic, those added
+        /// later too.
+        #[arg(long, value_name = "KEYS")]
+        set: Option<String>,
     },
     /// Unsubscribe an address; it is kept so it is never mailed again.
     Remove {
@@ -171,7 +185,8 @@ pub enum SubscribersCommand {
         status: Option<Status>,
     },
     /// Import a CSV file: an export of this tool (email, name, status,
-    /// created_at, key; only email is required), or Mailchimp's or Substack's.
+    /// created_at, key, topics; only email is required), or Mailchimp's or
+    /// Substack's.
     Import { file: PathBuf },
     /// Write every subscriber as CSV to standard output.
     Export,
@@ -640,13 +655,15 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
         }
         Command::Subscribers(command) => {
             let now = Utc::now();
-            // Looking (list, export), removing or reactivating creates no store.
+            // Looking (list, export, topics), removing or reactivating
+            // creates no store: there is no one to change in a store not made.
             let looking = matches!(
                 command,
                 SubscribersCommand::List { .. }
                     | SubscribersCommand::Export
                     | SubscribersCommand::Remove { .. }
                     | SubscribersCommand::Reactivate { .. }
+                    | SubscribersCommand::Topics { .. }
             );
             let mut store = match Store::open_existing(&config.store.path)? {
                 Some(store) => store,
@@ -658,12 +675,20 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
                     email,
                     name,
                     welcome,
+                    topics,
                 } => {
-                    let added = match welcome {
-                        true => subscribers::add_welcomed(&mut store, &config, &email, &name, now)?,
-                        false => subscribers::add(&store, &email, &name, now)?,
+                    let new = subscribers::NewSubscriber {
+                        email: &email,
+                        name: &name,
+                        topics: topics.as_deref(),
+                        welcome,
                     };
-                    println!("{added}")
+                    println!("{}", subscribers::add(&mut store, &config, &new, now)?)
+                }
+                SubscribersCommand::Topics { email, set } => {
+                    let shown =
+                        subscribers::show_topics(&store, &config, &email, set.as_deref(), now)?;
+                    print!("{shown}")
                 }
                 SubscribersCommand::Remove { email, forget } => {
                     println!("{}", subscribers::remove(&mut store, &email, forget, now)?)
@@ -678,7 +703,7 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
                     subscribers::export(&store, &mut std::io::stdout().lock())?
                 }
                 SubscribersCommand::Import { file } => {
-                    let report = subscribers::import(&mut store, &file, now)?;
+                    let report = subscribers::import(&mut store, &config, &file, now)?;
                     for problem in &report.problems {
                         eprintln!("{problem}");
                     }
@@ -721,6 +746,9 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
             crate::email::welcome::check_templates(&config)?;
             crate::serve::check_templates(&config)?;
             crate::email::dkim::Signer::load(&config)?;
+            for warning in store_warnings(&config) {
+                eprintln!("warning: {warning}");
+            }
             if corpus.problems.is_empty() {
                 println!(
                     "checked {} posts and the templates: no problems",
@@ -756,6 +784,26 @@ fn welcome_new_subscribers(config: &Config, now: DateTime<Utc>) -> bool {
             false
         }
     }
+}
+
+/// `check`'s warnings from the store: topics subscribers chose that the
+/// config no longer has. The store is read as it is, never created or
+/// migrated; one that cannot be read is a warning too.
+fn store_warnings(config: &Config) -> Vec<String> {
+    let store = match Store::open_read_only(&config.store.path) {
+        Ok(Some(store)) => store,
+        Ok(None) => return Vec::new(),
+        Err(e) => {
+            return vec![format!(
+                "the topics subscribers chose were not checked: {e}"
+            )];
+        }
+    };
+    subscribers::vanished_topics(&store, config).unwrap_or_else(|e| {
+        vec![format!(
+            "the topics subscribers chose were not checked: {e:#}"
+        )]
+    })
 }
 
 /// One pass over `bounces.imap`, for `publish`.

@@ -7,7 +7,10 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
-use crate::store::{Added, ImportRow, Imported, Status, StatusChange, Store, normalize_email};
+use crate::store::{
+    Added, ImportRow, Imported, Status, StatusChange, Store, Subscriber, normalize_email,
+};
+use crate::topics::{self, Topics};
 
 /// A display name on one line: control characters (a line break could
 /// otherwise become a mail header) turn into spaces, runs of space into one.
@@ -15,15 +18,82 @@ pub fn clean_name(name: &str) -> String {
     crate::text::one_line(name)
 }
 
-/// Adds an active subscriber; an address already there is reported, not changed.
-pub fn add(store: &Store, email: &str, name: &str, now: DateTime<Utc>) -> Result<String> {
-    let email = normalize_email(email).map_err(anyhow::Error::msg)?;
-    Ok(
-        match store.add_subscriber(&email, &clean_name(name), Status::Active, now)? {
-            Added::New(_) => format!("added {email}"),
-            Added::Exists(s) => already(&email, s.status),
-        },
-    )
+/// A `subscribers add`: the address and what comes with it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NewSubscriber<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    /// `--topics` as typed (`releases,community`); `None`: every topic,
+    /// those added later too.
+    pub topics: Option<&'a str>,
+    /// `--welcome`: queue a welcome mail for a new address.
+    pub welcome: bool,
+}
+
+/// Adds an active subscriber, with the topics chosen and (with `welcome`)
+/// a welcome mail queued, in one transaction; the next `send` or `publish`
+/// (or the server, when it next delivers welcomes) sends it. With
+/// `[welcome] enabled = false` the address is added without one, and the
+/// line says so. An address already there is reported, not changed: its
+/// topics neither.
+pub fn add(
+    store: &mut Store,
+    config: &Config,
+    new: &NewSubscriber,
+    now: DateTime<Utc>,
+) -> Result<String> {
+    let email = normalize_email(new.email).map_err(anyhow::Error::msg)?;
+    // `Some(None)`: `--topics` named every topic.
+    let topics = new
+        .topics
+        .map(|keys| choice(config, "--topics", keys))
+        .transpose()?;
+    let welcome = new.welcome && config.welcome.enabled;
+    let added = store.add_active(
+        &email,
+        &clean_name(new.name),
+        topics.as_ref().and_then(Option::as_deref),
+        welcome,
+        now,
+    )?;
+    let new_row = matches!(added, Added::New(_));
+    let topics = topics_note(config, &email, new_row, topics.as_ref());
+    let welcome = welcome_note(config, new.welcome, new_row);
+    Ok(match added {
+        Added::New(_) => format!("added {email}{topics}{welcome}"),
+        Added::Exists(s) => already(&email, s.status) + &welcome + &topics,
+    })
+}
+
+/// What [`add`] says of the topics asked for (`Some(None)`: every topic).
+fn topics_note(
+    config: &Config,
+    email: &str,
+    new_row: bool,
+    topics: Option<&Option<String>>,
+) -> String {
+    match (topics, new_row) {
+        (None, _) => String::new(),
+        (Some(stored), true) => format!(" with {}", topic_list(config, stored.as_deref())),
+        (Some(_), false) => format!(
+            "; their topics are not changed: `newsletter subscribers topics {email} --set KEYS` does that"
+        ),
+    }
+}
+
+/// What [`add`] says of the welcome mail asked for.
+fn welcome_note(config: &Config, asked: bool, new_row: bool) -> String {
+    match (asked, config.welcome.enabled, new_row) {
+        (false, _, _) => String::new(),
+        (true, false, _) => format!(
+            " (no welcome mail: [welcome] enabled = false in {})",
+            config.path.display()
+        ),
+        (true, true, true) => {
+            "; their welcome mail goes out with the next `newsletter send` or `publish`".into()
+        }
+        (true, true, false) => " (no welcome mail)".into(),
+    }
 }
 
 /// What [`add`] says of an address already there.
@@ -38,34 +108,121 @@ fn already(email: &str, status: Status) -> String {
     }
 }
 
-/// [`add`] with a welcome mail queued for a new address (`subscribers add
-/// --welcome`), in the same transaction; the next `send` or `publish`
-/// (or the server, when it next delivers welcomes) sends it. With
-/// `[welcome] enabled = false` the address is added without one, and the
-/// line says so.
-pub fn add_welcomed(
-    store: &mut Store,
+/// A choice of topics as typed after `flag` (`releases,community`, or
+/// `all`), as the store keeps it: `None` for every topic, those added
+/// later too.
+fn choice(config: &Config, flag: &str, keys: &str) -> Result<Option<String>> {
+    if keys.trim() == "all" {
+        return Ok(None);
+    }
+    let topics =
+        topics::parse_keys(config, keys.split(',')).with_context(|| format!("{flag} {keys:?}"))?;
+    Ok(topics.stored(config))
+}
+
+/// `the topics releases, community`, or `every topic` for `None`.
+fn topic_list(config: &Config, stored: Option<&str>) -> String {
+    match stored {
+        None => "every topic".into(),
+        Some(_) => {
+            let keys: Vec<&str> = Topics::of_reader(config, stored)
+                .iter(config)
+                .map(|t| t.key.as_str())
+                .collect();
+            format!("the topics {}", keys.join(", "))
+        }
+    }
+}
+
+/// `subscribers topics EMAIL [--set KEYS]`: sets a subscriber's topics
+/// when `set` is given (`all`: every topic, those added later too), then
+/// says which topics they get, one `yes`/`no`, key and label a line.
+pub fn show_topics(
+    store: &Store,
     config: &Config,
     email: &str,
-    name: &str,
+    set: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<String> {
-    if !config.welcome.enabled {
-        let added = add(store, email, name, now)?;
-        return Ok(format!(
-            "{added} (no welcome mail: [welcome] enabled = false in {})",
-            config.path.display()
-        ));
-    }
     let email = normalize_email(email).map_err(anyhow::Error::msg)?;
-    Ok(
-        match store.add_subscriber_welcomed(&email, &clean_name(name), now)? {
-            Added::New(_) => format!(
-                "added {email}; their welcome mail goes out with the next `newsletter send` or `publish`"
+    let Some(mut subscriber) = store.subscriber(&email)? else {
+        bail!("{email} is not a subscriber (see `newsletter subscribers list`)");
+    };
+    let mut out = String::new();
+    if let Some(keys) = set {
+        subscriber.topics = choice(config, "--set", keys)?;
+        store.set_topics(subscriber.id, subscriber.topics.as_deref(), now)?;
+        out += &format!(
+            "{} now gets {}\n",
+            subscriber.email,
+            topic_list(config, subscriber.topics.as_deref())
+        );
+    }
+    out += &describe_topics(config, &subscriber);
+    Ok(out)
+}
+
+/// Which topics of the config a subscriber gets, and the keys they chose
+/// that the config no longer has.
+fn describe_topics(config: &Config, subscriber: &Subscriber) -> String {
+    let email = &subscriber.email;
+    let stored = subscriber.topics.as_deref();
+    let mut out = if config.topics.is_empty() {
+        format!(
+            "{email} ({}) gets every post: the site has no topics ([[topics]] in {})\n",
+            subscriber.status,
+            config.path.display()
+        )
+    } else {
+        let gets = Topics::of_reader(config, stored);
+        let mut out = match stored {
+            None => format!(
+                "{email} ({}) never chose, so they get every topic, including ones added later:\n",
+                subscriber.status
             ),
-            Added::Exists(s) => already(&email, s.status) + " (no welcome mail)",
-        },
-    )
+            Some(_) => format!(
+                "{email} ({}) chose {} of {} topics:\n",
+                subscriber.status,
+                gets.iter(config).count(),
+                config.topics.len()
+            ),
+        };
+        for (i, topic) in config.topics.iter().enumerate() {
+            let yes = if gets.contains(i) { "yes" } else { "no" };
+            out += &format!("{yes}\t{}\t{}\n", topic.key, topic.label);
+        }
+        out
+    };
+    for key in topics::vanished_keys(config, stored) {
+        out += &format!(
+            "they also chose {key:?}, which {} no longer has: they get nothing for it\n",
+            config.path.display()
+        );
+    }
+    out
+}
+
+/// What `check` says of each topic key that subscribers chose and the
+/// config no longer has: those readers get nothing for it.
+pub fn vanished_topics(store: &Store, config: &Config) -> Result<Vec<String>> {
+    let choices = store.stored_topic_choices()?;
+    let keys = topics::vanished_keys(config, choices.iter().map(|(keys, _)| keys.as_str()));
+    Ok(keys
+        .into_iter()
+        .map(|key| {
+            let readers: usize = choices
+                .iter()
+                .filter(|(keys, _)| keys.split(',').any(|k| k == key))
+                .map(|(_, n)| n)
+                .sum();
+            format!(
+                "topic {key:?} was chosen by {readers} subscriber(s) but is not in [[topics]] of \
+                 {}: they no longer get anything for it; add it back, or change their topics \
+                 with `newsletter subscribers topics EMAIL --set KEYS`",
+                config.path.display()
+            )
+        })
+        .collect())
 }
 
 /// Makes a subscriber active again, whatever their status.
@@ -123,12 +280,13 @@ pub fn list(store: &Store, status: Option<Status>, out: &mut dyn Write) -> Resul
 }
 
 /// Writes every subscriber as CSV with a header line: `email`, `name`,
-/// `status`, `created_at` and `key` (what their links name them by; an
+/// `status`, `created_at`, `key` (what their links name them by; an
 /// import into another store keeps it, so links already mailed still work
-/// there and name no one else).
+/// there and name no one else) and `topics` (the keys they chose, comma
+/// separated; empty: every topic).
 pub fn export(store: &Store, out: &mut dyn Write) -> Result<()> {
     let mut csv = csv::Writer::from_writer(out);
-    csv.write_record(["email", "name", "status", "created_at", "key"])?;
+    csv.write_record(["email", "name", "status", "created_at", "key", "topics"])?;
     let mut result = Ok(());
     store.for_each_subscriber(None, |s| {
         if result.is_ok() {
@@ -138,6 +296,7 @@ pub fn export(store: &Store, out: &mut dyn Write) -> Result<()> {
                 s.status.as_str(),
                 &s.created_at,
                 &s.key,
+                s.topics.as_deref().unwrap_or(""),
             ]);
         }
     })?;
@@ -215,6 +374,7 @@ struct Columns {
     status: Option<usize>,
     key: Option<usize>,
     created_at: Option<usize>,
+    topics: Option<usize>,
     /// Substack's `email_disabled`.
     disabled: Option<usize>,
 }
@@ -243,6 +403,7 @@ impl Columns {
                 status: column("Status"),
                 key: None,
                 created_at: None,
+                topics: None,
                 disabled: None,
             });
         }
@@ -265,6 +426,7 @@ impl Columns {
             status: if substack { None } else { column("status") },
             key: column("key"),
             created_at: column("created_at"),
+            topics: column("topics"),
             disabled: column("email_disabled"),
         })
     }
@@ -342,14 +504,21 @@ fn sniff_delimiter(file: &mut impl std::io::BufRead) -> std::io::Result<u8> {
 }
 
 /// Imports a CSV file: ours (`subscribers export`: `email`, `name`,
-/// `status`, `created_at`, `key`; only `email` is required), Mailchimp's or
-/// Substack's export. Valid rows are added in one transaction, so an
-/// interrupted import adds none; invalid rows are reported with their line
-/// numbers. An address already there is never made active again; one the
+/// `status`, `created_at`, `key`, `topics`; only `email` is required),
+/// Mailchimp's or Substack's export. Valid rows are added in one
+/// transaction, so an interrupted import adds none; invalid rows are
+/// reported with their line numbers. A row whose topics the config does not
+/// have refuses the whole file: skipping it would lose the reader, and
+/// importing it with every topic would mail them what they did not choose. An address already there is never made active again; one the
 /// file says left or bounced is marked so. Importing the same file again
 /// changes nothing, and export → import into a new store gives the same
 /// export.
-pub fn import(store: &mut Store, path: &Path, now: DateTime<Utc>) -> Result<ImportReport> {
+pub fn import(
+    store: &mut Store,
+    config: &Config,
+    path: &Path,
+    now: DateTime<Utc>,
+) -> Result<ImportReport> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut file = std::io::BufReader::new(file);
@@ -384,6 +553,8 @@ pub fn import(store: &mut Store, path: &Path, now: DateTime<Utc>) -> Result<Impo
     let mut rows: Vec<ImportRow> = Vec::new();
     let mut lines: Vec<u64> = Vec::new();
     let mut seen = std::collections::HashMap::new();
+    // `path:line: …` for each row whose topics are not the config's.
+    let mut bad_topics: Vec<String> = Vec::new();
     for record in reader.records() {
         let record = match record {
             Ok(record) => record,
@@ -434,6 +605,16 @@ pub fn import(store: &mut Store, path: &Path, now: DateTime<Utc>) -> Result<Impo
             ));
             continue;
         }
+        let topics = match cell(columns.topics).filter(|t| !t.is_empty()) {
+            Some(keys) => match choice(config, "topics", keys) {
+                Ok(topics) => topics,
+                Err(e) => {
+                    bad_topics.push(format!("{}:{line}: {e:#}", path.display()));
+                    continue;
+                }
+            },
+            None => None,
+        };
         let name: Vec<&str> = columns
             .name
             .iter()
@@ -456,8 +637,18 @@ pub fn import(store: &mut Store, path: &Path, now: DateTime<Utc>) -> Result<Impo
                 }
                 None => None,
             },
-            topics: None,
+            topics,
         });
+    }
+    if let Some(first) = bad_topics.first() {
+        let more = match bad_topics.len() - 1 {
+            0 => String::new(),
+            n => format!(" (and {n} more row(s) with topics the site does not have)"),
+        };
+        bail!(
+            "{first}{more}; nothing was imported: fix the file, or the [[topics]] of {}",
+            config.path.display()
+        );
     }
     for ((outcome, row), line) in store
         .import_subscribers(&rows, now)?
@@ -497,6 +688,28 @@ mod tests {
         "2026-11-25T09:00:00Z".parse().unwrap()
     }
 
+    /// A site with two topics, `releases` and `events`.
+    fn config() -> Config {
+        Config::parse(
+            "[site]\nbase_url = \"https://x.org\"\n\
+             [[topics]]\nkey = \"releases\"\nlabel = \"Releases\"\ntags = [\"release\"]\n\
+             [[topics]]\nkey = \"events\"\nlabel = \"Events\"\ntags = [\"event\"]\n",
+            Path::new("config.toml"),
+            Path::new("/site"),
+        )
+        .unwrap()
+    }
+
+    /// `subscribers add EMAIL --name NAME`, nothing else.
+    fn add_plain(store: &mut Store, email: &str, name: &str) -> String {
+        let new = NewSubscriber {
+            email,
+            name,
+            ..NewSubscriber::default()
+        };
+        add(store, &config(), &new, now()).unwrap()
+    }
+
     #[test]
     fn import_reports_bad_rows_by_line_and_is_idempotent() {
         let dir = tempfile::tempdir().unwrap();
@@ -507,7 +720,7 @@ mod tests {
             "email,name\nann@Example.org,Ann\nnot-an-address,Bob\n\n\"cat@x.org\",\"Cat, the third\"\nann@example.ORG,Ann again\n",
         )
         .unwrap();
-        let report = import(&mut store, &csv, now()).unwrap();
+        let report = import(&mut store, &config(), &csv, now()).unwrap();
         assert_eq!((report.added, report.existing), (2, 0));
         assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
         assert!(
@@ -526,7 +739,7 @@ mod tests {
             "Cat, the third"
         );
 
-        let again = import(&mut store, &csv, now()).unwrap();
+        let again = import(&mut store, &config(), &csv, now()).unwrap();
         assert_eq!((again.added, again.existing), (0, 2));
         assert_eq!(store.count(Status::Active).unwrap(), 2);
     }
@@ -542,26 +755,138 @@ mod tests {
         let mut store = Store::open(&dir.path().join("n.db")).unwrap();
         let csv = dir.path().join("list.csv");
         std::fs::write(&csv, "address\na@x.org\n").unwrap();
-        let err = import(&mut store, &csv, now()).unwrap_err().to_string();
+        let err = import(&mut store, &config(), &csv, now())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("list.csv:1:") && err.contains("email"),
             "{err}"
         );
     }
 
+    fn topics_of(store: &Store, email: &str) -> Option<String> {
+        store.subscriber(email).unwrap().unwrap().topics
+    }
+
+    #[test]
+    fn add_stores_the_topics_chosen_for_a_new_address_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("n.db")).unwrap();
+        let config = config();
+        let mut add_with = |email: &str, topics: &str| {
+            let new = NewSubscriber {
+                email,
+                topics: Some(topics),
+                ..NewSubscriber::default()
+            };
+            add(&mut store, &config, &new, now())
+        };
+        assert_eq!(
+            add_with("a@x.org", "events, releases").unwrap(),
+            "added a@x.org with every topic"
+        );
+        assert_eq!(
+            add_with("b@x.org", "events").unwrap(),
+            "added b@x.org with the topics events"
+        );
+        let said = add_with("b@x.org", "releases").unwrap();
+        assert!(
+            said.contains("already a subscriber")
+                && said.contains("not changed")
+                && said.contains("subscribers topics b@x.org --set"),
+            "{said}"
+        );
+        let err = format!("{:#}", add_with("c@x.org", "releases,news").unwrap_err());
+        assert!(
+            err.contains("\"news\" is not a topic") && err.contains("releases, events"),
+            "{err}"
+        );
+        assert_eq!(topics_of(&store, "a@x.org"), None);
+        assert_eq!(topics_of(&store, "b@x.org").as_deref(), Some("events"));
+        assert!(store.subscriber("c@x.org").unwrap().is_none());
+    }
+
+    #[test]
+    fn topics_are_shown_set_and_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("n.db")).unwrap();
+        let config = config();
+        add_plain(&mut store, "ann@x.org", "");
+        let shown = show_topics(&store, &config, "Ann@X.org", None, now()).unwrap();
+        assert_eq!(
+            shown,
+            "ann@x.org (active) never chose, so they get every topic, including ones added later:\n\
+             yes\treleases\tReleases\nyes\tevents\tEvents\n"
+        );
+        let shown = show_topics(&store, &config, "ann@x.org", Some("events"), now()).unwrap();
+        assert!(
+            shown.starts_with("ann@x.org now gets the topics events\n")
+                && shown.contains("chose 1 of 2 topics")
+                && shown.contains("no\treleases\t")
+                && shown.contains("yes\tevents\t"),
+            "{shown}"
+        );
+        assert_eq!(topics_of(&store, "ann@x.org").as_deref(), Some("events"));
+
+        // A key the config no longer has is named, here and at `check`.
+        let id = store.subscriber("ann@x.org").unwrap().unwrap().id;
+        store.set_topics(id, Some("events,old"), now()).unwrap();
+        let shown = show_topics(&store, &config, "ann@x.org", None, now()).unwrap();
+        assert!(
+            shown.contains("they also chose \"old\", which config.toml no longer has"),
+            "{shown}"
+        );
+        let warnings = vanished_topics(&store, &config).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("\"old\" was chosen by 1 subscriber(s)"),
+            "{warnings:?}"
+        );
+
+        show_topics(&store, &config, "ann@x.org", Some("all"), now()).unwrap();
+        assert_eq!(topics_of(&store, "ann@x.org"), None);
+        assert!(vanished_topics(&store, &config).unwrap().is_empty());
+        let err = show_topics(&store, &config, "bob@x.org", None, now()).unwrap_err();
+        assert!(err.to_string().contains("bob@x.org is not a subscriber"));
+    }
+
+    #[test]
+    fn import_reads_topics_and_refuses_the_file_for_one_it_does_not_know() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("n.db")).unwrap();
+        let report = import_text(
+            &mut store,
+            "list.csv",
+            "email,topics\na@x.org,\"events,releases\"\nb@x.org,events\nc@x.org,\n",
+        );
+        assert_eq!(report.added, 3, "{report:?}");
+        assert_eq!(topics_of(&store, "a@x.org"), None);
+        assert_eq!(topics_of(&store, "b@x.org").as_deref(), Some("events"));
+        assert_eq!(topics_of(&store, "c@x.org"), None);
+
+        let path = dir.path().join("bad.csv");
+        std::fs::write(
+            &path,
+            "email,topics\nd@x.org,events\ne@x.org,news\nf@x.org,old\n",
+        )
+        .unwrap();
+        let err = import(&mut store, &config(), &path, now()).unwrap_err();
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("bad.csv:3: topics \"news\"")
+                && err.contains("1 more row")
+                && err.contains("nothing was imported"),
+            "{err}"
+        );
+        assert!(store.subscriber("d@x.org").unwrap().is_none());
+    }
+
     #[test]
     fn remove_keeps_the_row_and_export_lists_it() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("n.db")).unwrap();
-        assert_eq!(
-            add(&store, "A@X.org", " Ann ", now()).unwrap(),
-            "added A@x.org"
-        );
-        assert!(
-            add(&store, "A@x.ORG", "", now())
-                .unwrap()
-                .contains("already")
-        );
+        assert_eq!(add_plain(&mut store, "A@X.org", " Ann "), "added A@x.org");
+        assert!(add_plain(&mut store, "A@x.ORG", "").contains("already"));
         assert!(remove(&mut store, "nobody@x.org", false, now()).is_err());
         remove(&mut store, "A@x.org", false, now()).unwrap();
         let mut out = Vec::new();
@@ -571,7 +896,7 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             format!(
-                "email,name,status,created_at,key\nA@x.org,Ann,unsubscribed,2026-11-25T09:00:00.000Z,{key}\n"
+                "email,name,status,created_at,key,topics\nA@x.org,Ann,unsubscribed,2026-11-25T09:00:00.000Z,{key},\n"
             )
         );
     }
@@ -586,7 +911,7 @@ mod tests {
             ("spam@x.org", Status::Complained),
         ] {
             store.add_subscriber(email, "", status, now()).unwrap();
-            let said = add(&store, email, "", now()).unwrap();
+            let said = add_plain(&mut store, email, "");
             assert!(
                 said.contains(&format!("is {status} and stays so"))
                     && said.contains(&format!("subscribers reactivate {email}")),
@@ -637,7 +962,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
-        import(store, &path, now()).unwrap()
+        import(store, &config(), &path, now()).unwrap()
     }
 
     fn status_of(store: &Store, email: &str) -> Status {
@@ -688,6 +1013,8 @@ mod tests {
         ] {
             store.add_subscriber(email, name, status, now()).unwrap();
         }
+        let b = store.subscriber("b@x.org").unwrap().unwrap();
+        store.set_topics(b.id, Some("events"), now()).unwrap();
         let mut first = Vec::new();
         export(&store, &mut first).unwrap();
         let first = String::from_utf8(first).unwrap();
@@ -822,7 +1149,9 @@ mod tests {
 
         let path = dir.path().join("two.csv");
         std::fs::write(&path, "email,Email Address\na@x.org,b@x.org\n").unwrap();
-        let err = import(&mut store, &path, now()).unwrap_err().to_string();
+        let err = import(&mut store, &config(), &path, now())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("two.csv:1:") && err.contains("keep one"),
             "{err}"
@@ -833,7 +1162,7 @@ mod tests {
     fn forget_erases_the_row_and_keeps_the_address_out_of_imports() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("n.db")).unwrap();
-        add(&store, "ann@x.org", "Ann", now()).unwrap();
+        add_plain(&mut store, "ann@x.org", "Ann");
         let out = remove(&mut store, "Ann@X.org", true, now()).unwrap();
         assert!(out.contains("erased"), "{out}");
         assert!(store.subscriber("ann@x.org").unwrap().is_none());
@@ -848,7 +1177,7 @@ mod tests {
         assert!(store.subscriber("ann@x.org").unwrap().is_none());
 
         // Added back by hand: an import then treats the row as any other.
-        add(&store, "Ann@x.org", "", now()).unwrap();
+        add_plain(&mut store, "Ann@x.org", "");
         let report = import_text(
             &mut store,
             "cleaned_members_export_1.csv",
@@ -894,7 +1223,7 @@ mod tests {
         let path = dir.path().join("export.csv");
         std::fs::write(&path, &text).unwrap();
         let mut other = Store::open(&dir.path().join("other.db")).unwrap();
-        let report = import(&mut other, &path, now()).unwrap();
+        let report = import(&mut other, &config(), &path, now()).unwrap();
         assert_eq!(report.added, 5, "{report:?}");
         let mut again = Vec::new();
         export(&other, &mut again).unwrap();

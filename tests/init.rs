@@ -220,7 +220,7 @@ fn looking_at_a_new_site_creates_no_store() {
     let list = cli(&["subscribers", "list"]).success();
     assert_eq!(list.stdout, "");
     let export = cli(&["subscribers", "export"]).success();
-    assert_eq!(export.stdout, "email,name,status,created_at,key\n");
+    assert_eq!(export.stdout, "email,name,status,created_at,key,topics\n");
     cli(&["subscribers", "remove", "nobody@example.org"]).exit_code(1);
     let test = cli(&["send", "--to", "editor@example.org", "--now", NOW]).success();
     assert!(test.stdout.contains("editor@example.org"), "{test:?}");

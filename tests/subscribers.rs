@@ -115,3 +115,277 @@ fn erasure_and_imports_wait_for_a_running_send_instead_of_failing() {
         "the send ended before the test could race it ({done})"
     );
 }
+
+/// `[[topics]]` of the sites below: three topics, in this order.
+const TOPICS: &str = "[[topics]]\nkey = \"releases\"\nlabel = \"Release announcements\"\n\
+                      tags = [\"release\"]\n\n\
+                      [[topics]]\nkey = \"community\"\nlabel = \"Community news\"\n\
+                      tags = [\"events\"]\n\n\
+                      [[topics]]\nkey = \"docs\"\nlabel = \"Documentation\"\ntags = [\"docs\"]\n";
+
+fn site_with_topics() -> Site {
+    let site = Site::with_mail().create();
+    site.append_config(TOPICS);
+    site
+}
+
+/// The `yes`/`no` lines of `subscribers topics EMAIL`, as `key=yes`.
+fn topics_shown(site: &Site, email: &str) -> (String, Vec<String>) {
+    let out = cli(site, &["subscribers", "topics", email])
+        .success()
+        .stdout;
+    let rows = out
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f.len() == 3).then(|| format!("{}={}", f[1], f[0]))
+        })
+        .collect();
+    (out, rows)
+}
+
+#[test]
+fn add_with_topics_stores_them_and_topics_shows_and_sets_them() {
+    let site = site_with_topics();
+    let out = cli(
+        &site,
+        &[
+            "subscribers",
+            "add",
+            "Ann@Example.org",
+            "--topics",
+            "community, releases",
+        ],
+    )
+    .success();
+    assert_eq!(
+        out.stdout,
+        "added Ann@example.org with the topics releases, community\n"
+    );
+    let (shown, rows) = topics_shown(&site, "ann@EXAMPLE.org");
+    assert!(shown.contains("chose 2 of 3 topics"), "{shown}");
+    assert!(
+        shown.contains("yes\treleases\tRelease announcements"),
+        "{shown}"
+    );
+    assert_eq!(rows, ["releases=yes", "community=yes", "docs=no"]);
+
+    // Added again: the choice stays, and the line says where to change it.
+    let out = cli(
+        &site,
+        &["subscribers", "add", "ann@example.org", "--topics", "docs"],
+    )
+    .success();
+    assert!(
+        out.stdout.contains("already a subscriber")
+            && out
+                .stdout
+                .contains("subscribers topics ann@example.org --set"),
+        "{out:?}"
+    );
+    assert_eq!(
+        topics_shown(&site, "ann@example.org").1,
+        ["releases=yes", "community=yes", "docs=no"]
+    );
+
+    let out = cli(
+        &site,
+        &["subscribers", "topics", "ann@example.org", "--set", "docs"],
+    )
+    .success();
+    assert!(
+        out.stdout
+            .starts_with("Ann@example.org now gets the topics docs\n"),
+        "{out:?}"
+    );
+    assert_eq!(
+        topics_shown(&site, "ann@example.org").1,
+        ["releases=no", "community=no", "docs=yes"]
+    );
+    cli(
+        &site,
+        &["subscribers", "topics", "ann@example.org", "--set", "all"],
+    )
+    .success();
+    let (shown, rows) = topics_shown(&site, "ann@example.org");
+    assert!(
+        shown.contains("never chose, so they get every topic, including ones added later"),
+        "{shown}"
+    );
+    assert_eq!(rows, ["releases=yes", "community=yes", "docs=yes"]);
+
+    // Without --topics: every topic, as before topics.
+    cli(&site, &["subscribers", "add", "bob@example.org"]).success();
+    assert!(
+        topics_shown(&site, "bob@example.org")
+            .0
+            .contains("never chose")
+    );
+
+    let out = cli(&site, &["subscribers", "topics", "nobody@example.org"]).exit_code(1);
+    assert!(
+        out.stderr
+            .contains("nobody@example.org is not a subscriber"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_topic_the_site_does_not_have_is_refused_with_exit_code_1() {
+    let site = site_with_topics();
+    let out = cli(
+        &site,
+        &[
+            "subscribers",
+            "add",
+            "ann@example.org",
+            "--topics",
+            "releases,news",
+        ],
+    )
+    .exit_code(1);
+    assert!(
+        out.stderr.contains("\"news\" is not a topic")
+            && out.stderr.contains("releases, community, docs"),
+        "{out:?}"
+    );
+    assert!(statuses(&site).is_empty(), "nobody is added");
+
+    cli(&site, &["subscribers", "add", "ann@example.org"]).success();
+    for set in ["news", ",", ""] {
+        let out = cli(
+            &site,
+            &["subscribers", "topics", "ann@example.org", "--set", set],
+        )
+        .exit_code(1);
+        assert!(out.stderr.contains("--set"), "{set:?}: {out:?}");
+    }
+    assert!(
+        topics_shown(&site, "ann@example.org")
+            .0
+            .contains("never chose")
+    );
+
+    // A site without topics says so.
+    let plain = Site::with_mail().create();
+    let out = cli(
+        &plain,
+        &[
+            "subscribers",
+            "add",
+            "ann@example.org",
+            "--topics",
+            "releases",
+        ],
+    )
+    .exit_code(1);
+    assert!(
+        out.stderr.contains("the site has no topics") && out.stderr.contains("[[topics]]"),
+        "{out:?}"
+    );
+    assert!(statuses(&plain).is_empty());
+}
+
+#[test]
+fn export_then_import_keeps_each_subscribers_topics() {
+    let site = site_with_topics();
+    for (email, topics) in [
+        ("a@example.org", Some("releases")),
+        ("b@example.org", None),
+        ("c@example.org", Some("docs,community")),
+    ] {
+        let mut args = vec!["subscribers", "add", email];
+        if let Some(topics) = topics {
+            args.extend(["--topics", topics]);
+        }
+        cli(&site, &args).success();
+    }
+    let export = cli(&site, &["subscribers", "export"]).success().stdout;
+    let header = export.lines().next().unwrap();
+    assert_eq!(header, "email,name,status,created_at,key,topics");
+    assert!(export.contains(",\"community,docs\"\n"), "{export}");
+
+    // Into a fresh store.
+    let other = site_with_topics();
+    other.write("export.csv", &export);
+    let out = cli(&other, &["subscribers", "import", "export.csv"]).success();
+    assert!(out.stdout.contains("imported 3 new"), "{out:?}");
+    assert_eq!(
+        cli(&other, &["subscribers", "export"]).success().stdout,
+        export
+    );
+    assert_eq!(
+        topics_shown(&other, "c@example.org").1,
+        ["releases=no", "community=yes", "docs=yes"]
+    );
+    assert!(
+        topics_shown(&other, "b@example.org")
+            .0
+            .contains("never chose")
+    );
+}
+
+#[test]
+fn an_import_naming_a_topic_the_site_does_not_have_imports_nothing() {
+    let site = site_with_topics();
+    site.write(
+        "list.csv",
+        "email,name,topics\nann@example.org,Ann,releases\nbob@example.org,Bob,\"docs,news\"\n\
+         cy@example.org,Cy,\n",
+    );
+    let out = cli(&site, &["subscribers", "import", "list.csv"]).exit_code(1);
+    assert!(
+        out.stderr.contains("list.csv:3: topics \"docs,news\"")
+            && out.stderr.contains("\"news\" is not a topic")
+            && out.stderr.contains("nothing was imported"),
+        "{out:?}"
+    );
+    assert!(statuses(&site).is_empty(), "{:?}", statuses(&site));
+}
+
+#[test]
+fn check_warns_of_a_topic_chosen_that_the_config_no_longer_has() {
+    let site = site_with_topics();
+    // No store yet: check makes none.
+    site.check().success();
+    assert!(!site.path("newsletter.db").exists());
+
+    for email in ["a@example.org", "b@example.org"] {
+        cli(
+            &site,
+            &["subscribers", "add", email, "--topics", "docs,releases"],
+        )
+        .success();
+    }
+    cli(
+        &site,
+        &[
+            "subscribers",
+            "add",
+            "c@example.org",
+            "--topics",
+            "community",
+        ],
+    )
+    .success();
+    let out = site.check().success();
+    assert!(!out.stderr.contains("topic"), "{out:?}");
+
+    site.replace_in_config(
+        "[[topics]]\nkey = \"docs\"\nlabel = \"Documentation\"\ntags = [\"docs\"]\n",
+        "",
+    );
+    let out = site.check().success();
+    assert!(
+        out.stderr.contains(
+            "warning: topic \"docs\" was chosen by 2 subscriber(s) but is not in [[topics]]"
+        ) && out.stderr.contains("no longer get anything for it"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("\"community\""), "{out:?}");
+    assert!(
+        topics_shown(&site, "a@example.org")
+            .0
+            .contains("they also chose \"docs\""),
+    );
+}

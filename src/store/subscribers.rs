@@ -193,8 +193,8 @@ impl Store {
         status: Status,
         now: DateTime<Utc>,
     ) -> Result<Added, StoreError> {
-        let added =
-            add_subscriber(&self.conn, email, name, status, now).map_err(|e| self.error(e))?;
+        let added = add_subscriber(&self.conn, email, name, status, None, now)
+            .map_err(|e| self.error(e))?;
         if matches!(added, Added::New(_)) {
             self.unforget(email)?;
         }
@@ -223,7 +223,7 @@ impl Store {
     ) -> Result<Vec<Added>, StoreError> {
         self.transaction(|tx| {
             rows.into_iter()
-                .map(|(email, name)| add_subscriber(tx, email, name, status, now))
+                .map(|(email, name)| add_subscriber(tx, email, name, status, None, now))
                 .collect()
         })
     }
@@ -602,15 +602,19 @@ impl Store {
             .map_err(|e| self.error(e))
     }
 
-    /// Every distinct choice of topics stored (for the keys the config no
-    /// longer has, see `crate::topics::vanished_keys`).
-    pub fn stored_topic_choices(&self) -> Result<Vec<String>, StoreError> {
+    /// Every distinct choice of topics stored, with how many subscribers
+    /// made it (for the keys the config no longer has, see
+    /// `crate::topics::vanished_keys`).
+    pub fn stored_topic_choices(&self) -> Result<Vec<(String, usize)>, StoreError> {
         let mut statement = self
             .conn
-            .prepare("SELECT DISTINCT topics FROM subscribers WHERE topics IS NOT NULL")
+            .prepare(
+                "SELECT topics, count(*) FROM subscribers WHERE topics IS NOT NULL \
+                 GROUP BY topics ORDER BY topics",
+            )
             .map_err(|e| self.error(e))?;
         let rows = statement
-            .query_map([], |r| r.get::<_, String>(0))
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize)))
             .map_err(|e| self.error(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
@@ -628,26 +632,30 @@ impl Store {
     }
 }
 
+/// Adds an address unless it is there, with the topics chosen (`None`:
+/// every topic).
 pub(super) fn add_subscriber(
     conn: &Connection,
     email: &str,
     name: &str,
     status: Status,
+    topics: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Added, rusqlite::Error> {
     if let Some(subscriber) = find(conn, email)? {
         return Ok(Added::Exists(subscriber));
     }
     conn.prepare_cached(
-        "INSERT INTO subscribers (email, name, status, created_at, updated_at, key) \
-         VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+        "INSERT INTO subscribers (email, name, status, created_at, updated_at, key, topics) \
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
     )?
     .execute(params![
         email,
         name,
         status.as_str(),
         timestamp(now),
-        new_key()
+        new_key(),
+        topics
     ])?;
     Ok(Added::New(conn.last_insert_rowid()))
 }

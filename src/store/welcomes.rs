@@ -20,19 +20,23 @@ use super::subscribers::add_subscriber;
 use super::{Added, Changed, StatusChange, Store, StoreError, timestamp};
 
 impl Store {
-    /// Adds an address (already normalised) as an active subscriber with a
-    /// welcome queued, in one transaction; an address already there is
-    /// left as it is, and not welcomed (`subscribers add --welcome`).
-    pub fn add_subscriber_welcomed(
+    /// Adds an address (already normalised) as an active subscriber with
+    /// the topics they chose (`None`: every topic) and, with `welcome`, a
+    /// welcome queued, in one transaction: a crash never leaves a new row
+    /// without its choice or its welcome. An address already there is left
+    /// as it is: its topics and its welcome too (`subscribers add`).
+    pub fn add_active(
         &mut self,
         email: &str,
         name: &str,
+        topics: Option<&str>,
+        welcome: bool,
         now: DateTime<Utc>,
     ) -> Result<Added, StoreError> {
         let added = self.transaction(|tx| {
-            let added = add_subscriber(tx, email, name, super::Status::Active, now)?;
-            if let Added::New(id) = added {
-                queue_welcome(tx, id, now)?;
+            let added = add_subscriber(tx, email, name, super::Status::Active, topics, now)?;
+            if let (Added::New(id), true) = (&added, welcome) {
+                queue_welcome(tx, *id, now)?;
             }
             Ok(added)
         })?;
@@ -186,21 +190,28 @@ mod tests {
     #[test]
     fn adding_with_a_welcome_queues_one_and_an_address_already_there_none() {
         let (_dir, mut store) = store();
-        let id = added(
-            store
-                .add_subscriber_welcomed("a@x.org", "A", now())
-                .unwrap(),
-        );
+        let id = added(store.add_active("a@x.org", "A", None, true, now()).unwrap());
         assert_eq!(pending(&store), ["a@x.org"]);
-        let again = store.add_subscriber_welcomed("A@x.org", "", now()).unwrap();
+        let again = store.add_active("A@x.org", "", None, true, now()).unwrap();
         assert!(matches!(again, Added::Exists(_)));
         store
             .add_subscriber("b@x.org", "", Status::Active, now())
             .unwrap();
-        store.add_subscriber_welcomed("b@x.org", "", now()).unwrap();
+        store.add_active("b@x.org", "", None, true, now()).unwrap();
         assert_eq!(pending(&store), ["a@x.org"]);
         let p = &store.pending_welcomes(0, 10, now()).unwrap()[0];
         assert_eq!((p.subscriber_id, p.attempts), (id, 0));
+
+        // The topics come with the row; an address already there keeps its own.
+        store
+            .add_active("c@x.org", "", Some("releases"), false, now())
+            .unwrap();
+        store
+            .add_active("c@x.org", "", Some("events"), false, now())
+            .unwrap();
+        let c = store.subscriber("c@x.org").unwrap().unwrap();
+        assert_eq!(c.topics.as_deref(), Some("releases"));
+        assert_eq!(pending(&store), ["a@x.org"]);
     }
 
     #[test]
@@ -275,10 +286,10 @@ mod tests {
     #[test]
     fn outcomes_count_attempts_and_leavers_are_cancelled_then_queued_again() {
         let (_dir, mut store) = store();
-        let a = added(store.add_subscriber_welcomed("a@x.org", "", now()).unwrap());
-        let b = added(store.add_subscriber_welcomed("b@x.org", "", now()).unwrap());
-        let c = added(store.add_subscriber_welcomed("c@x.org", "", now()).unwrap());
-        let d = added(store.add_subscriber_welcomed("d@x.org", "", now()).unwrap());
+        let a = added(store.add_active("a@x.org", "", None, true, now()).unwrap());
+        let b = added(store.add_active("b@x.org", "", None, true, now()).unwrap());
+        let c = added(store.add_active("c@x.org", "", None, true, now()).unwrap());
+        let d = added(store.add_active("d@x.org", "", None, true, now()).unwrap());
         store
             .record_welcome(a, &Outcome::Retry("451 later".into()), later(1))
             .unwrap();
@@ -335,7 +346,7 @@ mod tests {
     #[test]
     fn a_bounce_of_a_welcome_names_the_subscriber_and_no_digest() {
         let (_dir, mut store) = store();
-        let id = added(store.add_subscriber_welcomed("a@x.org", "", now()).unwrap());
+        let id = added(store.add_active("a@x.org", "", None, true, now()).unwrap());
         store
             .record_welcome(id, &Outcome::Sent("250 ok".into()), later(1))
             .unwrap();
@@ -373,7 +384,7 @@ mod tests {
     #[test]
     fn forgetting_a_subscriber_removes_their_welcome() {
         let (_dir, mut store) = store();
-        let id = added(store.add_subscriber_welcomed("a@x.org", "", now()).unwrap());
+        let id = added(store.add_active("a@x.org", "", None, true, now()).unwrap());
         assert!(store.forget(id, later(1)).unwrap());
         let rows: i64 = store
             .conn

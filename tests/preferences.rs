@@ -6,6 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::mail_site::TOPICS;
 use common::server::{
     SECRET, Server, cli, client, free_port, preferences_url, start, stored_subscriber, token_for,
 };
@@ -14,24 +15,7 @@ use newsletter::token::Purpose;
 use reqwest::StatusCode;
 use reqwest::blocking::Response;
 
-const TOPICS: &str = r#"
-[[topics]]
-key = "releases"
-label = "Release announcements"
-tags = ["release"]
-
-[[topics]]
-key = "events"
-label = "Events and meetups"
-tags = ["event"]
-
-[[topics]]
-key = "docs"
-label = "Documentation"
-tags = ["docs"]
-"#;
-
-/// A served mail site with [`TOPICS`].
+/// A served mail site with three topics ([`TOPICS`]).
 fn site_with_topics(port: u16) -> Site {
     let site = Site::with_mail().served_at(port).create();
     site.append_config(TOPICS);

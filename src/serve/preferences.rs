@@ -24,7 +24,11 @@ use super::signup::{
 use crate::store::{Status, StoreError, Subscriber};
 use crate::subscribers::clean_name;
 use crate::token::{self, Purpose};
-use crate::topics::Topics;
+use crate::topics::{ChoiceError, Topics};
+
+/// What the page says when no topic is ticked: the way out is below.
+const NO_TOPIC: &str =
+    "Please choose at least one topic. To get nothing, unsubscribe from everything below.";
 
 /// `GET /preferences/{token}`; `?saved` (where a save leads) says so.
 pub async fn show(State(app): State<Arc<App>>, Path(token): Path<String>, uri: Uri) -> Response {
@@ -90,6 +94,7 @@ pub async fn save(
         // A form that offered no topics leaves them as they are.
         Ok(None) => subscriber.topics.clone(),
         Ok(Some(topics)) => topics.stored(&app.config),
+        Err(ChoiceError::Empty) => return refused(StatusCode::BAD_REQUEST, "topics", NO_TOPIC),
         Err(e) => return refused(StatusCode::BAD_REQUEST, "topics", topics_error(&e)),
     };
     let (worker, id, name) = (app.clone(), subscriber.id, clean_name(name));

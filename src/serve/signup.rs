@@ -43,9 +43,7 @@ pub(super) fn name_error(name: &str) -> Option<String> {
 /// What the forms say when no topic, or an unknown one, is ticked.
 pub(super) fn topics_error(error: &ChoiceError) -> &'static str {
     match error {
-        ChoiceError::Empty => {
-            "Please choose at least one topic. To get nothing, don't subscribe (or unsubscribe)."
-        }
+        ChoiceError::Empty => "Please choose at least one topic. To get nothing, don't subscribe.",
         ChoiceError::Unknown { .. } | ChoiceError::NoTopics => {
             "One of the topics sent is not one of this site's. Please choose again."
         }

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::text::{TEXT_WIDTH, wrap};
 
 /// Every template built into the binary, by file name.
-pub const BUILT_IN: [(&str, &str); 19] = [
+pub const BUILT_IN: [(&str, &str); 21] = [
     ("_mail.html", include_str!("../templates/_mail.html")),
     ("_post.html", include_str!("../templates/_post.html")),
     ("digest.html", include_str!("../templates/digest.html")),
@@ -31,6 +31,7 @@ pub const BUILT_IN: [(&str, &str); 19] = [
         "_signup_form.html",
         include_str!("../templates/_signup_form.html"),
     ),
+    ("_topics.html", include_str!("../templates/_topics.html")),
     (
         "not_found.html",
         include_str!("../templates/not_found.html"),
@@ -42,6 +43,10 @@ pub const BUILT_IN: [(&str, &str); 19] = [
     (
         "unsubscribe.html",
         include_str!("../templates/unsubscribe.html"),
+    ),
+    (
+        "preferences.html",
+        include_str!("../templates/preferences.html"),
     ),
     (
         "confirm_page.html",

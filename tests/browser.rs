@@ -4,7 +4,8 @@
 //! against `newsletter serve`, typing as a person would; this test checks
 //! what the browser saw and what the server did with it. The screenshots
 //! are kept in
-//! `target/test-artifacts/subscribe-*.png`.
+//! `target/test-artifacts/subscribe-*.png`. The preference page is operated
+//! with the keyboard alone by `tests/browser_preferences.py`.
 
 mod common;
 
@@ -372,4 +373,130 @@ fn the_home_page_and_the_archive_render_in_a_browser_as_served() {
         "{digest:?}"
     );
     println!("screenshots: {}", shots.display());
+}
+
+#[derive(Debug, Deserialize)]
+struct Preferences {
+    before: PreferencesSeen,
+    /// Where each Tab put the focus (`tag:type:value:text`).
+    tabs: Vec<String>,
+    after: PreferencesSeen,
+    reloaded: PreferencesSeen,
+    console: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PreferencesSeen {
+    page: PreferencesPage,
+    boxes: Vec<TopicBox>,
+    name_field: Option<String>,
+    notice: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PreferencesPage {
+    url: String,
+    h1: Option<String>,
+    status: Option<u16>,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct TopicBox {
+    value: String,
+    checked: bool,
+    accessible_name: String,
+    /// The accessible name of its fieldset: its legend.
+    group: Option<String>,
+}
+
+#[test]
+fn the_preference_page_works_with_the_keyboard_alone() {
+    let port = free_port();
+    let site = Site::with_mail().served_at(port).create();
+    site.append_config(common::mail_site::TOPICS);
+    cli(
+        &site,
+        &["subscribers", "add", "ann@example.net", "--name", NAME],
+    )
+    .success();
+    let server = start(&site, port);
+    let url = common::server::preferences_url(&site, &server, "ann@example.net");
+    let shot = artifacts_dir().join("preferences-saved.png");
+    let _ = std::fs::remove_file(&shot);
+    let browsed = run(std::process::Command::new(python())
+        .arg(manifest_dir().join("tests/browser_preferences.py"))
+        .args(["--url", &url, "--uncheck", "events", "--shot"])
+        .arg(&shot));
+    assert_eq!(
+        browsed.code,
+        Some(0),
+        "browser_preferences.py failed\n{browsed}\n--- server log\n{}",
+        server.logs().join("\n")
+    );
+    let seen: Preferences = serde_json::from_str(&browsed.stdout)
+        .unwrap_or_else(|e| panic!("browser_preferences.py printed bad JSON ({e})\n{browsed}"));
+
+    // Every box named by its label, in a fieldset with a legend; every
+    // topic ticked for a reader who never chose.
+    let before = &seen.before;
+    assert_eq!(before.page.status, Some(200), "{seen:#?}");
+    assert_eq!(
+        before.page.h1.as_deref(),
+        Some("Your subscription to Fixture Blog")
+    );
+    let labels = [
+        ("releases", "Release announcements"),
+        ("events", "Events and meetups"),
+        ("docs", "Documentation"),
+    ];
+    let topic_boxes = |ticked: &[&str]| -> Vec<TopicBox> {
+        labels
+            .iter()
+            .map(|(value, label)| TopicBox {
+                value: value.to_string(),
+                checked: ticked.contains(value),
+                accessible_name: label.to_string(),
+                group: Some("Topics (what you get by email; at least one)".into()),
+            })
+            .collect()
+    };
+    assert_eq!(before.boxes, topic_boxes(&["releases", "events", "docs"]));
+    assert!(
+        before
+            .name_field
+            .as_deref()
+            .is_some_and(|n| n.starts_with("Name")),
+        "{seen:#?}"
+    );
+
+    // Tab reached the box and the button, through the name field.
+    assert!(
+        seen.tabs.iter().any(|t| t.starts_with("input:text:")),
+        "{:?}",
+        seen.tabs
+    );
+
+    // Saved: back on the page (303), which says so; after a reload too.
+    let after = &seen.after;
+    assert_eq!(after.page.status, Some(200), "{seen:#?}");
+    assert_eq!(after.page.url, format!("{url}?saved"));
+    assert_eq!(after.notice.as_deref(), Some("Your choices are saved."));
+    assert_eq!(after.boxes, topic_boxes(&["releases", "docs"]));
+    assert_eq!(seen.reloaded.boxes, topic_boxes(&["releases", "docs"]));
+    let stored = common::server::stored_subscriber(&site, "ann@example.net");
+    assert_eq!(
+        (stored.name.as_str(), stored.topics.as_deref()),
+        (NAME, Some("releases,docs"))
+    );
+
+    // Nothing refused by the Content-Security-Policy, nothing failed.
+    let logged: Vec<&String> = seen
+        .console
+        .iter()
+        .filter(|line| !line.contains("/favicon.ico"))
+        .collect();
+    assert!(logged.is_empty(), "{logged:?}");
+    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("{}: {e}", shot.display()));
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{}", shot.display());
+    println!("screenshot: {}", shot.display());
 }

@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use minijinja::context;
 
 use super::App;
-use super::signup::{html_response, server_error};
+use super::signup::{form_values, html_response, server_error};
+use crate::topics::Topics;
 
 /// How long a 404 may be kept: a scanner's requests can be answered by a
 /// cache, and a page written since (an archive page) shows within a minute.
@@ -17,11 +18,11 @@ const NOT_FOUND_MAX_AGE: &str = "public, max-age=60";
 
 /// `GET /`: the site's name, the sign-up form, the feeds and the archive.
 pub async fn home(State(app): State<Arc<App>>) -> Response {
-    let none = Option::<&str>::None;
-    match app.pages.render(
-        "home.html",
-        context! { email => "", name => "", error => none },
-    ) {
+    let every = Topics::all(&app.config);
+    match app
+        .pages
+        .render("home.html", form_values(&app, "", "", every, None))
+    {
         Ok(html) => html_response(StatusCode::OK, html),
         Err(e) => server_error(&app, &e),
     }

@@ -1,5 +1,5 @@
 //! `newsletter serve`: the feeds over HTTP, sign-up with double opt-in,
-//! one-click unsubscribe, and a scheduler that publishes posts when they
+//! one-click unsubscribe, the preference page, and a scheduler that publishes posts when they
 //! come due and sends digests on the schedule.
 //!
 //! One process, axum on a small tokio runtime. Everything that touches the
@@ -7,8 +7,10 @@
 //! feeds touches only memory.
 
 mod files;
+mod form;
 mod home;
 mod pages;
+mod preferences;
 mod scheduler;
 mod signup;
 mod welcome;
@@ -377,6 +379,10 @@ fn router(app: Arc<App>) -> Router {
         .route(
             links::UNSUBSCRIBE,
             get(signup::unsubscribe_page).post(signup::unsubscribe),
+        )
+        .route(
+            links::PREFERENCES,
+            get(preferences::show).post(preferences::save),
         );
     // `/subscribe/` and the like: to the route's own path, whatever the method.
     for route in [
@@ -384,6 +390,7 @@ fn router(app: Arc<App>) -> Router {
         links::SUBSCRIBE,
         links::CONFIRM,
         links::UNSUBSCRIBE,
+        links::PREFERENCES,
     ] {
         router = router.route(&format!("{route}/"), any(to_route));
     }

@@ -1,6 +1,7 @@
 //! The server's pages and the confirmation email, rendered from the
 //! templates folder: `home.html`, `subscribe.html`, `unsubscribe.html`,
-//! `page.html`, `not_found.html`, `confirm.html` and `confirm.txt`.
+//! `preferences.html`, `page.html`, `not_found.html`, `confirm.html` and
+//! `confirm.txt`.
 
 use anyhow::{Result, anyhow};
 use minijinja::value::Value;
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::email::body::inline_css;
+use crate::topics::Topics;
 use crate::{links, templates};
 
 /// The loaded templates and the `site` value they all get.
@@ -49,6 +51,23 @@ fn page_links(config: &Config) -> Value {
     }
 }
 
+/// A form's topic checkboxes (`_topics.html`): each topic's `key`,
+/// `label`, and whether it is `checked`; none when the site has no topics.
+pub fn topic_boxes(config: &Config, checked: Topics) -> Vec<Value> {
+    config
+        .topics
+        .iter()
+        .enumerate()
+        .map(|(i, topic)| {
+            context! {
+                key => &topic.key,
+                label => &topic.label,
+                checked => checked.contains(i),
+            }
+        })
+        .collect()
+}
+
 impl Pages {
     /// Loads the templates, so a missing or broken one stops the server at
     /// start with its file and line, not at a reader's first sign-up.
@@ -65,22 +84,39 @@ impl Pages {
         // (an undefined variable, a filter that cannot take none) is found
         // now, not at a reader's request.
         let none = Option::<&str>::None;
+        let boxes = Value::from(vec![
+            context! { key => "releases", label => "Releases", checked => true },
+            context! { key => "events", label => "Events", checked => false },
+        ]);
+        let no_boxes = Value::from(Vec::<Value>::new());
         let samples = [
             (
                 "subscribe.html",
-                context! { email => "reader@example.org", name => "Reader", error => "A sample error." },
+                context! { email => "reader@example.org", name => "Reader", topics => boxes.clone(), error => "A sample error.", error_field => "topics" },
             ),
             (
                 "subscribe.html",
-                context! { email => "", name => "", error => none },
+                context! { email => "", name => "", topics => no_boxes.clone(), error => none, error_field => none },
             ),
             (
                 "home.html",
-                context! { email => "", name => "", error => none },
+                context! { email => "", name => "", topics => boxes.clone(), error => none, error_field => none },
             ),
             ("not_found.html", context! {}),
             ("unsubscribe.html", context! {}),
             ("confirm_page.html", context! {}),
+            (
+                "preferences.html",
+                context! { email => "reader@example.org", name => "Reader", active => true, topics => boxes.clone(), saved => true, error => "A sample error.", error_field => "name" },
+            ),
+            (
+                "preferences.html",
+                context! { email => "reader@example.org", name => "", active => true, topics => no_boxes.clone(), saved => false, error => none, error_field => none },
+            ),
+            (
+                "preferences.html",
+                context! { email => "reader@example.org", name => "", active => false, topics => no_boxes.clone(), saved => false, error => none, error_field => none },
+            ),
             (
                 "page.html",
                 context! { title => "Title", message => "Message.", link_url => "https://example.org/", link_text => "Link" },

@@ -12,15 +12,15 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use anyhow::Result;
-use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, Form, Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use minijinja::context;
-use serde::Deserialize;
+use minijinja::value::Value;
 
 use super::App;
+use super::form::Fields;
 use crate::config::Config;
 use crate::email::compose::{build_notice, recipient, trial_message_id};
 use crate::email::dkim::Signer;
@@ -29,33 +29,41 @@ use crate::links;
 use crate::store::{self, Added, Changed, Status, StatusChange, Store};
 use crate::subscribers::clean_name;
 use crate::token::{self, Purpose, TokenError};
+use crate::topics::{ChoiceError, Topics};
 
-/// The sign-up form's fields. `website` is a trap for bots: it is hidden
-/// from people, so a value in it means the form was filled in by a script.
-#[derive(Debug, Deserialize)]
-pub struct SignUp {
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    website: String,
+/// The longest name the forms take (the pages say so too, with `maxlength`).
+pub const NAME_MAX: usize = 100;
+
+/// Why a name typed into a form is refused (too long), if it is.
+pub(super) fn name_error(name: &str) -> Option<String> {
+    (name.chars().count() > NAME_MAX)
+        .then(|| format!("Please keep the name to {NAME_MAX} characters."))
 }
 
-/// The longest name the form takes (the page says so too, with `maxlength`).
-pub const NAME_MAX: usize = 100;
+/// What the forms say when no topic, or an unknown one, is ticked.
+pub(super) fn topics_error(error: &ChoiceError) -> &'static str {
+    match error {
+        ChoiceError::Empty => "Please choose at least one topic. To get nothing, don't subscribe.",
+        ChoiceError::Unknown { .. } | ChoiceError::NoTopics => {
+            "One of the topics sent is not one of this site's. Please choose again."
+        }
+    }
+}
 
 /// `GET /subscribe`.
 pub async fn form(State(app): State<Arc<App>>) -> Response {
-    render_form(&app, StatusCode::OK, "", "", None)
+    let every = Topics::all(&app.config);
+    render_form(&app, StatusCode::OK, "", "", every, None)
 }
 
-/// `POST /subscribe`.
+/// `POST /subscribe`: the fields `email`, `name`, `topics` (one per box
+/// ticked, with `topics_offered`) and `website`, a trap for bots: it is
+/// hidden from people, so a value in it means a script filled the form in.
 pub async fn subscribe(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    form: Result<Form<SignUp>, FormRejection>,
+    form: Result<Fields, StatusCode>,
 ) -> Response {
     let client = client_address(&app, peer, &headers);
     if let Err(wait) = app.per_client.check_key(&client) {
@@ -66,41 +74,38 @@ pub async fn subscribe(
         return too_many(&app, retry);
     }
     let form = match form {
-        Ok(Form(form)) => form,
-        Err(rejection) => {
-            // A body over the limit is 413; anything else unreadable, 400.
-            let status = match rejection.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
-                _ => StatusCode::BAD_REQUEST,
-            };
+        Ok(form) => form,
+        Err(status) => {
+            let every = Topics::all(&app.config);
             let message = "The form could not be read. Please try again.";
-            return render_form(&app, status, "", "", Some(message));
+            return render_form(&app, unreadable(status), "", "", every, Some(("", message)));
         }
     };
-    if form.name.chars().count() > NAME_MAX {
-        let message = format!("Please keep the name to {NAME_MAX} characters.");
-        return render_form(
-            &app,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &form.email,
-            "",
-            Some(&message),
-        );
+    let (typed_email, typed_name) = (form.get("email"), form.get("name"));
+    let ticked = form.ticked(&app.config);
+    if let Some(message) = name_error(typed_name) {
+        let error = Some(("name", message.as_str()));
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return render_form(&app, status, typed_email, "", ticked, error);
     }
-    let email = match store::normalize_email(&form.email) {
+    let topics = match form.topics(&app.config) {
+        Ok(topics) => topics,
+        Err(e) => {
+            let error = Some(("topics", topics_error(&e)));
+            let status = StatusCode::BAD_REQUEST;
+            return render_form(&app, status, typed_email, typed_name, ticked, error);
+        }
+    };
+    let email = match store::normalize_email(typed_email) {
         Ok(email) if store::is_public_address(&email) => email,
         _ => {
             let message = "Please enter a valid email address, like name@example.org.";
-            return render_form(
-                &app,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &form.email,
-                &form.name,
-                Some(message),
-            );
+            let error = Some(("email", message));
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return render_form(&app, status, typed_email, typed_name, ticked, error);
         }
     };
-    if !form.website.is_empty() {
+    if !form.get("website").is_empty() {
         tracing::info!(%client, "sign-up ignored: the hidden field was filled in");
         return check_inbox(&app);
     }
@@ -115,7 +120,8 @@ pub async fn subscribe(
     // answer is the same, and as fast, for an address new or known.
     app.confirmations.queue(SignUpRequest {
         email,
-        name: clean_name(&form.name),
+        name: clean_name(typed_name),
+        topics: topics.and_then(|t| t.stored(&app.config)),
         now: app.clock.now(),
     });
     tracing::info!(%client, "sign-up queued");
@@ -158,8 +164,27 @@ fn verify_confirm(app: &App, token: &str, now: DateTime<Utc>) -> Result<String, 
     }
 }
 
-/// How many times a confirmation tries a busy store (50 ms apart).
-const CONFIRM_TRIES: u32 = 20;
+/// How many times a confirmation or a saved preference tries a busy
+/// store (50 ms apart).
+const BUSY_TRIES: u32 = 20;
+
+/// `write`, tried again for a moment while it fails: this server's own
+/// short writes (a welcome recorded, a queued unsubscribe applied) keep
+/// the store busy for milliseconds. `write` takes the store's lock itself,
+/// so it is not held in between.
+pub(super) fn retry_busy<T>(
+    mut write: impl FnMut() -> Result<T, store::StoreError>,
+) -> Result<T, store::StoreError> {
+    let mut tries = 0;
+    loop {
+        let result = write();
+        tries += 1;
+        if result.is_ok() || tries == BUSY_TRIES {
+            return result;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
 
 /// Records a confirmation: the subscriber active and their welcome queued.
 fn confirm_in_store(
@@ -197,18 +222,7 @@ pub async fn confirm(State(app): State<Arc<App>>, Path(token): Path<String>) -> 
     let worker = app.clone();
     let expires = token::expiry(&token).unwrap_or_default();
     let result = tokio::task::spawn_blocking(move || {
-        // This server's own short writes (a welcome recorded, a queued
-        // unsubscribe applied) keep the store busy for milliseconds: try
-        // again for a moment, without holding the store's lock meanwhile.
-        let mut tries = 0;
-        loop {
-            let result = confirm_in_store(&worker, &key, expires, now);
-            tries += 1;
-            if result.is_ok() || tries == CONFIRM_TRIES {
-                return result;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        retry_busy(|| confirm_in_store(&worker, &key, expires, now))
     })
     .await;
     match result {
@@ -267,6 +281,13 @@ pub async fn unsubscribe(State(app): State<Arc<App>>, Path(token): Path<String>)
     let Ok(key) = token::verify(&app.secret, Purpose::Unsubscribe, &token, 0) else {
         return invalid_link(&app);
     };
+    unsubscribe_key(&app, key).await
+}
+
+/// Unsubscribes the subscriber `key` and answers "You are unsubscribed":
+/// at once, or, when the store is busy, queued on disk (see
+/// `store::queue`) and applied as soon as it allows. Idempotent.
+pub(super) async fn unsubscribe_key(app: &Arc<App>, key: String) -> Response {
     let now = app.clock.now();
     let worker = app.clone();
     let queued_key = key.clone();
@@ -281,7 +302,7 @@ pub async fn unsubscribe(State(app): State<Arc<App>>, Path(token): Path<String>)
     })
     .await;
     let done = page(
-        &app,
+        app,
         StatusCode::OK,
         "You are unsubscribed",
         "You will not get the digest any more. You can sign up again at any time.",
@@ -300,11 +321,11 @@ pub async fn unsubscribe(State(app): State<Arc<App>>, Path(token): Path<String>)
                 done
             }
             Err(queue) => server_error(
-                &app,
+                app,
                 &anyhow::Error::new(queue).context(format!("the store failed too: {e}")),
             ),
         },
-        Err(e) => server_error(&app, &anyhow::Error::new(e)),
+        Err(e) => server_error(app, &anyhow::Error::new(e)),
     }
 }
 
@@ -350,17 +371,44 @@ fn in_words(duration: Duration) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
+/// The status for a form that could not be read: 413 for a body over the
+/// limit, else 400.
+pub(super) fn unreadable(status: StatusCode) -> StatusCode {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => status,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// What `_signup_form.html` shows: `email` and `name` as typed, the
+/// `topics` boxes as ticked, and an `error` with the field it is about
+/// (`error_field`: `email`, `name`, `topics`, or empty for none).
+pub(super) fn form_values(
+    app: &App,
+    email: &str,
+    name: &str,
+    ticked: Topics,
+    error: Option<(&str, &str)>,
+) -> Value {
+    context! {
+        email,
+        name,
+        topics => super::pages::topic_boxes(&app.config, ticked),
+        error => error.map(|e| e.1),
+        error_field => error.map(|e| e.0),
+    }
+}
+
 fn render_form(
     app: &App,
     status: StatusCode,
     email: &str,
     name: &str,
-    error: Option<&str>,
+    ticked: Topics,
+    error: Option<(&str, &str)>,
 ) -> Response {
-    match app
-        .pages
-        .render("subscribe.html", context! { email, name, error })
-    {
+    let values = form_values(app, email, name, ticked, error);
+    match app.pages.render("subscribe.html", values) {
         Ok(html) => html_response(status, html),
         Err(e) => server_error(app, &e),
     }
@@ -391,7 +439,7 @@ fn too_many(app: &App, retry: Duration) -> Response {
     response
 }
 
-fn invalid_link(app: &App) -> Response {
+pub(super) fn invalid_link(app: &App) -> Response {
     page(
         app,
         StatusCode::BAD_REQUEST,
@@ -401,7 +449,7 @@ fn invalid_link(app: &App) -> Response {
     )
 }
 
-fn page(
+pub(super) fn page(
     app: &App,
     status: StatusCode,
     title: &str,
@@ -447,6 +495,8 @@ pub(super) fn html_response(status: StatusCode, html: String) -> Response {
 pub struct SignUpRequest {
     email: String,
     name: String,
+    /// The topics ticked, as the store keeps them (`None`: every topic).
+    topics: Option<String>,
     now: DateTime<Utc>,
 }
 
@@ -579,8 +629,13 @@ impl Worker {
         let ttl = self.config.server.confirm_ttl;
         let expires =
             job.now + chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::hours(48));
-        let expires =
-            store.remember_signup_name(id, expires.timestamp(), &job.name, None, job.now)?;
+        let expires = store.remember_signup_name(
+            id,
+            expires.timestamp(),
+            &job.name,
+            job.topics.as_deref(),
+            job.now,
+        )?;
         let name = String::new();
         let key = store
             .subscriber_by_id(id)?

@@ -602,6 +602,27 @@ impl Store {
             .map_err(|e| self.error(e))
     }
 
+    /// Saves what an active subscriber chose on their preference page:
+    /// their name and topics (`None`: every topic). False, and nothing
+    /// changed, when there is no such subscriber or they are not active:
+    /// the page subscribes no one again.
+    pub fn set_preferences(
+        &self,
+        id: i64,
+        name: &str,
+        topics: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.conn
+            .execute(
+                "UPDATE subscribers SET name = ?2, topics = ?3, updated_at = ?4 \
+                 WHERE id = ?1 AND status = 'active'",
+                params![id, name, topics, timestamp(now)],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.error(e))
+    }
+
     /// Every distinct choice of topics stored, with how many subscribers
     /// made it (for the keys the config no longer has, see
     /// `crate::topics::vanished_keys`).

@@ -18,6 +18,26 @@ use super::{Site, manifest_dir, run};
 /// The `From` of every mail site unless a test says otherwise.
 pub const FROM: &str = "Fixture Blog <news@blog.example.org>";
 
+/// Three `[[topics]]`, to append to a site's config: `releases` ("Release
+/// announcements", tag `release`), `events` ("Events and meetups", tag
+/// `event`) and `docs` ("Documentation", tag `docs`).
+pub const TOPICS: &str = r#"
+[[topics]]
+key = "releases"
+label = "Release announcements"
+tags = ["release"]
+
+[[topics]]
+key = "events"
+label = "Events and meetups"
+tags = ["event"]
+
+[[topics]]
+key = "docs"
+label = "Documentation"
+tags = ["docs"]
+"#;
+
 /// A mail site to be written; [`MailSite::create`] writes it.
 ///
 /// With no options: the fixture blog (its posts, `[site]`, `[content]` and

@@ -202,3 +202,25 @@ pub fn client() -> reqwest::blocking::Client {
         .build()
         .unwrap()
 }
+
+/// The subscriber `email` as the store of `site` (`newsletter.db`) holds them.
+pub fn stored_subscriber(site: &Site, email: &str) -> newsletter::store::Subscriber {
+    let store = newsletter::store::Store::open(&site.path("newsletter.db")).unwrap();
+    store
+        .subscriber(email)
+        .unwrap()
+        .unwrap_or_else(|| panic!("{email} is not in the store"))
+}
+
+/// A token for the subscriber `email`, signed as the server and `send`
+/// sign theirs: with [`SECRET`] and the subscriber's key.
+pub fn token_for(site: &Site, email: &str, purpose: newsletter::token::Purpose) -> String {
+    let key = stored_subscriber(site, email).key;
+    newsletter::token::sign(SECRET.as_bytes(), purpose, &key, None)
+}
+
+/// The preference page of the subscriber `email` on `server`.
+pub fn preferences_url(site: &Site, server: &Server, email: &str) -> String {
+    let token = token_for(site, email, newsletter::token::Purpose::Preferences);
+    server.url(&format!("/preferences/{token}"))
+}

@@ -30,9 +30,10 @@ pub(super) struct RawTopic {
 
 /// True for a topic key: 1 to 40 of `a`–`z`, `0`–`9`, `-` and `_`,
 /// starting with a letter or digit (it is typed in `--topics a,b` and
-/// sent in forms).
+/// sent in forms); not `all`, which the CLI reads as every topic.
 pub fn is_topic_key(key: &str) -> bool {
-    (1..=40).contains(&key.len())
+    key != "all"
+        && (1..=40).contains(&key.len())
         && key
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
@@ -58,7 +59,7 @@ pub(super) fn check(raw: Vec<RawTopic>, source: &Source) -> Result<Vec<Topic>, C
                 "topics.key",
                 format!(
                     "{which} is not a key: use 1 to 40 lowercase letters, digits, `-` and `_`, \
-                     e.g. \"releases\""
+                     e.g. \"releases\" (not \"all\", which means every topic)"
                 ),
             ));
         }
@@ -133,6 +134,7 @@ mod tests {
             (topic("Releases", "R", "[\"r\"]"), "topics.key"),
             (topic("", "R", "[\"r\"]"), "topics.key"),
             (topic("a,b", "R", "[\"r\"]"), "topics.key"),
+            (topic("all", "R", "[\"r\"]"), "topics.key"),
             (
                 topic("a", "R", "[\"r\"]") + &topic("a", "S", "[\"s\"]"),
                 "given twice",

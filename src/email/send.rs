@@ -16,7 +16,7 @@ use super::lock::SendLock;
 use super::transport::{self, Attempt};
 use crate::config::Config;
 use crate::content;
-use crate::store::{Counts, Kind, Status, Store};
+use crate::store::{Choice, Counts, Kind, Status, Store};
 
 /// What the caller asks of a run.
 #[derive(Debug, Clone, Default)]
@@ -253,16 +253,37 @@ fn outbox_trial(config: &Config, now: DateTime<Utc>) -> Result<SendReport> {
             recipients = still;
         }
     }
+    // With topics, each reader's copy of the next mailing, as `send` would
+    // fix it (an unfinished one is shown whole); `None`: nothing for them.
+    let whole = vec![Some(None); recipients.len()];
+    let copies: Vec<Option<Option<Choice>>> = match unfinished || config.topics.is_empty() {
+        true => whole,
+        false => match next_digest(config, Some(&store), id, now)? {
+            Some(next) => {
+                let topics: Vec<Option<String>> =
+                    recipients.iter().map(|s| s.topics.clone()).collect();
+                let plan = next.readers.plan(config, &topics)?;
+                plan.assigned
+                    .iter()
+                    .map(|a| a.map(|n| Some(plan.choices[n].clone())))
+                    .collect()
+            }
+            None => whole,
+        },
+    };
     let outbox = transport::Outbox::create(config.email.outbox.clone(), true)?;
     let composer = Composer::new(config, &digest, id, &secret, Stamp::Trial)?;
     let mut session = transport::Transport::session(&outbox);
-    for subscriber in &recipients {
+    let mut written = 0;
+    for (subscriber, copy) in recipients.iter().zip(&copies) {
+        let Some(choice) = copy else { continue };
+        written += 1;
         let message = composer.message(
             subscriber.id,
             &subscriber.key,
             &subscriber.email,
             &subscriber.name,
-            None,
+            choice.as_ref(),
             now,
         )?;
         match session.send(&message) {
@@ -275,7 +296,7 @@ fn outbox_trial(config: &Config, now: DateTime<Utc>) -> Result<SendReport> {
     }
     Ok(SendReport::OutboxTrial {
         subject: digest.subject,
-        written: recipients.len(),
+        written,
         outbox: config.email.outbox.clone(),
         unfinished,
     })

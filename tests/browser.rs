@@ -412,7 +412,11 @@ struct TopicBox {
 #[test]
 fn the_preference_page_works_with_the_keyboard_alone() {
     let port = free_port();
-    let site = Site::with_mail().served_at(port).create();
+    let site = Site::with_mail()
+        .without_posts()
+        .first_run_posts(10)
+        .served_at(port)
+        .create();
     site.append_config(common::mail_site::TOPICS);
     cli(
         &site,
@@ -499,4 +503,28 @@ fn the_preference_page_works_with_the_keyboard_alone() {
     let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("{}: {e}", shot.display()));
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{}", shot.display());
     println!("screenshot: {}", shot.display());
+
+    // The next digest carries what the page chose: the release, not the
+    // meetup (events was unticked), and the post in no topic.
+    for (slug, tags) in [
+        ("release-1", "[release]"),
+        ("meetup", "[event]"),
+        ("note", "[misc]"),
+    ] {
+        site.write(
+            &format!("content/2026-11-20-{slug}.md"),
+            format!("---\ntitle: Post {slug}\ncreated_at: 2026-11-20\ntags: {tags}\n---\n\nAbout {slug}.\n"),
+        );
+    }
+    cli(&site, &["send", "--now", common::NOW]).success();
+    let sent = common::smtp::eml_files(&site.path("outbox"));
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let text = common::smtp::mail_file(&sent[0])
+        .part("text/plain")
+        .to_string();
+    assert!(
+        text.contains("Post release-1") && text.contains("Post note"),
+        "{text}"
+    );
+    assert!(!text.contains("Post meetup"), "{text}");
 }

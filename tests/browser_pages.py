@@ -22,22 +22,8 @@ import json
 import os
 import tempfile
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-    "--window-size=900,1100",
-]
+from browser_common import browser
 
 
 def main() -> int:
@@ -46,15 +32,7 @@ def main() -> int:
     ap.add_argument("urls", nargs="+")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as profile:
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for flag in FLAGS:
-            options.add_argument(flag)
-        options.add_argument(f"--user-data-dir={profile}")
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        service = Service(executable_path=CHROMEDRIVER, log_output=os.path.join(profile, "driver.log"))
-        driver = webdriver.Chrome(options=options, service=service)
-        driver.set_page_load_timeout(60)
+        driver = browser(profile, os.path.join(profile, "driver.log"), height=1100, load_seconds=60)
         seen = []
         try:
             for n, url in enumerate(args.urls):

@@ -24,28 +24,14 @@ import json
 import os
 import tempfile
 
-from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-WAIT_SECONDS = 15
-FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-    "--window-size=900,1100",
-]
+from browser_common import WAIT_SECONDS, browser
+
 # Enough to reach any control of the page from its top.
 MOST_TABS = 30
 
@@ -108,15 +94,7 @@ def main() -> int:
     ap.add_argument("--shot", required=True)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as profile:
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for flag in FLAGS:
-            options.add_argument(flag)
-        options.add_argument(f"--user-data-dir={profile}")
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        service = Service(executable_path=CHROMEDRIVER, log_output=os.path.join(profile, "driver.log"))
-        driver = webdriver.Chrome(options=options, service=service)
-        driver.set_page_load_timeout(WAIT_SECONDS)
+        driver = browser(profile, os.path.join(profile, "driver.log"), height=1100)
         report = {}
         try:
             driver.get(args.url)

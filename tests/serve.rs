@@ -1073,7 +1073,7 @@ fn a_queued_unsubscribe_is_applied_by_the_next_send_even_without_the_server() {
         .stdout
         .lines()
         .find(|l| l.starts_with("ann@"))
-        .and_then(|l| l.rsplit(',').next())
+        .and_then(|l| l.split(',').nth(4))
         .unwrap()
         .to_string();
     // What a server wrote before it was stopped, the store busy till then.

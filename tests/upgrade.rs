@@ -177,7 +177,7 @@ fn links_mailed_before_keys_still_unsubscribe_their_reader_and_no_one_else() {
     assert!(
         export
             .stdout
-            .contains("bob@example.org,,active,2026-01-01T00:00:00.000Z,2\n"),
+            .contains("bob@example.org,,active,2026-01-01T00:00:00.000Z,2,\n"),
         "{export:?}"
     );
     let moved = Site::with_mail().subscribers(&["zed@example.org"]).create();

@@ -337,7 +337,7 @@ else
   verdict "FAIL  flat memory: ${RSS[$COUNT]} MB at $COUNT vs ${RSS[$SMALL]} MB at $SMALL (x$ratio > x$MAX_GROWTH)"
 fi
 if (( TOPICS > 0 )); then
-  copies=$(sql "$WORK/send-$COUNT-random/newsletter.db" 'SELECT count(*) FROM choices WHERE digest_id = 1' 2>/dev/null || echo '?')
+  copies=$(sql "$WORK/send-$COUNT-random/newsletter.db" 'SELECT count(DISTINCT choice) FROM deliveries WHERE digest_id = 1' 2>/dev/null || echo '?')
   echo "topics: $copies different copies of the digest among $COUNT subscribers"
   if awk -v r="${RATE[random]}" -v m="$MIN_RATE" 'BEGIN { exit !(r >= m) }'; then
     verdict "PASS  throughput with $TOPICS topics, a random subset each: ${RATE[random]} msg/s >= $MIN_RATE"

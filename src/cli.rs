@@ -236,7 +236,7 @@ fn print_send_report(report: &SendReport) -> Exit {
             posts,
             recipients,
         } => {
-            for email in recipients {
+            for (email, subject) in recipients {
                 println!("{email}\t{subject}");
             }
             println!(

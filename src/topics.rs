@@ -44,7 +44,7 @@ impl Topics {
     pub fn of_post(config: &Config, tags: &[String]) -> Topics {
         let mut set = 0u64;
         for tag in tags {
-            let tag = tag.trim().to_lowercase();
+            let tag = tag_key(tag);
             for (i, topic) in config.topics.iter().enumerate() {
                 if topic.tags.contains(&tag) {
                     set |= 1 << i;
@@ -90,6 +90,13 @@ impl Topics {
                 .join(","),
         )
     }
+}
+
+/// A tag as topics compare it: trimmed, in Unicode's composed form (NFC:
+/// an `é` typed as `e` and an accent is the `é` typed as one), lowercase.
+pub fn tag_key(tag: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    tag.trim().nfc().collect::<String>().to_lowercase()
 }
 
 /// Why a list of topic keys was refused.
@@ -178,6 +185,11 @@ mod tests {
         let config = config();
         let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let release = Topics::of_post(&config, &tags(&["Release", "go"]));
+        // Composed or not, any case: one tag.
+        assert_eq!(
+            tag_key("E\u{301}VE\u{300}NEMENTS"),
+            tag_key(" \u{e9}v\u{e8}nements")
+        );
         let meetup = Topics::of_post(&config, &tags(&["meetup"]));
         let other = Topics::of_post(&config, &tags(&["go"]));
         assert_eq!(release, Topics(0b001));

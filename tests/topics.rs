@@ -286,6 +286,29 @@ fn each_reader_gets_exactly_the_posts_of_their_topics() {
     let posts = digest_posts();
     write_posts(&site, &posts);
 
+    // The dry run lists the readers of the letter (it goes first) with
+    // its subject, and nobody else.
+    let dry = run(site
+        .newsletter(["send", "--dry-run", "--now", NOW])
+        .env("NEWSLETTER_SECRET", SECRET))
+    .success();
+    let listed: Vec<&str> = dry
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(email, subject)| {
+            assert_eq!(subject, "Post c-letter", "{email}");
+            email
+        })
+        .collect();
+    let letter_readers: Vec<&str> = readers
+        .iter()
+        .zip(&choices)
+        .filter(|(_, c)| c.as_ref().is_none_or(|c| c.contains(&4)))
+        .map(|(r, _)| r.as_str())
+        .collect();
+    assert_eq!(listed, letter_readers, "{dry}");
+
     let out = send(&site).success();
     let messages = server.messages();
     check_mail(

@@ -80,7 +80,7 @@ pub(super) fn check(raw: Vec<RawTopic>, source: &Source) -> Result<Vec<Topic>, C
         }
         let mut tags: Vec<String> = Vec::new();
         for tag in &raw.tags {
-            let tag = tag.trim().to_lowercase();
+            let tag = crate::topics::tag_key(tag);
             if tag.is_empty() {
                 return Err(source.invalid(
                     "topics.tags",

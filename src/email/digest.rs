@@ -344,13 +344,13 @@ fn render_digest(
         subject.clone(),
         Some(&whole),
     )?;
-    if by_reader {
-        check_marks(config, &rendered, posts.len())?;
-    }
     rendered.post_urls = posts
         .iter()
         .map(|p| config.site.url_for(&p.permalink))
         .collect();
+    if by_reader {
+        check_marks(config, &rendered)?;
+    }
     rendered.whole = Some(whole.clone());
     let readers = Readers {
         kind: Kind::Digest,
@@ -412,22 +412,26 @@ impl<'e> Subjects<'e> {
     }
 }
 
-/// Refuses a digest whose templates do not mark each post's card: with
-/// `[[topics]]` every card is rendered and each reader's copy keeps only
-/// theirs, so an unmarked card would reach every reader.
-fn check_marks(
-    config: &Config,
-    rendered: &RenderedDigest,
-    posts: usize,
-) -> Result<(), DigestError> {
+/// Refuses a digest whose templates do not mark each post: with
+/// `[[topics]]` every post is rendered (as a card, and as a line under
+/// "Also new") and each reader's copy keeps only theirs, so an unmarked
+/// post would reach every reader. So each card must be marked, and a copy
+/// with no post must name none of them.
+fn check_marks(config: &Config, rendered: &RenderedDigest) -> Result<(), DigestError> {
+    let nothing = Choice::default();
     for (name, part) in [
         (HTML_TEMPLATE, &rendered.html),
         (TEXT_TEMPLATE, &rendered.text),
     ] {
-        let marked = (0..posts).all(|i| {
+        let bare = select(part, &nothing);
+        let cards_marked = (0..rendered.post_urls.len()).all(|i| {
             part.contains(&Region::Post(i).begin()) && part.contains(&Region::Post(i).end())
         });
-        if !marked {
+        let none_unmarked = rendered
+            .post_urls
+            .iter()
+            .all(|url| !bare.contains(url.as_str()) && !bare.contains(&escape_text(url)));
+        if !(cards_marked && none_unmarked) {
             return Err(DigestError::Template {
                 location: templates::locate(&config.digest.templates, name, None),
                 message: "with [[topics]], each post of the `posts` loop must be marked: print \
@@ -464,8 +468,15 @@ impl Readers {
             Kind::Letter => None,
         };
         let mut choices = vec![self.whole.clone()];
-        let mut by_posts: HashMap<Vec<usize>, usize> =
-            HashMap::from([(self.whole.posts.clone(), 0)]);
+        // A set of posts as bits: a small key for each of tens of thousands.
+        let bits = |posts: &[usize]| {
+            let mut set = vec![0u64; self.topics.len().div_ceil(64)];
+            for &i in posts {
+                set[i / 64] |= 1 << (i % 64);
+            }
+            set
+        };
+        let mut by_posts: HashMap<Vec<u64>, usize> = HashMap::from([(bits(&self.whole.posts), 0)]);
         let mut by_topics: HashMap<Topics, Option<usize>> = HashMap::new();
         let mut assigned = Vec::with_capacity(distinct.len());
         for stored in distinct {
@@ -477,7 +488,8 @@ impl Readers {
             let posts: Vec<usize> = (0..self.topics.len())
                 .filter(|&i| reader.gets(self.topics[i]))
                 .collect();
-            let choice = match (posts.first(), by_posts.get(&posts)) {
+            let key = bits(&posts);
+            let choice = match (posts.first(), by_posts.get(&key)) {
                 (None, _) => None,
                 (Some(_), Some(&n)) => Some(n),
                 (Some(&first), None) => {
@@ -490,9 +502,9 @@ impl Readers {
                         cards: self.whole.cards.min(posts.len()),
                         subject,
                         preheader: self.preheaders[first].clone(),
-                        posts: posts.clone(),
+                        posts,
                     });
-                    by_posts.insert(posts, choices.len() - 1);
+                    by_posts.insert(key, choices.len() - 1);
                     Some(choices.len() - 1)
                 }
             };
@@ -1544,6 +1556,38 @@ Rest."#;
         )
         .unwrap();
         (dir, config)
+    }
+
+    #[test]
+    fn with_topics_a_template_that_leaves_a_post_unmarked_is_refused() {
+        const TOPIC: &str = "[[topics]]\nkey = \"r\"\nlabel = \"R\"\ntags = [\"r\"]\n";
+        let marked =
+            "{% for post in posts %}{{ post.begin }}{{ post.url }}{{ post.end }}{% endfor %}";
+        let listed = "{% for post in more_posts %}{{ post.url }}{% endfor %}";
+        let listed_marked = "{{ more_begin }}{% for post in more_posts %}{{ post.begin }}{{ post.url }}{{ post.end }}{% endfor %}{{ more_end }}";
+        let plain = "{% for post in posts %}{{ post.url }}{% endfor %}";
+        let render_with = |html: &str, text: &str| {
+            let (dir, config) = templates(html, text);
+            let config = Config::parse(
+                &format!("{SITE}[digest]\ntemplates = {:?}\n{TOPIC}", dir.path()),
+                Path::new("config.toml"),
+                dir.path(),
+            )
+            .unwrap();
+            let a = post(&config, "2024-05-02-a.md", "title: A", "a");
+            let b = post(&config, "2024-05-01-b.md", "title: B\ntags: [r]", "b");
+            render(&config, &[&a, &b], 1).map(|_| ())
+        };
+        let both = format!("{marked}{listed_marked}");
+        assert!(render_with(&both, &both).is_ok());
+        for (html, text) in [
+            (plain.to_string(), both.clone()),
+            (both.clone(), plain.to_string()),
+            (format!("{marked}{listed}"), both.clone()),
+        ] {
+            let err = render_with(&html, &text).unwrap_err().to_string();
+            assert!(err.contains("{{ post.begin }}"), "{err}");
+        }
     }
 
     #[test]

@@ -42,7 +42,9 @@ pub enum SendReport {
     DryRun {
         subject: String,
         posts: usize,
-        recipients: Vec<String>,
+        /// Each address it would go to, with the subject of their copy
+        /// (with topics, readers with nothing new are left out).
+        recipients: Vec<(String, String)>,
     },
     /// `--to`: one test message; `again` when no post was new and it is
     /// the latest digest rendered again.
@@ -192,6 +194,9 @@ pub fn send_locked(
             options.cancel.as_deref(),
         )?;
         let counts = store.counts(digest.id)?;
+        if counts.pending == 0 {
+            store.forget_choices(digest.id)?;
+        }
         delivered.push(Delivered {
             digest_id: digest.id,
             kind: digest.kind,
@@ -233,8 +238,11 @@ fn outbox_trial(config: &Config, now: DateTime<Utc>) -> Result<SendReport> {
         return Ok(SendReport::NoSubscribers);
     }
     if unfinished {
-        let pending: std::collections::HashSet<String> =
-            store.pending_recipients(id)?.into_iter().collect();
+        let pending: std::collections::HashSet<String> = store
+            .pending_recipients(id)?
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect();
         let still: Vec<_> = recipients
             .iter()
             .filter(|s| pending.contains(&s.email))
@@ -332,9 +340,16 @@ fn preview_run(config: &Config, options: &SendOptions, now: DateTime<Utc>) -> Re
             };
             let mut all = Vec::new();
             if let Some(store) = &store {
-                store.for_each_subscriber(Some(Status::Active), |s| all.push(s.email))?;
+                store.for_each_subscriber(Some(Status::Active), |s| all.push(s))?;
             }
-            (next.rendered.subject, next.posts.len(), all)
+            let topics: Vec<Option<String>> = all.iter().map(|s| s.topics.clone()).collect();
+            let plan = next.readers.plan(config, &topics)?;
+            let recipients = all
+                .into_iter()
+                .zip(&plan.assigned)
+                .filter_map(|(s, a)| a.map(|n| (s.email, plan.choices[n].subject.clone())))
+                .collect();
+            (next.rendered.subject, next.posts.len(), recipients)
         }
     };
     Ok(SendReport::DryRun {

@@ -77,7 +77,11 @@ pub async fn save(
     if subscriber.status != Status::Active {
         return not_subscribed(&app, &subscriber);
     }
-    let name = form.get("name");
+    // A form without the field (not the page's own) leaves the name alone.
+    let name = match form.has("name") {
+        true => form.get("name"),
+        false => subscriber.name.as_str(),
+    };
     let refused = |status, field, message: &str| {
         let shown = Shown {
             name,

@@ -245,7 +245,8 @@ pub struct DigestReport {
     pub id: i64,
     pub created_at: String,
     pub subject: String,
-    /// Deliveries made for it (cancelled ones included).
+    /// Deliveries made for it (cancelled ones included, skipped ones not:
+    /// readers with nothing of their topics in it).
     pub recipients: usize,
     pub sent: usize,
     pub failed: usize,
@@ -291,7 +292,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT g.id, g.created_at, g.subject,
-                    (SELECT count(*) FROM deliveries d WHERE d.digest_id = g.id),
+                    (SELECT count(*) FROM deliveries d WHERE d.digest_id = g.id AND d.status <> 'skipped'),
                     (SELECT count(*) FROM deliveries d WHERE d.digest_id = g.id AND d.status = 'sent'),
                     (SELECT count(*) FROM deliveries d WHERE d.digest_id = g.id AND d.status = 'failed'),
                     (SELECT count(*) FROM deliveries d WHERE d.digest_id = g.id AND d.status = 'pending'),
@@ -299,7 +300,8 @@ impl Store {
                     (SELECT count(DISTINCT subscriber_id) FROM bounces b WHERE b.digest_id = g.id AND b.kind = 'soft'),
                     (SELECT count(DISTINCT subscriber_id) FROM bounces b WHERE b.digest_id = g.id AND b.kind = 'complaint'),
                     (SELECT count(*) FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
-                       WHERE d.digest_id = g.id AND s.status = 'unsubscribed' AND s.updated_at >= g.created_at
+                       WHERE d.digest_id = g.id AND d.status <> 'skipped'
+                         AND s.status = 'unsubscribed' AND s.updated_at >= g.created_at
                          AND s.updated_at < coalesce((SELECT min(n.created_at) FROM digests n WHERE n.id > g.id), '9999'))
                  FROM digests g ORDER BY g.id DESC",
             )
@@ -348,7 +350,8 @@ impl Store {
                  UNION ALL
                  SELECT s.email, 'unsubscribed', s.updated_at FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
                    JOIN digests g ON g.id = d.digest_id
-                   WHERE d.digest_id = ?1 AND s.status = 'unsubscribed' AND s.updated_at >= g.created_at
+                   WHERE d.digest_id = ?1 AND d.status <> 'skipped'
+                     AND s.status = 'unsubscribed' AND s.updated_at >= g.created_at
                  ORDER BY 2, 1",
             )
             .map_err(|e| self.error(e))?;

@@ -314,6 +314,21 @@ impl Store {
         }
     }
 
+    /// Drops what each reader's copy of a finished mailing carried (one
+    /// row per distinct set of posts: tens of thousands with many topics),
+    /// keeping choice 0, the whole mailing; nothing while a delivery of it
+    /// is pending, which a resume still needs.
+    pub fn forget_choices(&self, digest_id: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM choices WHERE digest_id = ?1 AND id <> 0 AND NOT EXISTS \
+                 (SELECT 1 FROM deliveries WHERE digest_id = ?1 AND status = 'pending')",
+                [digest_id],
+            )
+            .map(drop)
+            .map_err(|e| self.error(e))
+    }
+
     /// One choice of a mailing (0: the whole of it); `None` for mailings
     /// made before topics.
     pub fn choice(&self, digest_id: i64, id: i64) -> Result<Option<Choice>, StoreError> {

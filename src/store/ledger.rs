@@ -162,18 +162,21 @@ impl Store {
     }
 
     /// Addresses a digest is still to go to (active subscribers with a
-    /// pending delivery), without changing anything.
-    pub fn pending_recipients(&self, digest_id: i64) -> Result<Vec<String>, StoreError> {
+    /// pending delivery), each with the subject of their copy, without
+    /// changing anything.
+    pub fn pending_recipients(&self, digest_id: i64) -> Result<Vec<(String, String)>, StoreError> {
         let mut statement = self
             .conn
             .prepare(
-                "SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
+                "SELECT s.email, coalesce(c.subject, g.subject) FROM deliveries d \
+                 JOIN subscribers s ON s.id = d.subscriber_id JOIN digests g ON g.id = d.digest_id \
+                 LEFT JOIN choices c ON c.digest_id = d.digest_id AND c.id = d.choice \
                  WHERE d.digest_id = ?1 AND d.status = 'pending' AND s.status = 'active' \
                  ORDER BY d.subscriber_id",
             )
             .map_err(|e| self.error(e))?;
         let rows = statement
-            .query_map([digest_id], |r| r.get::<_, String>(0))
+            .query_map([digest_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(|e| self.error(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }

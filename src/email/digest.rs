@@ -1567,7 +1567,7 @@ Rest."#;
         let listed_marked = "{{ more_begin }}{% for post in more_posts %}{{ post.begin }}{{ post.url }}{{ post.end }}{% endfor %}{{ more_end }}";
         let plain = "{% for post in posts %}{{ post.url }}{% endfor %}";
         let render_with = |html: &str, text: &str| {
-            let (dir, config) = templates(html, text);
+            let (dir, _) = templates(html, text);
             let config = Config::parse(
                 &format!("{SITE}[digest]\ntemplates = {:?}\n{TOPIC}", dir.path()),
                 Path::new("config.toml"),

@@ -13,8 +13,9 @@ use chrono::{DateTime, Utc};
 use email_encoding::headers::writer::EmailWriter;
 use lettre::Message;
 use lettre::address::Envelope;
+use lettre::message::header::ContentTransferEncoding;
 use lettre::message::header::{HeaderName, HeaderValue, MessageId};
-use lettre::message::{Mailbox, MessageBuilder, MultiPart};
+use lettre::message::{Body, Mailbox, MessageBuilder, MultiPart};
 
 use super::digest::{RenderedDigest, personalize};
 use super::dkim::{DkimError, Signer};
@@ -296,10 +297,51 @@ pub fn build_message(
     finish(
         builder,
         to,
-        personal.text.clone(),
-        personal.html.clone(),
+        body(&personal.text),
+        body(&personal.html),
         dkim,
     )
+}
+
+/// A part's body, encoded as lettre would choose (7bit when it can be,
+/// else quoted-printable or base64, whichever is shorter), with its line
+/// endings made CRLF on the way. lettre does the same for a `String`, but
+/// inserts each `\r` in place (moving the rest of the text once per line,
+/// and a digest part has hundreds), which took a tenth of a send's time.
+fn body(text: &str) -> Body {
+    use email_encoding::body::Encoding;
+    let text = crlf(text);
+    match Encoding::choose(text.as_str(), false) {
+        Encoding::SevenBit => {
+            Body::dangerous_pre_encoded(text.into_bytes(), ContentTransferEncoding::SevenBit)
+        }
+        Encoding::QuotedPrintable => Body::dangerous_pre_encoded(
+            quoted_printable::encode(text.as_bytes()),
+            ContentTransferEncoding::QuotedPrintable,
+        ),
+        Encoding::EightBit | Encoding::Base64 => {
+            let mut out =
+                String::with_capacity(email_encoding::body::base64::encoded_len(text.len()));
+            email_encoding::body::base64::encode(text.as_bytes(), &mut out)
+                .expect("base64 into a String does not fail");
+            Body::dangerous_pre_encoded(out.into_bytes(), ContentTransferEncoding::Base64)
+        }
+    }
+}
+
+/// `text` with every line ending CRLF, as mail has them.
+fn crlf(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 32);
+    for line in text.split_inclusive('\n') {
+        match line.strip_suffix('\n') {
+            Some(body) if !body.ends_with('\r') => {
+                out.push_str(body);
+                out.push_str("\r\n");
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
 }
 
 /// The headers every message has: `From`, `To`, `Subject` (on one line),
@@ -355,8 +397,8 @@ fn encoded_subject(subject: String) -> HeaderValue {
 fn finish(
     builder: MessageBuilder,
     to: &Mailbox,
-    text: String,
-    html: String,
+    text: Body,
+    html: Body,
     dkim: Option<&Signer>,
 ) -> Result<Outgoing, MailError> {
     let message: Message = builder
@@ -410,7 +452,7 @@ pub fn build_notice(
 ) -> Result<Outgoing, MailError> {
     let builder = head(config, to, subject, now, message_id)
         .raw_header(HeaderValue::new(AUTO_SUBMITTED, "auto-generated".into()));
-    finish(builder, to, text, html, dkim)
+    finish(builder, to, body(&text), body(&html), dkim)
 }
 
 /// `List-Id: Site Title <newsletter.host>` (RFC 2919). A plain ASCII title

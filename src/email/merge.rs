@@ -145,6 +145,20 @@ impl Choice {
     }
 }
 
+/// Where the next region mark (or anything that starts like one) is: a
+/// search for its private-use character (memchr), then a look behind.
+fn find_mark(text: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(at) = text[from..].find(OPEN) {
+        let at = from + at;
+        if text[..at].ends_with("<!--") {
+            return Some(at - "<!--".len());
+        }
+        from = at + OPEN.len_utf8();
+    }
+    None
+}
+
 /// `text` with the regions `choice` does not name taken out, and every
 /// region mark gone (a mark alone on its line with its line break). Text
 /// without marks (a mailing made before topics) is returned as it is.
@@ -158,7 +172,7 @@ pub fn select<'t>(text: &'t str, choice: &Choice) -> Cow<'t, str> {
     let mut dropped = 0usize;
     let mut line_start = true;
     let mut rest = text;
-    while let Some(at) = rest.find(MARK_OPEN) {
+    while let Some(at) = find_mark(rest) {
         let before = &rest[..at];
         if dropped == 0 {
             out.push_str(before);

@@ -53,6 +53,7 @@ const HEADERS: [&str; 11] = [
 
 const EMAIL: &str = "reader@example.org";
 const UNSUBSCRIBE: &str = "https://blog.example.org/sub/unsubscribe/t0k3n";
+const PREFERENCES: &str = "https://blog.example.org/preferences/t0k3n";
 
 /// The project's own templates, from the folder above this crate.
 static CONFIG: LazyLock<Config> = LazyLock::new(|| {
@@ -88,7 +89,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(digest) = render(config, &refs, 7) else {
         return;
     };
-    let personal = personalize(&digest, EMAIL, name, UNSUBSCRIBE);
+    let personal = personalize(&digest, None, EMAIL, name, UNSUBSCRIBE, PREFERENCES);
     if let Some(found) = script_in(&personal.html) {
         panic!("the digest runs script: {found}\n{}", personal.html);
     }

@@ -57,7 +57,9 @@ use super::merge::{
 use crate::config::Config;
 use crate::content::{self, Mailing, Post, PostStatus, Problem, Problems};
 use crate::html::escape_text;
-use crate::store::{Adoption, Announced, Kind, NewDigest, Plan, PostRef, Store, StoredDigest};
+use crate::store::{
+    Adoption, Announced, Kind, NewDigest, Plan, PostRef, Store, StoredDigest, Subscriber,
+};
 use crate::text::one_line;
 use crate::topics::Topics;
 use crate::{links, templates};
@@ -512,6 +514,22 @@ impl Readers {
             assigned.push(choice);
         }
         Ok(Plan { choices, assigned })
+    }
+
+    /// The copy each of `readers` gets, as [`Readers::plan`] decides it
+    /// (`None`: nothing of it), for what a trial shows.
+    pub fn copies(
+        &self,
+        config: &Config,
+        readers: &[Subscriber],
+    ) -> Result<Vec<Option<Choice>>, DigestError> {
+        let topics: Vec<Option<String>> = readers.iter().map(|s| s.topics.clone()).collect();
+        let plan = self.plan(config, &topics)?;
+        Ok(plan
+            .assigned
+            .iter()
+            .map(|a| a.map(|n| plan.choices[n].clone()))
+            .collect())
     }
 }
 

@@ -267,15 +267,12 @@ fn outbox_trial(config: &Config, now: DateTime<Utc>) -> Result<SendReport> {
     let copies: Vec<Option<Option<Choice>>> = match unfinished || config.topics.is_empty() {
         true => whole,
         false => match next_digest(config, Some(&store), id, now)? {
-            Some(next) => {
-                let topics: Vec<Option<String>> =
-                    recipients.iter().map(|s| s.topics.clone()).collect();
-                let plan = next.readers.plan(config, &topics)?;
-                plan.assigned
-                    .iter()
-                    .map(|a| a.map(|n| Some(plan.choices[n].clone())))
-                    .collect()
-            }
+            Some(next) => next
+                .readers
+                .copies(config, &recipients)?
+                .into_iter()
+                .map(|copy| copy.map(Some))
+                .collect(),
             None => whole,
         },
     };
@@ -342,12 +339,11 @@ fn preview_run(config: &Config, options: &SendOptions, now: DateTime<Utc>) -> Re
             if let Some(store) = &store {
                 store.for_each_subscriber(Some(Status::Active), |s| all.push(s))?;
             }
-            let topics: Vec<Option<String>> = all.iter().map(|s| s.topics.clone()).collect();
-            let plan = next.readers.plan(config, &topics)?;
+            let copies = next.readers.copies(config, &all)?;
             let recipients = all
                 .into_iter()
-                .zip(&plan.assigned)
-                .filter_map(|(s, a)| a.map(|n| (s.email, plan.choices[n].subject.clone())))
+                .zip(copies)
+                .filter_map(|(s, copy)| copy.map(|c| (s.email, c.subject)))
                 .collect();
             (next.rendered.subject, next.posts.len(), recipients)
         }

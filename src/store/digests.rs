@@ -329,21 +329,6 @@ impl Store {
             .map_err(|e| self.error(e))
     }
 
-    /// One choice of a mailing (0: the whole of it); `None` for mailings
-    /// made before topics.
-    pub fn choice(&self, digest_id: i64, id: i64) -> Result<Option<Choice>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT posts, cards, subject, preheader FROM choices \
-                 WHERE digest_id = ?1 AND id = ?2",
-                [digest_id, id],
-                |r| Choice::from_row(r, 0),
-            )
-            .optional()
-            .map(Option::flatten)
-            .map_err(|e| self.error(e))
-    }
-
     /// Records learn where their posts are now; see [`NewDigest::adopted`].
     pub fn adopt(&mut self, posts: &[Adoption]) -> Result<(), StoreError> {
         if posts.is_empty() {

@@ -169,7 +169,13 @@ async fn send_if_due(app: &Arc<App>, now: DateTime<Utc>) -> Option<DateTime<Utc>
             tracing::warn!(%slot, "digest slot missed by more than schedule.catch_up: skipped");
             None
         }
-        Ok(Ok(Scheduled::NotDue { .. } | Scheduled::NoSchedule)) => None,
+        Ok(Ok(Scheduled::NotDue { next })) => {
+            // Each time the scheduler looks: an operator sees it did, and
+            // when it will look again for a digest.
+            tracing::info!(next_slot = next.map(|t| t.to_rfc3339()), "no digest due");
+            None
+        }
+        Ok(Ok(Scheduled::NoSchedule)) => None,
         Ok(Ok(Scheduled::Busy)) => {
             tracing::info!(
                 "another send is delivering; checking again in {} s",

@@ -44,6 +44,7 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What `newsletter serve` was asked to do.
 pub struct ServeOptions {
+    /// Where to listen, unless a socket is passed in (`LISTEN_FDS`).
     pub listen: SocketAddr,
     /// The moment the server's clock starts at (`--now`); it runs on from there.
     pub start: Option<DateTime<Utc>>,
@@ -109,7 +110,16 @@ pub fn check_templates(config: &Config) -> Result<()> {
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub fn serve(config: Config, options: ServeOptions) -> Result<()> {
+    // First, while this is the only thread: the variables are taken out
+    // of the environment.
+    let inherited = inherited_listener()?;
     let _log = init_logging(options.json_logs);
+    if let Some((_, count @ 2..)) = &inherited {
+        tracing::warn!(
+            count,
+            "{count} sockets were passed in (LISTEN_FDS): only the first is served"
+        );
+    }
     // Each connection is a file descriptor: the soft limit (often 1,024)
     // goes up to the hard one, so `server.max_connections` can be met.
     match rlimit::increase_nofile_limit(u64::MAX) {
@@ -125,10 +135,41 @@ pub fn serve(config: Config, options: ServeOptions) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(config, options))
+    runtime.block_on(run(
+        config,
+        options,
+        inherited.map(|(listener, _)| listener),
+    ))
 }
 
-async fn run(config: Config, options: ServeOptions) -> Result<()> {
+/// The listening socket passed in the systemd way (socket activation):
+/// `LISTEN_FDS` sockets from file descriptor 3, for this process if
+/// `LISTEN_PID` says so or is not set (a parent that binds the socket
+/// before it starts us cannot know our pid). Also how many were passed.
+/// `None` without them: then the server binds `--listen` itself.
+fn inherited_listener() -> Result<Option<(std::net::TcpListener, usize)>> {
+    let mut passed = listenfd::ListenFd::from_env();
+    let count = passed.len();
+    let Some(listener) = passed
+        .take_tcp_listener(0)
+        .context("the socket passed in (LISTEN_FDS, file descriptor 3) is not a TCP socket")?
+    else {
+        return Ok(None);
+    };
+    if !socket2::SockRef::from(&listener).is_listener()? {
+        anyhow::bail!(
+            "the socket passed in (LISTEN_FDS, file descriptor 3) is not listening: pass a listening socket (ListenStream= in a systemd .socket unit)"
+        );
+    }
+    listener.set_nonblocking(true)?;
+    Ok(Some((listener, count)))
+}
+
+async fn run(
+    config: Config,
+    options: ServeOptions,
+    inherited: Option<std::net::TcpListener>,
+) -> Result<()> {
     // Every template renders, or the server does not start: a broken digest
     // template would otherwise show only at the first digest slot.
     crate::email::digest::check_templates(&config)?;
@@ -177,16 +218,22 @@ async fn run(config: Config, options: ServeOptions) -> Result<()> {
     // answers from an output folder that is about to change.
     let changes = scheduler::watch(&app);
     let first = scheduler::build(&app, app.clock.now()).await;
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (see --listen and server.listen)",
-                options.listen
-            )
-        })?;
+    let passed_in = inherited.is_some();
+    let listener = match inherited {
+        Some(listener) => tokio::net::TcpListener::from_std(listener)?,
+        None => tokio::net::TcpListener::bind(options.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (see --listen and server.listen)",
+                    options.listen
+                )
+            })?,
+    };
+    // The address served, as the socket has it (a port 0 made real, a
+    // socket passed in).
     let address = listener.local_addr()?;
-    tracing::info!(%address, public_url = %app.config.server.public_url, "listening");
+    tracing::info!(%address, passed_in, public_url = %app.config.server.public_url, "listening");
     for warning in crate::links::link_warnings(&app.config) {
         tracing::warn!("{warning}");
     }

@@ -507,7 +507,7 @@ fn serve_reads_the_bounce_mailbox_as_mail_arrives() {
     use common::imap::{Dovecot, IMAP_PASSWORD};
     let dovecot = Dovecot::start();
     let port = common::server::free_port();
-    let site = Site::with_mail().served_at(port).create();
+    let site = Site::with_mail().served_at(&port).create();
     site.append_config(&format!(
         "[bounces]\nimap = \"{}\"\npoll = \"10s\"\n",
         dovecot.url()

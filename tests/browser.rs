@@ -105,7 +105,7 @@ fn signing_up_in_a_browser_sends_a_confirmation_and_after_the_click_a_welcome() 
     // server sends in the background after the confirm click.
     let smtp = SmtpServer::start(&[]);
     let site = Site::with_mail()
-        .served_at(port)
+        .served_at(&port)
         .smtp(smtp.config(""))
         .create();
     let server = start(&site, port);
@@ -310,7 +310,7 @@ struct Seen {
 fn the_home_page_and_the_archive_render_in_a_browser_as_served() {
     let port = free_port();
     let site = Site::with_mail()
-        .served_at(port)
+        .served_at(&port)
         .subscribers(&["ann@example.net", "bob@example.net"])
         .create();
     site.write(
@@ -415,7 +415,7 @@ fn the_preference_page_works_with_the_keyboard_alone() {
     let site = Site::with_mail()
         .without_posts()
         .first_run_posts(10)
-        .served_at(port)
+        .served_at(&port)
         .create();
     site.append_config(common::mail_site::TOPICS);
     cli(

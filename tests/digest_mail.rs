@@ -471,7 +471,7 @@ fn an_rsa_and_an_ed25519_key_both_sign_every_message() {
 fn the_confirmation_request_from_serve_is_signed_by_both_keys_too() {
     let port = common::server::free_port();
     let site = Site::with_mail()
-        .served_at(port)
+        .served_at(&port)
         .dkim("rsa", "blog.example.org", "rsa.pem")
         .dkim("ed", "blog.example.org", "ed.pem")
         .create();

@@ -940,8 +940,10 @@ fn a_broken_server_stops_the_run_and_a_working_one_gets_everyone_once(
     limit: Duration,
 ) {
     let readers = addresses(30);
+    // Held, not listening: no one else takes the port, connections are refused.
+    let unreachable = common::server::free_port();
     let (faulty, port) = match broken {
-        Broken::Unreachable => (None, common::server::free_port()),
+        Broken::Unreachable => (None, unreachable.number()),
         Broken::Faulty(args) => {
             let server = SmtpServer::start(args);
             let port = server.port;

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::mail_site::TOPICS;
 use common::server::{
-    SECRET, Server, cli, client, free_port, preferences_url, start, stored_subscriber, token_for,
+    Port, SECRET, Server, cli, client, free_port, preferences_url, start, stored_subscriber,
+    token_for,
 };
 use common::{NOW, Site};
 use newsletter::token::Purpose;
@@ -16,7 +17,7 @@ use reqwest::StatusCode;
 use reqwest::blocking::Response;
 
 /// A served mail site with three topics ([`TOPICS`]).
-fn site_with_topics(port: u16) -> Site {
+fn site_with_topics(port: &Port) -> Site {
     let site = Site::with_mail().served_at(port).create();
     site.append_config(TOPICS);
     site
@@ -85,7 +86,7 @@ fn confirm_link(site: &Site, server: &Server, email: &str) -> String {
 #[test]
 fn topics_chosen_at_sign_up_are_applied_at_confirmation() {
     let port = free_port();
-    let site = site_with_topics(port);
+    let site = site_with_topics(&port);
     let server = start(&site, port);
 
     // Every topic offered, labelled, and ticked to begin with; on the home
@@ -157,7 +158,7 @@ fn topics_chosen_at_sign_up_are_applied_at_confirmation() {
 #[test]
 fn a_sign_up_with_no_topic_or_an_unknown_one_is_refused_and_stores_nothing() {
     let port = free_port();
-    let site = site_with_topics(port);
+    let site = site_with_topics(&port);
     let server = start(&site, port);
 
     let none = post(
@@ -212,7 +213,7 @@ fn a_sign_up_with_no_topic_or_an_unknown_one_is_refused_and_stores_nothing() {
 fn without_topics_the_forms_are_as_before() {
     let port = free_port();
     let site = Site::with_mail()
-        .served_at(port)
+        .served_at(&port)
         .subscribers(&["ann@example.net"])
         .create();
     let server = start(&site, port);
@@ -248,7 +249,7 @@ fn without_topics_the_forms_are_as_before() {
 #[test]
 fn forged_and_other_purposes_tokens_get_400_on_the_preference_page() {
     let port = free_port();
-    let site = site_with_topics(port);
+    let site = site_with_topics(&port);
     cli(
         &site,
         &["subscribers", "add", "ann@example.net", "--name", "Ann"],
@@ -296,7 +297,7 @@ fn forged_and_other_purposes_tokens_get_400_on_the_preference_page() {
 #[test]
 fn the_preference_page_shows_and_saves_topics_and_name() {
     let port = free_port();
-    let site = site_with_topics(port);
+    let site = site_with_topics(&port);
     cli(
         &site,
         &["subscribers", "add", "ann@example.net", "--name", "Ann"],
@@ -387,7 +388,7 @@ fn the_preference_page_shows_and_saves_topics_and_name() {
 #[test]
 fn unsubscribe_from_everything_on_the_preference_page() {
     let port = free_port();
-    let site = site_with_topics(port);
+    let site = site_with_topics(&port);
     cli(
         &site,
         &["subscribers", "add", "ann@example.net", "--name", "Ann"],
@@ -428,7 +429,7 @@ fn unsubscribe_from_everything_on_the_preference_page() {
 #[test]
 fn debug_logs_carry_no_preference_token() {
     let port = free_port();
-    let site = site_with_topics(port);
+    let site = site_with_topics(&port);
     cli(&site, &["subscribers", "add", "ann@example.net"]).success();
     let server = Server::start(
         &site,

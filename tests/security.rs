@@ -682,7 +682,7 @@ fn no_layout_publishes_the_store_the_config_or_the_key() {
 fn serve_never_answers_the_store_even_through_a_hard_link() {
     let port = free_port();
     let site = Site::with_mail()
-        .served_at(port)
+        .served_at(&port)
         .subscribers(&["ann@example.org"])
         .create();
     site.build();
@@ -703,7 +703,7 @@ fn serve_never_answers_the_store_even_through_a_hard_link() {
 #[test]
 fn a_store_behind_a_dangling_link_or_an_outbox_in_the_output_folder_is_refused() {
     let port = free_port();
-    let site = Site::with_mail().served_at(port).create();
+    let site = Site::with_mail().served_at(&port).create();
     site.build();
     // The store's path a link to a file not there yet, in the output folder.
     std::os::unix::fs::symlink("public/data.db", site.path("newsletter.db")).unwrap();

@@ -43,7 +43,7 @@ fn sign_up(server: &Server, email: &str) -> reqwest::blocking::Response {
 #[test]
 fn feeds_are_served_with_validators_304_and_gzip() {
     let port = free_port();
-    let site = Site::with_mail().served_at(port).create();
+    let site = Site::with_mail().served_at(&port).create();
     let server = start(&site, port);
     let http = client();
 
@@ -139,7 +139,7 @@ fn feeds_are_served_with_validators_304_and_gzip() {
 #[test]
 fn nothing_outside_the_output_folder_is_reachable() {
     let port = free_port();
-    let site = Site::with_mail().served_at(port).create();
+    let site = Site::with_mail().served_at(&port).create();
     site.write("secret.txt", "TOP-SECRET");
     let server = start(&site, port);
     for target in [
@@ -176,7 +176,7 @@ fn sign_up_confirm_digest_and_one_click_unsubscribe() {
     let smtp = SmtpServer::start(&[]);
     let port = free_port();
     let site = Site::with_mail()
-        .served_at(port)
+        .served_at(&port)
         .smtp(smtp.config(""))
         .create();
     let server = start(&site, port);
@@ -335,7 +335,7 @@ fn sign_up_confirm_digest_and_one_click_unsubscribe() {
 #[test]
 fn the_name_kept_is_the_confirmed_sign_ups_and_a_long_one_is_refused() {
     let port = free_port();
-    let site = Site::with_mail().served_at(port).create();
+    let site = Site::with_mail().served_at(&port).create();
     let server = start(&site, port);
     let http = client();
     let long = "x".repeat(101);
@@ -376,8 +376,8 @@ fn the_name_kept_is_the_confirmed_sign_ups_and_a_long_one_is_refused() {
 #[test]
 fn forged_and_expired_tokens_change_nothing() {
     let port = free_port();
-    let site = Site::with_mail().served_at(port).create();
-    let server = start(&site, port);
+    let site = Site::with_mail().served_at(&port).create();
+    let server = start(&site, port.clone());
     let http = client();
     assert_eq!(
         sign_up(&server, "carol@example.net").status(),
@@ -483,7 +483,7 @@ fn wait_for_outbox_link(site: &Site, prefix: &str) -> String {
 #[test]
 fn the_answer_to_a_sign_up_does_not_tell_who_is_subscribed() {
     let port = free_port();
-    let site = Site::with_mail().served_at(port).create();
+    let site = Site::with_mail().served_at(&port).create();
     cli(&site, &["subscribers", "add", "known@example.net"]).success();
     let server = start(&site, port);
     let known = sign_up(&server, "known@example.net");
@@ -499,7 +499,7 @@ fn the_answer_to_a_sign_up_does_not_tell_who_is_subscribed() {
 #[test]
 fn a_bad_address_shows_the_form_again_with_the_error() {
     let port = free_port();
-    let site = Site::with_mail().served_at(port).create();
+    let site = Site::with_mail().served_at(&port).create();
     let server = start(&site, port);
     let answer = sign_up(&server, "not an address");
     assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -532,10 +532,10 @@ fn a_bad_address_shows_the_form_again_with_the_error() {
 fn sign_ups_are_rate_limited_per_client_and_per_address() {
     let port = free_port();
     let site = Site::with_mail()
-        .served_at(port)
+        .served_at(&port)
         .server("signups_per_client = 3\nsignups_per_email = 2")
         .create();
-    let server = start(&site, port);
+    let server = start(&site, port.clone());
     for i in 0..3 {
         let answer = sign_up(&server, &format!("r{i}@example.net"));
         assert_eq!(answer.status(), StatusCode::OK);
@@ -554,7 +554,7 @@ fn sign_ups_are_rate_limited_per_client_and_per_address() {
     // Behind a proxy, each client is known by X-Forwarded-For; one address
     // gets at most two confirmation emails an hour, from anywhere.
     let site = Site::with_mail()
-        .served_at(port)
+        .served_at(&port)
         .server("behind_proxy = true\nsignups_per_client = 3\nsignups_per_email = 2")
         .create();
     let server = start(&site, port);
@@ -576,7 +576,7 @@ fn sign_ups_are_rate_limited_per_client_and_per_address() {
 #[test]
 fn healthz_answers_and_sigterm_stops_cleanly() {
     let port = free_port();
-    let site = Site::with_mail().served_at(port).create();
+    let site = Site::with_mail().served_at(&port).create();
     let mut server = start(&site, port);
     let health = client().get(server.url("/healthz")).send().unwrap();
     assert_eq!(health.status(), StatusCode::OK);
@@ -594,7 +594,7 @@ fn healthz_answers_and_sigterm_stops_cleanly() {
 #[test]
 fn a_scheduled_post_is_published_when_due_and_changes_are_picked_up() {
     let port = free_port();
-    let site = Site::with_mail().served_at(port).create();
+    let site = Site::with_mail().served_at(&port).create();
     // Due four seconds after the server's clock starts.
     site.write(
         "content/soon.md",
@@ -642,7 +642,7 @@ fn on_start_a_recently_missed_slot_is_caught_up_and_an_old_one_skipped() {
     let port = free_port();
     let schedule = "digest = \"0 9 * * MON\"";
     let site = Site::with_mail()
-        .served_at(port)
+        .served_at(&port)
         .schedule(schedule)
         .smtp(smtp.config(""))
         .subscribers(&addresses(3))
@@ -650,7 +650,7 @@ fn on_start_a_recently_missed_slot_is_caught_up_and_an_old_one_skipped() {
     // Monday 30 November, 10:00: the 9:00 slot was missed an hour ago.
     let server = Server::start(
         &site,
-        port,
+        port.clone(),
         &["--now", "2026-11-30T10:00:00Z"],
         &[("NEWSLETTER_SECRET", SECRET)],
     );
@@ -661,7 +661,7 @@ fn on_start_a_recently_missed_slot_is_caught_up_and_an_old_one_skipped() {
     // Restarted in the same hour, it sends nothing more.
     let again = Server::start(
         &site,
-        port,
+        port.clone(),
         &["--now", "2026-11-30T10:30:00Z"],
         &[("NEWSLETTER_SECRET", SECRET)],
     );
@@ -674,7 +674,7 @@ fn on_start_a_recently_missed_slot_is_caught_up_and_an_old_one_skipped() {
     let port = free_port();
     let other = SmtpServer::start(&[]);
     let stale = Site::with_mail()
-        .served_at(port)
+        .served_at(&port)
         .schedule(schedule)
         .smtp(other.config(""))
         .subscribers(&addresses(3))
@@ -697,14 +697,14 @@ fn sigterm_during_a_digest_finishes_in_flight_messages_and_leaves_the_rest_pendi
     let port = free_port();
     let readers = addresses(300);
     let site = Site::with_mail()
-        .served_at(port)
+        .served_at(&port)
         .schedule("digest = \"0 9 * * MON\"")
         .smtp(smtp.config("connections = 2"))
         .subscribers(&readers)
         .create();
     let mut server = Server::start(
         &site,
-        port,
+        port.clone(),
         &["--now", "2026-11-30T09:00:30Z"],
         &[("NEWSLETTER_SECRET", SECRET)],
     );
@@ -749,10 +749,10 @@ fn sigterm_during_a_digest_finishes_in_flight_messages_and_leaves_the_rest_pendi
 fn a_client_holding_a_request_open_does_not_keep_the_server_from_stopping() {
     use std::io::Write;
     let port = free_port();
-    let site = Site::with_mail().served_at(port).create();
+    let site = Site::with_mail().served_at(&port).create();
     let mut server = start(&site, port);
     // Half a request, never finished.
-    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     stalled
         .write_all(b"POST /subscribe HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nemail=")
         .unwrap();
@@ -792,11 +792,11 @@ fn slow_idle_and_stalled_connections_are_closed_after_the_request_timeout() {
     use std::io::Write;
     let port = free_port();
     let site = Site::with_mail()
-        .served_at(port)
+        .served_at(&port)
         .server("request_timeout = \"1s\"")
         .create();
     let server = start(&site, port);
-    let connect = || std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let connect = || std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
 
     // Headers that never end (slowloris): closed, nothing answered.
     let mut slow = connect();
@@ -847,7 +847,7 @@ fn a_request_timeout_that_is_too_short_is_refused() {
 #[test]
 fn an_output_folder_inside_the_content_folder_does_not_rebuild_forever() {
     let port = free_port();
-    let site = Site::with_mail().served_at(port).create();
+    let site = Site::with_mail().served_at(&port).create();
     site.replace_in_config("output_dir = \"public\"", "output_dir = \"content/public\"");
     let server = start(&site, port);
     site.write(
@@ -867,7 +867,7 @@ fn an_output_folder_inside_the_content_folder_does_not_rebuild_forever() {
 #[test]
 fn debug_logs_carry_no_token_however_the_link_is_written() {
     let port = free_port();
-    let site = Site::with_mail().served_at(port).create();
+    let site = Site::with_mail().served_at(&port).create();
     let server = Server::start(
         &site,
         port,
@@ -900,7 +900,7 @@ fn debug_logs_carry_no_token_however_the_link_is_written() {
 fn one_mailbox_typed_many_ways_is_one_row_and_one_rate_limit() {
     let port = free_port();
     let site = Site::with_mail()
-        .served_at(port)
+        .served_at(&port)
         .server("signups_per_client = 100")
         .create();
     let server = start(&site, port);
@@ -1001,7 +1001,7 @@ impl StoreHeld {
 fn an_unsubscribe_while_the_store_is_busy_is_queued_and_kept() {
     let port = free_port();
     let site = Site::with_mail()
-        .served_at(port)
+        .served_at(&port)
         .subscribers(&["ann@example.org", "bob@example.org"])
         .create();
     // Each reader's unsubscribe link, from a digest.
@@ -1112,10 +1112,10 @@ fn raise_open_files() {
 fn one_client_holding_a_thousand_connections_keeps_no_one_else_out() {
     raise_open_files();
     let port = free_port();
-    let site = Site::with_mail().served_at(port).create();
+    let site = Site::with_mail().served_at(&port).create();
     let server = start(&site, port);
     let held: Vec<std::net::TcpStream> = (0..1003)
-        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap())
         .collect();
     // The server closes what is over its cap for one client (64).
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -1154,12 +1154,12 @@ fn a_client_that_never_reads_a_large_answer_is_dropped() {
     use std::io::Write;
     let port = free_port();
     let site = Site::with_mail()
-        .served_at(port)
+        .served_at(&port)
         .server("request_timeout = \"1s\"")
         .create();
     site.write("public/big.bin", vec![b'x'; 32 << 20]);
     let server = start(&site, port);
-    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     slow.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     // Reads nothing for a while, then everything it can.
@@ -1194,7 +1194,7 @@ fn a_client_that_never_reads_a_large_answer_is_dropped() {
 fn behind_a_proxy_each_forwarded_client_has_a_request_rate() {
     let port = free_port();
     let site = Site::with_mail()
-        .served_at(port)
+        .served_at(&port)
         .server("behind_proxy = true\nrequests_per_client = 1")
         .create();
     let server = start(&site, port);
@@ -1221,10 +1221,10 @@ fn behind_a_proxy_each_forwarded_client_has_a_request_rate() {
 fn a_shorter_confirm_ttl_lets_no_old_link_resubscribe_anyone() {
     let port = free_port();
     let site = Site::with_mail()
-        .served_at(port)
+        .served_at(&port)
         .server("confirm_ttl = \"30d\"")
         .create();
-    let server = start(&site, port);
+    let server = start(&site, port.clone());
     assert_eq!(
         sign_up(&server, "reader@example.net").status(),
         StatusCode::OK
@@ -1234,7 +1234,7 @@ fn a_shorter_confirm_ttl_lets_no_old_link_resubscribe_anyone() {
     cli(&site, &["subscribers", "remove", "reader@example.net"]).success();
 
     site.replace_in_config("confirm_ttl = \"30d\"", "confirm_ttl = \"1m\"");
-    let server = start(&site, port);
+    let server = start(&site, port.clone());
     let answer = client().post(&link).send().unwrap();
     assert_eq!(answer.status(), StatusCode::GONE);
     assert_eq!(
@@ -1327,10 +1327,10 @@ fn the_home_page_signs_up_and_leads_to_the_feeds_and_the_archive() {
     let smtp = SmtpServer::start(&[]);
     let port = free_port();
     let site = Site::with_mail()
-        .served_at(port)
+        .served_at(&port)
         .smtp(smtp.config(""))
         .create();
-    let server = start(&site, port);
+    let server = start(&site, port.clone());
     let http = client();
 
     let home = http.get(server.url("/")).send().unwrap();
@@ -1449,7 +1449,7 @@ fn the_home_page_signs_up_and_leads_to_the_feeds_and_the_archive() {
 #[test]
 fn trailing_slashes_lead_to_the_route_and_folders_to_their_slash() {
     let port = free_port();
-    let site = Site::with_mail().served_at(port).create();
+    let site = Site::with_mail().served_at(&port).create();
     let server = start(&site, port);
     let http = client();
     let token = "t0ken-not-for-logs.1.abc";
@@ -1507,7 +1507,7 @@ fn trailing_slashes_lead_to_the_route_and_folders_to_their_slash() {
 #[test]
 fn unknown_paths_get_the_not_found_page() {
     let port = free_port();
-    let site = Site::with_mail().served_at(port).create();
+    let site = Site::with_mail().served_at(&port).create();
     let server = start(&site, port);
     let http = client();
     for path in [
@@ -1546,7 +1546,7 @@ fn unknown_paths_get_the_not_found_page() {
 #[test]
 fn folders_answer_their_index_as_written_while_serving() {
     let port = free_port();
-    let site = Site::with_mail().served_at(port).create();
+    let site = Site::with_mail().served_at(&port).create();
     let server = start(&site, port);
     let http = client();
 
@@ -1607,7 +1607,7 @@ fn folders_answer_their_index_as_written_while_serving() {
 #[test]
 fn nothing_hidden_or_linked_out_is_reachable_through_a_folder_index() {
     let port = free_port();
-    let site = Site::with_mail().served_at(port).create();
+    let site = Site::with_mail().served_at(&port).create();
     site.build();
     let server = start(&site, port);
     site.write("outside/index.html", "TOP-SECRET folder");
@@ -1670,7 +1670,7 @@ fn nothing_hidden_or_linked_out_is_reachable_through_a_folder_index() {
 #[test]
 fn an_encoded_slash_or_a_hard_link_serves_nothing() {
     let port = free_port();
-    let site = Site::with_mail().served_at(port).create();
+    let site = Site::with_mail().served_at(&port).create();
     site.write(
         "public/kept.eml",
         "From: x\r\n\r\nA message of the outbox.\r\n",
@@ -1703,4 +1703,69 @@ fn an_encoded_slash_or_a_hard_link_serves_nothing() {
     // The feed itself is there as ever.
     let feed = http.get(server.url("/atom.xml")).send().unwrap();
     assert_eq!(feed.status(), StatusCode::OK);
+}
+
+/// The `address` of the server's `listening` log line, and whether it
+/// says the socket was passed in.
+fn listening_on(server: &Server) -> (String, bool) {
+    let line = server.wait_for_log("\"listening\"", Duration::from_secs(1));
+    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let fields = &line["fields"];
+    (
+        fields["address"].as_str().unwrap().to_string(),
+        fields["passed_in"].as_bool().unwrap(),
+    )
+}
+
+/// Started by systemd with a socket (`LISTEN_PID` its own pid), the server
+/// answers on that socket; a socket meant for another process is left
+/// alone and `--listen` used, and the log says where it serves either way.
+#[test]
+fn a_socket_passed_in_the_systemd_way_is_served() {
+    let port = free_port();
+    let site = Site::with_mail().served_at(&port).create();
+    let number = port.number();
+    // `exec` keeps the shell's pid, which is then the server's.
+    let mut systemd = std::process::Command::new("sh");
+    systemd
+        .args(["-c", "LISTEN_PID=$$ exec \"$@\"", "sh", common::bin()])
+        .args([
+            "--config",
+            "config.toml",
+            "serve",
+            "--log-json",
+            "--now",
+            NOW,
+        ])
+        .args(["--listen", "127.0.0.1:0"])
+        .current_dir(site.path(""))
+        .env("NEWSLETTER_SECRET", SECRET);
+    let server = Server::launch(systemd, port.clone(), &[]);
+    assert_eq!(listening_on(&server), (format!("127.0.0.1:{number}"), true));
+    let feed = client().get(server.url("/atom.xml")).send().unwrap();
+    assert_eq!(feed.status(), StatusCode::OK);
+    drop(server);
+
+    // LISTEN_PID names another process: the socket is not the server's.
+    let mut command = site.newsletter(["serve", "--log-json", "--now", NOW]);
+    command.args(["--listen", "127.0.0.1:0"]);
+    let server = Server::launch(command, port, &[("LISTEN_PID", "1")]);
+    let (address, passed_in) = listening_on(&server);
+    assert!(!passed_in);
+    assert_ne!(address, format!("127.0.0.1:{number}"));
+    let feed = client()
+        .get(format!("http://{address}/atom.xml"))
+        .send()
+        .unwrap();
+    assert_eq!(feed.status(), StatusCode::OK, "served where the log says");
+    drop(server);
+
+    // A file descriptor 3 that is no listening socket stops it at start.
+    let run = common::run(
+        site.newsletter(["serve", "--listen", "127.0.0.1:0"])
+            .env("LISTEN_FDS", "1")
+            .env("NEWSLETTER_SECRET", SECRET),
+    );
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("LISTEN_FDS"), "{}", run.stderr);
 }

@@ -44,7 +44,7 @@ impl Dovecot {
             "the IMAP tests need Dovecot: apt-get install dovecot-imapd (scripts/test does)"
         );
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
+        let root = dir.path().to_path_buf();
         for sub in ["run", "state", "home"] {
             std::fs::create_dir_all(root.join(sub)).unwrap();
         }
@@ -67,10 +67,16 @@ impl Dovecot {
                 .unwrap();
             assert!(status.success());
         }
-        let port = super::server::free_port();
+        std::fs::write(
+            root.join("passwd"),
+            format!("{IMAP_USER}:{{PLAIN}}{IMAP_PASSWORD}\n"),
+        )
+        .unwrap();
         let root_text = root.display();
-        let config = format!(
-            "protocols = imap
+        let config = |greeting: &str, port: u16| {
+            format!(
+                "protocols = imap
+login_greeting = {greeting}
 listen = 127.0.0.1
 base_dir = {root_text}/run
 state_dir = {root_text}/state
@@ -105,32 +111,37 @@ service anvil {{
   chroot =
 }}
 "
-        );
-        std::fs::write(root.join("dovecot.conf"), config).unwrap();
-        std::fs::write(
-            root.join("passwd"),
-            format!("{IMAP_USER}:{{PLAIN}}{IMAP_PASSWORD}\n"),
-        )
-        .unwrap();
-        let child = Command::new("/usr/sbin/dovecot")
-            .arg("-F")
-            .arg("-c")
-            .arg(root.join("dovecot.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let dovecot = Dovecot { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "Dovecot did not listen on {port}:\n{}",
-                std::fs::read_to_string(dovecot.dir.path().join("dovecot.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+            )
+        };
+        // Dovecot binds its port itself, and another process may take the
+        // number between our look and its bind: then it exits, or another
+        // server answers there. Each try greets with a word of its own, so
+        // only our Dovecot's greeting counts; otherwise, another port.
+        for attempt in 0..10 {
+            let greeting = format!("newsletter-test-{}-{attempt}", std::process::id());
+            let port = super::server::free_port().number();
+            std::fs::write(root.join("dovecot.conf"), config(&greeting, port)).unwrap();
+            let mut child = Command::new("/usr/sbin/dovecot")
+                .arg("-F")
+                .arg("-c")
+                .arg(root.join("dovecot.conf"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            match wait_for_greeting(&mut child, port, &greeting, &root) {
+                Ok(()) => return Dovecot { child, port, dir },
+                Err(seen) => {
+                    eprintln!("Dovecot on port {port}: {seen}; trying another port");
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
         }
-        dovecot
+        panic!(
+            "Dovecot did not start on any of 10 ports:\n{}",
+            std::fs::read_to_string(dir.path().join("dovecot.log")).unwrap_or_default()
+        );
     }
 
     /// `bounces.imap` for this server's INBOX.
@@ -173,6 +184,41 @@ service anvil {{
         ));
         let numbers: Vec<usize> = out.split_whitespace().map(|n| n.parse().unwrap()).collect();
         (numbers[0], numbers[1])
+    }
+}
+
+/// Waits (20 s at most) until the Dovecot `child` greets on `port` with
+/// `greeting`; what went wrong otherwise.
+fn wait_for_greeting(
+    child: &mut Child,
+    port: u16,
+    greeting: &str,
+    root: &std::path::Path,
+) -> Result<(), String> {
+    use std::io::BufRead;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Err(format!("exited ({status})"));
+        }
+        if let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stream).read_line(&mut line);
+            if line.contains(greeting) {
+                return Ok(());
+            }
+            return Err(format!("another server answered: {line:?}"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "not listening after 20 s:\n{}",
+                std::fs::read_to_string(root.join("dovecot.log")).unwrap_or_default()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

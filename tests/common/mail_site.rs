@@ -183,8 +183,9 @@ impl MailSite {
         self
     }
 
-    /// `server.public_url` for `newsletter serve` on 127.0.0.1:`port`.
-    pub fn served_at(self, port: u16) -> Self {
+    /// `server.public_url` for `newsletter serve` on 127.0.0.1:`port`
+    /// (a number, or a [`super::server::Port`]).
+    pub fn served_at(self, port: impl std::fmt::Display) -> Self {
         self.public_url(&format!("http://127.0.0.1:{port}/"))
     }
 

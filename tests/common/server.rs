@@ -3,6 +3,8 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +15,7 @@ use super::{NOW, Run, Site, run};
 pub const SECRET: &str = "test-secret-for-serve-tokens";
 
 /// `newsletter serve` on `site` at `--now NOW`, signing with [`SECRET`].
-pub fn start(site: &Site, port: u16) -> Server {
+pub fn start(site: &Site, port: Port) -> Server {
     Server::start(
         site,
         port,
@@ -49,29 +51,102 @@ pub struct Server {
     logs: Arc<Mutex<Vec<String>>>,
 }
 
-/// A free loopback port (for a config that must name the server's URL
-/// before it starts).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
+/// A loopback port held for a server: a socket bound to 127.0.0.1:0 and
+/// kept, so no other process can take the port before the server listens
+/// on it ([`Server::start`] hands the socket over, the systemd way).
+/// Clones share the socket: a server restarted on the same port. Until a
+/// server listens on it, the port refuses connections (nothing there).
+#[derive(Clone)]
+pub struct Port {
+    socket: Arc<socket2::Socket>,
+    number: u16,
+}
+
+impl Port {
+    pub fn number(&self) -> u16 {
+        self.number
+    }
+}
+
+impl std::fmt::Display for Port {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.number)
+    }
+}
+
+/// A loopback port, held until a server listens on it (for a config that
+/// must name the server's URL before it starts).
+pub fn free_port() -> Port {
+    use socket2::{Domain, Socket, Type};
+    // Bound, not yet listening, and without SO_REUSEADDR: no one else can
+    // bind the port, and a connection to it is refused.
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let number = socket
         .local_addr()
         .unwrap()
-        .port()
+        .as_socket()
+        .expect("an IP socket")
+        .port();
+    Port {
+        socket: Arc::new(socket),
+        number,
+    }
 }
 
 impl Server {
-    /// `newsletter serve --listen 127.0.0.1:PORT --log-json ARGS` in the
-    /// site's folder, with `env`; waits until it listens.
-    pub fn start(site: &Site, port: u16, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut command = site.newsletter(["serve", "--log-json", "--listen"]);
+    /// `newsletter serve --log-json ARGS` in the site's folder, with `env`,
+    /// on `port`'s socket (file descriptor 3, `LISTEN_FDS=1`: no moment
+    /// when the port is free); waits until it listens.
+    pub fn start(site: &Site, port: Port, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = site.newsletter(["serve", "--log-json"]);
+        command.args(args);
+        let server = Server::launch(command, port, env);
+        let listening = server.wait_for_log("\"listening\"", Duration::from_secs(1));
+        // It serves on the socket handed over, and says so.
+        assert!(
+            listening.contains(&format!("\"address\":\"127.0.0.1:{}\"", server.port))
+                && listening.contains("\"passed_in\":true"),
+            "not serving on the socket passed in: {listening}"
+        );
+        server
+    }
+
+    /// `command` (a `newsletter serve --log-json`) with `port`'s socket as
+    /// file descriptor 3 and `LISTEN_FDS=1`, and `env`; waits until it
+    /// says it listens, wherever that is.
+    pub fn launch(mut command: std::process::Command, port: Port, env: &[(&str, &str)]) -> Server {
+        port.socket.listen(1024).unwrap();
         command
-            .arg(format!("127.0.0.1:{port}"))
-            .args(args)
             .env("NEWSLETTER_LOG", "info")
+            // No LISTEN_PID: the child's pid is not known before it starts.
+            .env("LISTEN_FDS", "1")
+            .env_remove("LISTEN_PID")
+            .env_remove("LISTEN_FDS_FIRST_FD")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (key, value) in env {
             command.env(key, value);
+        }
+        let fd = port.socket.as_raw_fd();
+        // SAFETY: only dup2 and fcntl, which are async-signal-safe, run
+        // between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                // dup2 leaves the copy open across exec; a socket that is
+                // already 3 only needs its close-on-exec flag cleared.
+                let done = if fd == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(fd, 3)
+                };
+                if done == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
         }
         let mut child = command.spawn().expect("start newsletter serve");
         let logs = Arc::new(Mutex::new(Vec::new()));
@@ -89,11 +164,12 @@ impl Server {
             }
             let _ = ready.send(());
         });
-        let _ = listening.recv_timeout(Duration::from_secs(30));
+        let _ = listening.recv_timeout(Duration::from_secs(60));
+        let number = port.number();
         let server = Server {
             child,
-            base: format!("http://127.0.0.1:{port}"),
-            port,
+            base: format!("http://127.0.0.1:{number}"),
+            port: number,
             logs,
         };
         assert!(

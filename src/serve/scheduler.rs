@@ -77,10 +77,11 @@ pub async fn run(
                     retry_at = None;
                 }
             }
-            Some(()) = changed.recv() => {
+            Some(path) = changed.recv() => {
                 tokio::time::sleep(SETTLE).await;
                 while changed.try_recv().is_ok() {}
-                tracing::info!("content changed: rebuilding");
+                // The first file changed (others may have changed with it).
+                tracing::info!(path = %path.display(), "content changed: rebuilding");
                 rebuild = true;
             }
             _ = stopped.changed() => return,
@@ -238,18 +239,19 @@ fn log_report(slot: Option<DateTime<Utc>>, report: &SendReport) {
     }
 }
 
-/// Content changes, from [`watch_content`]; the watcher lives as long as this.
+/// Content changes, each as a file changed, from [`watch_content`]; the
+/// watcher lives as long as this.
 pub struct Changes {
-    receiver: mpsc::Receiver<()>,
+    receiver: mpsc::Receiver<std::path::PathBuf>,
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
 impl Changes {
-    async fn recv(&mut self) -> Option<()> {
+    async fn recv(&mut self) -> Option<std::path::PathBuf> {
         self.receiver.recv().await
     }
 
-    fn try_recv(&mut self) -> Result<(), mpsc::error::TryRecvError> {
+    fn try_recv(&mut self) -> Result<std::path::PathBuf, mpsc::error::TryRecvError> {
         self.receiver.try_recv()
     }
 }
@@ -257,20 +259,24 @@ impl Changes {
 /// Starts watching the content folder (before the first build, so no
 /// change is missed).
 pub fn watch(app: &App) -> Changes {
-    let (sender, receiver) = mpsc::channel::<()>(1);
+    let (sender, receiver) = mpsc::channel(1);
     Changes {
         _watcher: watch_content(app, sender),
         receiver,
     }
 }
 
-/// Watches the content folder; each change pokes `changed`. Changes to
+/// Watches the content folder; each change sends a file it touched to
+/// `changed` (one waiting at most: the first wins). Changes to
 /// hidden files (editors' swap files, a build's temporary files) and to
 /// anything under the output folder or the store are not content: without
 /// this, an output folder inside the content folder would rebuild forever.
 /// Without a watcher (an unsupported file system) the server still
 /// rebuilds when scheduled posts come due.
-fn watch_content(app: &App, changed: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+fn watch_content(
+    app: &App,
+    changed: mpsc::Sender<std::path::PathBuf>,
+) -> Option<notify::RecommendedWatcher> {
     let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let dir = absolute(&app.config.content.dir);
     let ignored = [
@@ -289,9 +295,9 @@ fn watch_content(app: &App, changed: mpsc::Sender<()>) -> Option<notify::Recomme
     let handler = move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
             && !event.kind.is_access()
-            && event.paths.iter().any(|p| is_content(p))
+            && let Some(path) = event.paths.iter().find(|p| is_content(p))
         {
-            let _ = changed.try_send(());
+            let _ = changed.try_send(path.clone());
         }
     };
     let mut watcher = match notify::recommended_watcher(handler) {

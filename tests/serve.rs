@@ -1874,3 +1874,233 @@ fn a_socket_passed_in_the_systemd_way_is_served() {
     assert_eq!(run.code, Some(1), "{run}");
     assert!(run.stderr.contains("LISTEN_FDS"), "{}", run.stderr);
 }
+
+/// Checks the headers every page of the server carries: no script runs,
+/// no other site frames it, no referrer leaves it (its URL may hold a
+/// token), and no cache keeps it (`cache` otherwise).
+#[track_caller]
+fn assert_page_headers(what: &str, answer: &reqwest::blocking::Response, cache: &str) {
+    let headers = answer.headers();
+    let value = |name: header::HeaderName| {
+        headers
+            .get(&name)
+            .unwrap_or_else(|| panic!("{what}: no {name}"))
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        value(header::CONTENT_TYPE).starts_with("text/html"),
+        "{what}"
+    );
+    let policy = value(header::CONTENT_SECURITY_POLICY);
+    let directives: Vec<&str> = policy.split(';').map(str::trim).collect();
+    for needed in [
+        "default-src 'none'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(directives.contains(&needed), "{what}: {policy}");
+    }
+    assert!(!policy.contains("script-src"), "{what}: {policy}");
+    assert_eq!(value(header::X_FRAME_OPTIONS), "DENY", "{what}");
+    assert_eq!(value(header::REFERRER_POLICY), "no-referrer", "{what}");
+    assert_eq!(value(header::CACHE_CONTROL), cache, "{what}");
+}
+
+/// Every page (home, sign-up form and its answers, the confirm, unsubscribe
+/// and preference pages and their answers, 404) runs no script, cannot be
+/// framed and sends no referrer; forms and answers are never cached (the
+/// 404 for a minute); the feeds may be kept five minutes.
+#[test]
+fn pages_run_no_script_cannot_be_framed_and_are_not_cached_but_feeds_are() {
+    use newsletter::token::Purpose;
+    let port = free_port();
+    let site = Site::with_mail()
+        .served_at(&port)
+        .subscribers(&["ann@example.org"])
+        .create();
+    let server = start(&site, port);
+    let http = client();
+    let no_store = "no-store";
+
+    let get = |path: &str| http.get(server.url(path)).send().unwrap();
+    assert_page_headers("home", &get("/"), no_store);
+    assert_page_headers("sign-up form", &get("/subscribe"), no_store);
+    let refused = http
+        .post(server.url("/subscribe"))
+        .form(&[("email", "not an address")])
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_page_headers("sign-up form again", &refused, no_store);
+    let answer = sign_up(&server, "bea@example.org");
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_page_headers("sign-up answer", &answer, no_store);
+
+    let confirm_url = wait_for_outbox_link(&site, &server.url("/confirm/"));
+    let page = http.get(&confirm_url).send().unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_page_headers("confirm page", &page, no_store);
+    let thanks = http.post(&confirm_url).send().unwrap();
+    assert_eq!(thanks.status(), StatusCode::OK);
+    assert_page_headers("confirmed", &thanks, no_store);
+    let forged = get("/confirm/garbage");
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    assert_page_headers("bad link", &forged, no_store);
+
+    let preferences = common::server::preferences_url(&site, &server, "ann@example.org");
+    let page = http.get(&preferences).send().unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_page_headers("preference page", &page, no_store);
+    let long = "x".repeat(101);
+    let again = http
+        .post(&preferences)
+        .form(&[("name", long.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_page_headers("preference form again", &again, no_store);
+
+    let token = common::server::token_for(&site, "ann@example.org", Purpose::Unsubscribe);
+    let unsubscribe = server.url(&format!("/unsubscribe/{token}"));
+    let page = http.get(&unsubscribe).send().unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_page_headers("unsubscribe page", &page, no_store);
+    let done = http
+        .post(&unsubscribe)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    assert_page_headers("unsubscribed", &done, no_store);
+
+    let missing = get("/nope");
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_page_headers("not found", &missing, "public, max-age=60");
+
+    for feed in ["/atom.xml", "/rss.xml", "/feed.json"] {
+        let answer = get(feed);
+        assert_eq!(answer.status(), StatusCode::OK, "{feed}");
+        assert_eq!(
+            answer.headers()[header::CACHE_CONTROL],
+            "public, max-age=300",
+            "{feed}"
+        );
+        let etag = answer.headers()[header::ETAG].clone();
+        let unchanged = http
+            .get(server.url(feed))
+            .header(header::IF_NONE_MATCH, etag)
+            .send()
+            .unwrap();
+        assert_eq!(unchanged.status(), StatusCode::NOT_MODIFIED, "{feed}");
+        assert_eq!(
+            unchanged.headers()[header::CACHE_CONTROL],
+            "public, max-age=300",
+            "{feed}: 304"
+        );
+    }
+}
+
+/// Copies the SQLite database `from` over `to` with SQLite's backup (as
+/// `sqlite3 TO ".restore FROM"` does), from another process.
+fn restore_store(from: &std::path::Path, to: &std::path::Path) {
+    let out = common::run(std::process::Command::new(common::python()).args([
+        "-c",
+        "import sqlite3, sys\n\
+         source = sqlite3.connect(sys.argv[1])\n\
+         target = sqlite3.connect(sys.argv[2])\n\
+         source.backup(target)\n\
+         target.close()\n",
+        from.to_str().unwrap(),
+        to.to_str().unwrap(),
+    ]));
+    assert_eq!(out.code, Some(0), "{out}");
+}
+
+/// `/healthz` answers 503 while the store is unusable (here: a wrong
+/// database restored over it while the server runs), so monitoring sees
+/// it, and 200 again once the right one is back.
+#[test]
+fn healthz_answers_503_while_the_store_is_unusable() {
+    let port = free_port();
+    let site = Site::with_mail().served_at(&port).create();
+    let server = start(&site, port);
+    let health = || {
+        let answer = client().get(server.url("/healthz")).send().unwrap();
+        let status = answer.status();
+        let body: serde_json::Value = serde_json::from_str(&answer.text().unwrap()).unwrap();
+        (status, body["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(health(), (StatusCode::OK, "ok".to_string()));
+
+    let store = site.path("newsletter.db");
+    let backup = site.path("backup.db");
+    restore_store(&store, &backup);
+    let wrong = site.path("wrong.db");
+    let made = common::run(std::process::Command::new(common::python()).args([
+        "-c",
+        "import sqlite3, sys\nsqlite3.connect(sys.argv[1]).execute('CREATE TABLE notes (x)')\n",
+        wrong.to_str().unwrap(),
+    ]));
+    assert_eq!(made.code, Some(0), "{made}");
+    restore_store(&wrong, &store);
+    assert_eq!(
+        health(),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store unavailable".to_string()
+        )
+    );
+
+    restore_store(&backup, &store);
+    assert_eq!(health(), (StatusCode::OK, "ok".to_string()));
+}
+
+/// Behind a proxy, IPv6 readers are counted by /64 (the block one home or
+/// host usually has): two addresses of one /64 share the sign-up limit,
+/// an address of the next /64 has its own, and an IPv4 reader written as
+/// an IPv4-mapped IPv6 address is the same reader.
+#[test]
+fn behind_a_proxy_ipv6_clients_are_counted_by_their_64() {
+    let port = free_port();
+    let site = Site::with_mail()
+        .served_at(&port)
+        .server("behind_proxy = true\nsignups_per_client = 2\nsignups_per_email = 100")
+        .create();
+    let server = start(&site, port);
+    let http = client();
+    let mut n = 0;
+    let mut sign_up_from = |client: &str| {
+        n += 1;
+        http.post(server.url("/subscribe"))
+            .header("X-Forwarded-For", client)
+            .form(&[("email", format!("r{n}@example.net"))])
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(sign_up_from("2001:db8:1:2::1"), StatusCode::OK);
+    assert_eq!(
+        sign_up_from("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+        StatusCode::OK
+    );
+    assert_eq!(
+        sign_up_from("2001:db8:1:2::abcd"),
+        StatusCode::TOO_MANY_REQUESTS,
+        "a third from the same /64"
+    );
+    assert_eq!(
+        sign_up_from("2001:db8:1:3::1"),
+        StatusCode::OK,
+        "the next /64 is another reader"
+    );
+
+    assert_eq!(sign_up_from("203.0.113.5"), StatusCode::OK);
+    assert_eq!(sign_up_from("203.0.113.5"), StatusCode::OK);
+    assert_eq!(
+        sign_up_from("::ffff:203.0.113.5"),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}

@@ -795,6 +795,24 @@ mod log_tests {
     use super::*;
 
     #[test]
+    fn connection_caps_count_an_ipv6_client_by_its_64() {
+        let net = |a: &str| client_network(a.parse().unwrap());
+        assert_eq!(
+            net("2001:db8:1:2::1"),
+            net("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_eq!(
+            net("2001:db8:1:2::1"),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
+        assert_ne!(net("2001:db8:1:2::1"), net("2001:db8:1:3::1"));
+        assert_eq!(net("::ffff:203.0.113.5"), net("203.0.113.5"));
+        assert_ne!(net("203.0.113.5"), net("203.0.113.6"));
+        // The loopback is one client, whichever way it is written.
+        assert_eq!(net("::ffff:127.0.0.1"), net("127.0.0.1"));
+    }
+
+    #[test]
     fn tokens_are_redacted_wherever_the_route_is() {
         for path in [
             "/confirm/abc.0.def",

@@ -187,8 +187,9 @@ service anvil {{
     }
 }
 
-/// Waits (20 s at most) until the Dovecot `child` greets on `port` with
-/// `greeting`; what went wrong otherwise.
+/// Waits (60 s at most for the port, 30 s for the greeting) until the
+/// Dovecot `child` greets on `port` with `greeting`; what went wrong
+/// otherwise.
 fn wait_for_greeting(
     child: &mut Child,
     port: u16,
@@ -196,14 +197,14 @@ fn wait_for_greeting(
     root: &std::path::Path,
 ) -> Result<(), String> {
     use std::io::BufRead;
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             return Err(format!("exited ({status})"));
         }
         if let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
             stream
-                .set_read_timeout(Some(Duration::from_secs(10)))
+                .set_read_timeout(Some(Duration::from_secs(30)))
                 .unwrap();
             let mut line = String::new();
             let _ = std::io::BufReader::new(stream).read_line(&mut line);
@@ -214,7 +215,7 @@ fn wait_for_greeting(
         }
         if Instant::now() > deadline {
             return Err(format!(
-                "not listening after 20 s:\n{}",
+                "not listening after 60 s:\n{}",
                 std::fs::read_to_string(root.join("dovecot.log")).unwrap_or_default()
             ));
         }

@@ -749,10 +749,8 @@ fn a_failed_write_changes_no_feed() {
         "content/2025-05-05-new.md",
         "---\ntitle: A new post\ncreated_at: 2025-05-05\ntags: [rust]\n---\n\nNew.\n",
     );
-    let out = site.newsletter(["build", "--now", NOW]).output().unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("tags"), "{stderr}");
+    let out = run(&mut site.newsletter(["build", "--now", NOW])).failure();
+    assert!(out.stderr.contains("tags"), "{out}");
     let mut after = site.snapshot("public");
     after.remove(&PathBuf::from("tags"));
     assert_eq!(before, after, "a feed changed although the build failed");

@@ -25,6 +25,7 @@ fn assert_reported(bad: Bad<'_>) -> (Run, Run) {
     site.build();
     site.check().success();
     let before = site.snapshot("public");
+    assert_fixture_feeds(&before);
 
     site.write(bad.file, bad.contents);
     let check = site.check().exit_code(1);
@@ -59,6 +60,17 @@ fn assert_reported(bad: Bad<'_>) -> (Run, Run) {
         "the failed build changed the feeds"
     );
     (check, build)
+}
+
+/// Panics unless `files` (the fixture's `public` folder) holds its three
+/// feeds with its five published posts: what a failed build must keep.
+#[track_caller]
+fn assert_fixture_feeds(files: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>) {
+    let text =
+        |name: &str| String::from_utf8_lossy(&files[std::path::Path::new(name)]).into_owned();
+    assert_eq!(text("atom.xml").matches("<entry>").count(), 5);
+    assert_eq!(text("rss.xml").matches("<item>").count(), 5);
+    assert_eq!(text("feed.json").matches("\"date_published\"").count(), 5);
 }
 
 #[test]
@@ -174,6 +186,7 @@ fn two_posts_with_the_same_permalink() {
     let site = Site::fixture("blog");
     site.build();
     let before = site.snapshot("public");
+    assert_fixture_feeds(&before);
     // Same date and slug as content/2024-01-15-plain-yaml.md.
     site.write(
         "content/archive/2024-01-15-plain-yaml.md",

@@ -741,6 +741,12 @@ fn a_failed_write_changes_no_feed() {
     let site = Site::fixture("blog");
     site.build();
     let before = site.snapshot("public");
+    let atom = String::from_utf8_lossy(&before[&PathBuf::from("atom.xml")]).into_owned();
+    assert_eq!(
+        atom.matches("<entry>").count(),
+        5,
+        "the feeds kept are real"
+    );
     // Tag feeds would go under public/tags/, which is now a file: the main
     // feeds are staged first, then writing a tag feed fails.
     site.append_config("per_tag = true");

@@ -209,8 +209,10 @@ fn dkim_verify(site: &Site, keys: &[(&str, &str)], files: &[PathBuf]) -> Vec<Ver
     }
     let out = run(command.args(files));
     assert_eq!(out.code, Some(0), "dkim_verify.py verify failed\n{out}");
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("dkim_verify.py printed bad JSON ({e})\n{out}"))
+    let results: Vec<Verified> = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("dkim_verify.py printed bad JSON ({e})\n{out}"));
+    assert_eq!(results.len(), files.len(), "one result per message\n{out}");
+    results
 }
 
 /// The headers every signature covers, each listed once more than the
@@ -1200,10 +1202,15 @@ fn preview_writes_three_files_and_records_nothing() {
         normalize(&site.read_text("pv/digest.txt")),
         "digest.eml's text part is not digest.txt"
     );
-    assert!(
-        site.read_text("pv/digest.txt")
-            .contains(&permalink("2026-11-21", "second"))
-    );
+    // Both posts are in both parts, not only the same in each.
+    for (date, slug) in [("2026-11-21", "second"), ("2026-11-20", "first")] {
+        for file in ["pv/digest.txt", "pv/digest.html"] {
+            assert!(
+                site.read_text(file).contains(&permalink(date, slug)),
+                "{file} has no link to {slug}"
+            );
+        }
+    }
     assert_eq!(count_eml(&site.path("outbox")), 0, "preview sent mail");
 
     // A second preview shows the same digest: the first recorded nothing.

@@ -87,6 +87,58 @@ pub fn expiry(token: &str) -> Option<i64> {
     token.split('.').nth(1)?.parse().ok()
 }
 
+/// `text` with every token in it (`KEY.EXPIRES.MAC`, the MAC 64 hex
+/// digits) replaced by `…`: the last guard of the log, whatever crate
+/// wrote the line (an HTML parser tracing a confirmation mail it reads
+/// logs the link's token as text).
+pub fn redact(text: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let is_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    let mut redacted: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    let mut at = 0;
+    while at < text.len() {
+        if !is_hex(text[at]) {
+            at += 1;
+            continue;
+        }
+        let start = at;
+        while at < text.len() && is_hex(text[at]) {
+            at += 1;
+        }
+        if at - start != 64 || start < 4 || text[start - 1] != b'.' {
+            continue;
+        }
+        // Back over `EXPIRES.` and `KEY`.
+        let expiry_end = start - 1;
+        let mut expiry = expiry_end;
+        while expiry > 0 && text[expiry - 1].is_ascii_digit() {
+            expiry -= 1;
+        }
+        if expiry == expiry_end || expiry < 2 || text[expiry - 1] != b'.' {
+            continue;
+        }
+        let key_end = expiry - 1;
+        let mut key = key_end;
+        while key > 0 && is_hex(text[key - 1]) {
+            key -= 1;
+        }
+        if key == key_end {
+            continue;
+        }
+        let out = redacted.get_or_insert_with(|| Vec::with_capacity(text.len()));
+        out.extend_from_slice(&text[copied..key]);
+        out.extend_from_slice("…".as_bytes());
+        copied = at;
+    }
+    match redacted {
+        Some(mut out) => {
+            out.extend_from_slice(&text[copied..]);
+            std::borrow::Cow::Owned(out)
+        }
+        None => std::borrow::Cow::Borrowed(text),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +184,31 @@ mod tests {
                 verify(SECRET, Purpose::Unsubscribe, junk, 0),
                 Err(TokenError::Invalid),
                 "{junk}"
+            );
+        }
+    }
+
+    #[test]
+    fn redact_removes_every_token_and_nothing_else() {
+        let unsubscribe = sign(SECRET, Purpose::Unsubscribe, "0a1b2c3d4e5f60718293", None);
+        let confirm = sign(SECRET, Purpose::Confirm, "7", Some(1_796_205_602));
+        let line = format!(
+            "TRACE got characters \"{confirm}\" then https://x.org/unsubscribe/{unsubscribe}\n"
+        );
+        assert_eq!(
+            String::from_utf8(redact(line.as_bytes()).into_owned()).unwrap(),
+            "TRACE got characters \"…\" then https://x.org/unsubscribe/…\n"
+        );
+        let mac = unsubscribe.rsplit_once('.').unwrap().1;
+        for kept in [
+            "no token here at all".to_string(),
+            format!("a SHA-256 {mac} on its own"),
+            format!("version 1.2.{mac}0"),
+            "1.0.00".to_string(),
+        ] {
+            assert!(
+                matches!(redact(kept.as_bytes()), std::borrow::Cow::Borrowed(_)),
+                "{kept}"
             );
         }
     }

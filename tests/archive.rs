@@ -627,3 +627,55 @@ fn a_letter_path_that_is_no_file_is_refused_at_once() {
         );
     }
 }
+
+/// A mailing is known to feed readers by the id README gives it,
+/// `tag:HOST,DAY:mailings/N`, which stays when the site moves from http to
+/// https and when the archive moves to another folder.
+#[test]
+fn archive_ids_survive_a_move_to_https_and_a_new_archive_path() {
+    let site = new_site().subscribers(&addresses(1)).create();
+    site.replace_in_config(
+        "base_url = \"https://blog.example.org\"",
+        "base_url = \"http://blog.example.org\"",
+    );
+    posts(&site);
+    newsletter_at(&site, &["send"]).success();
+    site.build_at(NOW).success();
+    let ids = |dir: &str| -> Vec<(String, String)> {
+        let archive = read_archive(&site.path(dir));
+        let feed = archive.feed.expect("the archive's feed");
+        feed.entries
+            .iter()
+            .map(|e| (e.id.clone(), e.link.clone()))
+            .collect()
+    };
+    let expected = |base: &str, path: &str| -> Vec<(String, String)> {
+        (1..=3)
+            .rev()
+            .map(|n| {
+                (
+                    format!("tag:blog.example.org,2026-11-25:mailings/{n}"),
+                    format!("{base}/{path}/{n}/"),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        ids("public/archive"),
+        expected("http://blog.example.org", "archive")
+    );
+
+    site.replace_in_config("http://blog.example.org", "https://blog.example.org");
+    site.build_at(NOW).success();
+    assert_eq!(
+        ids("public/archive"),
+        expected("https://blog.example.org", "archive")
+    );
+
+    site.append_config("[archive]\npath = \"issues\"");
+    site.build_at(NOW).success();
+    assert_eq!(
+        ids("public/issues"),
+        expected("https://blog.example.org", "issues")
+    );
+}

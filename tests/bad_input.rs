@@ -25,6 +25,7 @@ fn assert_reported(bad: Bad<'_>) -> (Run, Run) {
     site.build();
     site.check().success();
     let before = site.snapshot("public");
+    assert_fixture_feeds(&before);
 
     site.write(bad.file, bad.contents);
     let check = site.check().exit_code(1);
@@ -59,6 +60,17 @@ fn assert_reported(bad: Bad<'_>) -> (Run, Run) {
         "the failed build changed the feeds"
     );
     (check, build)
+}
+
+/// Panics unless `files` (the fixture's `public` folder) holds its three
+/// feeds with its five published posts: what a failed build must keep.
+#[track_caller]
+fn assert_fixture_feeds(files: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>) {
+    let text =
+        |name: &str| String::from_utf8_lossy(&files[std::path::Path::new(name)]).into_owned();
+    assert_eq!(text("atom.xml").matches("<entry>").count(), 5);
+    assert_eq!(text("rss.xml").matches("<item>").count(), 5);
+    assert_eq!(text("feed.json").matches("\"date_published\"").count(), 5);
 }
 
 #[test]
@@ -174,6 +186,7 @@ fn two_posts_with_the_same_permalink() {
     let site = Site::fixture("blog");
     site.build();
     let before = site.snapshot("public");
+    assert_fixture_feeds(&before);
     // Same date and slug as content/2024-01-15-plain-yaml.md.
     site.write(
         "content/archive/2024-01-15-plain-yaml.md",
@@ -297,13 +310,93 @@ fn a_missing_config_file_is_named_once() {
     );
 }
 
+/// A `--now` that is no time is a usage error (exit 2) that shows how to
+/// write one.
 #[test]
 fn a_bad_now_says_how_to_write_it() {
     let site = Site::fixture("blog");
-    let out = run(&mut site.newsletter(["build", "--now", "yesterday"])).failure();
+    let out = run(&mut site.newsletter(["build", "--now", "yesterday"])).usage_error();
     assert!(out.stderr.contains("yesterday"), "{out}");
     assert!(has_valid_example_date(&out.stderr), "no example\n{out}");
     assert!(!site.path("public").exists());
+}
+
+/// A command line the program cannot read exits 2, as the README says,
+/// with clap's message naming what is wrong, and does nothing: no feed
+/// written, no store made.
+#[test]
+fn a_usage_error_exits_2_and_names_the_problem() {
+    let site = Site::fixture("blog");
+    for (args, env, names) in [
+        (
+            &["frobnicate"][..],
+            None,
+            &["unrecognized subcommand", "'frobnicate'"][..],
+        ),
+        (
+            &["build", "--fast"],
+            None,
+            &["unexpected argument", "'--fast'"],
+        ),
+        (
+            &["subscribers", "add"],
+            None,
+            &["required arguments were not provided", "<EMAIL>"],
+        ),
+        (
+            &["build", "--output"],
+            None,
+            &["a value is required for '--output <DIR>'"],
+        ),
+        (
+            &["build", "--now", "2026-13-01T00:00:00Z"],
+            None,
+            &["invalid value '2026-13-01T00:00:00Z' for '--now <TIMESTAMP>'"],
+        ),
+        (
+            &["build"],
+            Some("tomorrow"),
+            &["invalid value 'tomorrow' for '--now <TIMESTAMP>'"],
+        ),
+        (
+            &["serve", "--listen", "localhost"],
+            None,
+            &["invalid value 'localhost' for '--listen <ADDR>'"],
+        ),
+        (
+            &["subscribers", "list", "--status", "gone"],
+            None,
+            &[
+                "invalid value 'gone' for '--status <STATUS>'",
+                "unknown status",
+            ],
+        ),
+        (
+            &["digests", "show", "seven"],
+            None,
+            &["invalid value 'seven' for '<ID>'"],
+        ),
+        (
+            &["send", "--dry-run", "--to", "ed@example.net"],
+            None,
+            &["'--dry-run' cannot be used with '--to <EMAIL>'"],
+        ),
+    ] {
+        let mut command = site.newsletter(args);
+        if let Some(now) = env {
+            command.env("NEWSLETTER_NOW", now);
+        }
+        let out = run(&mut command).usage_error();
+        for name in names {
+            assert!(
+                out.stderr.contains(name),
+                "{args:?}: {name:?} not named\n{out}"
+            );
+        }
+        assert!(out.stdout.is_empty(), "{args:?}\n{out}");
+    }
+    assert!(!site.path("public").exists(), "a feed was written");
+    assert!(!site.path("newsletter.db").exists(), "a store was made");
 }
 
 #[test]

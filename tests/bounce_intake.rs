@@ -295,10 +295,9 @@ fn a_run_killed_part_way_counts_each_report_once() {
     read(&site, &["reports.mbox"]);
     let last = read(&site, &["reports.mbox"]);
     assert!(last.stdout.contains("6000 read before"), "{last}");
-    let bounced = statuses(&site)
-        .into_iter()
-        .filter(|(_, s)| s != "active")
-        .count();
+    let statuses = statuses(&site);
+    assert_eq!(statuses.len(), 3000);
+    let bounced = statuses.into_iter().filter(|(_, s)| s != "active").count();
     assert_eq!(bounced, 0, "a report was counted twice");
     assert!(
         killed_while_running,

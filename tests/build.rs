@@ -741,6 +741,12 @@ fn a_failed_write_changes_no_feed() {
     let site = Site::fixture("blog");
     site.build();
     let before = site.snapshot("public");
+    let atom = String::from_utf8_lossy(&before[&PathBuf::from("atom.xml")]).into_owned();
+    assert_eq!(
+        atom.matches("<entry>").count(),
+        5,
+        "the feeds kept are real"
+    );
     // Tag feeds would go under public/tags/, which is now a file: the main
     // feeds are staged first, then writing a tag feed fails.
     site.append_config("per_tag = true");
@@ -749,10 +755,8 @@ fn a_failed_write_changes_no_feed() {
         "content/2025-05-05-new.md",
         "---\ntitle: A new post\ncreated_at: 2025-05-05\ntags: [rust]\n---\n\nNew.\n",
     );
-    let out = site.newsletter(["build", "--now", NOW]).output().unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("tags"), "{stderr}");
+    let out = run(&mut site.newsletter(["build", "--now", NOW])).failure();
+    assert!(out.stderr.contains("tags"), "{out}");
     let mut after = site.snapshot("public");
     after.remove(&PathBuf::from("tags"));
     assert_eq!(before, after, "a feed changed although the build failed");
@@ -786,4 +790,92 @@ fn temporary_files_a_killed_build_left_are_removed_once_stale() {
     assert!(!site.path("public/.newsletter-old1").exists());
     assert!(!site.path("public/tags/rust/.newsletter-old2").exists());
     assert!(site.path("public/.newsletter-recent").exists());
+}
+
+/// Each feed's entry ids by link path (the permalink without scheme and
+/// host), so entries can be matched across a change of title or scheme.
+fn ids_by_path(feeds: &Feeds) -> Vec<(&'static str, String, String)> {
+    let mut ids = Vec::new();
+    for (name, feed) in feeds.each() {
+        for entry in &feed.entries {
+            let link = entry.link.clone().unwrap_or_default();
+            let path = link
+                .split_once("//")
+                .and_then(|(_, rest)| rest.find('/').map(|at| rest[at..].to_string()))
+                .unwrap_or_else(|| panic!("{name}: a link with no path: {link:?}"));
+            ids.push((name, path, entry.id.clone().unwrap_or_default()));
+        }
+    }
+    ids.sort();
+    ids
+}
+
+/// A feed reader knows an entry by its id: editing a post's title, or
+/// moving the site from http to https, must not make an old post look new.
+/// The Atom and JSON Feed ids are `tag:HOST,DATE:PATH` and stay the same
+/// through both; the RSS guid is the permalink (README: `isPermaLink`), the
+/// same through a title edit and the https permalink after the move.
+#[test]
+fn entry_ids_survive_a_title_edit_and_a_move_to_https() {
+    let site = Site::fixture("blog");
+    site.write(
+        "config.toml",
+        site.read_text("config.toml").replace(
+            "base_url = \"https://blog.example.org\"",
+            "base_url = \"http://blog.example.org\"",
+        ),
+    );
+    site.build();
+    let before = ids_by_path(&site.feeds("public"));
+    // Five posts in each of the three feeds, the one below as README has it.
+    assert_eq!(before.len(), 15, "{before:#?}");
+    let path = "/posts/2024/01/15/plain-yaml/";
+    let tag = "tag:blog.example.org,2024-01-15:/posts/2024/01/15/plain-yaml/";
+    for (name, id) in [
+        ("atom", tag.to_string()),
+        ("json", tag.to_string()),
+        ("rss", format!("http://blog.example.org{path}")),
+    ] {
+        assert!(
+            before.contains(&(name, path.to_string(), id.clone())),
+            "{name}: no entry {id:?} for {path}: {before:#?}"
+        );
+    }
+
+    let file = "content/2024-01-15-plain-yaml.md";
+    site.write(
+        file,
+        site.read_text(file)
+            .replace("Plain YAML: the usual kind", "Plain YAML, retitled"),
+    );
+    site.build();
+    let feeds = site.feeds("public");
+    in_every_feed(&feeds, "Plain YAML, retitled");
+    assert_eq!(ids_by_path(&feeds), before, "a title edit changed an id");
+
+    site.write(
+        "config.toml",
+        site.read_text("config.toml")
+            .replace("http://blog.example.org", "https://blog.example.org"),
+    );
+    site.build();
+    let feeds = site.feeds("public");
+    for (_, entry) in in_every_feed(&feeds, "Plain YAML, retitled") {
+        assert_eq!(
+            entry.link.as_deref(),
+            Some("https://blog.example.org/posts/2024/01/15/plain-yaml/")
+        );
+    }
+    let after = ids_by_path(&feeds);
+    let moved: Vec<_> = before
+        .iter()
+        .map(|(name, path, id)| {
+            let id = match *name {
+                "rss" => id.replacen("http://", "https://", 1),
+                _ => id.clone(),
+            };
+            (*name, path.clone(), id)
+        })
+        .collect();
+    assert_eq!(after, moved, "the move to https changed an Atom or JSON id");
 }

@@ -209,8 +209,10 @@ fn dkim_verify(site: &Site, keys: &[(&str, &str)], files: &[PathBuf]) -> Vec<Ver
     }
     let out = run(command.args(files));
     assert_eq!(out.code, Some(0), "dkim_verify.py verify failed\n{out}");
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("dkim_verify.py printed bad JSON ({e})\n{out}"))
+    let results: Vec<Verified> = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("dkim_verify.py printed bad JSON ({e})\n{out}"));
+    assert_eq!(results.len(), files.len(), "one result per message\n{out}");
+    results
 }
 
 /// The headers every signature covers, each listed once more than the
@@ -1200,10 +1202,15 @@ fn preview_writes_three_files_and_records_nothing() {
         normalize(&site.read_text("pv/digest.txt")),
         "digest.eml's text part is not digest.txt"
     );
-    assert!(
-        site.read_text("pv/digest.txt")
-            .contains(&permalink("2026-11-21", "second"))
-    );
+    // Both posts are in both parts, not only the same in each.
+    for (date, slug) in [("2026-11-21", "second"), ("2026-11-20", "first")] {
+        for file in ["pv/digest.txt", "pv/digest.html"] {
+            assert!(
+                site.read_text(file).contains(&permalink(date, slug)),
+                "{file} has no link to {slug}"
+            );
+        }
+    }
     assert_eq!(count_eml(&site.path("outbox")), 0, "preview sent mail");
 
     // A second preview shows the same digest: the first recorded nothing.
@@ -1280,4 +1287,169 @@ fn a_broken_template_fails_the_send_naming_file_and_line_and_sends_nothing() {
         "{out}"
     );
     assert_eq!(addressees(&outbox(&site)), readers);
+}
+
+/// Python's own HMAC over a token's fields, as README and `src/token.rs`
+/// describe tokens: `KEY.EXPIRES.` then HMAC-SHA256, keyed with the secret's
+/// bytes, of `PURPOSE:KEY:EXPIRES`, in lower-case hex.
+const PYTHON_TOKEN: &str = "import hashlib, hmac, sys
+secret, purpose, key, expires = sys.argv[1:]
+mac = hmac.new(secret.encode(), f'{purpose}:{key}:{expires}'.encode(), hashlib.sha256)
+print(f'{key}.{expires}.{mac.hexdigest()}')";
+
+/// The token Python computes for these fields.
+fn python_token(secret: &str, purpose: &str, key: &str, expires: i64) -> String {
+    let mut command = Command::new(python());
+    command
+        .args(["-c", PYTHON_TOKEN, secret, purpose, key])
+        .arg(expires.to_string());
+    run(&mut command).success().stdout.trim().to_string()
+}
+
+/// The token at the end of the one link in `text` that starts with `prefix`.
+#[track_caller]
+fn token_in(text: &str, prefix: &str) -> String {
+    let links: Vec<&str> = text
+        .split_whitespace()
+        .filter(|w| w.starts_with(prefix))
+        .collect();
+    assert_eq!(links.len(), 1, "links to {prefix} in:\n{text}");
+    links[0][prefix.len()..].to_string()
+}
+
+/// `token` with one character changed in its key, its expiry and its MAC.
+fn altered(token: &str) -> [String; 3] {
+    let swap = |c: char| if c == '0' { '1' } else { '0' };
+    let mut first = token.chars();
+    let key_changed = format!("{}{}", swap(first.next().unwrap()), first.as_str());
+    let (head, tail) = token.split_at(token.find('.').unwrap() + 1);
+    let mut expiry = tail.chars();
+    let expiry_changed = format!("{head}{}{}", swap(expiry.next().unwrap()), expiry.as_str());
+    let mut mac = token.to_string();
+    let last = mac.pop().unwrap();
+    mac.push(swap(last));
+    [key_changed, expiry_changed, mac]
+}
+
+/// The tokens in a digest's unsubscribe and preference links and in a
+/// sign-up's confirmation link are exactly those Python's `hmac` computes
+/// from the secret, the purpose, the reader's key and the expiry, so a
+/// change of format or key handling (which would void every link already
+/// mailed) cannot pass unseen; and the server refuses each with one
+/// character changed, and changes nobody's status for it.
+#[test]
+fn tokens_are_the_hmac_python_computes_and_one_changed_character_is_refused() {
+    use common::server::{SECRET, cli, client, free_port, start};
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let site = Site::with_mail().public_url(&url).create();
+    // With a topic, the mail links the preference page too.
+    site.append_config("[[topics]]\nkey = \"rust\"\nlabel = \"Rust\"\ntags = [\"rust\"]");
+    let key = "0a1b2c3d4e5f60718293";
+    site.write(
+        "readers.csv",
+        format!("email,name,key\nann@example.net,Ann,{key}\n"),
+    );
+    cli(&site, &["subscribers", "import", "readers.csv"]).success();
+    cli(&site, &["send", "--now", NOW]).success();
+
+    let digest = outbox(&site);
+    assert_eq!(addressees(&digest), ["ann@example.net"]);
+    let text = digest[0].part("text/plain");
+    let unsubscribe = token_in(text, &format!("{url}unsubscribe/"));
+    let preferences = token_in(text, &format!("{url}preferences/"));
+    assert_eq!(
+        unsubscribe,
+        python_token(SECRET, "unsubscribe", key, 0),
+        "the unsubscribe token"
+    );
+    assert_eq!(
+        preferences,
+        python_token(SECRET, "preferences", key, 0),
+        "the preference token"
+    );
+    assert!(
+        digest[0]
+            .header("List-Unsubscribe")
+            .contains(&format!("<{url}unsubscribe/{unsubscribe}>")),
+        "{:?}",
+        digest[0].header("List-Unsubscribe")
+    );
+
+    // A sign-up's confirmation: its key is in the export, its expiry is
+    // confirm_ttl (48 hours) after the server's clock, which starts at NOW.
+    let server = start(&site, port);
+    let http = client();
+    let answer = http
+        .post(server.url("/subscribe"))
+        .form(&[("email", "bob@example.net")])
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let confirmation = loop {
+        let mails = outbox(&site);
+        if let Some(mail) = mails
+            .into_iter()
+            .find(|m| m.header("To") == "bob@example.net")
+        {
+            break mail;
+        }
+        assert!(std::time::Instant::now() < deadline, "no confirmation mail");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let confirm = token_in(confirmation.part("text/plain"), &format!("{url}confirm/"));
+    let export = cli(&site, &["subscribers", "export"]).success().stdout;
+    let mut rows = export.lines().map(|l| l.split(',').collect::<Vec<_>>());
+    let header = rows.next().unwrap();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let bob = rows
+        .find(|r| r[column("email")] == "bob@example.net")
+        .unwrap_or_else(|| panic!("bob is not in the export:\n{export}"));
+    let bob_key = bob[column("key")];
+    let expires: i64 = confirm.split('.').nth(1).unwrap().parse().unwrap();
+    // 2026-11-27T00:00:00Z, 48 hours after NOW; the clock has run a little since.
+    let due = 1_795_737_600;
+    assert!(
+        (due..due + 600).contains(&expires),
+        "the confirmation expires at {expires}, not 48 hours after {NOW}"
+    );
+    assert_eq!(
+        confirm,
+        python_token(SECRET, "confirm", bob_key, expires),
+        "the confirmation token"
+    );
+
+    for (route, token) in [
+        ("unsubscribe", &unsubscribe),
+        ("preferences", &preferences),
+        ("confirm", &confirm),
+    ] {
+        for changed in altered(token) {
+            for post in [false, true] {
+                let link = server.url(&format!("/{route}/{changed}"));
+                let answer = if post {
+                    http.post(&link).body("List-Unsubscribe=One-Click")
+                } else {
+                    http.get(&link)
+                }
+                .send()
+                .unwrap();
+                assert_eq!(answer.status(), 400, "{route}/{changed} (POST: {post})");
+                assert!(answer.text().unwrap().contains("not valid"));
+            }
+        }
+        let genuine = http
+            .get(server.url(&format!("/{route}/{token}")))
+            .send()
+            .unwrap();
+        assert_eq!(genuine.status(), 200, "{route}/{token}");
+    }
+    assert_eq!(
+        common::server::statuses(&site),
+        [
+            ("ann@example.net".to_string(), "active".to_string()),
+            ("bob@example.net".to_string(), "pending".to_string())
+        ]
+    );
 }

@@ -579,6 +579,19 @@ proptest! {
         // The build's manifest is no feed.
         prop_assert!(a.remove(Path::new(".newsletter.manifest")).is_some());
         prop_assert!(a.len() >= 3);
+        // And each is what these posts make, not only what the other build
+        // made: one entry for each post neither a draft nor dated after NOW,
+        // at most `limit` of them (0: all).
+        let published = posts
+            .iter()
+            .filter(|(_, date, _, draft, _)| !draft && !date.starts_with("2026-12"))
+            .count();
+        let shown = if limit == 0 { published } else { published.min(limit) };
+        let count = |file: &str, element: &str| {
+            String::from_utf8_lossy(&a[Path::new(file)]).matches(element).count()
+        };
+        prop_assert_eq!(count("atom.xml", "<entry>"), shown);
+        prop_assert_eq!(count("rss.xml", "<item>"), shown);
         let again = build("a");
         prop_assert!(again.stdout.contains(&format!("wrote 0 files ({} unchanged)", a.len())), "{again}");
         for (path, bytes) in &a {

@@ -415,10 +415,15 @@ fn the_smtp_password_and_the_token_secret_never_appear_in_any_output() {
         "bad.toml",
         site.read_text("config.toml") + "\n[oops]\nkey = 1\n",
     );
-    seen.run(
-        "bad config",
-        with(&["--config", "bad.toml", "check"], PASSWORD, SECRET).failure(),
-    );
+    // The site's own `--config config.toml` is not given: a second one is a
+    // usage error, not the bad config this is about.
+    let mut command = common::newsletter(site.root(), ["--config", "bad.toml", "check"]);
+    command
+        .env("NEWSLETTER_SMTP_PASSWORD", PASSWORD)
+        .env("NEWSLETTER_SECRET", SECRET)
+        .env("NEWSLETTER_LOG", "debug");
+    let bad = seen.run("bad config", run(&mut command).failure());
+    assert!(bad.stderr.contains("oops"), "{bad}");
 
     // The server, with a request or two and a confirmation email, then
     // with the wrong password (the confirmation cannot be sent).

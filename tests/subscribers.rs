@@ -75,6 +75,18 @@ fn forget_erases_the_reader_and_their_deliveries_and_imports_skip_them() {
     }
     let export = cli(&site, &["subscribers", "export"]).success();
     assert!(!export.stdout.contains(gone.as_str()), "{export:?}");
+    // The other reader is still there: the export is not just empty.
+    let kept = &addresses(2)[1];
+    assert_eq!(export.stdout.lines().count(), 2, "{export:?}");
+    assert!(
+        export
+            .stdout
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with(&format!("{kept},")),
+        "{export:?}"
+    );
 
     site.write("again.csv", format!("email\n{}\n", gone.to_uppercase()));
     let out = cli(&site, &["subscribers", "import", "again.csv"]).success();
@@ -114,6 +126,17 @@ fn erasure_and_imports_wait_for_a_running_send_instead_of_failing() {
         done >= 3,
         "the send ended before the test could race it ({done})"
     );
+    // Each erasure and each import took: as many readers as at the start,
+    // the late ones among them and the erased ones not.
+    let now = statuses(&site);
+    assert_eq!(now.len(), 1500);
+    for i in 0..done {
+        assert!(
+            now.iter()
+                .any(|(e, _)| *e == format!("late{i}@example.org"))
+        );
+        assert!(!now.iter().any(|(e, _)| *e == addresses(1500)[1400 + i]));
+    }
 }
 
 /// `[[topics]]` of the sites below: three topics, in this order.
@@ -303,6 +326,8 @@ fn export_then_import_keeps_each_subscribers_topics() {
     let export = cli(&site, &["subscribers", "export"]).success().stdout;
     let header = export.lines().next().unwrap();
     assert_eq!(header, "email,name,status,created_at,key,topics");
+    assert_eq!(export.lines().count(), 4, "{export}");
+    assert!(export.contains(",releases\n"), "{export}");
     assert!(export.contains(",\"community,docs\"\n"), "{export}");
 
     // Into a fresh store.

@@ -354,3 +354,272 @@ fn one_mailbox_typed_several_ways_becomes_one_row_and_gets_one_message() {
         ("bob@example.org".to_string(), "unsubscribed".to_string())
     );
 }
+
+/// Makes a store at `db` as the build of schema `version` left it: the
+/// program's own schema steps up to it (step `i` takes a store from `i`
+/// to `i + 1`; they are only ever added to), applied by Python's `sqlite3`,
+/// then rows of every kind that schema had, as that build wrote them.
+const OLD_STORE: &str = r#"import json, sqlite3, sys
+db_path, steps_path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+db = sqlite3.connect(db_path)
+for step in json.load(open(steps_path))[:n]:
+    db.executescript(step)
+def insert(table, **row):
+    marks = ', '.join('?' * len(row))
+    db.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({marks})", tuple(row.values()))
+insert('settings', key='secret', value='00112233445566778899aabbccddeeff' * 2)
+people = [(1, 'ann', 'active'), (2, 'bob', 'pending'), (3, 'cy', 'unsubscribed'),
+          (4, 'dee', 'bounced'), (5, 'eve', 'active')]
+if n >= 9:
+    people.append((6, 'fay', 'complained'))
+for id, who, status in people:
+    row = dict(id=id, email=f'{who}@example.org', name=who.title(), status=status,
+               created_at=f'2026-01-0{id}T00:00:00Z', updated_at=f'2026-02-0{id}T00:00:00Z')
+    if n >= 4:
+        row['key'] = f'{id}f{id}e'
+    insert('subscribers', **row)
+insert('digests', id=1, created_at='2026-11-01T00:00:00Z', subject='First digest',
+       html='<p>First</p>', text='First')
+insert('digests', id=2, created_at='2026-11-20T00:00:00Z', subject='Second digest',
+       html='<p>Second digest, resumed</p>', text='Second digest, resumed')
+for path in ['2024/01/15/plain-yaml', '2023/05/05/summary-key', '2022/02/02/nested-markdown',
+             '2021/03/04/zola-post', '2020/01/02/jekyll-date']:
+    insert('announced', permalink=f'/posts/{path}/', digest_id=1, announced_at='2026-11-01T00:00:00Z')
+for digest, id, status, attempts, reply in [
+        (1, 1, 'sent', 1, '250 ok'), (1, 3, 'sent', 1, '250 ok'),
+        (1, 4, 'failed', 3, '550 5.1.1 no such user'), (1, 5, 'sent', 2, '250 ok'),
+        (2, 1, 'pending', 0, ''), (2, 5, 'pending', 2, '451 4.3.0 try later'),
+        (2, 4, 'cancelled', 0, '')]:
+    insert('deliveries', digest_id=digest, subscriber_id=id, status=status, attempts=attempts,
+           reply=reply, updated_at='2026-11-20T00:00:00Z')
+if n >= 4:
+    insert('forgotten', hash='ab' * 32, forgotten_at='2026-03-01T00:00:00Z')
+if n >= 5:
+    row = dict(subscriber_id=2, expires=1795737600, name='Bobby')
+    if n >= 8:
+        row['asked'] = '2026-11-24T00:00:00Z'
+    insert('signup_names', **row)
+if n >= 7:
+    insert('subscriber_aliases', key='aa11', subscriber_id=1)
+if n >= 9:
+    insert('bounces', identity='<bounce-1@mx.example.org>', subscriber_id=4, digest_id=1,
+           kind='hard', status='5.1.1', detail='no such user', recipient='dee@example.org',
+           received_at='2026-11-02T00:00:00Z', trusted=1)
+if n >= 10:
+    insert('welcomes', subscriber_id=1, status='sent', attempts=1, reply='250 ok',
+           created_at='2026-01-01T00:00:00Z', updated_at='2026-01-01T00:00:00Z')
+db.execute(f'PRAGMA user_version = {n}')
+db.commit()
+"#;
+
+/// The rows of the upgraded store that no command shows, one per line.
+const STORE_ROWS: &str = r#"import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+print('version', db.execute('PRAGMA user_version').fetchone()[0])
+for table, columns in [('deliveries', 'digest_id, subscriber_id, status, attempts, reply'),
+                       ('announced', 'permalink, digest_id'), ('forgotten', 'hash'),
+                       ('signup_names', 'subscriber_id, expires, name'),
+                       ('subscriber_aliases', 'key, subscriber_id'),
+                       ('bounces', 'identity, subscriber_id, digest_id, kind'),
+                       ('welcomes', 'subscriber_id, status')]:
+    for row in db.execute(f'SELECT {columns} FROM {table} ORDER BY {columns}'):
+        print(table, *row)
+"#;
+
+/// A store from each schema this program ever wrote, the first one (0.1)
+/// included, holding subscribers of every status, digests sent, failed,
+/// pending and cancelled, announced posts, the secret, and whatever else
+/// that schema had: opened by this build, every row keeps its meaning. The
+/// list and the export show each subscriber as they were (the rows from
+/// before keys with their id as key), the report each digest's counts,
+/// `send` resumes the unfinished digest for exactly the two readers it was
+/// pending for, with the stored secret, and finds no post new.
+#[test]
+fn a_store_from_every_earlier_schema_upgrades_with_every_row_intact() {
+    let steps = newsletter::store::MIGRATIONS;
+    assert_eq!(steps.len(), 11, "a new schema step: add its rows here");
+    let site = Site::with_mail().create();
+    let steps_file = site.outside().join("steps.json");
+    std::fs::write(&steps_file, serde_json::to_string(&steps).unwrap()).unwrap();
+    let db = site.path("newsletter.db");
+    for version in 1..=steps.len() {
+        let _ = std::fs::remove_file(&db);
+        let _ = std::fs::remove_dir_all(site.path("outbox"));
+        let mut command = std::process::Command::new(python());
+        command
+            .args(["-c", OLD_STORE])
+            .arg(&db)
+            .arg(&steps_file)
+            .arg(version.to_string());
+        run(&mut command).success();
+        let what = format!("a store at schema {version}");
+        let key = |id: u32| {
+            if version >= 4 {
+                format!("{id}f{id}e")
+            } else {
+                id.to_string()
+            }
+        };
+
+        let mut people = vec![
+            (1, "ann", "Ann", "active"),
+            (2, "bob", "Bob", "pending"),
+            (3, "cy", "Cy", "unsubscribed"),
+            (4, "dee", "Dee", "bounced"),
+            (5, "eve", "Eve", "active"),
+        ];
+        if version >= 9 {
+            people.push((6, "fay", "Fay", "complained"));
+        }
+        let list: String = people
+            .iter()
+            .map(|(id, who, name, status)| {
+                format!("{who}@example.org\t{name}\t{status}\t2026-01-0{id}T00:00:00Z\n")
+            })
+            .collect();
+        let listed = run(&mut site.newsletter(["subscribers", "list"])).success();
+        assert_eq!(listed.stdout, list, "{what}: subscribers list");
+        let export: String = people
+            .iter()
+            .map(|(id, who, name, status)| {
+                format!(
+                    "{who}@example.org,{name},{status},2026-01-0{id}T00:00:00Z,{},\n",
+                    key(*id)
+                )
+            })
+            .collect();
+        let exported = run(&mut site.newsletter(["subscribers", "export"])).success();
+        assert_eq!(
+            exported.stdout,
+            format!("email,name,status,created_at,key,topics\n{export}"),
+            "{what}: subscribers export"
+        );
+        let hard = if version >= 9 { 1 } else { 0 };
+        let report = format!(
+            "digest\tdate\trecipients\tsent\tfailed\tpending\tbounced (hard)\tbounced (soft)\t\
+             complaints\tunsubscribes\tsubject\n\
+             2\t2026-11-20\t3\t0\t0\t2\t0\t0\t0\t0\tSecond digest\n\
+             1\t2026-11-01\t4\t3\t1\t0\t{hard}\t0\t0\t0\tFirst digest\n"
+        );
+        let digests = run(&mut site.newsletter(["digests"])).success();
+        assert_eq!(digests.stdout, report, "{what}: digests");
+        let bounce = if version >= 9 {
+            "hard\tdee@example.org\t5.1.1 no such user\n"
+        } else {
+            ""
+        };
+        let first = run(&mut site.newsletter(["digests", "show", "1"])).success();
+        assert_eq!(
+            first.stdout,
+            format!(
+                "failed\tdee@example.org\t550 5.1.1 no such user\n{bounce}\
+                 sent\tann@example.org\t250 ok\n\
+                 sent\tcy@example.org\t250 ok\n\
+                 sent\teve@example.org\t250 ok\n"
+            ),
+            "{what}: digests show 1"
+        );
+
+        // The stored secret signs (no NEWSLETTER_SECRET given).
+        let sent = run(&mut site.newsletter(["send", "--now", NOW])).success();
+        assert!(
+            sent.stdout
+                .contains("digest 2 \"Second digest\": 2 sent, 0 failed, 0 pending, 1 cancelled"),
+            "{what}: {sent}"
+        );
+        let mut mails: Vec<common::smtp::Mail> = common::smtp::eml_files(&site.path("outbox"))
+            .iter()
+            .map(|f| common::smtp::mail_file(f))
+            .collect();
+        mails.sort_by(|a, b| a.header("To").cmp(b.header("To")));
+        let to: Vec<&str> = mails.iter().map(|m| m.header("To")).collect();
+        assert_eq!(
+            to,
+            ["Ann <ann@example.org>", "Eve <eve@example.org>"],
+            "{what}"
+        );
+        for (mail, id) in mails.iter().zip([1, 5]) {
+            assert_eq!(mail.header("Subject"), "Second digest", "{what}");
+            assert!(
+                mail.part("text/plain").contains("Second digest, resumed"),
+                "{what}"
+            );
+            let token = hmac_token(
+                "hex:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+                &key(id),
+            );
+            assert!(
+                mail.header("List-Unsubscribe")
+                    .contains(&format!("/unsubscribe/{token}>")),
+                "{what}: not signed with the stored secret for key {}: {}",
+                key(id),
+                mail.header("List-Unsubscribe")
+            );
+        }
+        let again = run(&mut site.newsletter(["send", "--now", NOW])).success();
+        assert!(again.stdout.contains("nothing to send"), "{what}: {again}");
+
+        let mut rows = vec![
+            format!("version {}", steps.len()),
+            "deliveries 1 1 sent 1 250 ok".into(),
+            "deliveries 1 3 sent 1 250 ok".into(),
+            "deliveries 1 4 failed 3 550 5.1.1 no such user".into(),
+            "deliveries 1 5 sent 2 250 ok".into(),
+            "deliveries 2 1 sent 1 written to outbox/".into(),
+            "deliveries 2 4 cancelled 0 ".into(),
+            "deliveries 2 5 sent 3 written to outbox/".into(),
+        ];
+        for path in [
+            "2020/01/02/jekyll-date",
+            "2021/03/04/zola-post",
+            "2022/02/02/nested-markdown",
+            "2023/05/05/summary-key",
+            "2024/01/15/plain-yaml",
+        ] {
+            rows.push(format!("announced /posts/{path}/ 1"));
+        }
+        if version >= 4 {
+            rows.push(format!("forgotten {}", "ab".repeat(32)));
+        }
+        if version >= 5 {
+            rows.push("signup_names 2 1795737600 Bobby".into());
+        }
+        if version >= 7 {
+            rows.push("subscriber_aliases aa11 1".into());
+        }
+        if version >= 9 {
+            rows.push("bounces <bounce-1@mx.example.org> 4 1 hard".into());
+        }
+        if version >= 10 {
+            rows.push("welcomes 1 sent".into());
+        }
+        let stored = sql(&db, STORE_ROWS);
+        let stored: Vec<String> = stored
+            .lines()
+            .map(|l| match l.find("written to outbox/") {
+                Some(at) => l[..at + "written to outbox/".len()].to_string(),
+                None => l.to_string(),
+            })
+            .collect();
+        assert_eq!(stored, rows, "{what}: the rows after the upgrade");
+    }
+}
+
+/// An unsubscribe token for `key` under `secret` (`hex:` and the bytes),
+/// computed with Python's `hmac`.
+fn hmac_token(secret: &str, key: &str) -> String {
+    let out = std::process::Command::new(python())
+        .args([
+            "-c",
+            "import hmac, hashlib, sys\n\
+             secret = bytes.fromhex(sys.argv[1].removeprefix('hex:'))\n\
+             mac = hmac.new(secret, f'unsubscribe:{sys.argv[2]}:0'.encode(), hashlib.sha256)\n\
+             print(f'{sys.argv[2]}.0.{mac.hexdigest()}')",
+            secret,
+            key,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}

@@ -780,7 +780,7 @@ fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(writer);
+        .with_writer(Redacting(writer));
     // A second call (in tests) finds a logger already set: keep it.
     let _ = if json {
         builder.json().try_init()
@@ -788,6 +788,35 @@ fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
         builder.try_init()
     };
     guard
+}
+
+/// The log's writer, with every token taken out of each line (see
+/// [`crate::token::redact`]), whichever crate logged it: a directive such
+/// as `html5ever=trace` is taken as written, and that parser traces the
+/// text of the confirmation mails it reads.
+struct Redacting<W>(W);
+
+impl<'a, W: tracing_subscriber::fmt::MakeWriter<'a>> tracing_subscriber::fmt::MakeWriter<'a>
+    for Redacting<W>
+{
+    type Writer = Redacting<W::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        Redacting(self.0.make_writer())
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Redacting<W> {
+    /// Takes the whole buffer at once: the formatter writes each line with
+    /// one `write_all`, so a token is never split between two calls.
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        self.0.write_all(&crate::token::redact(line))?;
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 #[cfg(test)]

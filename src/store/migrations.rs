@@ -10,10 +10,13 @@ use super::{Store, StoreError};
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = 11;
 
+/// The schema steps, oldest first: step `i` takes a store from version `i`
+/// to `i + 1` (step 6 is followed by `merge_spellings`). Public so that
+/// tests can make a store as each earlier version left it.
 // Sized by SCHEMA_VERSION so that a migration added without bumping the
 // version (which would make the next `open` refuse the store as too new)
 // does not compile.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+pub const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     r#"
 CREATE TABLE subscribers (
     id INTEGER PRIMARY KEY,

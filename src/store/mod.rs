@@ -25,7 +25,7 @@ pub use digests::{
     Adoption, Announced, Archived, Choice, Kind, NewDigest, Plan, PostRef, Record, StoredDigest,
 };
 pub use ledger::{Counts, Outcome, Pending};
-pub use migrations::SCHEMA_VERSION;
+pub use migrations::{MIGRATIONS, SCHEMA_VERSION};
 pub use subscribers::{
     Added, Changed, ImportRow, Imported, Status, StatusChange, Subscriber, is_key,
 };

@@ -132,16 +132,39 @@ impl Run {
         self
     }
 
-    /// Panics unless the run exited with a failure code (not 0, not a crash).
+    /// Panics unless the run failed as the README promises for an error:
+    /// exit code 1 (not 2, a usage error; not 101, a panic; not a signal),
+    /// and no panic message.
     #[track_caller]
     pub fn failure(self) -> Run {
         assert!(
-            matches!(self.code, Some(c) if c != 0),
-            "expected a failure exit code\n{self}"
-        );
-        assert!(
             !self.stderr.contains("panicked"),
             "expected an error message, not a panic\n{self}"
+        );
+        assert_eq!(
+            self.code,
+            Some(1),
+            "expected exit code 1 (an error)\n{self}"
+        );
+        self
+    }
+
+    /// Panics unless the run was refused as a usage error: exit code 2, with
+    /// clap's `error:` line and no panic.
+    #[track_caller]
+    pub fn usage_error(self) -> Run {
+        assert!(
+            !self.stderr.contains("panicked"),
+            "expected a usage message, not a panic\n{self}"
+        );
+        assert_eq!(
+            self.code,
+            Some(2),
+            "expected exit code 2 (a usage error)\n{self}"
+        );
+        assert!(
+            self.stderr.starts_with("error: "),
+            "expected clap's `error:` line first\n{self}"
         );
         self
     }

@@ -29,7 +29,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::mail_site::addresses;
-use common::smtp::{SmtpServer, count_eml, loopback_config};
+use common::smtp::{Hold, SmtpServer, count_eml, held_config, loopback_config};
 use common::{NOW, Run, Site, run};
 use rusqlite::{Connection, OpenFlags};
 
@@ -130,55 +130,10 @@ fn copies(server: &SmtpServer) -> BTreeMap<String, usize> {
     copies
 }
 
-/// The server's log (`tests/smtp_server.py` writes it beside the maildir).
-fn server_log(server: &SmtpServer) -> String {
-    let log = server.maildir.parent().unwrap().join("server.log");
-    std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()))
-}
-
-/// How many log lines of the server contain `needle`.
-fn logged(server: &SmtpServer, needle: &str) -> usize {
-    server_log(server).matches(needle).count()
-}
-
-/// Waits until the server has logged `needle` at least `n` times.
-#[track_caller]
-fn wait_for_logged(server: &SmtpServer, needle: &str, n: usize) {
-    let start = Instant::now();
-    while logged(server, needle) < n {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the SMTP server did not log {needle:?} {n} times:\n{}",
-            server_log(server)
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Waits until the server has seen every connection close, once its
-/// client is gone: then it has saved whatever was in flight, and saves
-/// nothing more (a message whose client hung up before the reply is
-/// dropped, never saved later).
-#[track_caller]
+/// Waits until the server has saved whatever was in flight when its
+/// client died.
 fn settle(server: &SmtpServer) {
-    let start = Instant::now();
-    loop {
-        let log = server_log(server);
-        let (opened, closed) = (
-            log.matches(" connect peer=").count(),
-            log.matches(" disconnect peer=").count(),
-        );
-        if opened == closed {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{} of the SMTP server's connections are still open a minute after its \
-             client died",
-            opened - closed
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    server.wait_until_idle();
 }
 
 /// Checks the ledger against what the server received, with no `send`
@@ -728,47 +683,6 @@ fn a_build_killed_at_20_random_moments_leaves_each_feed_old_or_new_never_half() 
     );
 }
 
-/// A file that, while it exists, holds every message at the SMTP server
-/// before its reply (`tests/smtp_server.py --hold-file`): a `send` stays
-/// mid-message, provably running, for as long as a test needs.
-struct Hold {
-    dir: tempfile::TempDir,
-}
-
-impl Hold {
-    fn new() -> Hold {
-        Hold {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self) -> PathBuf {
-        self.dir.path().join("hold")
-    }
-
-    /// The server's `--hold-file` argument.
-    fn arg(&self) -> String {
-        self.path().display().to_string()
-    }
-
-    fn on(&self) {
-        std::fs::write(self.path(), "").unwrap();
-    }
-
-    fn off(&self) {
-        std::fs::remove_file(self.path()).unwrap();
-    }
-}
-
-/// The `[smtp]` table for `server` with `connections`, and a timeout
-/// longer than any hold.
-fn held(server: &SmtpServer, connections: usize) -> String {
-    loopback_config(
-        server.port,
-        &format!("timeout = 120\nconnections = {connections}"),
-    )
-}
-
 // ---------------------------------------------------------------------------
 // Disk faults: a tmpfs of our own, read-only or small.
 
@@ -1043,7 +957,7 @@ fn a_full_disk_under_the_store_stops_send_and_a_roomier_one_resumes_it() {
     let hold = Hold::new();
     let server = SmtpServer::start(&["--delay", "0.01", "--hold-file", &hold.arg()]);
     let site = Site::with_mail()
-        .smtp(held(&server, CONNECTIONS))
+        .smtp(held_config(server.port, CONNECTIONS))
         .store("store/newsletter.db")
         .create();
     let store_dir = site.path("store");
@@ -1060,7 +974,7 @@ fn a_full_disk_under_the_store_stops_send_and_a_roomier_one_resumes_it() {
     // The send waits at the server, mid-message, while the disk fills:
     // it cannot have finished first.
     hold.on();
-    wait_for_logged(&server, "fault=hold", 1);
+    server.wait_for_logged("fault=hold", 1);
     // Take every byte left: the next ledger write has no room.
     let mut filler = std::fs::File::create(store_dir.join("filler")).unwrap();
     let block = vec![0u8; 64 * 1024];
@@ -1108,7 +1022,7 @@ fn a_database_locked_past_the_busy_timeout_stops_send_and_the_next_run_resumes()
     let hold = Hold::new();
     let server = SmtpServer::start(&["--delay", "0.02", "--hold-file", &hold.arg()]);
     let site = Site::with_mail()
-        .smtp(held(&server, CONNECTIONS))
+        .smtp(held_config(server.port, CONNECTIONS))
         .subscribers(&readers)
         .create();
     let store = site.path("newsletter.db");
@@ -1121,7 +1035,7 @@ fn a_database_locked_past_the_busy_timeout_stops_send_and_the_next_run_resumes()
     // The send waits at the server, mid-message, while another process
     // (this test) takes the write lock and keeps it.
     hold.on();
-    wait_for_logged(&server, "fault=hold", 1);
+    server.wait_for_logged("fault=hold", 1);
     let other = Connection::open(&store).unwrap();
     other.busy_timeout(Duration::from_secs(60)).unwrap();
     other.execute_batch("BEGIN EXCLUSIVE").unwrap();
@@ -1209,11 +1123,11 @@ fn a_broken_server_stops_the_run_and_a_working_one_gets_everyone_once(
         // 8 failed connections in a row stop it: the 4 connections may
         // each have one more under way then. (The first connection in the
         // log is the server's own probe.)
-        let connections = logged(faulty, " connect peer=") - 1;
+        let connections = faulty.logged(" connect peer=") - 1;
         assert!(
             (8..=11).contains(&connections),
             "{connections} connections\n{}",
-            server_log(faulty)
+            faulty.log()
         );
     }
     let ledger = ledger(&site.path("newsletter.db"));

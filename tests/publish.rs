@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::mail_site::MailSite;
 use common::server::{Server, free_port};
 use common::smtp::{Hold, SmtpServer, count_eml, held_config, loopback_config};
-use common::{Run, Site, run};
+use common::{Run, Site, finish_within, run};
 
 const SECRET: &str = "test-secret-for-publish-tokens";
 
@@ -253,14 +253,11 @@ fn spawn_publish(site: &Site, now: &str, more: &[&str]) -> Child {
         .expect("start newsletter publish")
 }
 
-/// Waits for `child` and returns what it showed.
+/// Waits for `child` (a minute at most: one that got past the send lock
+/// while the server holds the messages would wait for good).
+#[track_caller]
 fn finish(child: Child) -> Run {
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    finish_within(child, Duration::from_secs(60), "newsletter")
 }
 
 const BUSY: &str = "another `newsletter send` is delivering right now; this run sent nothing";

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::mail_site::{MailSite, addresses};
 use common::smtp::{Hold, SmtpServer, count_eml, held_config, loopback_config, mail_file};
-use common::{NOW, Run, Site, run};
+use common::{NOW, Run, Site, finish_within, run};
 
 const SECRET: &str = "test-secret-for-tokens";
 const PASSWORD: &str = "s3cret-pass";
@@ -319,7 +319,15 @@ fn a_second_send_while_one_runs_refuses_and_nobody_gets_two() {
         .spawn()
         .unwrap();
     server.wait_for_logged("fault=hold", 1);
-    let second = send(&site).failure();
+    let second = site
+        .newsletter(["send", "--now", NOW])
+        .env("NEWSLETTER_SECRET", SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A second run that got past the lock would be held at the server too.
+    let second = finish_within(second, Duration::from_secs(60), "the second send").failure();
     assert!(
         second.stderr.contains("another `newsletter send`")
             && second.stderr.contains("nothing was sent"),

@@ -4,9 +4,13 @@
 
 mod common;
 
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
 use common::mail_site::MailSite;
-use common::smtp::{SmtpServer, count_eml, loopback_config};
-use common::{Run, Site, run};
+use common::server::{Server, free_port};
+use common::smtp::{Hold, SmtpServer, count_eml, held_config, loopback_config};
+use common::{Run, Site, finish_within, run};
 
 const SECRET: &str = "test-secret-for-publish-tokens";
 
@@ -235,5 +239,181 @@ fn a_slot_whose_delivery_failed_is_resumed_not_sent_again_as_a_second_digest() {
             .filter(|t| t.contains("Due after the slot"))
             .count(),
         3
+    );
+}
+
+/// `publish --now NOW ARGS` started in the background, its output piped.
+fn spawn_publish(site: &Site, now: &str, more: &[&str]) -> Child {
+    site.newsletter(["publish", "--now", now])
+        .args(more)
+        .env("NEWSLETTER_SECRET", SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start newsletter publish")
+}
+
+/// Waits for `child` (a minute at most: one that got past the send lock
+/// while the server holds the messages would wait for good).
+#[track_caller]
+fn finish(child: Child) -> Run {
+    finish_within(child, Duration::from_secs(60), "newsletter")
+}
+
+const BUSY: &str = "another `newsletter send` is delivering right now; this run sent nothing";
+
+/// How many copies of each reader the server received.
+fn copies(server: &SmtpServer) -> Vec<(String, usize)> {
+    let mut copies: Vec<(String, usize)> = Vec::new();
+    for to in server.recipients() {
+        match copies.last_mut() {
+            Some((last, n)) if *last == to => *n += 1,
+            _ => copies.push((to, 1)),
+        }
+    }
+    copies
+}
+
+/// A `publish --send` from cron while a hand-run `send` is delivering says
+/// so and exits 0, having built the feeds and sent nothing; nobody gets
+/// two copies.
+#[test]
+fn publish_while_a_send_delivers_says_so_exits_0_and_nobody_gets_two() {
+    // The server holds the messages: the send is mid-message, holding the
+    // send lock, until the publishes are done.
+    let hold = Hold::new();
+    hold.on();
+    let server = SmtpServer::start(&["--hold-file", &hold.arg()]);
+    let site = blog().smtp(held_config(server.port, 1)).create();
+    let send = site
+        .newsletter(["send", "--now", "2026-11-25T00:00:00Z"])
+        .env("NEWSLETTER_SECRET", SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    server.wait_for_logged("fault=hold", 1);
+
+    let publishes: Vec<Child> = (0..3)
+        .map(|_| spawn_publish(&site, "2026-11-25T00:10:00Z", &["--send"]))
+        .collect();
+    for publish in publishes {
+        let out = finish(publish).success();
+        assert!(out.stdout.contains(BUSY), "{out}");
+        assert!(!out.stdout.contains(" sent, "), "{out}");
+    }
+    assert!(
+        site.path("public/atom.xml").exists(),
+        "the feeds were built"
+    );
+    assert_eq!(
+        server.logged(" rcpt peer="),
+        1,
+        "only the send's first message"
+    );
+
+    hold.off();
+    let send = finish(send).success();
+    assert!(
+        send.stdout.contains("3 sent, 0 failed, 0 pending"),
+        "{send}"
+    );
+    let once: Vec<(String, usize)> = READERS.iter().map(|r| (r.to_string(), 1)).collect();
+    assert_eq!(copies(&server), once);
+    // Nothing left to send afterwards either.
+    let out = publish(&site, "2026-11-25T00:20:00Z", &["--send"]).success();
+    assert!(out.stdout.contains("nothing to send"), "{out}");
+    assert_eq!(copies(&server), once);
+}
+
+/// `serve` with a digest schedule and `publish` from cron at the same
+/// slot, each way round (the server delivering when cron runs, cron
+/// delivering when the server's scheduler wakes): every reader gets each
+/// slot's digest once.
+#[test]
+fn publish_from_cron_while_serve_runs_the_schedule_never_sends_a_digest_twice() {
+    let hold = Hold::new();
+    let server = SmtpServer::start(&["--hold-file", &hold.arg()]);
+    let port = free_port();
+    let site = blog()
+        .schedule("digest = \"0 9 * * MON\"")
+        .public_url(&format!("http://127.0.0.1:{port}/"))
+        .smtp(held_config(server.port, 1))
+        .create();
+    let serve = |port, now: &str| {
+        Server::start(
+            &site,
+            port,
+            &["--now", now],
+            &[("NEWSLETTER_SECRET", SECRET), ("NEWSLETTER_LOG", "debug")],
+        )
+    };
+    let publishes = |now: &str| -> Vec<Run> {
+        let children: Vec<Child> = (0..4).map(|_| spawn_publish(&site, now, &[])).collect();
+        children.into_iter().map(finish).collect()
+    };
+
+    // Monday 30 November at 9:00: the server's scheduler makes the slot's
+    // digest and delivers it, held mid-message, while cron runs four times.
+    hold.on();
+    let first = serve(port, "2026-11-30T09:00:00Z");
+    server.wait_for_logged("fault=hold", 1);
+    for out in publishes("2026-11-30T09:00:30Z") {
+        let out = out.success();
+        assert!(out.stdout.contains(BUSY), "{out}");
+    }
+    hold.off();
+    first.wait_for_log("digest delivered", Duration::from_secs(60));
+    // Cron again in the same hour, four at once: the slot is handled (or
+    // another of the four is deciding that just then).
+    for out in publishes("2026-11-30T09:10:00Z") {
+        let out = out.success();
+        assert!(
+            out.stdout.contains("no digest due") || out.stdout.contains(BUSY),
+            "{out}"
+        );
+    }
+    let once: Vec<(String, usize)> = READERS.iter().map(|r| (r.to_string(), 1)).collect();
+    assert_eq!(copies(&server), once);
+    drop(first);
+
+    // Monday 7 December at 9:00 (a post came due on the 1st): cron is
+    // first and delivers, held mid-message, when the server starts and
+    // its scheduler finds the slot due.
+    hold.on();
+    let cron = spawn_publish(&site, "2026-12-07T09:00:10Z", &[]);
+    server.wait_for_logged("fault=hold", 2);
+    let port = free_port();
+    let second = serve(port, "2026-12-07T09:00:20Z");
+    second.wait_for_log("another send is delivering", Duration::from_secs(60));
+    hold.off();
+    let cron = finish(cron).success();
+    assert!(
+        cron.stdout
+            .contains("digest slot 2026-12-07T09:00:00+00:00")
+            && cron.stdout.contains("3 sent, 0 failed, 0 pending"),
+        "{cron}"
+    );
+    drop(second);
+    // A server started later in that hour finds the slot handled: its
+    // scheduler goes to sleep having sent nothing.
+    let port = free_port();
+    let third = serve(port, "2026-12-07T09:30:00Z");
+    third.wait_for_log("scheduler sleeping", Duration::from_secs(60));
+    assert!(!third.log_has("digest delivered"), "{:?}", third.logs());
+    let twice: Vec<(String, usize)> = READERS.iter().map(|r| (r.to_string(), 2)).collect();
+    assert_eq!(copies(&server), twice);
+    let subjects: Vec<String> = server
+        .messages()
+        .iter()
+        .map(|m| m.header("Subject").to_string())
+        .collect();
+    assert_eq!(
+        subjects
+            .iter()
+            .filter(|s| s.contains("Scheduled for December"))
+            .count(),
+        3,
+        "{subjects:?}"
     );
 }

@@ -7,8 +7,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::mail_site::{MailSite, addresses};
-use common::smtp::{SmtpServer, count_eml, loopback_config, mail_file};
-use common::{NOW, Run, Site, run};
+use common::smtp::{Hold, SmtpServer, count_eml, held_config, loopback_config, mail_file};
+use common::{NOW, Run, Site, finish_within, run};
 
 const SECRET: &str = "test-secret-for-tokens";
 const PASSWORD: &str = "s3cret-pass";
@@ -255,24 +255,34 @@ fn dropped_connections_lose_no_one_and_duplicate_no_one() {
     assert_eq!(server.recipients(), readers);
 }
 
+/// A `send` killed mid-run (SIGKILL, while it provably still runs) is
+/// resumed by the next: nobody skipped, and only the messages in flight
+/// at the kill (at most one per connection) sent twice.
 #[test]
 fn a_killed_send_resumes_and_sends_each_message_once_but_for_those_in_flight() {
-    let readers = addresses(40);
+    use std::os::unix::process::ExitStatusExt;
+    // After the 6th message, 194 more at 30 ms each over 2 connections:
+    // the run has about 3 s of the server's delays alone still to go when
+    // the kill is due, which lands within a few polls of 20 ms.
+    let readers = addresses(200);
     let connections = 2;
-    let server = SmtpServer::start(&["--delay", "0.05"]);
+    let server = SmtpServer::start(&["--delay", "0.03"]);
     let site = mail_site()
         .smtp(server.config(&format!("connections = {connections}")))
         .subscribers(&readers)
         .create();
     let mut child = site.spawn_send(SECRET);
-    server.wait_for(6, Duration::from_secs(30));
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let before = count_eml(&server.maildir);
-    assert!(
-        before < readers.len(),
-        "the run finished before it was killed"
+    server.wait_for(6, Duration::from_secs(60));
+    let _ = child.kill(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "the run ended ({status}) before it was killed"
     );
+    server.wait_until_idle();
+    let before = count_eml(&server.maildir);
+    assert!(before < readers.len(), "{before} messages");
 
     let out = send(&site).success();
     assert!(out.stdout.contains("0 failed, 0 pending"), "{out}");
@@ -287,12 +297,18 @@ fn a_killed_send_resumes_and_sends_each_message_once_but_for_those_in_flight() {
     );
 }
 
+/// A second `send` while one is delivering refuses at once, sending
+/// nothing; the first goes on and nobody gets two copies.
 #[test]
 fn a_second_send_while_one_runs_refuses_and_nobody_gets_two() {
     let readers = addresses(20);
-    let server = SmtpServer::start(&["--delay", "0.05"]);
+    // The server holds the first message until the second send is done:
+    // the first run is mid-message, holding the lock, all that time.
+    let hold = Hold::new();
+    hold.on();
+    let server = SmtpServer::start(&["--hold-file", &hold.arg()]);
     let site = mail_site()
-        .smtp(server.config("connections = 1"))
+        .smtp(held_config(server.port, 1))
         .subscribers(&readers)
         .create();
     let first = site
@@ -302,12 +318,23 @@ fn a_second_send_while_one_runs_refuses_and_nobody_gets_two() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    server.wait_for(1, Duration::from_secs(30));
-    let second = send(&site).failure();
+    server.wait_for_logged("fault=hold", 1);
+    let second = site
+        .newsletter(["send", "--now", NOW])
+        .env("NEWSLETTER_SECRET", SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A second run that got past the lock would be held at the server too.
+    let second = finish_within(second, Duration::from_secs(60), "the second send").failure();
     assert!(
-        second.stderr.contains("another `newsletter send`"),
+        second.stderr.contains("another `newsletter send`")
+            && second.stderr.contains("nothing was sent"),
         "{second}"
     );
+    assert_eq!(server.logged(" rcpt peer="), 1, "the second run sent");
+    hold.off();
     let first = first.wait_with_output().unwrap();
     assert!(
         first.status.success(),
@@ -583,23 +610,55 @@ fn a_certificate_that_does_not_verify_stops_the_run_and_sends_nothing() {
     assert!(server.messages().is_empty());
 }
 
+/// When the server received each message (`received_at` in the envelope
+/// it saved beside it), in seconds, earliest first.
+fn received_at(server: &SmtpServer) -> Vec<f64> {
+    let mut times: Vec<f64> = std::fs::read_dir(&server.maildir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let envelope: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            let at = envelope["received_at"].as_str().unwrap();
+            chrono::DateTime::parse_from_rfc3339(at)
+                .unwrap()
+                .timestamp_millis() as f64
+                / 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times
+}
+
+/// `smtp.rate` spaces the messages as the server receives them.
 #[test]
 fn smtp_rate_spaces_the_messages() {
+    // Eleven messages at ten a second, over three connections.
+    const RATE: f64 = 10.0;
+    let readers = addresses(11);
     let server = SmtpServer::start(&[]);
     let site = mail_site()
-        .smtp(server.config("connections = 3\nrate = 10"))
-        .subscribers(&addresses(6))
+        .smtp(server.config(&format!("connections = 3\nrate = {RATE}")))
+        .subscribers(&readers)
         .create();
-    let started = std::time::Instant::now();
     send(&site).success();
-    // Six messages at ten a second cannot take less than half a second
-    // (a lower bound only: how much longer depends on the machine).
-    assert!(
-        started.elapsed() >= Duration::from_millis(500),
-        "{:?}",
-        started.elapsed()
-    );
-    assert_eq!(server.recipients(), addresses(6));
+    assert_eq!(server.recipients(), readers);
+    // The run starts a message every 1/RATE s whatever the connections,
+    // so the k-th message the server gets comes at least k/RATE after the
+    // first, less what the first took longer to arrive than the k-th
+    // (its connection was new): one interval is left for that. A lower
+    // bound only, from the server's own clock.
+    let times = received_at(&server);
+    let first = times[0];
+    for (k, at) in times.iter().enumerate().skip(1) {
+        let after = at - first;
+        assert!(
+            after >= (k as f64 - 1.0) / RATE,
+            "message {k} came {after:.3} s after the first, sooner than rate = {RATE} \
+             allows: {times:?}"
+        );
+    }
 }
 
 #[test]
@@ -823,4 +882,158 @@ fn a_relay_that_refuses_every_reader_bounces_no_one_when_another_takes_them() {
             .contains(&"editor@example.net".to_string()),
         "{test}"
     );
+}
+
+/// When the server logged each line containing `needle`, in seconds of
+/// its clock (the log gives the time of day to the millisecond).
+fn logged_at(server: &SmtpServer, needle: &str) -> Vec<f64> {
+    let mut day = 0.0;
+    let mut last = 0.0;
+    let mut times = Vec::new();
+    for line in server.log().lines().filter(|l| l.contains(needle)) {
+        // smtp_server HH:MM:SS.mmm ...
+        let time = line.split(' ').nth(1).unwrap();
+        let seconds = time
+            .split(':')
+            .map(|part| part.parse::<f64>().unwrap())
+            .fold(0.0, |total, part| total * 60.0 + part);
+        if seconds + day < last {
+            day += 86_400.0; // past midnight
+        }
+        last = seconds + day;
+        times.push(last);
+    }
+    times
+}
+
+/// The delivery of the only digest to `email`: its status, attempts and reply.
+fn delivery(site: &Site, email: &str) -> (String, i64, String) {
+    let db = rusqlite::Connection::open(site.path("newsletter.db")).unwrap();
+    db.query_row(
+        "SELECT d.status, d.attempts, coalesce(d.reply, '') FROM deliveries d \
+         JOIN subscribers s ON s.id = d.subscriber_id WHERE s.email = ?1",
+        [email],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .unwrap()
+}
+
+/// A reader the server refuses for now (4xx) is tried 5 times a run with
+/// 0.5, 1, 2 and 4 s between, the attempts add up over the runs, and at
+/// 20 the delivery is failed and tried no more (README: `send`).
+#[test]
+fn a_reader_refused_for_now_is_retried_with_backoff_and_failed_after_20_attempts_over_all_runs() {
+    let readers = addresses(2);
+    let deferred = &readers[1];
+    let server = SmtpServer::start(&["--tempfail", deferred, "--tempfail-times", "1000"]);
+    let site = mail_site()
+        .smtp(server.config("connections = 1"))
+        .subscribers(&readers)
+        .create();
+    let tries = "fault=tempfail";
+
+    // A run tries it 5 times, waiting 0.5, 1, 2 and 4 s in between, as the
+    // server's clock shows (lower bounds: a busy machine only adds).
+    let out = send(&site).exit_code(1);
+    assert!(out.stdout.contains("1 sent, 0 failed, 1 pending"), "{out}");
+    let times = logged_at(&server, tries);
+    assert_eq!(times.len(), 5, "{}", server.log());
+    for (i, wait) in [0.5, 1.0, 2.0, 4.0].into_iter().enumerate() {
+        let waited = times[i + 1] - times[i];
+        assert!(
+            waited >= wait - 0.005,
+            "retry {} came {waited:.3} s after the try before, not after {wait} s: {times:?}",
+            i + 1
+        );
+    }
+    assert_eq!(delivery(&site, deferred).0, "pending");
+    assert_eq!(delivery(&site, deferred).1, 5);
+
+    // The attempts add up over the runs: 10, 15, then at 20 it is given up.
+    for run in 2..=3 {
+        let out = send(&site).exit_code(1);
+        assert!(out.stdout.contains("0 failed, 1 pending"), "{out}");
+        assert_eq!(server.logged(tries), 5 * run);
+        assert_eq!(delivery(&site, deferred).1, 5 * run as i64);
+    }
+    let out = send(&site).exit_code(1);
+    assert!(out.stdout.contains("1 sent, 1 failed, 0 pending"), "{out}");
+    assert_eq!(server.logged(tries), 20);
+    let (status, attempts, reply) = delivery(&site, deferred);
+    assert_eq!((status.as_str(), attempts), ("failed", 20), "{reply}");
+    assert!(reply.contains("gave up after 20 attempts"), "{reply}");
+
+    // Given up: the next run does not try it again.
+    let again = send(&site).success();
+    assert!(again.stdout.contains("nothing to send"), "{again}");
+    assert_eq!(server.logged(tries), 20);
+    assert_eq!(server.recipients(), [readers[0].clone()]);
+}
+
+/// A server that refuses (5xx) every message: the run stops after the
+/// first `2 × connections, at least 6` refusals with the rest pending, and
+/// a working server then gets each of those once. The refused ones are
+/// recorded as refused, as the server gave them (README: `send`).
+fn refusing_every_message_stops_the_run(connections: usize, stops_after: usize) {
+    let readers = addresses(30);
+    let mut args = vec!["--permfail"];
+    args.extend(readers.iter().map(String::as_str));
+    let refusing = SmtpServer::start(&args);
+    let site = mail_site()
+        .smtp(refusing.config(&format!("connections = {connections}")))
+        .subscribers(&readers)
+        .create();
+    let out = send(&site).failure();
+    assert!(
+        out.stderr.contains(&format!(
+            "the SMTP server refused each of the first {stops_after} messages"
+        )) && out.stderr.contains("stays pending"),
+        "{out}"
+    );
+    // The workers finish the message each has under way when it stops.
+    let refused = refusing.logged("fault=permfail");
+    assert!(
+        (stops_after..stops_after + connections).contains(&refused),
+        "{refused} refused\n{out}"
+    );
+    let statuses: Vec<String> = readers.iter().map(|r| delivery(&site, r).0).collect();
+    let pending = statuses.iter().filter(|s| *s == "pending").count();
+    assert_eq!(pending, readers.len() - refused, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| s == "pending" || s == "failed"),
+        "{statuses:?}"
+    );
+    assert_eq!(count_eml(&refusing.maildir), 0);
+
+    let server = SmtpServer::start(&[]);
+    site.replace_in_config(
+        &format!("port = {}", refusing.port),
+        &format!("port = {}", server.port),
+    );
+    // Exit 1: the refused ones stay failed.
+    let out = send(&site).exit_code(1);
+    assert!(
+        out.stdout
+            .contains(&format!("{pending} sent, {refused} failed, 0 pending")),
+        "{out}"
+    );
+    let expected: Vec<String> = readers
+        .iter()
+        .zip(&statuses)
+        .filter(|(_, s)| *s == "pending")
+        .map(|(r, _)| r.clone())
+        .collect();
+    assert_eq!(server.recipients(), expected);
+}
+
+/// One connection: the run stops at the 6th refusal, the least there is.
+#[test]
+fn a_server_refusing_every_message_stops_the_run_after_6_and_the_rest_stay_pending() {
+    refusing_every_message_stops_the_run(1, 6);
+}
+
+/// Five connections: twice as many refusals, 10, stop the run.
+#[test]
+fn with_5_connections_a_server_refusing_every_message_stops_the_run_after_10() {
+    refusing_every_message_stops_the_run(5, 10);
 }

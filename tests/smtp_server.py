@@ -5,7 +5,8 @@ Usage:
     python tests/smtp_server.py --port PORT --maildir DIR
         [--tls-dir DIR] [--auth USER:PASS]
         [--tempfail ADDR ...] [--tempfail-times N] [--permfail ADDR ...]
-        [--drop-every N] [--drop-after-every N] [--delay SECONDS] [--garbage]
+        [--drop-every N] [--drop-after-every N] [--delay SECONDS]
+        [--hold-file PATH] [--garbage]
 
 It is an aiosmtpd ``Controller`` bound to 127.0.0.1:PORT (PORT 0 picks a free
 port).  Once it listens (and, with --tls-dir, once the certificates are
@@ -58,6 +59,14 @@ Faults (deterministic; counters are shared by all connections):
   --delay SECONDS       Sleep this long before answering each DATA.  A client
                         that hangs up during the sleep has its message
                         discarded (not saved).
+  --hold-file PATH      While PATH exists, each DATA (after --delay) waits
+                        before it is saved and answered, logging one line
+                        "fault=hold peer=... data#=N" as it starts to wait
+                        (N counts the DATA transfers that reached the hold).
+                        Deleting PATH lets every waiting one go on: a test
+                        holds a client mid-message for as long as it needs,
+                        with no clock involved.  A client that hangs up
+                        meanwhile has its message discarded.
   --garbage             After the EHLO/HELO reply, answer every command with
                         the line b"HELLO?? \\xff\\xfe" (not an SMTP reply);
                         no command is carried out (QUIT also closes).
@@ -266,6 +275,8 @@ class Handler:
         self.drop_every = args.drop_every
         self.drop_after_every = args.drop_after_every
         self.delay = args.delay
+        self.hold_file = args.hold_file
+        self.held = 0  # DATA transfers that reached the hold
         self.closing = args.closing
         self.data_count = 0  # DATA transfers the server got as far as answering
 
@@ -323,6 +334,12 @@ class Handler:
             log.info("fault=delay peer=%s seconds=%s", peer, self.delay)
             # If the client hangs up meanwhile, aiosmtpd cancels us here: not saved.
             await asyncio.sleep(self.delay)
+        if self.hold_file is not None and self.hold_file.exists():
+            self.held += 1
+            log.info("fault=hold peer=%s data#=%d", peer, self.held)
+            # If the client hangs up meanwhile, aiosmtpd cancels us here: not saved.
+            while self.hold_file.exists():
+                await asyncio.sleep(0.01)
         self.data_count += 1
         n = self.data_count
         if self.drop_every and n % self.drop_every == 0:
@@ -476,6 +493,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--drop-every", type=positive_int, metavar="N")
     p.add_argument("--drop-after-every", type=positive_int, metavar="N")
     p.add_argument("--delay", type=float, default=0.0, metavar="SECONDS")
+    p.add_argument("--hold-file", type=Path, metavar="PATH")
     p.add_argument("--garbage", action="store_true")
     p.add_argument("--no-smtputf8", action="store_true",
                    help="do not offer SMTPUTF8 (clients cannot send to non-ASCII addresses)")
@@ -538,7 +556,7 @@ def main(argv=None) -> int:
         return 1
     faults = {k: v for k, v in vars(args).items()
               if k in ("tempfail", "permfail", "closing", "drop_every", "drop_after_every",
-                       "delay", "garbage") and v}
+                       "delay", "hold_file", "garbage") and v}
     if args.tempfail:
         faults["tempfail_times"] = args.tempfail_times
     log.info("listening on 127.0.0.1:%d maildir=%s tls=%s auth=%s faults=%s",

@@ -194,6 +194,27 @@ where
     command
 }
 
+/// Waits for a child started with piped output, at most `limit` (a bound
+/// on a hang, not a timing): past it the child is killed and the test
+/// fails saying `what`.
+#[track_caller]
+pub fn finish_within(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> Run {
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = Run::from(child.wait_with_output().unwrap());
+            panic!("{what}: still running after {limit:?}, killed\n{out}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Run::from(child.wait_with_output().unwrap())
+}
+
 /// Runs a command to the end.
 pub fn run(command: &mut Command) -> Run {
     Run::from(

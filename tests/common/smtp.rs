@@ -19,6 +19,8 @@ pub struct SmtpServer {
     pub maildir: PathBuf,
     /// Holds `ca.pem` when the server offers STARTTLS.
     pub tls_dir: PathBuf,
+    /// The server's log: one line per connection, reply and fault.
+    pub log: PathBuf,
     _tmp: TempDir,
 }
 
@@ -49,6 +51,7 @@ impl SmtpServer {
     fn start_in(tmp: TempDir, args: &[&str]) -> SmtpServer {
         let maildir = tmp.path().join("mail");
         let tls_dir = tmp.path().join("tls");
+        let log = tmp.path().join("server.log");
         let (child, port) = super::start_helper(
             Command::new(python())
                 .arg(manifest_dir().join("tests/smtp_server.py"))
@@ -58,13 +61,14 @@ impl SmtpServer {
                     args.iter()
                         .map(|a| a.replace("{tls}", &tls_dir.display().to_string())),
                 ),
-            &tmp.path().join("server.log"),
+            &log,
         );
         SmtpServer {
             child,
             port,
             maildir,
             tls_dir,
+            log,
             _tmp: tmp,
         }
     }
@@ -145,6 +149,101 @@ impl SmtpServer {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+impl SmtpServer {
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_else(|e| panic!("{}: {e}", self.log.display()))
+    }
+
+    /// How many times the log has `needle` so far.
+    pub fn logged(&self, needle: &str) -> usize {
+        self.log().matches(needle).count()
+    }
+
+    /// Waits until the log has `needle` at least `n` times.
+    #[track_caller]
+    pub fn wait_for_logged(&self, needle: &str, n: usize) {
+        let start = Instant::now();
+        while self.logged(needle) < n {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the SMTP server did not log {needle:?} {n} times:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits until the server has seen every connection close (after its
+    /// client is gone): then it has saved whatever was in flight, and
+    /// saves nothing more, since a message whose client hung up before
+    /// the reply is dropped.
+    #[track_caller]
+    pub fn wait_until_idle(&self) {
+        let start = Instant::now();
+        loop {
+            let log = self.log();
+            let opened = log.matches(" connect peer=").count();
+            let closed = log.matches(" disconnect peer=").count();
+            if opened == closed {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{} of the SMTP server's connections still open after a minute:\n{log}",
+                opened - closed
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// A file that, while it exists, holds every message at the SMTP server
+/// before its reply (`tests/smtp_server.py --hold-file`): a `send` stays
+/// mid-message, provably running, for as long as a test needs.
+pub struct Hold {
+    dir: TempDir,
+}
+
+impl Hold {
+    pub fn new() -> Hold {
+        Hold {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("hold")
+    }
+
+    /// The server's `--hold-file` argument.
+    pub fn arg(&self) -> String {
+        self.path().display().to_string()
+    }
+
+    /// Holds the messages that reach DATA from now on.
+    pub fn on(&self) {
+        std::fs::write(self.path(), "").unwrap();
+    }
+
+    /// Lets every held message go on.
+    pub fn off(&self) {
+        std::fs::remove_file(self.path()).unwrap();
+    }
+}
+
+impl Default for Hold {
+    fn default() -> Hold {
+        Hold::new()
+    }
+}
+
+/// The `[smtp]` table for a server without TLS on 127.0.0.1:`port` with
+/// `connections`, and a timeout longer than any [`Hold`].
+pub fn held_config(port: u16, connections: usize) -> String {
+    loopback_config(port, &format!("timeout = 120\nconnections = {connections}"))
 }
 
 impl Drop for SmtpServer {

@@ -287,10 +287,29 @@ fn a_run_killed_part_way_counts_each_report_once() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1200));
-    let killed_while_running = child.try_wait().unwrap().is_none();
+    // Aimed: killed once the first batch of reports is recorded, with
+    // more of them still to come (a batch is 1,000 of the 6,000).
+    let db = rusqlite::Connection::open(site.path("newsletter.db")).unwrap();
+    let recorded = || -> i64 {
+        db.query_row("SELECT count(*) FROM bounces", [], |row| row.get(0))
+            .unwrap_or(0)
+    };
+    let started = std::time::Instant::now();
+    while recorded() == 0 && child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no report recorded within 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     child.kill().unwrap();
-    child.wait().unwrap();
+    let killed_while_running = child.wait().unwrap().code().is_none();
+    let at_kill = recorded();
+    assert!(
+        (1..6000).contains(&at_kill),
+        "{at_kill} reports recorded when killed"
+    );
+    drop(db);
 
     read(&site, &["reports.mbox"]);
     let last = read(&site, &["reports.mbox"]);

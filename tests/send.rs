@@ -346,10 +346,10 @@ fn a_second_send_while_one_runs_refuses_and_nobody_gets_two() {
 
 #[test]
 fn an_unreachable_server_stops_the_run_quickly_and_keeps_everything_pending() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    // Held (bound, never listening) for the whole test: connections are
+    // refused, and no other process can take the port meanwhile.
+    let held = common::server::free_port();
+    let port = held.number();
     let site = mail_site()
         .smtp(loopback_config(port, "timeout = 2"))
         .subscribers(&addresses(50))
@@ -379,10 +379,9 @@ fn an_unreachable_server_stops_the_run_quickly_and_keeps_everything_pending() {
 
 #[test]
 fn an_outage_uses_up_nobodys_attempts_but_a_refusal_of_the_recipient_does() {
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    // Held, never listening: connections are refused for the whole test.
+    let held = common::server::free_port();
+    let closed = held.number();
     let readers = addresses(2);
     let site = mail_site()
         .smtp(loopback_config(closed, "connections = 2\ntimeout = 2"))

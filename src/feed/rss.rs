@@ -81,9 +81,11 @@ fn item(e: &Entry, html: Html) -> Item {
         description: Some(html.summary),
         content: html.content,
         pub_date: Some(e.published.to_rfc2822()),
+        // The entry's `tag:` id, not its permalink: a reader must not see
+        // an old post as new when the site moves to https or a new domain.
         guid: Some(Guid {
-            value: e.url.clone(),
-            permalink: true,
+            value: e.id.clone(),
+            permalink: false,
         }),
         categories: e
             .tags

@@ -125,6 +125,9 @@ pub fn redact(text: &[u8]) -> std::borrow::Cow<'_, [u8]> {
         if key == key_end {
             continue;
         }
+        // Tokens run together (`KEY.EXPIRES.MAC.EXPIRES.MAC`): this one's
+        // key is the last one's MAC, already left out.
+        let key = key.max(copied);
         let out = redacted.get_or_insert_with(|| Vec::with_capacity(text.len()));
         out.extend_from_slice(&text[copied..key]);
         out.extend_from_slice("…".as_bytes());
@@ -200,6 +203,19 @@ mod tests {
             "TRACE got characters \"…\" then https://x.org/unsubscribe/…\n"
         );
         let mac = unsubscribe.rsplit_once('.').unwrap().1;
+        let digits = "0".repeat(64);
+        for (run_together, left) in [
+            (format!("/x/a.1.{mac}.1.{mac}"), "/x/……"),
+            (format!("/x/a.1.{digits}.{digits}"), "/x/……"),
+            (format!("{confirm}.{confirm} end"), "….… end"),
+        ] {
+            let redacted = redact(run_together.as_bytes());
+            assert_eq!(
+                std::str::from_utf8(&redacted).unwrap(),
+                left,
+                "{run_together}"
+            );
+        }
         for kept in [
             "no token here at all".to_string(),
             format!("a SHA-256 {mac} on its own"),

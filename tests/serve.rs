@@ -992,6 +992,32 @@ fn debug_logs_carry_no_token_however_the_link_is_written() {
     assert!(!logs.contains(mac), "a token in the log:\n{logs}");
 }
 
+/// A path like two tokens run together (`KEY.EXPIRES.MAC.EXPIRES.MAC`,
+/// which anyone may ask for) is logged without them, and the server
+/// answers on: the log's redaction once panicked on it, and on every
+/// later line of that thread, so one request left it answering nothing.
+#[test]
+fn a_path_of_tokens_run_together_is_logged_and_the_server_answers_on() {
+    let port = free_port();
+    let site = Site::with_mail().served_at(&port).create();
+    let server = start(&site, port);
+    let http = client();
+    let mac = "0".repeat(64);
+    let path = format!("/nope/a.1.{mac}.1.{mac}");
+    let answer = http.get(server.url(&path)).send().unwrap();
+    assert_eq!(answer.status(), StatusCode::NOT_FOUND);
+    // Enough requests to reach every worker thread.
+    for _ in 0..16 {
+        let answer = http.get(server.url("/healthz")).send().unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+    let line = server.wait_for_log("\"/nope/", Duration::from_secs(60));
+    assert!(line.contains("\"path\":\"/nope/…"), "{line}");
+    let logs = server.logs().join("\n");
+    assert!(!logs.contains(&mac), "a token in the log:\n{logs}");
+    assert!(!logs.contains("panicked"), "{logs}");
+}
+
 #[test]
 fn one_mailbox_typed_many_ways_is_one_row_and_one_rate_limit() {
     let port = free_port();

@@ -1018,6 +1018,62 @@ fn a_path_of_tokens_run_together_is_logged_and_the_server_answers_on() {
     assert!(!logs.contains("panicked"), "{logs}");
 }
 
+/// In the plain log (the default, what a terminal or journald shows), a
+/// file name in `content/` with a newline and a terminal escape in it
+/// cannot forge a log line or colour the terminal: `content changed`
+/// names it with those characters escaped, and so does the problem found
+/// in it.
+#[test]
+fn a_file_name_cannot_forge_a_line_of_the_plain_log() {
+    use std::io::BufRead;
+    let site = Site::with_mail().create();
+    let mut command = site.newsletter(["serve", "--now", NOW, "--listen", "127.0.0.1:0"]);
+    command
+        .env("NEWSLETTER_SECRET", SECRET)
+        .env("NEWSLETTER_LOG", "info")
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stderr = child.stderr.take().unwrap();
+    let collected = lines.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            collected.lock().unwrap().push(line);
+        }
+    });
+    let logged = |needle: &str| lines.lock().unwrap().iter().any(|l| l.contains(needle));
+    wait_until(Duration::from_secs(60), || logged(" listening "));
+    let forged = "2026-11-24T00:00:00.000000Z  INFO newsletter::serve: FORGED \u{1b}[31mred";
+    site.write(
+        &format!("content/2026-11-20-x\n{forged}.md"),
+        "---\ntitle: [unclosed\n---\nbody\n",
+    );
+    wait_until(Duration::from_secs(60), || logged("build failed"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let lines = lines.lock().unwrap().clone();
+    let all = lines.join("\n");
+    for line in &lines {
+        assert!(
+            line.get(..4)
+                .is_some_and(|y| y.bytes().all(|b| b.is_ascii_digit())),
+            "a line that is not the log's own:\n{line}\nin\n{all}"
+        );
+        assert!(!line.starts_with("2026-11-24T00"), "a forged line:\n{all}");
+        assert!(!line.contains('\u{1b}'), "a raw escape:\n{all}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("content changed") && l.contains("2026-11-20-x\\n2026")),
+        "{all}"
+    );
+}
+
 #[test]
 fn one_mailbox_typed_many_ways_is_one_row_and_one_rate_limit() {
     let port = free_port();

@@ -110,7 +110,25 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.path.display(), self.line, self.message)
+        write!(
+            f,
+            "{}:{}: {}",
+            shown_path(&self.path),
+            self.line,
+            self.message
+        )
+    }
+}
+
+/// `path` for a log line or a problem report: a name with a control
+/// character (a newline, a terminal escape) is written with escapes, so a
+/// file's name cannot forge a line or colour the terminal.
+pub fn shown_path(path: &Path) -> String {
+    let name = path.display().to_string();
+    if name.chars().any(char::is_control) {
+        name.escape_debug().to_string()
+    } else {
+        name
     }
 }
 

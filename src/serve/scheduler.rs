@@ -81,7 +81,12 @@ pub async fn run(
                 tokio::time::sleep(SETTLE).await;
                 while changed.try_recv().is_ok() {}
                 // The first file changed (others may have changed with it).
-                tracing::info!(path = %path.display(), "content changed: rebuilding");
+                // A value, not `%` (Display): the plain log writes it quoted,
+                // a newline or an escape in a file's name escaped.
+                tracing::info!(
+                    path = path.display().to_string(),
+                    "content changed: rebuilding"
+                );
                 rebuild = true;
             }
             _ = stopped.changed() => return,

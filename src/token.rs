@@ -70,7 +70,18 @@ pub fn verify(
     if !crate::store::is_key(key) {
         return Err(TokenError::Invalid);
     }
+    // Only as `sign` writes it (lower-case hex, the expiry's plain digits):
+    // `redact` takes tokens out of the log by that form, so no other
+    // spelling of a genuine token (`+1796…`, a MAC in capitals) may work.
+    let expires_text = expires;
     let expires: i64 = expires.parse().map_err(|_| TokenError::Invalid)?;
+    if expires.to_string() != expires_text
+        || !tag
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(TokenError::Invalid);
+    }
     let tag = hex::decode(tag).map_err(|_| TokenError::Invalid)?;
     mac(secret, purpose, key, expires)
         .verify_slice(&tag)
@@ -182,6 +193,18 @@ mod tests {
             verify(SECRET, Purpose::Confirm, &token, 0),
             Err(TokenError::Invalid)
         );
+        let (rest, mac) = token.rsplit_once('.').unwrap();
+        for respelled in [
+            format!("{rest}.{}", mac.to_ascii_uppercase()),
+            token.replacen(".0.", ".+0.", 1),
+            token.replacen(".0.", ".00.", 1),
+        ] {
+            assert_eq!(
+                verify(SECRET, Purpose::Unsubscribe, &respelled, 0),
+                Err(TokenError::Invalid),
+                "{respelled}"
+            );
+        }
         for junk in ["", "x", "1.2", "1.2.3.4", "A.0.00", "-1.0.00", "1.0.zz"] {
             assert_eq!(
                 verify(SECRET, Purpose::Unsubscribe, junk, 0),

@@ -405,7 +405,16 @@ fn forged_and_expired_tokens_change_nothing() {
         "1.0.00".to_string(),
         "garbage".to_string(),
     ];
-    for token in &forged {
+    // The genuine token written another way (its MAC in capitals, its
+    // expiry with a `+` or a leading 0) is no token: the log's redaction
+    // knows the one way links are written, so only that way may work.
+    let (expires, mac) = rest.split_once('.').unwrap();
+    let respelled = [
+        format!("{id_part}.{expires}.{}", mac.to_ascii_uppercase()),
+        format!("{id_part}.+{expires}.{mac}"),
+        format!("{id_part}.0{expires}.{mac}"),
+    ];
+    for token in forged.iter().chain(&respelled) {
         let answer = http
             .get(server.url(&format!("/confirm/{token}")))
             .send()

@@ -982,12 +982,22 @@ fn debug_logs_carry_no_token_however_the_link_is_written() {
     assert_eq!(sign_up(&server, "eve@example.net").status(), StatusCode::OK);
     let confirm_url = wait_for_outbox_link(&site, &server.url("/confirm/"));
     let token = confirm_url.rsplit_once('/').unwrap().1.to_string();
+    let encoded: String = token.bytes().map(|b| format!("%{b:02X}")).collect();
     let http = client();
+    // The encoded spelling works where the plain one does.
+    let page = http
+        .get(server.url(&format!("/confirm/{encoded}")))
+        .send()
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
     for path in [
         format!("/confirm/{token}"),
         format!("//confirm/{token}"),
         format!("/%63onfirm/{token}"),
         format!("/unsubscribe/{token}"),
+        // Anywhere else, encoded (the confirm route decodes it and takes it).
+        format!("/nope/{}", token.replace('.', "%2E")),
+        format!("/nope/{encoded}"),
     ] {
         http.get(server.url(&path)).send().unwrap();
     }
@@ -999,6 +1009,9 @@ fn debug_logs_carry_no_token_however_the_link_is_written() {
     );
     let mac = token.rsplit_once('.').unwrap().1;
     assert!(!logs.contains(mac), "a token in the log:\n{logs}");
+    let encoded_mac = encoded.rsplit_once("%2E").unwrap().1;
+    assert!(!logs.contains(encoded_mac), "a token in the log:\n{logs}");
+    server.wait_for_log("\"/nope/…\"", Duration::from_secs(60));
 }
 
 /// A path like two tokens run together (`KEY.EXPIRES.MAC.EXPIRES.MAC`,

@@ -507,7 +507,8 @@ async fn log_request(request: axum::extract::Request, next: axum::middleware::Ne
 /// The path for the log, without the token of a confirm or unsubscribe
 /// link (it works like a key), wherever in the path it is (`//confirm/…`,
 /// `/x/../unsubscribe/…`, percent-encoded): everything from the first
-/// segment that names a token route on is left out.
+/// segment that names a token route on is left out; a token elsewhere,
+/// however encoded, is left out of the decoded path.
 fn redact(path: &str) -> String {
     // Decoded until it no longer changes (`%2563` is `%63` is `c`), and
     // compared without regard to letter case.
@@ -535,7 +536,12 @@ fn redact(path: &str) -> String {
         .min();
     match earliest {
         Some(end) => format!("{}…", &lower[..end]),
-        None => path.to_owned(),
+        // A token elsewhere, encoded (`KEY%2EEXPIRES%2EMAC`), is one the
+        // token routes would take once decoded: the decoded path, without it.
+        None => match crate::token::redact(decoded.as_bytes()) {
+            std::borrow::Cow::Borrowed(_) => path.to_owned(),
+            std::borrow::Cow::Owned(clean) => String::from_utf8_lossy(&clean).into_owned(),
+        },
     }
 }
 
@@ -857,6 +863,9 @@ mod log_tests {
             let logged = redact(path);
             assert!(!logged.contains("abc"), "{path} logged as {logged}");
         }
+        let mac = "0".repeat(64);
+        assert_eq!(redact(&format!("/x/a%2E1%2E{mac}")), "/x/…");
+        assert_eq!(redact("/a%20b/"), "/a%20b/");
         assert_eq!(redact("/atom.xml"), "/atom.xml");
         assert_eq!(redact("/reconfirm-notes/"), "/reconfirm-notes/");
     }

@@ -562,6 +562,7 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
                 config.clone(),
                 crate::serve::ServeOptions {
                     listen: listen.unwrap_or(config.server.listen),
+                    listen_given: listen.is_some(),
                     start: now,
                     json_logs: log_json,
                 },

@@ -1953,6 +1953,12 @@ fn a_socket_passed_in_the_systemd_way_is_served() {
     assert_eq!(listening_on(&server), (format!("127.0.0.1:{number}"), true));
     let feed = client().get(server.url("/atom.xml")).send().unwrap();
     assert_eq!(feed.status(), StatusCode::OK);
+    // The `--listen` given is not used, and the log says so.
+    assert!(
+        server.log_has("--listen 127.0.0.1:0 is not used"),
+        "{}",
+        server.logs().join("\n")
+    );
     drop(server);
 
     // LISTEN_PID names another process: the socket is not the server's.
@@ -1977,6 +1983,55 @@ fn a_socket_passed_in_the_systemd_way_is_served() {
     );
     assert_eq!(run.code, Some(1), "{run}");
     assert!(run.stderr.contains("LISTEN_FDS"), "{}", run.stderr);
+
+    // Variables no one could have meant stop it at start with exit 1 and
+    // the variable named: not a crash (a count of two billion sockets was
+    // a list of as many in memory; a first descriptor near the top, an
+    // overflow), nor a quiet bind elsewhere (a count it cannot read).
+    for (name, value, others) in [
+        ("LISTEN_FDS", "2147483647", &[][..]),
+        ("LISTEN_FDS", "abc", &[][..]),
+        ("LISTEN_FDS", "-1", &[][..]),
+        (
+            "LISTEN_FDS_FIRST_FD",
+            "2147483647",
+            &[("LISTEN_FDS", "2")][..],
+        ),
+        ("LISTEN_PID", "xyz", &[("LISTEN_FDS", "1")][..]),
+    ] {
+        let mut command = site.newsletter(["serve", "--listen", "127.0.0.1:0"]);
+        command
+            .env("NEWSLETTER_SECRET", SECRET)
+            .env_remove("LISTEN_PID")
+            .env_remove("LISTEN_FDS_FIRST_FD")
+            .env(name, value)
+            .envs(others.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        // A bound on memory, so that a list of two billion descriptors
+        // fails at once instead of filling the machine.
+        // SAFETY: only setrlimit, async-signal-safe, runs between fork and exec.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 4 << 30,
+                    rlim_max: 4 << 30,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &limit) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let what = format!("serve with {name}={value}");
+        let run = common::finish_within(command.spawn().unwrap(), Duration::from_secs(60), &what)
+            .failure();
+        assert!(
+            run.stderr.contains(&format!("{name}={value:?}")),
+            "{what}\n{run}"
+        );
+    }
 }
 
 /// Checks the headers every page of the server carries: no script runs,

@@ -46,6 +46,9 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 pub struct ServeOptions {
     /// Where to listen, unless a socket is passed in (`LISTEN_FDS`).
     pub listen: SocketAddr,
+    /// Whether `listen` was given on the command line (`--listen`): a
+    /// socket passed in wins, and the log says so.
+    pub listen_given: bool,
     /// The moment the server's clock starts at (`--now`); it runs on from there.
     pub start: Option<DateTime<Utc>>,
     pub json_logs: bool,
@@ -120,6 +123,12 @@ pub fn serve(config: Config, options: ServeOptions) -> Result<()> {
             "{count} sockets were passed in (LISTEN_FDS): only the first is served"
         );
     }
+    if inherited.is_some() && options.listen_given {
+        tracing::warn!(
+            "--listen {} is not used: a socket was passed in (LISTEN_FDS), and it is served",
+            options.listen
+        );
+    }
     // Each connection is a file descriptor: the soft limit (often 1,024)
     // goes up to the hard one, so `server.max_connections` can be met.
     match rlimit::increase_nofile_limit(u64::MAX) {
@@ -148,6 +157,7 @@ pub fn serve(config: Config, options: ServeOptions) -> Result<()> {
 /// before it starts us cannot know our pid). Also how many were passed.
 /// `None` without them: then the server binds `--listen` itself.
 fn inherited_listener() -> Result<Option<(std::net::TcpListener, usize)>> {
+    check_activation_variables()?;
     let mut passed = listenfd::ListenFd::from_env();
     let count = passed.len();
     let Some(listener) = passed
@@ -163,6 +173,63 @@ fn inherited_listener() -> Result<Option<(std::net::TcpListener, usize)>> {
     }
     listener.set_nonblocking(true)?;
     Ok(Some((listener, count)))
+}
+
+/// The socket-activation variables, checked before `listenfd` reads them:
+/// it makes a list as long as `LISTEN_FDS` says (gigabytes for an absurd
+/// count), adds its own `LISTEN_FDS_FIRST_FD` to each without a check, and
+/// quietly ignores a value it cannot read. Each descriptor said to be
+/// passed must be open, which bounds the count by what really was.
+fn check_activation_variables() -> Result<()> {
+    let var = |name: &str| std::env::var(name).ok();
+    let Some(fds) = var("LISTEN_FDS") else {
+        return Ok(());
+    };
+    let as_systemd =
+        "pass sockets as systemd does (LISTEN_FDS=1 and the socket as file descriptor 3)";
+    match var("LISTEN_PID").as_deref() {
+        None | Some("") => {}
+        Some(pid) => match pid.parse::<u32>() {
+            Ok(pid) if pid == std::process::id() => {}
+            // For another process: not ours to read.
+            Ok(_) => return Ok(()),
+            Err(_) => anyhow::bail!(
+                "LISTEN_PID={pid:?} is not a process id: unset LISTEN_PID and LISTEN_FDS, or {as_systemd}"
+            ),
+        },
+    }
+    let first_fd = var("LISTEN_FDS_FIRST_FD");
+    let first = match &first_fd {
+        None => 3,
+        Some(first) => match first.parse::<i32>() {
+            Ok(n) if n >= 0 => n,
+            _ => anyhow::bail!(
+                "LISTEN_FDS_FIRST_FD={first:?} is not a file descriptor: unset it and {as_systemd}"
+            ),
+        },
+    };
+    let Some(count) = fds.parse::<i32>().ok().filter(|&n| n >= 0) else {
+        anyhow::bail!("LISTEN_FDS={fds:?} is not a number of sockets: unset it, or {as_systemd}");
+    };
+    for offset in 0..count {
+        let open = first
+            .checked_add(offset)
+            // SAFETY: F_GETFD only reads the descriptor's flags.
+            .is_some_and(|fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1);
+        if !open {
+            let fd = i64::from(first) + i64::from(offset);
+            let said = match &first_fd {
+                None => format!("LISTEN_FDS={fds:?} says"),
+                Some(first_fd) => {
+                    format!("LISTEN_FDS={fds:?} and LISTEN_FDS_FIRST_FD={first_fd:?} say")
+                }
+            };
+            anyhow::bail!(
+                "{said} {count} socket(s) from file descriptor {first}, but descriptor {fd} is not open: unset them, or {as_systemd}"
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn run(

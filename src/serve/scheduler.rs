@@ -284,17 +284,18 @@ fn watch_content(
 ) -> Option<notify::RecommendedWatcher> {
     let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let dir = absolute(&app.config.content.dir);
-    let ignored = [
-        absolute(&app.config.feeds.output_dir),
-        absolute(&app.config.store.path),
-    ];
+    let output = absolute(&app.config.feeds.output_dir);
+    let store = absolute(&app.config.store.path);
     let is_content = move |path: &std::path::Path| {
         let hidden = path
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-        let generated = ignored.iter().any(|i| {
-            path.starts_with(i) || path.to_string_lossy().starts_with(&*i.to_string_lossy())
-        });
+        // The output folder by whole components (`public/` is not
+        // `publications.md`); the store with its `-wal` and `-journal` files.
+        let generated = path.starts_with(&output)
+            || path
+                .to_string_lossy()
+                .starts_with(&*store.to_string_lossy());
         !hidden && !generated
     };
     let handler = move |event: notify::Result<notify::Event>| {

@@ -91,6 +91,25 @@ fn front_matter_that_is_never_closed() {
     });
 }
 
+/// A slug of dots would make a permalink that leaves its folder
+/// (`/blog/2025/03/01/../` is `/blog/2025/03/`): the feed would link the
+/// post to another page, and no permalink check could see the clash.
+#[test]
+fn a_slug_of_dots() {
+    for slug in ["..", "."] {
+        assert_reported(Bad {
+            file: "content/2025-03-01-dots.md",
+            contents: format!(
+                "---\ntitle: Dots\ncreated_at: 2025-03-01\nslug: \"{slug}\"\n---\n\nBody.\n"
+            )
+            .as_bytes(),
+            line: 1,
+            names: &[&format!("`{slug}`")],
+            fixes: &["`slug:`"],
+        });
+    }
+}
+
 #[test]
 fn a_yaml_syntax_error() {
     assert_reported(Bad {

@@ -339,6 +339,16 @@ fn parse_text(
             "the post has no slug: name the file like 2017-09-04-my-post.md or add `slug: ...`",
         ));
     }
+    // A path segment of dots leaves its folder: `/blog/2017/09/04/../` is
+    // `/blog/2017/09/`, another page.
+    if matches!(slug.as_str(), "." | "..") {
+        return Err(LineError::new(
+            1,
+            format!(
+                "the slug `{slug}` would make a permalink that leaves its folder: give the post a `slug:` with a letter or digit in it"
+            ),
+        ));
+    }
     let source = source_path(path, &config.content.dir);
     let url_date = match (config.content.url_date, file_date) {
         (UrlDate::Post, _) | (_, None) => published,

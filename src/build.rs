@@ -318,7 +318,13 @@ fn write_feed_files(
             })
         },
     );
-    let rss_doc = feed::rss::document(site, &info, &list, feed::atom::into_html(atom_doc));
+    let rss_doc = feed::rss::document(
+        site,
+        &info,
+        config.feeds.rss_guid,
+        &list,
+        feed::atom::into_html(atom_doc),
+    );
     let rss_changed = stage_file(&output_dir.join(rss), |w| feed::rss::write(&rss_doc, w));
     let html = feed::rss::into_html(rss_doc);
     drop(list);

@@ -871,3 +871,60 @@ fn entry_ids_survive_a_title_edit_and_a_move_to_https() {
         "the move to https changed an id"
     );
 }
+
+/// A site upgrading from permalink guids can keep them, so its RSS readers
+/// do not see every post as new once: with `feeds.rss_guid = "permalink"`
+/// each RSS guid is the post's link, marked a permalink, while the Atom
+/// and JSON Feed ids stay `tag:` ids. A value that is neither is refused,
+/// naming the line and the two it may be.
+#[test]
+fn rss_guids_can_stay_the_permalinks() {
+    let site = Site::fixture("blog");
+    site.write(
+        "config.toml",
+        site.read_text("config.toml")
+            .replace("[feeds]\n", "[feeds]\nrss_guid = \"permalink\"\n"),
+    );
+    site.build();
+    let rss = site.read_text("public/rss.xml");
+    let doc = roxmltree::Document::parse(&rss).unwrap();
+    let guids: Vec<(String, Option<String>, String)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("item"))
+        .map(|item| {
+            let child = |name: &str| item.children().find(|c| c.has_tag_name(name)).unwrap();
+            let guid = child("guid");
+            (
+                guid.text().unwrap_or_default().to_string(),
+                guid.attribute("isPermaLink").map(str::to_string),
+                child("link").text().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(guids.len(), 5, "{guids:#?}");
+    let plain = "https://blog.example.org/posts/2024/01/15/plain-yaml/";
+    assert!(guids.iter().any(|(guid, _, _)| guid == plain), "{guids:#?}");
+    for (guid, permalink, link) in &guids {
+        assert_eq!(guid, link);
+        assert_ne!(permalink.as_deref(), Some("false"), "{guid}");
+    }
+    let ids = ids_by_path(&site.feeds("public"));
+    let path = "/posts/2024/01/15/plain-yaml/";
+    let tag = "tag:blog.example.org,2024-01-15:/posts/2024/01/15/plain-yaml/";
+    for (name, id) in [("atom", tag), ("json", tag), ("rss", plain)] {
+        assert!(
+            ids.contains(&(name, path.to_string(), id.to_string())),
+            "{name}: no entry {id:?} for {path}: {ids:#?}"
+        );
+    }
+
+    site.write(
+        "config.toml",
+        site.read_text("config.toml")
+            .replace("rss_guid = \"permalink\"", "rss_guid = \"link\""),
+    );
+    let out = site.check().failure();
+    for said in ["config.toml", "rss_guid", "`tag` or `permalink`"] {
+        assert!(out.stderr.contains(said), "{said}: {out}");
+    }
+}

@@ -17,6 +17,18 @@ pub enum IframePolicy {
     Keep,
 }
 
+/// What an RSS item's `<guid>` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RssGuid {
+    /// The entry's `tag:` id (`isPermaLink="false"`), the same as Atom's: a
+    /// move to https or to a new path keeps it.
+    Tag,
+    /// The permalink (`isPermaLink="true"`), as Hugo and Zola write it and
+    /// as newsletter did before: a move changes every guid.
+    Permalink,
+}
+
 /// `[feeds]`: which feeds are written where.
 #[derive(Debug, Clone)]
 pub struct Feeds {
@@ -26,6 +38,7 @@ pub struct Feeds {
     pub full_content: bool,
     pub per_tag: bool,
     pub iframes: IframePolicy,
+    pub rss_guid: RssGuid,
     /// File names of the feeds inside `output_dir`; also their URL paths under `base_url`.
     pub atom: String,
     pub rss: String,
@@ -42,6 +55,7 @@ pub(super) struct RawFeeds {
     full_content: bool,
     per_tag: bool,
     iframes: IframePolicy,
+    rss_guid: RssGuid,
     atom: String,
     rss: String,
     json: String,
@@ -57,6 +71,7 @@ impl Default for RawFeeds {
             full_content: true,
             per_tag: false,
             iframes: IframePolicy::Link,
+            rss_guid: RssGuid::Tag,
             atom: "atom.xml".into(),
             rss: "rss.xml".into(),
             json: "feed.json".into(),
@@ -103,6 +118,7 @@ pub(super) fn check(raw: RawFeeds, source: &Source) -> Result<Feeds, ConfigError
         full_content: raw.full_content,
         per_tag: raw.per_tag,
         iframes: raw.iframes,
+        rss_guid: raw.rss_guid,
         atom: raw.atom,
         rss: raw.rss,
         json: raw.json,

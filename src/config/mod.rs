@@ -33,7 +33,7 @@ pub use bounces::{Bounces, Imap};
 pub use content::{Content, PERMALINK_TOKENS, UrlDate};
 pub use digest::{DEFAULT_SUBJECT, Digest};
 pub use email::{Dkim, Email, OutboxMode};
-pub use feeds::{Feeds, IframePolicy};
+pub use feeds::{Feeds, IframePolicy, RssGuid};
 pub use schedule::Schedule;
 pub use secrets::Secrets;
 pub use server::Server;

@@ -8,11 +8,17 @@ use rss::{Category, Channel, Guid, Item};
 use std::io::{self, Write};
 
 use super::{Entry, FeedInfo, GENERATOR, Html};
-use crate::config::Site;
+use crate::config::{RssGuid, Site};
 
 /// The RSS document for `entries` (newest first), taking ownership of their
 /// HTML (`html[i]` belongs to `entries[i]`); [`into_html`] gives it back.
-pub fn document(site: &Site, info: &FeedInfo, entries: &[&Entry], html: Vec<Html>) -> Channel {
+pub fn document(
+    site: &Site,
+    info: &FeedInfo,
+    guid: RssGuid,
+    entries: &[&Entry],
+    html: Vec<Html>,
+) -> Channel {
     let description = if info.description.is_empty() {
         info.title.clone()
     } else {
@@ -31,7 +37,7 @@ pub fn document(site: &Site, info: &FeedInfo, entries: &[&Entry], html: Vec<Html
         items: entries
             .iter()
             .zip(html)
-            .map(|(e, html)| item(e, html))
+            .map(|(e, html)| item(e, guid, html))
             .collect(),
         ..Channel::default()
     }
@@ -74,18 +80,25 @@ pub fn into_html(channel: Channel) -> Vec<Html> {
         .collect()
 }
 
-fn item(e: &Entry, html: Html) -> Item {
+fn item(e: &Entry, guid: RssGuid, html: Html) -> Item {
     Item {
         title: Some(e.title.clone()),
         link: Some(e.url.clone()),
         description: Some(html.summary),
         content: html.content,
         pub_date: Some(e.published.to_rfc2822()),
-        // The entry's `tag:` id, not its permalink: a reader must not see
-        // an old post as new when the site moves to https or a new domain.
-        guid: Some(Guid {
-            value: e.id.clone(),
-            permalink: false,
+        // By default the entry's `tag:` id, not its permalink: a reader
+        // must not see an old post as new when the site moves to https or
+        // to a new path.
+        guid: Some(match guid {
+            RssGuid::Tag => Guid {
+                value: e.id.clone(),
+                permalink: false,
+            },
+            RssGuid::Permalink => Guid {
+                value: e.url.clone(),
+                permalink: true,
+            },
         }),
         categories: e
             .tags

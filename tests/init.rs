@@ -227,3 +227,71 @@ fn looking_at_a_new_site_creates_no_store() {
     assert_eq!(count_eml(&place.path("outbox")), 1);
     assert!(!place.path("newsletter.db").exists(), "a look made a store");
 }
+
+/// Each `table.key` set in a TOML text, commented out or not: a line
+/// `[table]`, `[[table]]` or `# [table]` opens a table; `key = ...` or
+/// `# key = ...` under it names a key.
+fn listed_keys(toml: &str) -> std::collections::BTreeSet<String> {
+    let mut keys = std::collections::BTreeSet::new();
+    let mut table = String::new();
+    for line in toml.lines() {
+        let line = line.strip_prefix("# ").unwrap_or(line).trim_end();
+        if let Some(name) = line.strip_prefix('[') {
+            let name = name.trim_start_matches('[');
+            if let Some(end) = name.find(']') {
+                table = name[..end].to_string();
+            }
+        } else if let Some((key, _)) = line.split_once(" = ")
+            && !key.is_empty()
+            && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        {
+            keys.insert(format!("{table}.{key}"));
+        }
+    }
+    keys
+}
+
+/// The config `init` writes lists every key the README documents (as its
+/// header says), and with each key's line uncommented, in its table, it
+/// loads: the values shown are ones the program takes.
+#[test]
+fn init_lists_every_key_the_readme_documents() {
+    let readme = std::fs::read_to_string(manifest_dir().join("README.md")).unwrap();
+    let section = readme.split("\n## config.toml\n").nth(1).unwrap();
+    let example = section.split("```toml\n").nth(1).unwrap();
+    let example = example.split("\n```").next().unwrap();
+    let documented = listed_keys(example);
+    assert!(documented.len() > 60, "the README's keys: {documented:?}");
+
+    let place = Site::empty();
+    run(&mut newsletter(place.root(), ["init", "--now", NOW])).success();
+    let written = std::fs::read_to_string(place.path("config.toml")).unwrap();
+    let listed = listed_keys(&written);
+    let missing: Vec<_> = documented.difference(&listed).collect();
+    assert!(missing.is_empty(), "init leaves out {missing:?}");
+
+    // Every line `# key = value` and every `# [table]` uncommented, but for
+    // the DKIM key and keys that name something outside the site (a
+    // certificate file, a mailbox).
+    let outside = ["key_file", "selector", "domain", "imap", "tls_ca_file"];
+    let uncommented: String = written
+        .lines()
+        .map(|line| match line.strip_prefix("# ") {
+            Some(rest) if rest.starts_with('[') => rest,
+            Some(rest) if rest.contains(" = ") => rest,
+            _ => line,
+        })
+        .filter(|line| {
+            !line.starts_with("[email.dkim]")
+                && !outside
+                    .iter()
+                    .any(|key| line.starts_with(&format!("{key} = ")))
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    assert!(uncommented.contains("\n[smtp] "), "{uncommented}");
+    place.write("every-key.toml", &uncommented);
+    let mut check = newsletter(place.root(), ["check", "--config", "every-key.toml"]);
+    check.env("NEWSLETTER_SMTP_PASSWORD", "a-password");
+    run(&mut check).success();
+}

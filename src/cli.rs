@@ -377,16 +377,16 @@ impl ProgressOutput {
 }
 
 impl Progress for ProgressOutput {
-    fn start(&self, digest_id: i64, total: usize) {
+    fn start(&self, mailing: &str, total: usize) {
         self.total
             .store(total, std::sync::atomic::Ordering::Relaxed);
         match &self.bar {
             Some(bar) => {
                 bar.set_length(total as u64);
                 bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-                bar.set_message(format!("digest {digest_id}"));
+                bar.set_message(mailing.to_string());
             }
-            None => eprintln!("digest {digest_id}: delivering {total} messages"),
+            None => eprintln!("{mailing}: delivering {total} messages"),
         }
     }
 

@@ -175,6 +175,14 @@ fn letters_and_the_digest_go_out_once_each_and_the_archive_shows_them_naming_nob
         "{out}"
     );
     assert!(lines[2].starts_with("digest 3 "), "{out}");
+    // The progress lines name each mailing as the summary does.
+    for progress in [
+        "letter 1: delivering 3 messages",
+        "letter 2: delivering 3 messages",
+        "digest 3: delivering 3 messages",
+    ] {
+        assert!(out.stderr.contains(progress), "{out}");
+    }
 
     let mails = outbox(&site);
     assert_eq!(mails.len(), 9, "three mailings to three readers");

@@ -39,7 +39,8 @@ const BATCH: usize = 512;
 
 /// Progress of a delivery run, for a progress bar or log lines.
 pub trait Progress: Sync {
-    fn start(&self, digest_id: i64, total: usize);
+    /// `mailing` names it as `digests` lists it: "digest 3", "letter 4".
+    fn start(&self, mailing: &str, total: usize);
     fn delivered(&self);
     /// Something the sender should know that does not stop the run (a
     /// relay set aside).
@@ -50,7 +51,7 @@ pub trait Progress: Sync {
 pub struct Quiet;
 
 impl Progress for Quiet {
-    fn start(&self, _: i64, _: usize) {}
+    fn start(&self, _: &str, _: usize) {}
     fn delivered(&self) {}
     fn warn(&self, message: &str) {
         tracing::warn!("{message}");
@@ -101,7 +102,10 @@ pub fn deliver(
         store: store.instance_id()?,
     };
     let composer = Composer::new(config, &rendering, digest.id, secret, stamp)?;
-    progress.start(digest.id, store.counts(digest.id)?.pending);
+    progress.start(
+        &format!("{} {}", digest.kind.as_str(), digest.id),
+        store.counts(digest.id)?.pending,
+    );
 
     let (senders, lanes): (Vec<_>, Vec<_>) = relays
         .iter()

@@ -928,3 +928,54 @@ fn rss_guids_can_stay_the_permalinks() {
         assert!(out.stderr.contains(said), "{said}: {out}");
     }
 }
+
+#[test]
+fn section_pages_of_zola_and_hugo_are_not_posts() {
+    // Zola requires an `_index.md` in every section, Hugo writes one for
+    // a section's list page: neither has a date, and neither is a post
+    // in their own feeds. A page bundle's `index.md` is a post.
+    let site = Site::empty();
+    site.write(
+        "config.toml",
+        "[site]\nbase_url = \"https://example.org\"\n[content]\npermalink = \"/:section/:slug/\"\n",
+    );
+    site.write(
+        "content/_index.md",
+        "+++\ntitle = \"Home\"\nsort_by = \"date\"\n+++\nWelcome.\n",
+    );
+    site.write(
+        "content/blog/_index.md",
+        "+++\ntitle = \"Blog\"\nsort_by = \"date\"\npaginate_by = 5\n+++\n",
+    );
+    site.write(
+        "content/posts/_index.markdown",
+        "---\ntitle: Posts\ndate: 2024-01-01\n---\nEvery post.\n",
+    );
+    site.write(
+        "content/blog/first.md",
+        "+++\ntitle = \"First\"\ndate = 2024-01-02\n+++\nHello.\n",
+    );
+    site.write(
+        "content/blog/bundle/index.md",
+        "+++\ntitle = \"Bundle\"\ndate = 2024-02-03T10:00:00Z\n+++\n![a picture](pic.png)\n",
+    );
+    let built = site.build();
+    assert!(
+        built.stdout.contains("read 2 posts: 2 published"),
+        "{built}"
+    );
+    let feeds = site.feeds("public");
+    feeds.assert_clean();
+    for (name, feed) in feeds.each() {
+        assert_eq!(feed.titles(), ["Bundle", "First"], "{name}");
+    }
+    for (name, entry) in in_every_feed(&feeds, "Bundle") {
+        assert_eq!(
+            entry.link.as_deref(),
+            Some("https://example.org/blog/bundle/"),
+            "{name}"
+        );
+    }
+    let check = site.check().success();
+    assert!(check.stdout.contains("checked 2 posts"), "{check}");
+}

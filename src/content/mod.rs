@@ -204,7 +204,11 @@ fn find_post_files(dir: &Path) -> (Vec<PathBuf>, Vec<Problem>) {
         .filter_entry(|entry| entry.depth() == 0 || !is_hidden(entry.file_name()));
     for entry in walk {
         match entry {
-            Ok(entry) if entry.file_type().is_file() && is_markdown(entry.path()) => {
+            Ok(entry)
+                if entry.file_type().is_file()
+                    && is_markdown(entry.path())
+                    && !is_section_page(entry.path()) =>
+            {
                 files.push(entry.into_path());
             }
             Ok(_) => {}
@@ -247,6 +251,12 @@ fn broken_link_target(path: &Path) -> Option<PathBuf> {
 
 fn is_hidden(name: &std::ffi::OsStr) -> bool {
     name.to_str().is_some_and(|n| n.starts_with('.'))
+}
+
+/// Zola's and Hugo's `_index.md`: a section's list page, which Zola
+/// requires in every section. It has no date and is no post in their feeds.
+fn is_section_page(path: &Path) -> bool {
+    path.file_stem().is_some_and(|stem| stem == "_index")
 }
 
 fn is_markdown(path: &Path) -> bool {

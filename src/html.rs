@@ -213,23 +213,50 @@ pub fn absolute_url(value: &str, page_url: &Url, image: bool) -> Option<String> 
     }
 }
 
-/// A `srcset` list with each candidate's URL made absolute.
+/// A `srcset` list with each candidate's URL made absolute. It is read as
+/// browsers read it (WHATWG, "parse a srcset attribute"): a URL runs to the
+/// next white space, commas and all (image CDNs write `w_400,h_300` in
+/// paths), and a comma outside parentheses after its descriptors ends it.
 fn absolute_srcset(value: &str, page_url: &Url) -> Option<String> {
     let mut out = Vec::new();
-    for candidate in value.split(',') {
-        let candidate = candidate.trim();
-        if candidate.is_empty() {
-            continue;
+    let mut rest = value;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == ',');
+        if rest.is_empty() {
+            break;
         }
-        let (url, descriptor) = match candidate.split_once(char::is_whitespace) {
-            Some((url, d)) => (url, d.trim()),
-            None => (candidate, ""),
-        };
+        let end = rest
+            .find(|c: char| c.is_ascii_whitespace())
+            .unwrap_or(rest.len());
+        let (mut url, after) = rest.split_at(end);
+        rest = after;
+        let mut descriptors = String::new();
+        if url.ends_with(',') {
+            url = url.trim_end_matches(',');
+        } else {
+            let mut in_parens = false;
+            let stop = rest
+                .char_indices()
+                .find(|&(_, c)| {
+                    match c {
+                        '(' => in_parens = true,
+                        ')' => in_parens = false,
+                        _ => {}
+                    }
+                    c == ',' && !in_parens
+                })
+                .map_or(rest.len(), |(i, _)| i);
+            descriptors = rest[..stop]
+                .split_ascii_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            rest = &rest[stop..];
+        }
         let url = absolute_url(url, page_url, true)?;
-        out.push(if descriptor.is_empty() {
+        out.push(if descriptors.is_empty() {
             url
         } else {
-            format!("{url} {descriptor}")
+            format!("{url} {descriptors}")
         });
     }
     Some(out.join(", "))

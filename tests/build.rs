@@ -979,3 +979,42 @@ fn section_pages_of_zola_and_hugo_are_not_posts() {
     let check = site.check().success();
     assert!(check.stdout.contains("checked 2 posts"), "{check}");
 }
+
+#[test]
+fn srcset_urls_with_commas_stay_whole() {
+    // Image CDNs put commas in paths (Cloudinary's `w_400,h_300`); in a
+    // srcset a candidate's URL runs to the next white space, as browsers
+    // read it, and only a comma after it separates candidates.
+    let site = Site::empty();
+    site.write(
+        "config.toml",
+        "[site]\nbase_url = \"https://example.org\"\n",
+    );
+    let cdn = "https://res.cloudinary.com/demo/image/upload";
+    site.write(
+        "content/2024-01-02-cdn.md",
+        format!(
+            "---\ntitle: CDN\ndate: 2024-01-02\n---\n\
+             <img src=\"{cdn}/w_400,h_300/a.jpg\" \
+             srcset=\"{cdn}/w_400,h_300/a.jpg 1x,{cdn}/w_800,h_600/a.jpg   2x\" alt=\"a\">\n\n\
+             <img srcset=\"small.jpg 480w, big.jpg,\n medium.jpg (min-width: 10px) 800w,,\" alt=\"b\">\n"
+        ),
+    );
+    site.build();
+    let feeds = site.feeds("public");
+    feeds.assert_clean();
+    let page = "https://example.org/blog/2024/01/02/cdn";
+    for (name, entry) in in_every_feed(&feeds, "CDN") {
+        let content = entry.content.as_ref().expect("content");
+        assert_eq!(
+            content.attr_values("img", "srcset"),
+            [
+                format!("{cdn}/w_400,h_300/a.jpg 1x, {cdn}/w_800,h_600/a.jpg 2x"),
+                format!(
+                    "{page}/small.jpg 480w, {page}/big.jpg, {page}/medium.jpg (min-width: 10px) 800w"
+                ),
+            ],
+            "{name}"
+        );
+    }
+}

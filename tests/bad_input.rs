@@ -487,3 +487,33 @@ fn a_base_url_host_that_cannot_name_mail_is_refused() {
         assert!(out.stderr.contains(&format!("`{key}`")), "{base}: {out}");
     }
 }
+
+#[test]
+fn a_permalink_placeholder_this_tool_does_not_know_is_named() {
+    // Jekyll's default pattern, and a typo: each post's URL would carry
+    // `:categories` or `:yaer` as written, a page that does not exist.
+    for (pattern, unknown) in [
+        (
+            "/:categories/:year/:month/:day/:title:output_ext",
+            ":categories",
+        ),
+        ("/blog/:yaer/:slug/", ":yaer"),
+        ("/blog/:years/:slug/", ":years"),
+    ] {
+        config_error(
+            &GOOD_CONFIG.replace(
+                "dir = \"content\"\n",
+                &format!("dir = \"content\"\npermalink = \"{pattern}\"\n"),
+            ),
+            &["content.permalink", unknown, ":year, :month"],
+        );
+    }
+    // A post's own permalink (Jekyll's `permalink:`) is held to the same.
+    assert_reported(Bad {
+        file: "content/2025-03-01-own.md",
+        contents: b"---\ntitle: Own\ncreated_at: 2025-03-01\npermalink: /:categories/:title/\n---\n\nBody.\n",
+        line: 4,
+        names: &[":categories"],
+        fixes: &[":year, :month"],
+    });
+}

@@ -32,6 +32,20 @@ pub enum UrlDate {
 /// The placeholders a permalink pattern may use.
 pub const PERMALINK_TOKENS: [&str; 6] = [":year", ":month", ":day", ":slug", ":title", ":section"];
 
+/// The first `:word` in a permalink pattern that is not one of
+/// [`PERMALINK_TOKENS`] (Jekyll's `:categories`, a typo such as `:yaer`):
+/// left in, it would be part of every post's URL as written.
+pub fn unknown_placeholder(pattern: &str) -> Option<&str> {
+    pattern.match_indices(':').find_map(|(at, _)| {
+        let rest = &pattern[at + 1..];
+        let len = rest
+            .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .unwrap_or(rest.len());
+        let word = &pattern[at..at + 1 + len];
+        (len > 0 && !PERMALINK_TOKENS.contains(&word)).then_some(word)
+    })
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawContent {
@@ -59,6 +73,15 @@ pub(super) fn check(raw: RawContent, source: &Source) -> Result<Content, ConfigE
             "content.permalink",
             format!(
                 "= {permalink:?} must start with '/' and contain :slug or :title (placeholders: {})",
+                PERMALINK_TOKENS.join(", ")
+            ),
+        ));
+    }
+    if let Some(word) = unknown_placeholder(&permalink) {
+        return Err(source.invalid(
+            "content.permalink",
+            format!(
+                "= {permalink:?} has `{word}`, which is not a placeholder; use {}",
                 PERMALINK_TOKENS.join(", ")
             ),
         ));

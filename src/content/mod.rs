@@ -14,7 +14,7 @@ use chrono_tz::Tz;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use rayon::prelude::*;
 
-use crate::config::{Config, PERMALINK_TOKENS, UrlDate};
+use crate::config::{Config, PERMALINK_TOKENS, UrlDate, unknown_placeholder};
 use front_matter::LineError;
 
 /// One post, as its front matter and file name describe it. The body is
@@ -479,6 +479,12 @@ fn own_permalink(own: &str, config: &Config) -> Result<String, String> {
         return Err(format!(
             "`{}` holds a backslash or a control character: {advice}",
             own.escape_debug()
+        ));
+    }
+    if let Some(word) = unknown_placeholder(own) {
+        return Err(format!(
+            "`{own}` has `{word}`, which is not a placeholder; use {}",
+            PERMALINK_TOKENS.join(", ")
         ));
     }
     let decoded = percent_encoding::percent_decode_str(own).decode_utf8_lossy();

@@ -1018,3 +1018,50 @@ fn srcset_urls_with_commas_stay_whole() {
         );
     }
 }
+
+#[test]
+fn title_permalinks_are_the_urls_hugo_makes() {
+    // What Hugo 0.111 wrote into its own feed for these titles under
+    // `/:year/:month/:day/:title/` (its urlize): runs of white space and
+    // punctuation between words are one `-`, `+` and `%20` are spaces,
+    // `/` is a folder; `#` is a page's name, not a fragment, so `%23`.
+    let site = Site::empty();
+    site.write(
+        "config.toml",
+        "[site]\nbase_url = \"https://example.org\"\n[content]\n\
+         permalink = \"/:year/:month/:day/:title/\"\n[feeds]\nlimit = 0\n",
+    );
+    let cases = [
+        ("Rock & Roll - Part 1", "rock-roll-part-1"),
+        ("C++ & Go", "c-go"),
+        ("  Spaces   everywhere  ", "spaces-everywhere"),
+        ("a — b", "a-b"),
+        ("CI/CD in practice", "ci/cd-in-practice"),
+        ("e-mail @ work", "e-mail-@-work"),
+        ("a%20b", "a-b"),
+        ("a\\\\b", "a%5Cb"),
+        ("C# vs. F#", "c%23-vs.-f%23"),
+        ("Ünïcödé Ñ", "%C3%BCn%C3%AFc%C3%B6d%C3%A9-%C3%B1"),
+        ("a--b", "a--b"),
+        (" - a", "-a"),
+    ];
+    for (day, (title, _)) in (1..).zip(cases) {
+        site.write(
+            &format!("content/posts/p{day}.md"),
+            format!("---\ntitle: \"{title}\"\ndate: 2024-01-{day:02}\n---\nText.\n"),
+        );
+    }
+    site.build();
+    let feeds = site.feeds("public");
+    feeds.assert_clean();
+    for (day, (title, path)) in (1..).zip(cases) {
+        let title = title.trim().replace("\\\\", "\\");
+        for (name, entry) in in_every_feed(&feeds, &title) {
+            assert_eq!(
+                entry.link.as_deref(),
+                Some(format!("https://example.org/2024/01/{day:02}/{path}/").as_str()),
+                "{name}: {title:?}"
+            );
+        }
+    }
+}

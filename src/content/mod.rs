@@ -375,9 +375,29 @@ fn parse_text(
         // Jekyll's `:title` is the file name's (or the `slug:`).
         slug.clone()
     } else {
-        // Hugo's is the title, made a path.
-        encode_slug(&urlize(&title))
+        // Hugo's is the title, made a path (a `/` in it is a folder).
+        urlize(&title)
+            .split('/')
+            .map(encode_slug)
+            .collect::<Vec<_>>()
+            .join("/")
     };
+    let uses_title = |pattern: &str| pattern.contains(":title");
+    if title_part.split('/').any(|s| matches!(s, "." | ".."))
+        && (uses_title(&config.content.permalink)
+            || fm
+                .permalink
+                .as_ref()
+                .is_some_and(|(own, _)| uses_title(own)))
+    {
+        return Err(LineError::new(
+            1,
+            format!(
+                "the title makes the path `{title_part}` for :title, whose `.` or `..` would leave its folder: \
+                 give the post its own `permalink:` or another title"
+            ),
+        ));
+    }
     let parts = UrlParts {
         slug: &slug,
         title: &title_part,
@@ -576,15 +596,39 @@ fn section(source: &str) -> &str {
     }
 }
 
-/// A title made a URL path segment, as Hugo's `urlize` does: lowercase,
-/// spaces to `-`, letters, digits and `._~+-` kept, the rest dropped.
+/// A title made a URL path, as Hugo's `urlize` does (Hugo 0.111, checked
+/// against its output): percent escapes and `+` read as in a query string
+/// (when every escape is whole), then letters, digits and `. / \\ _ # + ~ - @`
+/// kept, each run of white space one `-` (none at either end, none beside
+/// a `-` already there), everything else dropped; lowercase.
 fn urlize(title: &str) -> String {
+    let escapes_whole = title.match_indices('%').all(|(at, _)| {
+        title
+            .get(at + 1..at + 3)
+            .is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    });
+    let title = if escapes_whole {
+        let spaced = title.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8_lossy()
+            .into_owned()
+    } else {
+        title.to_string()
+    };
     let mut out = String::with_capacity(title.len());
-    for c in title.trim().chars() {
-        if c.is_whitespace() {
-            out.push('-');
-        } else if c.is_alphanumeric() || matches!(c, '.' | '_' | '~' | '+' | '-') {
+    let (mut space_before, mut was_hyphen) = (false, false);
+    for c in title.chars() {
+        let kept = c.is_alphanumeric()
+            || matches!(c, '.' | '/' | '\\' | '_' | '#' | '+' | '~' | '-' | '@');
+        if kept {
+            was_hyphen = c == '-';
+            if space_before && !was_hyphen {
+                out.push('-');
+            }
+            space_before = false;
             out.extend(c.to_lowercase());
+        } else if c.is_whitespace() && !out.is_empty() && !was_hyphen {
+            space_before = true;
         }
     }
     out
@@ -720,6 +764,17 @@ mod tests {
         // A slug that looks like a placeholder stays as it is.
         let slug = "---\ntitle: x\ndate: 2017-04-11\nslug: \":year\"\n---\n";
         assert_eq!(at("", "a.md", slug), "/blog/2017/04/11/:year/");
+    }
+
+    #[test]
+    fn a_title_of_dots_cannot_climb_out_under_title() {
+        let hugo = config_with("permalink = \"/posts/:title/\"");
+        let text = "---\ntitle: \"../up\"\ndate: 2024-01-01\n---\n";
+        let err = parse_post(text, Path::new("/site/c/a.md"), &hugo).unwrap_err();
+        assert!(err.message.contains("`../up`"), "{}", err.message);
+        // Under a pattern without :title the title is no part of the URL.
+        let p = parse_post(text, Path::new("/site/c/a.md"), &config_with("")).unwrap();
+        assert_eq!(p.permalink, "/blog/2024/01/01/a/");
     }
 
     #[test]

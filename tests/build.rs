@@ -1065,3 +1065,29 @@ fn title_permalinks_are_the_urls_hugo_makes() {
         }
     }
 }
+
+#[test]
+fn an_empty_post_has_no_blank_content() {
+    // The W3C validator warns of an empty <content> ("content should not
+    // be blank"); the entry has its summary (the title) and its link.
+    let site = Site::empty();
+    site.write(
+        "config.toml",
+        "[site]\nbase_url = \"https://example.org\"\n",
+    );
+    site.write("content/2024-01-01-empty.md", "---\ntitle: Empty\n---\n\n");
+    site.build();
+    let atom = site.read_text("public/atom.xml");
+    assert!(!atom.contains("<content"), "{atom}");
+    let rss = site.read_text("public/rss.xml");
+    assert!(!rss.contains("<content:encoded"), "{rss}");
+    let feeds = site.feeds("public");
+    feeds.assert_clean();
+    for (name, entry) in in_every_feed(&feeds, "Empty") {
+        assert_eq!(
+            entry.summary.as_ref().map(|s| s.text.as_str()),
+            Some("Empty"),
+            "{name}"
+        );
+    }
+}

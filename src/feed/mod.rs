@@ -47,7 +47,11 @@ impl Entry {
             title: clean(&post.title),
             html: Html {
                 summary: rendered.excerpt,
-                content: full_content.then_some(rendered.content),
+                // An empty post has only its summary: a blank content
+                // is a validator warning and nothing to read.
+                content: full_content
+                    .then_some(rendered.content)
+                    .filter(|content| !content.trim().is_empty()),
             },
             summary_text: rendered.excerpt_text,
             authors,

@@ -1091,3 +1091,46 @@ fn an_empty_post_has_no_blank_content() {
         );
     }
 }
+
+#[test]
+fn a_bare_date_on_a_day_that_starts_late_is_its_first_moment() {
+    // Chile moves its clocks at midnight: 2024-09-08 began at 01:00
+    // (-03:00), with no 00:00. A post of that day, by its date or its file
+    // name, is published at the day's first moment, as Hugo does.
+    let site = Site::empty();
+    site.write(
+        "config.toml",
+        "[site]\nbase_url = \"https://example.org\"\ntimezone = \"America/Santiago\"\n",
+    );
+    site.write(
+        "content/fiestas.md",
+        "---\ntitle: Fiestas\ndate: 2024-09-08\n---\nText.\n",
+    );
+    // A nanoc post: its URL's date comes from the file name.
+    site.write(
+        "content/2024-09-08-nanoc.md",
+        "---\ntitle: Nanoc\ncreated_at: 2024-09-09\n---\nText.\n",
+    );
+    site.build();
+    let feeds = site.feeds("public");
+    feeds.assert_clean();
+    for (name, entry) in in_every_feed(&feeds, "Fiestas") {
+        assert_eq!(
+            entry.published.as_deref(),
+            Some("2024-09-08T04:00:00Z"),
+            "{name}"
+        );
+        assert_eq!(
+            entry.link.as_deref(),
+            Some("https://example.org/blog/2024/09/08/fiestas/"),
+            "{name}"
+        );
+    }
+    for (name, entry) in in_every_feed(&feeds, "Nanoc") {
+        assert_eq!(
+            entry.link.as_deref(),
+            Some("https://example.org/blog/2024/09/08/nanoc/"),
+            "{name}"
+        );
+    }
+}

@@ -31,21 +31,47 @@ pub fn parse_date(text: &str, zone: Tz) -> Result<DateTime<FixedOffset>, String>
         "%Y-%m-%d %H:%M",
     ]
     .iter()
-    .find_map(|form| NaiveDateTime::parse_from_str(text, form).ok())
-    .or_else(|| {
-        NaiveDate::parse_from_str(text, "%Y-%m-%d")
-            .ok()
-            .map(|d| d.and_time(NaiveTime::MIN))
-    });
-    let Some(local) = local else {
-        return Err(format!("{text:?} is not a date; write {DATE_FORMS}"));
-    };
-    match zone.from_local_datetime(&local).earliest() {
-        Some(date) => Ok(date.fixed_offset()),
-        None => Err(format!(
-            "{text:?} does not exist in time zone {zone} (clocks skip it); give an offset"
-        )),
+    .find_map(|form| NaiveDateTime::parse_from_str(text, form).ok());
+    if let Some(local) = local {
+        return match zone.from_local_datetime(&local).earliest() {
+            Some(date) => Ok(date.fixed_offset()),
+            None => Err(format!(
+                "{text:?} does not exist in time zone {zone} (clocks skip it); give an offset"
+            )),
+        };
     }
+    match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        Ok(day) => start_of_day(day, zone)
+            .ok_or_else(|| format!("{text:?} is not a date in time zone {zone}; give an offset")),
+        Err(_) => Err(format!("{text:?} is not a date; write {DATE_FORMS}")),
+    }
+}
+
+/// The first moment of `day` in `zone`: midnight, or where clocks skip
+/// midnight (Chile, and Brazil until 2019, move them at 00:00) the end of
+/// that jump, as Hugo and Go read such a date.
+fn start_of_day(day: NaiveDate, zone: Tz) -> Option<DateTime<FixedOffset>> {
+    let midnight = day.and_time(NaiveTime::MIN);
+    let at = |seconds: i64| {
+        let local = midnight.checked_add_signed(chrono::TimeDelta::seconds(seconds))?;
+        zone.from_local_datetime(&local).earliest()
+    };
+    if let Some(date) = at(0) {
+        return Some(date.fixed_offset());
+    }
+    // No zone skips more than a day (Samoa skipped 2011-12-30 whole):
+    // halve the seconds between the missing midnight and a present moment.
+    let (mut missing, mut present) = (0_i64, 48 * 60 * 60);
+    at(present)?;
+    while present - missing > 1 {
+        let middle = missing + (present - missing) / 2;
+        if at(middle).is_some() {
+            present = middle;
+        } else {
+            missing = middle;
+        }
+    }
+    at(present).map(|date| date.fixed_offset())
 }
 
 #[cfg(test)]
@@ -105,6 +131,21 @@ mod tests {
             let err = parse_date(bad, Tz::UTC).unwrap_err();
             assert!(err.contains("2017-09-04"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_day_that_starts_after_a_jump_starts_at_its_end() {
+        let santiago: Tz = "America/Santiago".parse().unwrap();
+        assert_eq!(
+            parse_date("2024-09-08", santiago).unwrap().to_rfc3339(),
+            "2024-09-08T01:00:00-03:00"
+        );
+        // Samoa skipped 2011-12-30 whole: its first moment is the 31st's.
+        let apia: Tz = "Pacific/Apia".parse().unwrap();
+        assert_eq!(
+            parse_date("2011-12-30", apia).unwrap().to_rfc3339(),
+            "2011-12-31T00:00:00+14:00"
+        );
     }
 
     #[test]

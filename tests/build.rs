@@ -1134,3 +1134,38 @@ fn a_bare_date_on_a_day_that_starts_late_is_its_first_moment() {
         );
     }
 }
+
+#[test]
+fn jekyll_tags_written_as_text_are_words() {
+    // Jekyll reads `tags: a b` (text, not a list) as two tags, and
+    // `categories` alike; Hugo and Zola take a text value whole.
+    let site = Site::empty();
+    site.write(
+        "config.toml",
+        "[site]\nbase_url = \"https://example.org\"\n",
+    );
+    site.write(
+        "content/_posts/2024-01-02-jekyll.md",
+        "---\ntitle: Jekyll\ntags: release  announcement\ncategories: news\n---\nText.\n",
+    );
+    site.write(
+        "content/_posts/2024-01-03-list.md",
+        "---\ntitle: Listed\ntags: [\"two words\", one]\n---\nText.\n",
+    );
+    site.write(
+        "content/posts/hugo.md",
+        "---\ntitle: Hugo\ndate: 2024-01-04\ntags: \"two words\"\n---\nText.\n",
+    );
+    site.build();
+    let feeds = site.feeds("public");
+    feeds.assert_clean();
+    for (title, tags) in [
+        ("Jekyll", vec!["release", "announcement", "news"]),
+        ("Listed", vec!["two words", "one"]),
+        ("Hugo", vec!["two words"]),
+    ] {
+        for (name, entry) in in_every_feed(&feeds, title) {
+            assert_eq!(entry.tags, tags, "{name}: {title}");
+        }
+    }
+}

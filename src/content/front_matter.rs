@@ -94,6 +94,9 @@ pub struct FrontMatter {
     pub publish_date: Option<Dated>,
     /// `tags`, `categories` and Zola's `[taxonomies]`, in order, without duplicates.
     pub tags: Vec<String>,
+    /// The same as Jekyll reads them: a `tags` or `categories` written as
+    /// text (not a list) is words, `tags: release announcement` two tags.
+    pub jekyll_tags: Vec<String>,
     /// `summary` or `description`.
     pub summary: Option<String>,
     pub slug: Option<String>,
@@ -194,15 +197,25 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, LineError> {
         Some(_) => date_key(&map, &["publishDate", "publish_date", "pubdate"], &lines)?,
     };
 
+    let words = |key: &'static str| -> Result<Vec<String>, LineError> {
+        Ok(match map.get(key) {
+            Some(Value::String(text)) => text.split_whitespace().map(String::from).collect(),
+            _ => string_list(&map, key, &lines)?,
+        })
+    };
     let mut tags = string_list(&map, "tags", &lines)?;
+    let mut jekyll_tags = words("tags")?;
     if let Some(Value::Object(taxonomies)) = map.get("taxonomies") {
         tags.extend(string_list(taxonomies, "tags", &lines)?);
         tags.extend(string_list(taxonomies, "categories", &lines)?);
     }
     tags.extend(string_list(&map, "categories", &lines)?);
-    for tag in tags {
-        if !fm.tags.contains(&tag) {
-            fm.tags.push(tag);
+    jekyll_tags.extend(words("categories")?);
+    for (all, found) in [(&mut fm.tags, tags), (&mut fm.jekyll_tags, jekyll_tags)] {
+        for tag in found {
+            if !all.contains(&tag) {
+                all.push(tag);
+            }
         }
     }
     Ok(fm)

@@ -371,7 +371,9 @@ fn parse_text(
             date::parse_date(d, zone).map_err(|e| LineError::new(1, e))?
         }
     };
-    let title_part = if path.components().any(|c| c.as_os_str() == "_posts") {
+    // Jekyll's posts folder: its rules for `:title` and for tags.
+    let in_posts = path.components().any(|c| c.as_os_str() == "_posts");
+    let title_part = if in_posts {
         // Jekyll's `:title` is the file name's (or the `slug:`).
         slug.clone()
     } else {
@@ -420,7 +422,7 @@ fn parse_text(
         authors: fm.authors,
         draft: fm.draft || in_drafts,
         publish_at,
-        tags: fm.tags,
+        tags: if in_posts { fm.jekyll_tags } else { fm.tags },
         summary: fm.summary,
         slug,
         former_permalink: (former != permalink).then_some(former),

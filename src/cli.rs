@@ -38,7 +38,9 @@ pub enum Command {
         /// The folder for the site (created if missing).
         #[arg(default_value = ".", value_name = "DIR")]
         dir: PathBuf,
-        /// Also copy the built-in templates into DIR/templates/ to edit them.
+        /// Also copy the built-in templates into DIR/templates/ to edit them;
+        /// in a site that has its config.toml, copy only the templates, into
+        /// its digest.templates folder.
         #[arg(long)]
         templates: bool,
         #[command(flatten)]
@@ -447,6 +449,19 @@ pub fn run(cli: Cli) -> Result<Exit> {
 /// `newsletter init`: the files written, and the next step as a line a
 /// shell runs as it is.
 fn run_init(dir: &std::path::Path, templates: bool, now: DateTime<Utc>) -> Result<Exit> {
+    // A site that has its config: only the templates, into the folder it
+    // reads them from.
+    let existing = dir.join("config.toml");
+    if templates && existing.is_file() {
+        let config = Config::load(&existing)?;
+        for file in crate::init::copy_templates(&config.digest.templates)? {
+            println!("wrote {}", file.display());
+        }
+        println!(
+            "next: edit the templates you want and delete the others (those come from the binary); `newsletter check` renders them all"
+        );
+        return Ok(Exit::Ok);
+    }
     let made = crate::init::init(dir, templates, now)?;
     for file in &made.files {
         println!("wrote {}", made.dir.join(file).display());

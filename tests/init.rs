@@ -105,11 +105,7 @@ fn init_refuses_to_overwrite_and_copies_the_templates_when_asked() {
     let config = std::fs::read(place.path("config.toml")).unwrap();
     std::fs::write(place.path("config.toml"), b"# mine\n").unwrap();
 
-    let again = run(&mut newsletter(
-        place.root(),
-        ["init", "--templates", "--now", NOW],
-    ))
-    .exit_code(1);
+    let again = run(&mut newsletter(place.root(), ["init", "--now", NOW])).exit_code(1);
     assert!(
         again.stderr.contains("config.toml") && again.stderr.contains("nothing was written"),
         "{again:?}"
@@ -118,6 +114,14 @@ fn init_refuses_to_overwrite_and_copies_the_templates_when_asked() {
         std::fs::read(place.path("config.toml")).unwrap(),
         b"# mine\n"
     );
+    // --templates in a site whose config does not load: the config's
+    // error, and no template written.
+    let broken = run(&mut newsletter(
+        place.root(),
+        ["init", "--templates", "--now", NOW],
+    ))
+    .exit_code(1);
+    assert!(broken.stderr.contains("config.toml"), "{broken:?}");
     assert!(
         !place.path("templates").exists(),
         "a refused init wrote templates"
@@ -139,6 +143,66 @@ fn init_refuses_to_overwrite_and_copies_the_templates_when_asked() {
             "{name:?}"
         );
     }
+}
+
+/// In a site that has its config, `init --templates` copies only the
+/// templates, into the folder the config reads them from, and never over
+/// one that is there.
+#[test]
+fn init_templates_in_a_site_copies_them_where_its_config_reads_them() {
+    let place = Site::empty();
+    run(&mut newsletter(place.root(), ["init", "--now", NOW])).success();
+    let config = std::fs::read_to_string(place.path("config.toml"))
+        .unwrap()
+        .replace("# templates = \"templates\"", "templates = \"mine\"");
+    place.write("config.toml", &config);
+    let before = walkdir(place.root());
+
+    let copied = run(&mut newsletter(
+        place.root(),
+        ["init", "--templates", "--now", NOW],
+    ))
+    .success();
+    assert!(copied.stdout.contains("digest.html"), "{copied:?}");
+    let project = manifest_dir().join("templates");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&project).unwrap() {
+        let name = entry.unwrap().file_name();
+        assert_eq!(
+            std::fs::read(place.path("mine").join(&name)).unwrap(),
+            std::fs::read(project.join(&name)).unwrap(),
+            "{name:?}"
+        );
+        names.push(format!("mine/{}", name.to_string_lossy()));
+    }
+    let mut after = walkdir(place.root());
+    after.retain(|file| !before.contains(file));
+    after.sort();
+    names.sort();
+    assert_eq!(after, names, "only the templates are new");
+    assert_eq!(
+        std::fs::read_to_string(place.path("config.toml")).unwrap(),
+        config
+    );
+    run(&mut newsletter(place.root(), ["check"])).success();
+
+    // An edited template stays; the second run names it and writes nothing.
+    place.write("mine/digest.html", "{# mine #}\n");
+    std::fs::remove_file(place.path("mine/welcome.txt")).unwrap();
+    let again = run(&mut newsletter(
+        place.root(),
+        ["init", "--templates", "--now", NOW],
+    ))
+    .exit_code(1);
+    assert!(
+        again.stderr.contains("digest.html") && again.stderr.contains("nothing was written"),
+        "{again:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(place.path("mine/digest.html")).unwrap(),
+        "{# mine #}\n"
+    );
+    assert!(!place.path("mine/welcome.txt").exists());
 }
 
 /// Every file under `dir`, relative, with `/` separators.

@@ -67,9 +67,41 @@ pub fn init(dir: &Path, templates: bool, now: DateTime<Utc>) -> Result<Initializ
                 .map(|(name, text)| (format!("templates/{name}"), text.to_string())),
         );
     }
+    write_new(dir, &files)?;
+    Ok(Initialized {
+        dir: dir.to_path_buf(),
+        files: files.into_iter().map(|(name, _)| name).collect(),
+        kept_content,
+    })
+}
+
+/// Copies every built-in template into `folder` (a site's
+/// `digest.templates`), for `init --templates` in a site that has its
+/// config. Refuses, writing nothing, if any of those files exists.
+pub fn copy_templates(folder: &Path) -> Result<Vec<PathBuf>> {
+    if folder.exists() && !folder.is_dir() {
+        bail!(
+            "{} (digest.templates) is a file, not a folder; nothing was written",
+            folder.display()
+        );
+    }
+    let files: Vec<(String, String)> = BUILT_IN
+        .iter()
+        .map(|(name, text)| (name.to_string(), text.to_string()))
+        .collect();
+    write_new(folder, &files)?;
+    Ok(files
+        .into_iter()
+        .map(|(name, _)| folder.join(name))
+        .collect())
+}
+
+/// Writes each `(name, text)` under `dir`, all or none: refuses, writing
+/// nothing, when one of them exists or a file stands where a folder goes.
+fn write_new(dir: &Path, files: &[(String, String)]) -> Result<()> {
     // A file at a path init writes, or where it needs a folder.
     let mut existing: Vec<String> = Vec::new();
-    for (name, _) in &files {
+    for (name, _) in files {
         let path = dir.join(name);
         let blocked = path
             .ancestors()
@@ -96,7 +128,7 @@ pub fn init(dir: &Path, templates: bool, now: DateTime<Utc>) -> Result<Initializ
     }
     // Every file complete beside its place before the first is renamed in.
     let mut staged = Vec::with_capacity(files.len());
-    for (name, text) in &files {
+    for (name, text) in files {
         let path = dir.join(name);
         let file = stage_file(&path, |w| w.write_all(text.as_bytes()))?
             .with_context(|| format!("{} appeared while init ran", path.display()))?;
@@ -106,11 +138,7 @@ pub fn init(dir: &Path, templates: bool, now: DateTime<Utc>) -> Result<Initializ
     for file in staged {
         file.commit_new()?;
     }
-    Ok(Initialized {
-        dir: dir.to_path_buf(),
-        files: files.into_iter().map(|(name, _)| name).collect(),
-        kept_content,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

@@ -259,7 +259,7 @@ fn check_counts_each_post_file_once() {
     );
     let check = site.check().exit_code(1);
     assert!(
-        check.stderr.contains("in 8 post file(s)"),
+        check.stderr.contains("in 8 post files read"),
         "8 post files were read\n{check}"
     );
 }
@@ -516,4 +516,32 @@ fn a_permalink_placeholder_this_tool_does_not_know_is_named() {
         names: &[":categories"],
         fixes: &[":year, :month"],
     });
+}
+
+/// A duration that is too long is answered with the longest one allowed,
+/// written as the config takes it: that value, put in, loads.
+#[test]
+fn a_duration_too_long_names_the_longest_that_loads() {
+    for (section, key, value, most) in [
+        ("schedule", "catch_up", "367days", "366days"),
+        ("bounces", "soft_window", "400days", "366days"),
+        ("server", "confirm_ttl", "31days", "30days"),
+        ("server", "request_timeout", "2h", "1h"),
+    ] {
+        let site = Site::fixture("blog");
+        site.write(
+            "config.toml",
+            format!("{GOOD_CONFIG}[{section}]\n{key} = \"{value}\"\n"),
+        );
+        let out = site.check().exit_code(1);
+        assert!(
+            out.stderr.contains(&format!("at most \"{most}\"")),
+            "{key} = {value:?}: {out}"
+        );
+        site.write(
+            "config.toml",
+            format!("{GOOD_CONFIG}[{section}]\n{key} = \"{most}\"\n"),
+        );
+        site.check().success();
+    }
 }

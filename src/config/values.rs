@@ -35,13 +35,23 @@ pub(super) fn duration_within(
     if value > Duration::from_secs(most) {
         return Err(source.invalid(
             key,
-            format!(
-                "= {text:?} is too long: at most {}",
-                humantime::format_duration(Duration::from_secs(most))
-            ),
+            format!("= {text:?} is too long: at most \"{}\"", whole_units(most)),
         ));
     }
     Ok(value)
+}
+
+/// `seconds` in the largest unit that divides it, as the config takes it
+/// back: "366days", "1h", "90s" (humantime would say "1year 18h", its year
+/// being 365.25 days).
+fn whole_units(seconds: u64) -> String {
+    match seconds {
+        0 => "0s".into(),
+        s if s.is_multiple_of(DAY) => format!("{}days", s / DAY),
+        s if s.is_multiple_of(3600) => format!("{}h", s / 3600),
+        s if s.is_multiple_of(60) => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 /// A number from `least` to `most` (both included) at `key`.

@@ -767,15 +767,15 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
             }
             if corpus.problems.is_empty() {
                 println!(
-                    "checked {} posts and the templates: no problems",
-                    corpus.posts.len()
+                    "checked {} and the templates: no problems",
+                    crate::text::count(corpus.posts.len(), "post")
                 );
                 Ok(Exit::Ok)
             } else {
                 eprintln!(
-                    "{} problem(s) in {} post file(s) read",
-                    corpus.problems.len(),
-                    corpus.files
+                    "{} in {} read",
+                    crate::text::count(corpus.problems.len(), "problem"),
+                    crate::text::count(corpus.files, "post file")
                 );
                 Ok(Exit::Problems)
             }

@@ -102,9 +102,25 @@ pub fn one_line_within(text: &str, max: usize) -> String {
     }
 }
 
+/// `n` and the noun, plural but for one: "1 post", "2 posts".
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_is_plural_but_for_one() {
+        assert_eq!(count(0, "post"), "0 posts");
+        assert_eq!(count(1, "post file"), "1 post file");
+        assert_eq!(count(2, "problem"), "2 problems");
+    }
 
     #[test]
     fn wrap_folds_prose_and_keeps_words_whole() {

@@ -630,7 +630,7 @@ fn a_letter_path_that_is_no_file_is_refused_at_once() {
         assert_eq!(out.code, Some(1), "{out}");
         assert!(
             out.stderr
-                .contains(&format!("{path}:0: is not a post's file")),
+                .contains(&format!("{path}: is not a post's file")),
             "{out}"
         );
     }

@@ -184,7 +184,13 @@ fn init_templates_in_a_site_copies_them_where_its_config_reads_them() {
         std::fs::read_to_string(place.path("config.toml")).unwrap(),
         config
     );
-    run(&mut newsletter(place.root(), ["check"])).success();
+    let check = run(&mut newsletter(place.root(), ["check"])).success();
+    assert!(
+        check
+            .stdout
+            .contains("checked 1 post and the templates: no problems"),
+        "{check:?}"
+    );
 
     // An edited template stays; the second run names it and writes nothing.
     place.write("mine/digest.html", "{# mine #}\n");

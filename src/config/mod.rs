@@ -68,8 +68,8 @@ pub enum ConfigError {
     NoDelivery { what: String },
     #[error(
         "`{key}` = {dir:?} holds {what} ({file:?}), which anything serving that folder would publish: \
-         put the feeds in a folder of their own (e.g. \"public\"), away from the store, the config, \
-         the DKIM key and the templates"
+         put the feeds in a folder of their own (e.g. \"public\"), away from the store, the outbox, \
+         the config, the DKIM key and the templates"
     )]
     Published {
         key: &'static str,

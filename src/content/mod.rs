@@ -100,7 +100,8 @@ impl Post {
     }
 }
 
-/// A problem with one content file, shown as `path:line: message`.
+/// A problem with one content file, shown as `path:line: message`, or
+/// `path: message` when it is about no line (`line` 0).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub path: PathBuf,
@@ -110,13 +111,11 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: {}",
-            shown_path(&self.path),
-            self.line,
-            self.message
-        )
+        let path = shown_path(&self.path);
+        match self.line {
+            0 => write!(f, "{path}: {}", self.message),
+            line => write!(f, "{path}:{line}: {}", self.message),
+        }
     }
 }
 
@@ -139,7 +138,11 @@ pub struct Problems(pub Vec<Problem>);
 
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} problem(s) in the content", self.0.len())
+        write!(
+            f,
+            "{} in the content",
+            crate::text::count(self.0.len(), "problem")
+        )
     }
 }
 

@@ -68,6 +68,54 @@ fn the_fixture_blog_reads_correctly_in_all_three_feeds() {
     assert_fixture_feeds_check(&site);
 }
 
+/// `&` and `<` in a title, a tag, an author and the site's description
+/// reach a reader as written in every feed, and the RSS file writes them
+/// as the W3C validator asks (hexadecimal references in plain text; the
+/// channel's description, HTML to readers, escaped as HTML).
+#[test]
+fn ampersands_and_angle_brackets_reach_the_reader_as_written() {
+    let site = Site::fixture("blog");
+    let config = String::from_utf8(site.read("config.toml")).unwrap();
+    let config = config.replacen(
+        "description = \"Posts written for newsletter's integration tests.\"",
+        "description = \"News & notes <here>\"",
+        1,
+    );
+    assert!(config.contains("<here>"));
+    site.write("config.toml", config);
+    site.write(
+        "content/2026-11-20-qa.md",
+        "---\ntitle: \"Q&A: <here> & there\"\nauthor: \"Tom & Jerry <tj>\"\ntags: [\"R&B\", \"a<b\"]\n---\n\nText.\n",
+    );
+    site.build();
+    let feeds = site.feeds("public");
+    feeds.assert_clean();
+    for (name, feed) in feeds.each() {
+        assert_eq!(
+            feed.subtitle.as_deref(),
+            Some("News & notes <here>"),
+            "{name}"
+        );
+        let entry = feed
+            .entries
+            .iter()
+            .find(|e| e.title.as_deref() == Some("Q&A: <here> & there"))
+            .unwrap_or_else(|| panic!("{name}: {:?}", feed.entries));
+        assert_eq!(entry.tags, ["R&B", "a<b"], "{name}");
+        assert_eq!(entry.authors, ["Tom & Jerry <tj>"], "{name}");
+    }
+    let rss = String::from_utf8(site.read("public/rss.xml")).unwrap();
+    assert!(
+        rss.contains("<title>Q&#x26;A: &#x3C;here&gt; &#x26; there</title>"),
+        "{rss}"
+    );
+    assert!(rss.contains("<category>R&#x26;B</category>"), "{rss}");
+    assert!(
+        rss.contains("<description>News &amp;amp; notes &amp;lt;here&amp;gt;</description>"),
+        "{rss}"
+    );
+}
+
 #[test]
 fn toml_front_matter_with_a_toml_datetime() {
     let (_site, feeds) = built_blog();

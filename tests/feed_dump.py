@@ -9,6 +9,7 @@ what newsletter wrote, not what feedparser repaired), JSON with json. Each
 entry's HTML is parsed with lxml.html into its visible text and its elements.
 
 {"atom": {"bozo": false, "error": null, "well_formed": true, "title": "...",
+           "subtitle": the text a reader shows (Atom subtitle, RSS description),
            "hubs": [WebSub hub URLs the feed names], "entries": [
    {"title", "link", "id", "published" (UTC, RFC 3339 with Z), "authors",
     "tags", "summary": HTML, "content": HTML or null}]}, "rss": ..., "json": ...}
@@ -46,6 +47,17 @@ def plain(value):
     return {"html": None, "text": " ".join(value.split()), "elements": []}
 
 
+def visible(detail):
+    """The text a reader shows for a feedparser text construct: HTML's
+    visible text, plain text as it is."""
+    if not detail:
+        return None
+    if detail.get("type") in ("text/html", "application/xhtml+xml"):
+        root = lxml.html.fragment_fromstring(detail.value, create_parent="div")
+        return root.text_content()
+    return detail.value
+
+
 def utc(struct):
     if not struct:
         return None
@@ -81,6 +93,7 @@ def xml_feed(path):
         "error": str(error) if error else None,
         "well_formed": well_formed,
         "title": parsed.feed.get("title"),
+        "subtitle": visible(parsed.feed.get("subtitle_detail")),
         "hubs": [l.get("href") for l in parsed.feed.get("links", []) if l.get("rel") == "hub"],
         "entries": entries,
     }
@@ -112,6 +125,7 @@ def json_feed(path):
         "error": None,
         "well_formed": True,
         "title": doc.get("title"),
+        "subtitle": doc.get("description"),
         "hubs": [h.get("url") for h in doc.get("hubs", []) if h.get("type") == "WebSub"],
         "entries": entries,
     }

@@ -19,11 +19,14 @@ pub fn document(
     entries: &[&Entry],
     html: Vec<Html>,
 ) -> Channel {
+    // The channel's description is HTML to readers: the site's plain text,
+    // escaped, so "<here>" is shown and not taken for a tag.
     let description = if info.description.is_empty() {
-        info.title.clone()
+        &info.title
     } else {
-        info.description.clone()
+        &info.description
     };
+    let description = htmlize::escape_text(description).into_owned();
     Channel {
         title: info.title.clone(),
         link: info.home_url.clone(),
@@ -63,9 +66,46 @@ fn channel_links(info: &FeedInfo) -> Vec<AtomLink> {
 }
 
 /// Writes an RSS document.
-pub fn write<W: Write>(channel: &Channel, out: W) -> io::Result<()> {
-    let mut out = channel.write_to(out).map_err(io::Error::other)?;
+pub fn write<W: Write>(channel: &Channel, mut out: W) -> io::Result<()> {
+    let xml = channel.write_to(Vec::new()).map_err(io::Error::other)?;
+    out.write_all(&hex_references_in_plain_text(&xml)?)?;
     out.write_all(b"\n")
+}
+
+/// RSS elements that hold plain text, not HTML.
+const PLAIN_TEXT: [&[u8]; 3] = [b"title", b"category", b"dc:creator"];
+
+/// `xml` with each `&amp;` and `&lt;` in a plain-text element written
+/// `&#x26;` and `&#x3C;`, as the RSS Advisory Board's profile (and the W3C
+/// validator) ask: a reader that takes a title for HTML then still shows
+/// "Q&A" and "<here>" as written. Everything else is copied as it was.
+fn hex_references_in_plain_text(xml: &[u8]) -> io::Result<Vec<u8>> {
+    use quick_xml::events::{BytesText, Event};
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    let mut writer = quick_xml::Writer::new(Vec::with_capacity(xml.len() + 64));
+    let mut plain = false;
+    loop {
+        let event = reader.read_event().map_err(io::Error::other)?;
+        match event {
+            Event::Eof => break,
+            Event::Start(ref start) => plain = PLAIN_TEXT.contains(&start.name().as_ref()),
+            Event::End(_) => plain = false,
+            Event::GeneralRef(ref name) if plain => {
+                let reference = match &**name {
+                    b"amp" => Some("&#x26;"),
+                    b"lt" => Some("&#x3C;"),
+                    _ => None,
+                };
+                if let Some(reference) = reference {
+                    writer.write_event(Event::Text(BytesText::from_escaped(reference)))?;
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        writer.write_event(event)?;
+    }
+    Ok(writer.into_inner())
 }
 
 /// Takes the entries' HTML back out of the document.

@@ -461,6 +461,9 @@ pub struct Feed {
     /// lxml parsed it as XML (always true for JSON).
     pub well_formed: bool,
     pub title: Option<String>,
+    /// The text a reader shows for the feed's subtitle (Atom `subtitle`,
+    /// RSS `description`, JSON Feed `description`).
+    pub subtitle: Option<String>,
     /// The WebSub hubs the feed links to (`rel="hub"`, JSON Feed's `hubs`).
     pub hubs: Vec<String>,
     pub entries: Vec<Entry>,

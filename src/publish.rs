@@ -97,6 +97,9 @@ pub fn send_if_due(
     let store = Store::open(&config.store.path)?;
     let unfinished = store.unfinished_digest()?.is_some();
     let slots = slots(config);
+    if let Some(slots) = &slots {
+        undo_a_mark_from_the_future(&store, slots, now, progress)?;
+    }
     let decision = match &slots {
         Some(slots) => schedule::due(slots, last_slot(&store)?, now, config.schedule.catch_up),
         None => Due::NotDue,
@@ -160,6 +163,38 @@ pub fn last_slot(store: &Store) -> Result<Option<DateTime<Utc>>> {
         )
     })?;
     Ok(Some(slot.with_timezone(&Utc)))
+}
+
+/// A slot handled later than the next slot to come can only have been
+/// marked by a clock that was ahead (or a `--now` in the future): left
+/// alone it would stop every digest until that time. It goes back to the
+/// latest slot at or before `now`, with a warning. A mark up to the next
+/// slot is left: a run whose `now` was a moment later may have sent it.
+/// Called under the send lock.
+fn undo_a_mark_from_the_future(
+    store: &Store,
+    slots: &Slots,
+    now: DateTime<Utc>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let Some(last) = last_slot(store)? else {
+        return Ok(());
+    };
+    if slots.next_after(now).is_none_or(|next| last <= next) {
+        return Ok(());
+    }
+    let back = slots.latest_at_or_before(now);
+    progress.warn(&format!(
+        "the store marks the digest slot of {} as handled, later than now ({}): the clock was ahead when it was marked; scheduled digests go on from {}",
+        last.to_rfc3339(),
+        now.to_rfc3339(),
+        back.map_or_else(|| "the first slot".to_string(), |slot| slot.to_rfc3339())
+    ));
+    match back {
+        Some(slot) => store.set_setting(LAST_SLOT, &store::timestamp(slot))?,
+        None => store.delete_setting(LAST_SLOT)?,
+    }
+    Ok(())
 }
 
 fn mark_handled(store: &Store, slot: DateTime<Utc>) -> Result<()> {

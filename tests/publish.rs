@@ -115,6 +115,49 @@ fn a_due_slot_sends_once_and_the_next_run_waits_for_the_next_slot() {
     assert_eq!(outbox(&site), 6);
 }
 
+/// A slot marked handled by a clock that was months ahead (or a `--now` in
+/// the future) does not stop the schedule until then: the next run says so
+/// and goes back to now, and the next slot sends the news. A mark no later
+/// than the next slot is kept, so nothing is sent twice.
+#[test]
+fn a_slot_marked_by_a_clock_that_was_ahead_does_not_stop_the_digests() {
+    let site = blog().schedule("digest = \"0 9 * * MON\"").create();
+    let out = publish(&site, "2027-06-07T09:00:00Z", &[]).success();
+    assert!(out.stdout.contains("3 sent"), "{out}");
+    assert_eq!(outbox(&site), 3);
+
+    // The clock put right: the mark is handled a week before the next slot.
+    let out = publish(&site, "2026-12-07T09:30:00Z", &[]).success();
+    assert!(
+        out.stderr.contains(
+            "marks the digest slot of 2027-06-07T09:00:00+00:00 as handled, later than now"
+        ),
+        "{out}"
+    );
+    assert!(out.stdout.contains("no digest due"), "{out}");
+    assert_eq!(outbox(&site), 3, "the slot of now was handled by the mark");
+
+    site.write(
+        "content/2026-12-10-news.md",
+        "---\ntitle: News after the clock was put right\ncreated_at: 2026-12-10\n---\n\nNews.\n",
+    );
+    let out = publish(&site, "2026-12-14T09:00:00Z", &[]).success();
+    assert!(
+        out.stdout
+            .contains("\"Fixture Blog: News after the clock was put right\": 3 sent"),
+        "{out}"
+    );
+    assert_eq!(outbox(&site), 6);
+    assert!(!out.stderr.contains("later than now"), "{out}");
+
+    // A mark at the next slot (a run a moment later sent it) is kept.
+    let out = publish(&site, "2026-12-21T09:00:00Z", &[]).success();
+    assert!(out.stdout.contains("nothing to send"), "{out}");
+    let out = publish(&site, "2026-12-21T08:59:59Z", &[]).success();
+    assert!(!out.stderr.contains("later than now"), "{out}");
+    assert!(out.stdout.contains("no digest due"), "{out}");
+}
+
 #[test]
 fn a_missed_slot_is_caught_up_within_catch_up_and_skipped_after() {
     let site = blog()

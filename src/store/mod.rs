@@ -382,6 +382,14 @@ impl Store {
             .map(|_| ())
             .map_err(|e| self.error(e))
     }
+
+    /// Removes a value from the settings table.
+    pub fn delete_setting(&self, key: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM settings WHERE key = ?1", [key])
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
 }
 
 /// Creates the database file readable by its owner only, before SQLite

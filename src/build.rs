@@ -30,6 +30,8 @@ pub struct BuildReport {
     pub published: usize,
     pub drafts: usize,
     pub scheduled: usize,
+    /// Past their `expiryDate`.
+    pub expired: usize,
     pub written: usize,
     pub unchanged: usize,
     /// Feed files an earlier build wrote that this one no longer does,
@@ -39,7 +41,8 @@ pub struct BuildReport {
     pub elapsed: Duration,
     /// Paths, relative to the output folder with `/` separators, of the files written.
     pub changed: Vec<String>,
-    /// When the earliest scheduled (not draft) post becomes due.
+    /// When the feeds next change by the clock alone: the earliest
+    /// scheduled (not draft) post becomes due, or a published one expires.
     pub next_scheduled: Option<DateTime<Utc>>,
     /// Why the web archive was not written, when it should have been.
     pub archive_warning: Option<String>,
@@ -51,11 +54,15 @@ impl std::fmt::Display for BuildReport {
             |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         write!(
             f,
-            "read {}: {} published, {}, {} scheduled; wrote {} ({} unchanged) to {}",
+            "read {}: {} published, {}, {} scheduled{}; wrote {} ({} unchanged) to {}",
             plural(self.read, "post", "posts"),
             self.published,
             plural(self.drafts, "draft", "drafts"),
             self.scheduled,
+            match self.expired {
+                0 => String::new(),
+                n => format!(", {n} expired"),
+            },
             plural(self.written, "file", "files"),
             self.unchanged,
             self.output_dir.display(),
@@ -71,14 +78,15 @@ impl std::fmt::Display for BuildReport {
     }
 }
 
-/// Counts of posts by status.
-pub fn count_statuses(posts: &[Post], now: DateTime<Utc>) -> (usize, usize, usize) {
-    let mut counts = (0, 0, 0);
+/// Counts of posts by status: published, drafts, scheduled, expired.
+pub fn count_statuses(posts: &[Post], now: DateTime<Utc>) -> (usize, usize, usize, usize) {
+    let mut counts = (0, 0, 0, 0);
     for post in posts {
         match post.status(now) {
             PostStatus::Published => counts.0 += 1,
             PostStatus::Draft => counts.1 += 1,
             PostStatus::Scheduled => counts.2 += 1,
+            PostStatus::Expired => counts.3 += 1,
         }
     }
     counts
@@ -99,7 +107,7 @@ pub fn build(
         return Err(BuildError::Content(Problems(corpus.problems)));
     }
     let read = corpus.posts.len();
-    let (published, drafts, scheduled) = count_statuses(&corpus.posts, now);
+    let (published, drafts, scheduled, expired) = count_statuses(&corpus.posts, now);
     let next_scheduled = next_scheduled(&corpus.posts, now);
     // The archive is written beside the feeds, under its own lock: its
     // files stand apart from them (and its writing is mostly waiting on
@@ -153,6 +161,7 @@ pub fn build(
         published,
         drafts,
         scheduled,
+        expired,
         written,
         unchanged: files - written,
         removed,
@@ -263,12 +272,18 @@ fn remove_unwritten(
     Ok(removed)
 }
 
-/// When the earliest post scheduled after `now` becomes due.
+/// The next moment after `now` when the feeds change by the clock alone:
+/// a scheduled post becomes due, or a post expires.
 pub fn next_scheduled(posts: &[Post], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     posts
         .iter()
-        .filter(|p| p.status(now) == PostStatus::Scheduled)
-        .map(|p| p.due().with_timezone(&Utc))
+        .filter_map(|p| match p.status(now) {
+            PostStatus::Scheduled => Some(p.due()),
+            PostStatus::Published => p.expires_at,
+            PostStatus::Draft | PostStatus::Expired => None,
+        })
+        .map(|at| at.with_timezone(&Utc))
+        .filter(|at| *at > now)
         .min()
 }
 

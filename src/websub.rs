@@ -284,6 +284,7 @@ mod tests {
             published: 0,
             drafts: 0,
             scheduled: 0,
+            expired: 0,
             written: changed.len(),
             unchanged: 0,
             removed: Vec::new(),

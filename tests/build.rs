@@ -219,6 +219,39 @@ fn the_summary_key_wins_over_the_excerpt() {
 
 const SCHEDULED: &str = "Scheduled for December";
 
+/// A Hugo post's `expiryDate` takes it out of every feed and every mailing
+/// from that moment; the build line counts it, and a digest made after it
+/// leaves it out.
+#[test]
+fn a_post_past_its_expiry_date_leaves_the_feeds_and_the_digest() {
+    let site = Site::with_mail()
+        .first_run_posts(10)
+        .subscribers(&["a@example.net"])
+        .create();
+    site.write(
+        "content/offer.md",
+        "+++\ntitle = \"A limited offer\"\ndate = 2026-11-20T10:00:00Z\nexpiryDate = 2026-11-28T12:00:00Z\n+++\n\nUntil Saturday.\n",
+    );
+    let before = site.build_at("2026-11-28T11:59:59Z");
+    assert!(!before.stdout.contains("expired"), "{before}");
+    for (name, feed) in site.feeds("public").each() {
+        assert!(feed.has("A limited offer"), "{name}: {:?}", feed.titles());
+    }
+    let after = site.build_at("2026-11-28T12:00:00Z");
+    assert!(after.stdout.contains(", 1 expired;"), "{after}");
+    in_no_feed(&site.feeds("public"), "A limited offer");
+
+    let digest_at = |now: &str| {
+        run(&mut site.newsletter(["preview", "--output", "preview", "--now", now])).success();
+        site.read_text("preview/digest.txt")
+    };
+    let digest = digest_at("2026-11-28T11:59:59Z");
+    assert!(digest.contains("A limited offer"), "{digest}");
+    let digest = digest_at("2026-11-28T12:00:00Z");
+    assert!(!digest.contains("A limited offer"), "{digest}");
+    assert!(digest.contains("Zola: TOML front matter"), "{digest}");
+}
+
 #[test]
 fn a_scheduled_post_appears_when_its_time_comes() {
     let site = Site::fixture("blog");

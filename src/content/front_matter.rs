@@ -92,6 +92,9 @@ pub struct FrontMatter {
     /// Hugo's `publishDate` (or its aliases `publish_date`, `pubdate`, and
     /// `published` when it holds a date): not published before it.
     pub publish_date: Option<Dated>,
+    /// Hugo's `expiryDate` (or its alias `unpublishdate`): published no
+    /// longer from then on.
+    pub expiry_date: Option<Dated>,
     /// `tags`, `categories` and Zola's `[taxonomies]`, in order, without duplicates.
     pub tags: Vec<String>,
     /// The same as Jekyll reads them: a `tags` or `categories` written as
@@ -196,6 +199,11 @@ pub fn parse(split: &Split<'_>) -> Result<FrontMatter, LineError> {
         )?,
         Some(_) => date_key(&map, &["publishDate", "publish_date", "pubdate"], &lines)?,
     };
+    fm.expiry_date = date_key(
+        &map,
+        &["expiryDate", "expiry_date", "unpublishdate"],
+        &lines,
+    )?;
 
     let words = |key: &'static str| -> Result<Vec<String>, LineError> {
         Ok(match map.get(key) {

@@ -36,6 +36,8 @@ pub struct Post {
     /// Hugo's `publishDate`: not published before it (it leaves the post's
     /// date, and so its permalink, as they are).
     pub publish_at: Option<DateTime<FixedOffset>>,
+    /// Hugo's `expiryDate`: from then on in no feed and no mailing.
+    pub expires_at: Option<DateTime<FixedOffset>>,
     pub tags: Vec<String>,
     /// The `summary` key, Markdown; it replaces the excerpt when present.
     pub summary: Option<String>,
@@ -65,6 +67,8 @@ pub enum PostStatus {
     Draft,
     /// Dated after "now": published when its time comes.
     Scheduled,
+    /// Past its `expiryDate` (Hugo): published no longer.
+    Expired,
 }
 
 impl Post {
@@ -92,6 +96,8 @@ impl Post {
     pub fn status(&self, now: DateTime<Utc>) -> PostStatus {
         if self.draft {
             PostStatus::Draft
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            PostStatus::Expired
         } else if self.due() > now {
             PostStatus::Scheduled
         } else {
@@ -343,6 +349,13 @@ fn parse_text(
         ),
         None => None,
     };
+    let expires_at = match &fm.expiry_date {
+        Some(d) => Some(
+            date::parse_date(&d.text, zone)
+                .map_err(|e| LineError::new(d.line, format!("`{}`: {e}", d.key)))?,
+        ),
+        None => None,
+    };
     // Jekyll keeps drafts in `_drafts/`; they are never published.
     let in_drafts = path.components().any(|c| c.as_os_str() == "_drafts");
     let slug = encode_slug(fm.slug.as_deref().unwrap_or(&file_slug));
@@ -425,6 +438,7 @@ fn parse_text(
         authors: fm.authors,
         draft: fm.draft || in_drafts,
         publish_at,
+        expires_at,
         tags: if in_posts { fm.jekyll_tags } else { fm.tags },
         summary: fm.summary,
         slug,
@@ -890,6 +904,36 @@ mod tests {
             "is a symbolic link to gone.md, which cannot be read as a file; \
              restore its target or remove the link"
         );
+    }
+
+    #[test]
+    fn expiry_date_ends_publication_and_is_the_next_change() {
+        let at = |t: &str| t.parse::<DateTime<Utc>>().unwrap();
+        let text = "---\ntitle: x\ndate: 2020-01-02\nexpiryDate: 2020-01-05T00:00:00Z\n---\n";
+        let p = post("x.md", text).unwrap();
+        assert_eq!(p.status(at("2020-01-01T00:00:00Z")), PostStatus::Scheduled);
+        assert_eq!(p.status(at("2020-01-04T23:59:59Z")), PostStatus::Published);
+        assert_eq!(p.status(at("2020-01-05T00:00:00Z")), PostStatus::Expired);
+        let posts = [p];
+        let next = |now| crate::build::next_scheduled(&posts, at(now));
+        assert_eq!(
+            next("2020-01-01T00:00:00Z"),
+            Some(at("2020-01-02T00:00:00Z"))
+        );
+        assert_eq!(
+            next("2020-01-03T00:00:00Z"),
+            Some(at("2020-01-05T00:00:00Z"))
+        );
+        assert_eq!(next("2020-01-05T00:00:00Z"), None);
+        for key in ["expiry_date", "unpublishdate", "ExpiryDate"] {
+            let text = format!("---\ntitle: x\ndate: 2020-01-02\n{key}: 2020-01-03\n---\n");
+            let p = post("x.md", &text).unwrap();
+            assert_eq!(
+                p.status(at("2020-01-04T00:00:00Z")),
+                PostStatus::Expired,
+                "{key}"
+            );
+        }
     }
 
     #[test]

@@ -123,6 +123,7 @@ pub async fn build(app: &Arc<App>, now: DateTime<Utc>) -> Built {
             tracing::info!(
                 published = report.published,
                 scheduled = report.scheduled,
+                expired = report.expired,
                 written = report.written,
                 served,
                 next_scheduled = ?report.next_scheduled,

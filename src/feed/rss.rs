@@ -65,27 +65,67 @@ fn channel_links(info: &FeedInfo) -> Vec<AtomLink> {
     links
 }
 
-/// Writes an RSS document.
+/// Writes an RSS document. The rss crate writes it into a pipe on a thread
+/// of its own while this one copies it out, rewriting the references in
+/// plain text on the way, so a feed of every post is never held whole.
 pub fn write<W: Write>(channel: &Channel, mut out: W) -> io::Result<()> {
-    let xml = channel.write_to(Vec::new()).map_err(io::Error::other)?;
-    out.write_all(&hex_references_in_plain_text(&xml)?)?;
+    if !has_references_in_plain_text(channel) {
+        let mut out = channel.write_to(out).map_err(io::Error::other)?;
+        return out.write_all(b"\n");
+    }
+    let (from_rss, to_copier) = io::pipe()?;
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || {
+            let to_copier = io::BufWriter::with_capacity(64 * 1024, to_copier);
+            channel
+                .write_to(to_copier)
+                .and_then(|w| w.into_inner().map_err(|e| e.into_error().into()))
+                .map(drop)
+                .map_err(io::Error::other)
+        });
+        // On an error here the pipe's reader is dropped, so the writer
+        // stops at its next write.
+        let copied = hex_references_in_plain_text(io::BufReader::new(from_rss), &mut out);
+        let written = writer.join().expect("the RSS writer does not panic");
+        copied.and(written)
+    })?;
     out.write_all(b"\n")
+}
+
+/// Whether some plain-text element will hold `&` or `<` (most feeds have
+/// none, and are written straight out).
+fn has_references_in_plain_text(channel: &Channel) -> bool {
+    let marked = |text: &str| text.contains(['&', '<']);
+    marked(&channel.title)
+        || channel.items.iter().any(|item| {
+            item.title.as_deref().is_some_and(marked)
+                || item.categories.iter().any(|c| marked(&c.name))
+                || item
+                    .dublin_core_ext
+                    .as_ref()
+                    .is_some_and(|dc| dc.creators.iter().any(|c| marked(c)))
+        })
 }
 
 /// RSS elements that hold plain text, not HTML.
 const PLAIN_TEXT: [&[u8]; 3] = [b"title", b"category", b"dc:creator"];
 
-/// `xml` with each `&amp;` and `&lt;` in a plain-text element written
-/// `&#x26;` and `&#x3C;`, as the RSS Advisory Board's profile (and the W3C
-/// validator) ask: a reader that takes a title for HTML then still shows
-/// "Q&A" and "<here>" as written. Everything else is copied as it was.
-fn hex_references_in_plain_text(xml: &[u8]) -> io::Result<Vec<u8>> {
+/// Copies the XML from `xml` to `out` with each `&amp;` and `&lt;` in a
+/// plain-text element written `&#x26;` and `&#x3C;`, as the RSS Advisory
+/// Board's profile (and the W3C validator) ask: a reader that takes a
+/// title for HTML then still shows "Q&A" and "<here>" as written.
+/// Everything else is copied as it was.
+fn hex_references_in_plain_text<R: io::BufRead, W: Write>(xml: R, out: W) -> io::Result<()> {
     use quick_xml::events::{BytesText, Event};
     let mut reader = quick_xml::Reader::from_reader(xml);
-    let mut writer = quick_xml::Writer::new(Vec::with_capacity(xml.len() + 64));
+    let mut writer = quick_xml::Writer::new(io::BufWriter::with_capacity(64 * 1024, out));
+    let mut buffer = Vec::new();
     let mut plain = false;
     loop {
-        let event = reader.read_event().map_err(io::Error::other)?;
+        buffer.clear();
+        let event = reader
+            .read_event_into(&mut buffer)
+            .map_err(io::Error::other)?;
         match event {
             Event::Eof => break,
             Event::Start(ref start) => plain = PLAIN_TEXT.contains(&start.name().as_ref()),
@@ -105,7 +145,7 @@ fn hex_references_in_plain_text(xml: &[u8]) -> io::Result<Vec<u8>> {
         }
         writer.write_event(event)?;
     }
-    Ok(writer.into_inner())
+    writer.into_inner().flush()
 }
 
 /// Takes the entries' HTML back out of the document.

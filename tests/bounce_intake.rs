@@ -640,6 +640,47 @@ fn an_mbox_read_from_a_pipe_loses_no_message() {
     );
 }
 
+/// `zcat old.mbox.gz | newsletter bounces read`: standard input (the
+/// default) holding an mbox is read message by message, as a PATH is. It
+/// was read as one message: the first report counted, the rest lost, and
+/// "read 1 messages" said all was well.
+#[test]
+fn an_mbox_on_standard_input_is_read_whole() {
+    let site = Site::with_mail().create();
+    site.subscribe(&["a@example.net", "b@example.net", "c@example.net"]);
+    let messages = [
+        soft("i1", "a@example.net"),
+        soft("i2", "b@example.net"),
+        hard("i3", "c@example.net"),
+    ];
+    let mut child = site
+        .newsletter(["bounces", "read"])
+        .env("NEWSLETTER_SECRET", SECRET)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(mbox(&messages).as_bytes()).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("read 3 messages: 1 hard bounces, 2 soft bounces"),
+        "{stdout}"
+    );
+    // The same mbox as a file finds all three read before.
+    site.write("again.mbox", mbox(&messages));
+    let again = read(&site, &["again.mbox"]);
+    assert!(again.stdout.contains("3 read before"), "{again}");
+}
+
 #[test]
 fn a_folder_of_messages_skips_what_it_cannot_read_or_is_too_large() {
     let site = Site::with_mail().create();

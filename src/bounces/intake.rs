@@ -159,11 +159,10 @@ pub fn read_paths(
     let mut run = Run::new(store, config, now)?;
     let read = paths.iter().try_for_each(|path| {
         if path == Path::new("-") {
-            let mut raw = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut raw)
-                .context("cannot read a message from standard input")?;
-            run.message(&raw, "standard input").map(drop)
+            // One message as an MTA pipes it, or an mbox (`zcat old.mbox.gz
+            // | newsletter bounces read`): every message of it, not the
+            // first alone.
+            run.stream(std::io::stdin(), "standard input", false)
         } else {
             run.path_or_skip(path)
         }
@@ -254,22 +253,31 @@ impl<'a> Run<'a> {
             }
             return Ok(());
         }
-        // Opened once and the first bytes put back in front: a pipe
-        // (`<(zcat mail.mbox.gz)`) cannot be read twice.
-        let mut file = std::fs::File::open(path).with_context(cannot)?;
+        let file = std::fs::File::open(path).with_context(cannot)?;
+        self.stream(file, &path.display().to_string(), true)
+    }
+
+    /// An mbox or one message, read from `input` (a file, a pipe, standard
+    /// input) once, and named `name`. An mbox's messages are each held to
+    /// [`MAX_MESSAGE`], and so is one message when `limited` (standard
+    /// input, as an MTA pipes one, is not).
+    fn stream(&mut self, mut input: impl Read + Send, name: &str, limited: bool) -> Result<()> {
+        let cannot = || format!("cannot read {name}");
+        // The first bytes are put back in front: a pipe (`<(zcat
+        // mail.mbox.gz)`, standard input) cannot be read twice.
         let mut start = Vec::with_capacity(5);
-        (&mut file)
+        (&mut input)
             .take(5)
             .read_to_end(&mut start)
             .with_context(cannot)?;
-        let whole = std::io::Cursor::new(start).chain(file);
+        let mut whole = std::io::Cursor::new(start).chain(input);
         if whole.get_ref().0.get_ref().as_slice() == b"From " {
             let reader = std::io::BufReader::new(whole);
             let messages = mail_parser::mailbox::mbox::MessageIterator::new(reader)
                 .enumerate()
                 .map(|(i, message)| {
                     let message = message.with_context(cannot)?;
-                    let place = format!("{}, message {}", path.display(), i + 1);
+                    let place = format!("{name}, message {}", i + 1);
                     Ok((
                         too_large(message.unwrap_contents()).map_err(Unread::Failed),
                         place,
@@ -278,16 +286,18 @@ impl<'a> Run<'a> {
             return self.many(messages);
         }
         let mut raw = Vec::new();
+        if !limited {
+            whole.read_to_end(&mut raw).with_context(cannot)?;
+            return self.message(&raw, name).map(drop);
+        }
         whole
             .take(MAX_MESSAGE + 1)
             .read_to_end(&mut raw)
             .with_context(cannot)?;
         match too_large(raw) {
-            Ok(raw) => self.message(&raw, &path.display().to_string()).map(drop),
+            Ok(raw) => self.message(&raw, name).map(drop),
             Err(why) => {
-                self.tally
-                    .unreadable
-                    .push(format!("{}: {why}", path.display()));
+                self.tally.unreadable.push(format!("{name}: {why}"));
                 Ok(())
             }
         }

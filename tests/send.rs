@@ -1036,3 +1036,42 @@ fn a_server_refusing_every_message_stops_the_run_after_6_and_the_rest_stay_pendi
 fn with_5_connections_a_server_refusing_every_message_stops_the_run_after_10() {
     refusing_every_message_stops_the_run(5, 10);
 }
+
+/// RFC 3463's 5.2.2 is "mailbox full": a relay refusing a reader with it
+/// at RCPT says the mailbox is full, whatever its words (here the ones
+/// Gmail's refusal has, and words no list of English phrases holds).
+/// That reader was made `bounced` on the first digest and never mailed
+/// again; the refusal is now a failed delivery, the reader stays active.
+/// A 5.1.1 still bounces its reader.
+#[test]
+fn a_full_mailbox_refused_at_rcpt_bounces_no_one_whatever_its_words() {
+    let full = "552-5.2.2 The email account that you tried to reach is over its\r\n\
+                552-5.2.2 limit. Please direct the recipient to\r\n\
+                552 5.2.2 https://support.example/mail/?p=NoRoom\r\n";
+    let voll = "552 5.2.2 <voll@example.net>: Postfach voll\r\n";
+    let gone = "550 5.1.1 <gone@example.net>: Recipient address rejected: User unknown\r\n";
+    let server = common::scripted_smtp::ScriptedSmtp::start(&[
+        ("full@example.net", full),
+        ("voll@example.net", voll),
+        ("gone@example.net", gone),
+    ]);
+    let readers = [
+        "full@example.net",
+        "voll@example.net",
+        "gone@example.net",
+        "fine@example.net",
+    ];
+    let site = mail_site()
+        .smtp(server.config("connections = 1"))
+        .subscribers(&readers)
+        .create();
+    let out = send(&site).exit_code(1);
+    assert!(out.stdout.contains("1 sent, 3 failed"), "{out}");
+    assert_eq!(server.accepted(), ["fine@example.net"]);
+    let statuses: std::collections::BTreeMap<String, String> =
+        common::server::statuses(&site).into_iter().collect();
+    assert_eq!(statuses["full@example.net"], "active", "{statuses:?}");
+    assert_eq!(statuses["voll@example.net"], "active", "{statuses:?}");
+    assert_eq!(statuses["gone@example.net"], "bounced", "{statuses:?}");
+    assert_eq!(delivery(&site, "full@example.net").0, "failed");
+}

@@ -474,16 +474,17 @@ fn delivery_status(message: &Message, words: &str) -> Option<(Kind, Vec<Failure>
 
 /// Whether an SMTP refusal (`550 5.1.1 <ann@x.org>: user unknown`) says
 /// the recipient's address is gone: an enhanced status 5.1.x (but not
-/// 5.1.7 or 5.1.8, the sender's) or 5.2.x, whose words do not make it
-/// passing or about us ("mailbox full", "temporarily", "sender", a message
-/// size). Not a policy refusal (5.7.x), nor one without a status.
+/// 5.1.7 or 5.1.8, the sender's) or 5.2.x (but not 5.2.2, a full mailbox
+/// in any words, nor 5.2.3, a message too large), whose words do not make
+/// it passing or about us ("mailbox full", "temporarily", "sender", a
+/// message size). Not a policy refusal (5.7.x), nor one without a status.
 pub fn is_recipient_refusal(reply: &str) -> bool {
     let Some(status) = status_code(reply) else {
         return false;
     };
     let recipient_level = (status.starts_with("5.1.")
         && !matches!(status.as_str(), "5.1.7" | "5.1.8"))
-        || (status.starts_with("5.2.") && status != "5.2.3");
+        || (status.starts_with("5.2.") && !matches!(status.as_str(), "5.2.2" | "5.2.3"));
     recipient_level && !is_soft_in_words(reply) && !mentions_sender(reply)
 }
 
@@ -1158,6 +1159,8 @@ Original-Rcpt-To: <ann@example.com>\r
             "554 5.3.4 message too big",
             // Found by an attack: passing, or about the message or sender.
             "552 5.2.2 Mailbox full, try again later",
+            // 5.2.2 is a full mailbox, in any words.
+            "552 5.2.2 <a@x.org>: Postfach voll",
             "550 5.2.1 Mailbox temporarily disabled",
             "552 5.2.3 Message size exceeds fixed maximum message size",
             "550 5.1.0 Sender address rejected",

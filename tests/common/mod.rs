@@ -17,6 +17,7 @@ use std::process::Command;
 pub mod hub;
 pub mod imap;
 pub mod mail_site;
+pub mod scripted_smtp;
 pub mod server;
 pub mod smtp;
 

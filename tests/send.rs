@@ -1075,3 +1075,43 @@ fn a_full_mailbox_refused_at_rcpt_bounces_no_one_whatever_its_words() {
     assert_eq!(statuses["gone@example.net"], "bounced", "{statuses:?}");
     assert_eq!(delivery(&site, "full@example.net").0, "failed");
 }
+
+/// Deliveries are read a batch (512) ahead: a reader who unsubscribed, or
+/// was erased (`remove --forget`), while earlier messages of the digest
+/// went out was still mailed from the batch in memory, the erased one
+/// after their erasure, and the summary counted neither. Each message now
+/// looks at its reader once more just before it goes: a reader who left
+/// is not mailed and their delivery is cancelled.
+#[test]
+fn a_reader_who_leaves_while_a_digest_goes_out_is_not_mailed_after() {
+    let readers = addresses(6);
+    let hold = Hold::new();
+    hold.on();
+    let server = SmtpServer::start(&["--hold-file", &hold.arg()]);
+    let site = mail_site()
+        .smtp(held_config(server.port, 1))
+        .subscribers(&readers)
+        .create();
+    let sending = site
+        .newsletter(["send", "--now", NOW])
+        .env("NEWSLETTER_SECRET", SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first message is at the server; the rest are read and waiting.
+    server.wait_for_logged("fault=hold", 1);
+    site.newsletter(["subscribers", "remove", &readers[2]])
+        .success_run();
+    site.newsletter(["subscribers", "remove", "--forget", &readers[3]])
+        .success_run();
+    hold.off();
+    let sent = finish_within(sending, Duration::from_secs(60), "the send").success();
+    let still = [&readers[0], &readers[1], &readers[4], &readers[5]].map(String::as_str);
+    assert_eq!(server.recipients(), still, "{sent}");
+    assert!(
+        sent.stdout
+            .contains("4 sent, 0 failed, 0 pending, 1 cancelled"),
+        "{sent}"
+    );
+}

@@ -24,7 +24,7 @@ use super::compose::{Composer, Stamp};
 use super::digest::RenderedDigest;
 use super::transport::{Attempt, Relay};
 use crate::config::Config;
-use crate::store::{Outcome, Pending, Store, StoredDigest};
+use crate::store::{Outcome, Pending, Status, Store, StoredDigest};
 
 /// Attempts per message in one run before it is left pending for the next.
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -117,7 +117,13 @@ pub fn deliver(
     let handback = &Handback::default();
     let (results, outcomes) = mpsc::channel::<Done>();
     let store_path = store.path().to_path_buf();
-    std::thread::scope(|scope| -> Result<()> {
+    let still = &Still(Mutex::new(Store::open(&store_path).with_context(|| {
+        format!(
+            "delivery of digest {} did not start; everything stays pending for the next `newsletter send`",
+            digest.id
+        )
+    })?));
+    let delivered = std::thread::scope(|scope| -> Result<()> {
         let lanes = &lanes;
         let feeder = scope.spawn(|| feed(&store_path, digest.id, lanes, senders, handback, stop));
         for (me, lane) in lanes.iter().enumerate() {
@@ -125,7 +131,9 @@ pub fn deliver(
                 let results = results.clone();
                 let composer = &composer;
                 let here = Here { lanes, me };
-                scope.spawn(move || worker(composer, here, handback, stop, progress, results));
+                scope.spawn(move || {
+                    worker(composer, here, handback, stop, progress, still, results)
+                });
             }
         }
         drop(results);
@@ -181,7 +189,34 @@ pub fn deliver(
             "delivery of digest {} stopped; what was not sent stays pending for the next `newsletter send`",
             digest.id
         )
-    })
+    });
+    // Readers who left after the feeder last looked were passed over by
+    // the workers: their deliveries are cancelled now (reading pending
+    // deliveries cancels those of readers no longer active), not left
+    // pending for the next run.
+    // Best effort: the next run's first read cancels them as well.
+    if delivered.is_ok() {
+        let _ = store.pending(digest.id, i64::MAX, 1, Utc::now());
+    }
+    delivered
+}
+
+/// A second look at the store, just before a message goes out: the
+/// deliveries were read up to a batch ahead, and a reader may have left
+/// (unsubscribed, been bounced or erased) since.
+struct Still(Mutex<Store>);
+
+impl Still {
+    /// Whether subscriber `id` has left. A store that cannot answer now
+    /// (busy) leaves the message to go, as it would have.
+    fn left(&self, id: i64) -> bool {
+        let store = self.0.lock().expect("not poisoned");
+        match store.subscriber_by_id(id) {
+            Ok(Some(subscriber)) => subscriber.status != Status::Active,
+            Ok(None) => true,
+            Err(_) => false,
+        }
+    }
 }
 
 /// Tells the feeder and workers to finish: after an error in this run, or
@@ -495,6 +530,7 @@ fn worker(
     handback: &Handback,
     stop: &Stop<'_>,
     progress: &dyn Progress,
+    still: &Still,
     results: mpsc::Sender<Done>,
 ) {
     let lane = here.lane();
@@ -544,6 +580,13 @@ fn worker(
             // The wait may have been long: do not start a message after a stop.
             if stop.is_set() {
                 return;
+            }
+            // Nor one to a reader who left since the feeder read it: the
+            // delivery is cancelled at the feeder's next read, or at the end.
+            if attempt == 1 && still.left(id) {
+                handback.finished();
+                progress.delivered();
+                continue 'next;
             }
             // Set aside meanwhile (by another worker of this relay): the
             // message goes to another relay, its attempts so far with it.

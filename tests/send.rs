@@ -1115,3 +1115,48 @@ fn a_reader_who_leaves_while_a_digest_goes_out_is_not_mailed_after() {
         "{sent}"
     );
 }
+
+/// A relay that reaches its sending limit mid-run (Gmail: `550 5.4.5 Daily
+/// user sending limit exceeded`, to every MAIL FROM) refuses every message
+/// after it. Only a server refusing the first messages stopped the run:
+/// here every reader after the limit was recorded failed in a blink, and
+/// never got the digest. Now a relay refusing, in a row, as many messages
+/// as its breaker allows (6 here), for reasons not about the recipient,
+/// stops the run with the rest pending, and the next run sends them.
+#[test]
+fn a_relay_that_reaches_its_sending_limit_mid_run_leaves_the_rest_pending() {
+    let limit = "550-5.4.5 Daily user sending limit exceeded. For more information on\r\n\
+                 550 5.4.5 sending limits go to https://support.example/answer/166852\r\n";
+    let server = common::scripted_smtp::ScriptedSmtp::with_limit(3, limit);
+    let readers = addresses(20);
+    let site = mail_site()
+        .smtp(server.config("connections = 1"))
+        .subscribers(&readers)
+        .create();
+    let out = send(&site).failure();
+    assert!(
+        out.stderr.contains("refused each of the last 6 messages")
+            && out.stderr.contains("the rest stay pending"),
+        "{out}"
+    );
+    assert_eq!(server.accepted(), readers[..3]);
+    let statuses = |status: &str| {
+        readers
+            .iter()
+            .filter(|r| delivery(&site, r).0 == status)
+            .count()
+    };
+    assert_eq!(
+        (statuses("sent"), statuses("failed"), statuses("pending")),
+        (3, 6, 11)
+    );
+    // The next day's limit: the next run sends the rest.
+    let fresh = common::scripted_smtp::ScriptedSmtp::start(&[]);
+    site.replace_in_config(
+        &format!("port = {}", server.port),
+        &format!("port = {}", fresh.port),
+    );
+    let out = send(&site).exit_code(1);
+    assert!(out.stdout.contains("14 sent, 6 failed, 0 pending"), "{out}");
+    assert_eq!(fresh.accepted(), readers[9..]);
+}

@@ -721,6 +721,9 @@ struct Breaker {
     in_a_row: std::sync::atomic::AtomicUsize,
     /// Permanent refusals before the first accepted message.
     refused_first: std::sync::atomic::AtomicUsize,
+    /// Permanent refusals in a row, since the last message accepted, that
+    /// are not about their recipient (a sending limit reached mid-run).
+    refused_since: std::sync::atomic::AtomicUsize,
     accepted: std::sync::atomic::AtomicBool,
 }
 
@@ -730,6 +733,7 @@ impl Breaker {
             limit: (2 * workers).max(6),
             in_a_row: 0.into(),
             refused_first: 0.into(),
+            refused_since: 0.into(),
             accepted: false.into(),
         }
     }
@@ -742,17 +746,35 @@ impl Breaker {
 
     fn succeeded(&self) {
         self.in_a_row.store(0, std::sync::atomic::Ordering::Relaxed);
+        self.refused_since
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         self.accepted
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Counts a permanent refusal. A server that refuses every message from
     /// the start (its greeting, the sender or the size, not a recipient)
-    /// stops the run after a few, rather than failing the whole list.
+    /// stops the run after a few, rather than failing the whole list; so
+    /// does one that turns to refusing every message after taking some (a
+    /// daily sending limit reached: `550 5.4.5 Daily user sending limit
+    /// exceeded`), counting only refusals that are not of the recipient.
     fn refused(&self, reason: &str) -> Option<anyhow::Error> {
         self.in_a_row.store(0, std::sync::atomic::Ordering::Relaxed);
         if self.accepted.load(std::sync::atomic::Ordering::Relaxed) {
-            return None;
+            if crate::bounces::parse::is_recipient_refusal(reason) {
+                self.refused_since
+                    .store(0, std::sync::atomic::Ordering::Relaxed);
+                return None;
+            }
+            let n = self
+                .refused_since
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            return (n >= self.limit).then(|| {
+                anyhow::anyhow!(
+                    "the SMTP server refused each of the last {n} messages (last: {reason}) after taking earlier ones: it refuses the sender or the message now, not the recipients (a sending limit reached?); the rest stay pending for the next `newsletter send`"
+                )
+            });
         }
         let n = self
             .refused_first

@@ -1,7 +1,8 @@
 //! An SMTP server on loopback that answers what a test tells it to: a
 //! reply of its own (multi-line or not) to `RCPT TO` for chosen addresses,
-//! which `tests/smtp_server.py`'s fixed faults cannot give. Everything
-//! else is accepted and each message's recipient is counted.
+//! or to every `MAIL FROM` once it has taken so many messages (a sending
+//! limit), which `tests/smtp_server.py`'s fixed faults cannot give.
+//! Everything else is accepted and each message's recipient is counted.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -14,25 +15,49 @@ pub struct ScriptedSmtp {
     accepted: Arc<Mutex<Vec<String>>>,
 }
 
+/// What the server answers.
+#[derive(Default, Clone)]
+struct Script {
+    /// `(address, reply)`: the reply to `RCPT TO` for that address.
+    rcpt: Vec<(String, String)>,
+    /// `(n, reply)`: the reply to every `MAIL FROM` once n messages are taken.
+    limit: Option<(usize, String)>,
+}
+
 impl ScriptedSmtp {
     /// Starts a server that answers `RCPT TO:<address>` with the reply
     /// given for it in `rcpt` (each line ending CRLF, as sent), and `250`
     /// to every other command.
     pub fn start(rcpt: &[(&str, &str)]) -> ScriptedSmtp {
+        ScriptedSmtp::run(Script {
+            rcpt: rcpt
+                .iter()
+                .map(|(a, r)| (a.to_ascii_lowercase(), r.to_string()))
+                .collect(),
+            limit: None,
+        })
+    }
+
+    /// Starts a server that takes `n` messages, then answers every `MAIL
+    /// FROM` with `reply` (as a relay does once a sending limit is reached).
+    pub fn with_limit(n: usize, reply: &str) -> ScriptedSmtp {
+        ScriptedSmtp::run(Script {
+            rcpt: Vec::new(),
+            limit: Some((n, reply.to_string())),
+        })
+    }
+
+    fn run(script: Script) -> ScriptedSmtp {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let accepted = Arc::new(Mutex::new(Vec::new()));
-        let rules: Arc<Vec<(String, String)>> = Arc::new(
-            rcpt.iter()
-                .map(|(a, r)| (a.to_ascii_lowercase(), r.to_string()))
-                .collect(),
-        );
+        let script = Arc::new(script);
         let seen = accepted.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (rules, seen) = (rules.clone(), seen.clone());
+                let (script, seen) = (script.clone(), seen.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &rules, &seen);
+                    let _ = serve(stream, &script, &seen);
                 });
             }
         });
@@ -50,11 +75,7 @@ impl ScriptedSmtp {
     }
 }
 
-fn serve(
-    stream: TcpStream,
-    rules: &[(String, String)],
-    accepted: &Mutex<Vec<String>>,
-) -> std::io::Result<()> {
+fn serve(stream: TcpStream, script: &Script, accepted: &Mutex<Vec<String>>) -> std::io::Result<()> {
     let mut out = stream.try_clone()?;
     let mut lines = BufReader::new(stream);
     out.write_all(b"220 scripted ESMTP\r\n")?;
@@ -68,6 +89,11 @@ fn serve(
         let command = line.trim_end().to_ascii_uppercase();
         let reply = if command.starts_with("EHLO") {
             "250-scripted\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n".to_string()
+        } else if command.starts_with("MAIL") {
+            match &script.limit {
+                Some((n, reply)) if accepted.lock().unwrap().len() >= *n => reply.clone(),
+                _ => "250 2.1.0 ok\r\n".to_string(),
+            }
         } else if command.starts_with("RCPT") {
             recipient = line
                 .split_once(':')
@@ -75,7 +101,8 @@ fn serve(
                 .and_then(|a| a.split('>').next())
                 .unwrap_or_default()
                 .to_ascii_lowercase();
-            rules
+            script
+                .rcpt
                 .iter()
                 .find(|(address, _)| *address == recipient)
                 .map_or_else(|| "250 2.1.5 ok\r\n".to_string(), |(_, r)| r.clone())

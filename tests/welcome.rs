@@ -327,3 +327,35 @@ fn a_subscriber_who_leaves_while_welcomes_go_out_gets_none() {
     );
     assert!(got.contains(&"w1@example.net".to_string()), "{got:?}");
 }
+
+/// A relay that refuses the sender (here: over its daily sending limit,
+/// `550 5.4.5`) refuses every welcome alike. Each welcome is sent once
+/// ever, and such a refusal made it `failed` for good: every subscriber
+/// who confirmed during the outage, or while `email.from` was wrong, was
+/// never welcomed. It now stays pending (an attempt counted, up to the
+/// digest's 20), and goes out once the relay takes mail again.
+#[test]
+fn a_relay_refusing_the_sender_leaves_the_welcomes_pending() {
+    let limit = "550 5.4.5 Daily user sending limit exceeded\r\n";
+    let refusing = common::scripted_smtp::ScriptedSmtp::with_limit(0, limit);
+    let site = Site::with_mail()
+        .public_url("https://news.example.org/")
+        .smtp(refusing.config(""))
+        .create();
+    add_welcomed(&site, "new1@example.net");
+    add_welcomed(&site, "new2@example.net");
+    let out = send(&site);
+    assert!(
+        out.stdout
+            .contains("welcomed 0 new subscribers, 2 still pending"),
+        "{out}"
+    );
+    let server = SmtpServer::start(&[]);
+    site.replace_in_config(
+        &format!("port = {}", refusing.port),
+        &format!("port = {}", server.port),
+    );
+    let out = send(&site).success();
+    assert!(out.stdout.contains("welcomed 2 new subscribers"), "{out}");
+    assert_eq!(welcomed(&server), ["new1@example.net", "new2@example.net"]);
+}

@@ -321,7 +321,14 @@ fn send_one(
             Attempt::Permanent(reason) if crate::bounces::parse::is_recipient_refusal(&reason) => {
                 Outcome::Bounced(named(reason))
             }
-            Attempt::Permanent(reason) => Outcome::Failed(named(reason)),
+            // Not about the recipient (a relay over its sending limit, or
+            // refusing the sender): it refuses every welcome alike, and a
+            // welcome is sent once ever, so it stays pending, an attempt
+            // counted, until the attempts run out.
+            Attempt::Permanent(reason) if attempts + 1 >= MAX_TOTAL_ATTEMPTS => Outcome::Failed(
+                named(format!("gave up after {} attempts: {reason}", attempts + 1)),
+            ),
+            Attempt::Permanent(reason) => Outcome::Retry(named(reason)),
             Attempt::Transient {
                 reason,
                 reached: true,

@@ -374,6 +374,33 @@ fn verp_names_the_recipient_even_when_the_bounce_names_no_one() {
     assert_eq!(status(&site, "ann@example.net"), "active");
 }
 
+/// A bounce's words are the remote server's (anyone's, for a reader on
+/// their own domain): `digests show` printed the escape sequences in them
+/// to the operator's terminal. They are kept without control characters.
+#[test]
+fn a_bounce_with_terminal_escapes_is_kept_without_them() {
+    let site = Site::with_mail().create();
+    site.subscribe(&["evil@example.net"]);
+    let ids = sent_ids(&site);
+    let words = "552 5.2.2 full \u{1b}]0;owned\u{7}\u{1b}[2J\u{1b}[1A";
+    site.write(
+        "escapes.eml",
+        quoting(
+            dsn("e1", "evil@example.net", "5.2.2", words),
+            &ids["evil@example.net"],
+        ),
+    );
+    let out = read(&site, &["escapes.eml"]);
+    assert!(out.stdout.contains("1 soft bounces"), "{out}");
+    let shown = run(&mut site.newsletter(["digests", "show", "1"])).success();
+    assert!(shown.stdout.contains("552 5.2.2 full"), "{shown}");
+    assert!(
+        !shown.stdout.contains(['\u{1b}', '\u{7}']),
+        "{:?}",
+        shown.stdout
+    );
+}
+
 #[test]
 fn digests_reports_each_outcome_and_warns_past_the_alert_rates() {
     let server = SmtpServer::start(&["--permfail", "gone@example.net"]);

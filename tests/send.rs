@@ -1160,3 +1160,28 @@ fn a_relay_that_reaches_its_sending_limit_mid_run_leaves_the_rest_pending() {
     assert!(out.stdout.contains("14 sent, 6 failed, 0 pending"), "{out}");
     assert_eq!(fresh.accepted(), readers[9..]);
 }
+
+/// A relay's reply is the server's words, and can carry a remote server's
+/// (a recipient's domain is anyone's): `digests show` printed the escape
+/// sequences in it to the operator's terminal (clear the screen, retitle
+/// it, rewrite lines). The ledger now keeps replies without control
+/// characters.
+#[test]
+fn a_reply_with_terminal_escapes_is_kept_without_them() {
+    let server = common::scripted_smtp::ScriptedSmtp::start(&[(
+        "evil@example.net",
+        "550 5.7.1 denied \u{1b}]0;owned\u{7}\u{1b}[2J\u{1b}[1A\r\n",
+    )]);
+    let site = mail_site()
+        .smtp(server.config("connections = 1"))
+        .subscribers(&["evil@example.net", "fine@example.net"])
+        .create();
+    send(&site).exit_code(1);
+    let shown = run(&mut site.newsletter(["digests", "show", "1"])).success();
+    assert!(shown.stdout.contains("5.7.1 denied"), "{shown}");
+    assert!(
+        !shown.stdout.contains(['\u{1b}', '\u{7}']),
+        "{:?}",
+        shown.stdout
+    );
+}

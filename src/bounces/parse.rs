@@ -959,8 +959,15 @@ fn addresses_in(text: &str) -> Vec<String> {
 }
 
 /// `text` on one line, white space squeezed, cut at `max` characters.
+/// Control characters go too: the words of a report are the remote
+/// server's, and `digests show` prints them to a terminal, where an escape
+/// sequence would clear the screen, rewrite lines or set the clipboard.
 fn one_line(text: &str, max: usize) -> String {
-    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let line = text
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     match line.char_indices().nth(max) {
         Some((at, _)) => line[..at].to_string(),
         None => line,

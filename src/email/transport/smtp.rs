@@ -175,14 +175,26 @@ impl Transport for Client {
 /// Replies that refuse the login, not the message.
 const AUTH_CODES: [&str; 4] = ["530", "534", "535", "538"];
 
+/// A server's words as the ledger keeps them: without control characters,
+/// since `digests show` prints them to a terminal (a relay's reply can
+/// carry a remote server's words, escape sequences and all).
+fn printable(text: String) -> String {
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 impl Session for SmtpSession<'_> {
     fn send(&mut self, message: &Outgoing) -> Attempt {
         match self.try_send(message) {
-                Ok(response) => Attempt::Sent(format!(
+                Ok(response) => Attempt::Sent(printable(format!(
                     "{} {}",
                     response.code(),
                     response.message().collect::<Vec<_>>().join(" ")
-                )),
+                ))),
                 // A refused login is the sender's problem, not the recipient's.
                 Err(Failure::Connect(e))
                     if e.status().is_some_and(|c| AUTH_CODES.contains(&c.to_string().as_str())) =>
@@ -200,11 +212,11 @@ impl Session for SmtpSession<'_> {
                 // (an address it cannot route without SMTPUTF8, say), is this
                 // recipient's failure.
                 Err(Failure::Message(e)) if e.is_permanent() || e.is_client() => {
-                    Attempt::Permanent(e.to_string())
+                    Attempt::Permanent(printable(e.to_string()))
                 }
                 Err(Failure::Connect(e)) => Attempt::Transient {
                     connection: !e.is_transient(),
-                    reason: self.describe(&e),
+                    reason: printable(self.describe(&e)),
                     reached: false,
                 },
                 // 421 closes the channel for every message (RFC 5321 4.2.3):
@@ -212,7 +224,7 @@ impl Session for SmtpSession<'_> {
                 Err(Failure::Message(e)) => Attempt::Transient {
                     connection: !e.is_transient(),
                     reached: e.status().is_none_or(|c| c.to_string() != "421"),
-                    reason: self.describe(&e),
+                    reason: printable(self.describe(&e)),
                 },
         }
     }

@@ -963,11 +963,7 @@ fn addresses_in(text: &str) -> Vec<String> {
 /// server's, and `digests show` prints them to a terminal, where an escape
 /// sequence would clear the screen, rewrite lines or set the clipboard.
 fn one_line(text: &str, max: usize) -> String {
-    let line = text
-        .split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|word| !word.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let line = crate::text::one_line(text);
     match line.char_indices().nth(max) {
         Some((at, _)) => line[..at].to_string(),
         None => line,

@@ -179,12 +179,7 @@ const AUTH_CODES: [&str; 4] = ["530", "534", "535", "538"];
 /// since `digests show` prints them to a terminal (a relay's reply can
 /// carry a remote server's words, escape sequences and all).
 fn printable(text: String) -> String {
-    if !text.chars().any(char::is_control) {
-        return text;
-    }
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    crate::text::one_line(&text)
 }
 
 impl Session for SmtpSession<'_> {

@@ -414,3 +414,47 @@ fn check_warns_of_a_topic_chosen_that_the_config_no_longer_has() {
             .contains("they also chose \"docs\""),
     );
 }
+
+/// A bounce arriving after an erasure (a late one, or the reader's own
+/// complaint after asking to be forgotten) names the erased address. It
+/// was recorded as a report about someone not on the list, with the
+/// address three times over (its identity, recipient and words): the
+/// store held the address again. It is now kept under a hash only, and
+/// still counts once.
+#[test]
+fn a_report_arriving_after_an_erasure_brings_no_trace_back() {
+    let site = Site::with_mail().subscribers(&addresses(2)).create();
+    cli(&site, &["send", "--now", NOW]).success();
+    let gone = &addresses(2)[0];
+    cli(&site, &["subscribers", "remove", "--forget", gone]).success();
+    site.write(
+        "late.eml",
+        format!(
+            "From: MAILER-DAEMON@mx.example.net\r\nTo: newsletter@blog.example.org\r\n\
+             Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <late@mx.example.net>\r\n\
+             MIME-Version: 1.0\r\n\
+             Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+             --B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n\
+             Final-Recipient: rfc822; {gone}\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+             Diagnostic-Code: smtp; 550 5.1.1 <{gone}>: User unknown\r\n\r\n--B--\r\n"
+        ),
+    );
+    site.write(
+        "leave.eml",
+        format!("From: {gone}\r\nTo: leave@blog.example.org\r\nSubject: unsubscribe\r\n\r\nunsubscribe\r\n"),
+    );
+    let out = cli(&site, &["bounces", "read", "late.eml", "leave.eml"]).success();
+    assert!(
+        out.stdout.contains("2 about addresses not on the list"),
+        "{out:?}"
+    );
+    let again = cli(&site, &["bounces", "read", "late.eml", "leave.eml"]).success();
+    assert!(again.stdout.contains("2 read before"), "{again:?}");
+    cli(&site, &["subscribers", "list"]).success();
+    for file in ["newsletter.db", "newsletter.db-wal"] {
+        if let Ok(bytes) = std::fs::read(site.path(file)) {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains(gone.as_str()), "{file} holds {gone} again");
+        }
+    }
+}

@@ -463,10 +463,13 @@ impl<'a> Run<'a> {
 
     /// Records the batch in one transaction.
     pub fn flush(&mut self) -> Result<()> {
-        let batch = std::mem::take(&mut self.batch);
+        let mut batch = std::mem::take(&mut self.batch);
         self.in_batch = 0;
         if batch.is_empty() {
             return Ok(());
+        }
+        for report in &mut batch {
+            self.scrub_if_forgotten(report)?;
         }
         for recorded in self.store.record_reports(&batch, self.rules, self.now)? {
             match recorded {
@@ -479,6 +482,31 @@ impl<'a> Run<'a> {
                     _ => {}
                 },
             }
+        }
+        Ok(())
+    }
+}
+
+impl Run<'_> {
+    /// A report about an address erased with `subscribers remove --forget`
+    /// (a bounce arriving late, a complaint after the request) is kept
+    /// without it: only so that it counts once, under a hash of its
+    /// identity, naming no one and saying nothing. Recorded as it came, it
+    /// wrote the erased address back into the store three times.
+    fn scrub_if_forgotten(&self, report: &mut Incoming) -> Result<()> {
+        let mut erased = false;
+        for address in [&report.recipient, &report.alternate].into_iter().flatten() {
+            let canonical =
+                crate::store::normalize_email(address).unwrap_or_else(|_| address.clone());
+            erased |= self.store.is_forgotten(&canonical)?;
+        }
+        if erased {
+            use sha2::Digest;
+            let hash = hex::encode(sha2::Sha256::digest(report.identity.as_bytes()));
+            report.identity = format!("erased {hash}");
+            report.recipient = None;
+            report.alternate = None;
+            report.detail = String::new();
         }
         Ok(())
     }

@@ -404,14 +404,19 @@ fn an_outage_uses_up_nobodys_attempts_but_a_refusal_of_the_recipient_does() {
     }
     assert_eq!(attempts(), [0, 0]);
 
-    // A server going away (421 to every MAIL FROM): still none.
+    // A server going away (421 to every MAIL FROM): still none, and the
+    // run stops as it does for a server that cannot be reached.
     let closing = SmtpServer::start(&["--closing"]);
     site.replace_in_config(
         &format!("port = {closed}"),
         &format!("port = {}", closing.port),
     );
     let out = send(&site).exit_code(1);
-    assert!(out.stdout.contains("2 pending"), "{out}");
+    assert!(
+        out.stderr.contains("closed 6 connections in a row")
+            && out.stderr.contains("stays pending"),
+        "{out}"
+    );
     assert_eq!(attempts(), [0, 0]);
 
     // A 4xx to one recipient is that recipient's: it counts.
@@ -1184,4 +1189,39 @@ fn a_reply_with_terminal_escapes_is_kept_without_them() {
         "{:?}",
         shown.stdout
     );
+}
+
+/// A relay answering 421 to every message ("try again later, closing
+/// connection": in maintenance, or throttling the sender) charges no one,
+/// but it did not stop the run either: each reader waited out 5 tries
+/// (7.5 s), so 30 readers took 225 s and 5,000 would hold the send lock
+/// for ten hours, sending nothing. A 421 now counts as a failed
+/// connection: the run stops after a few, the rest pending, as it does
+/// for a server that cannot be reached.
+#[test]
+fn a_relay_closing_every_connection_with_421_stops_the_run_quickly() {
+    let server = SmtpServer::start(&["--closing"]);
+    let readers = addresses(30);
+    let site = mail_site()
+        .smtp(server.config("connections = 2"))
+        .subscribers(&readers)
+        .create();
+    let sending = site
+        .newsletter(["send", "--now", NOW])
+        .env("NEWSLETTER_SECRET", SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounds a hang only: stopping takes one reader's retries (7.5 s).
+    let out = finish_within(sending, Duration::from_secs(60), "the send").exit_code(1);
+    assert!(
+        out.stderr.contains("closed 6 connections in a row"),
+        "{out}"
+    );
+    // Nobody mailed, nobody charged an attempt.
+    for reader in &readers {
+        let (status, attempts, _) = delivery(&site, reader);
+        assert_eq!((status.as_str(), attempts), ("pending", 0), "{reader}");
+    }
 }

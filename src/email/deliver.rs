@@ -797,10 +797,14 @@ impl Breaker {
             .in_a_row
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
-        (n >= self.limit).then(|| {
-            anyhow::anyhow!(
+        (n >= self.limit).then(|| match reason.contains("(421)") {
+            // It answers, and says it is closing: the setup is not at fault.
+            true => anyhow::anyhow!(
+                "the SMTP server closed {n} connections in a row (last: {reason}): it takes no mail for now"
+            ),
+            false => anyhow::anyhow!(
                 "the SMTP server failed {n} connections in a row (last: {reason}); check smtp.host, smtp.port, smtp.security and smtp.tls_ca_file"
-            )
+            ),
         })
     }
 }

@@ -209,20 +209,30 @@ impl Session for SmtpSession<'_> {
                 Err(Failure::Message(e)) if e.is_permanent() || e.is_client() => {
                     Attempt::Permanent(printable(e.to_string()))
                 }
+                // A 421 greeting is the server closing for now: a failed
+                // connection, as one refused is.
                 Err(Failure::Connect(e)) => Attempt::Transient {
-                    connection: !e.is_transient(),
+                    connection: !e.is_transient() || closes(&e),
                     reason: printable(self.describe(&e)),
                     reached: false,
                 },
                 // 421 closes the channel for every message (RFC 5321 4.2.3):
-                // the server is going away, not refusing this recipient.
+                // the server is going away, not refusing this recipient. It
+                // counts as a failed connection, so a server answering 421
+                // to everything stops the run as one that cannot be reached
+                // does, instead of each reader waiting out the retries.
                 Err(Failure::Message(e)) => Attempt::Transient {
-                    connection: !e.is_transient(),
-                    reached: e.status().is_none_or(|c| c.to_string() != "421"),
+                    connection: !e.is_transient() || closes(&e),
+                    reached: !closes(&e),
                     reason: printable(self.describe(&e)),
                 },
         }
     }
+}
+
+/// A 421: the server closes the connection, for every message.
+fn closes(error: &SmtpError) -> bool {
+    error.status().is_some_and(|c| c.to_string() == "421")
 }
 
 fn is_would_block(error: &SmtpError) -> bool {

@@ -702,8 +702,7 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
                     println!("{}", subscribers::add(&mut store, &config, &new, now)?)
                 }
                 SubscribersCommand::Topics { email, set } => {
-                    let shown =
-                        subscribers::show_topics(&store, &config, &email, set.as_deref(), now)?;
+                    let shown = subscribers::show_topics(&store, &config, &email, set.as_deref())?;
                     print!("{shown}")
                 }
                 SubscribersCommand::Remove { email, forget } => {

@@ -142,7 +142,6 @@ pub fn show_topics(
     config: &Config,
     email: &str,
     set: Option<&str>,
-    now: DateTime<Utc>,
 ) -> Result<String> {
     let email = normalize_email(email).map_err(anyhow::Error::msg)?;
     let Some(mut subscriber) = store.subscriber(&email)? else {
@@ -151,7 +150,7 @@ pub fn show_topics(
     let mut out = String::new();
     if let Some(keys) = set {
         subscriber.topics = choice(config, "--set", keys)?;
-        store.set_topics(subscriber.id, subscriber.topics.as_deref(), now)?;
+        store.set_topics(subscriber.id, subscriber.topics.as_deref())?;
         out += &format!(
             "{} now gets {}\n",
             subscriber.email,
@@ -812,13 +811,13 @@ mod tests {
         let mut store = Store::open(&dir.path().join("n.db")).unwrap();
         let config = config();
         add_plain(&mut store, "ann@x.org", "");
-        let shown = show_topics(&store, &config, "Ann@X.org", None, now()).unwrap();
+        let shown = show_topics(&store, &config, "Ann@X.org", None).unwrap();
         assert_eq!(
             shown,
             "ann@x.org (active) never chose, so they get every topic, including ones added later:\n\
              yes\treleases\tReleases\nyes\tevents\tEvents\n"
         );
-        let shown = show_topics(&store, &config, "ann@x.org", Some("events"), now()).unwrap();
+        let shown = show_topics(&store, &config, "ann@x.org", Some("events")).unwrap();
         assert!(
             shown.starts_with("ann@x.org now gets the topics events\n")
                 && shown.contains("chose 1 of 2 topics")
@@ -830,8 +829,8 @@ mod tests {
 
         // A key the config no longer has is named, here and at `check`.
         let id = store.subscriber("ann@x.org").unwrap().unwrap().id;
-        store.set_topics(id, Some("events,old"), now()).unwrap();
-        let shown = show_topics(&store, &config, "ann@x.org", None, now()).unwrap();
+        store.set_topics(id, Some("events,old")).unwrap();
+        let shown = show_topics(&store, &config, "ann@x.org", None).unwrap();
         assert!(
             shown.contains("they also chose \"old\", which config.toml no longer has"),
             "{shown}"
@@ -843,10 +842,10 @@ mod tests {
             "{warnings:?}"
         );
 
-        show_topics(&store, &config, "ann@x.org", Some("all"), now()).unwrap();
+        show_topics(&store, &config, "ann@x.org", Some("all")).unwrap();
         assert_eq!(topics_of(&store, "ann@x.org"), None);
         assert!(vanished_topics(&store, &config).unwrap().is_empty());
-        let err = show_topics(&store, &config, "bob@x.org", None, now()).unwrap_err();
+        let err = show_topics(&store, &config, "bob@x.org", None).unwrap_err();
         assert!(err.to_string().contains("bob@x.org is not a subscriber"));
     }
 
@@ -1014,7 +1013,7 @@ mod tests {
             store.add_subscriber(email, name, status, now()).unwrap();
         }
         let b = store.subscriber("b@x.org").unwrap().unwrap();
-        store.set_topics(b.id, Some("events"), now()).unwrap();
+        store.set_topics(b.id, Some("events")).unwrap();
         let mut first = Vec::new();
         export(&store, &mut first).unwrap();
         let first = String::from_utf8(first).unwrap();

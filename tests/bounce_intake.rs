@@ -744,3 +744,46 @@ fn a_folder_of_messages_skips_what_it_cannot_read_or_is_too_large() {
         assert!(out.stderr.contains(named), "{named}: {out}");
     }
 }
+
+/// Choosing topics (from the CLI or the preference page) is no change of
+/// status: soft bounces before it still count toward `bounces.soft_limit`,
+/// so a reader who saves their topics between bounces is bounced on the
+/// third as anyone else is.
+#[test]
+fn saving_topics_between_soft_bounces_does_not_wipe_them() {
+    let site = Site::with_mail().create();
+    site.append_config(
+        "\n[[topics]]\nkey = \"releases\"\nlabel = \"Releases\"\ntags = [\"release\"]\n",
+    );
+    site.subscribe(&["r@example.net", "q@example.net"]);
+    for (n, days) in [(1, 3), (2, 2)] {
+        for who in ["r", "q"] {
+            site.write(
+                &format!("{who}{n}.eml"),
+                dated(
+                    soft(&format!("{who}{n}"), &format!("{who}@example.net")),
+                    days,
+                ),
+            );
+            read(&site, &[&format!("{who}{n}.eml")]);
+        }
+    }
+    let topics = run(&mut site.newsletter([
+        "subscribers",
+        "topics",
+        "r@example.net",
+        "--set",
+        "releases",
+    ]))
+    .success();
+    assert!(topics.stdout.contains("now gets"), "{topics}");
+    for who in ["r", "q"] {
+        site.write(
+            &format!("{who}3.eml"),
+            dated(soft(&format!("{who}3"), &format!("{who}@example.net")), 1),
+        );
+        read(&site, &[&format!("{who}3.eml")]);
+    }
+    assert_eq!(status(&site, "q@example.net"), "bounced");
+    assert_eq!(status(&site, "r@example.net"), "bounced");
+}

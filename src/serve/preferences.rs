@@ -102,11 +102,10 @@ pub async fn save(
         Err(e) => return refused(StatusCode::BAD_REQUEST, "topics", topics_error(&e)),
     };
     let (worker, id, name) = (app.clone(), subscriber.id, clean_name(name));
-    let now = app.clock.now();
     let written = tokio::task::spawn_blocking(move || {
         retry_busy(|| {
             let store = worker.store.lock().expect("not poisoned");
-            store.set_preferences(id, &name, topics.as_deref(), now)
+            store.set_preferences(id, &name, topics.as_deref())
         })
     })
     .await;

@@ -587,16 +587,13 @@ impl Store {
 
     /// Sets the topics a subscriber chose (`None`: every topic, those
     /// added later too); false when there is no such subscriber.
-    pub fn set_topics(
-        &self,
-        id: i64,
-        topics: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    /// `updated_at` is left alone: it is when the status last changed,
+    /// from which the soft-bounce window counts.
+    pub fn set_topics(&self, id: i64, topics: Option<&str>) -> Result<bool, StoreError> {
         self.conn
             .execute(
-                "UPDATE subscribers SET topics = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, topics, timestamp(now)],
+                "UPDATE subscribers SET topics = ?2 WHERE id = ?1",
+                params![id, topics],
             )
             .map(|n| n > 0)
             .map_err(|e| self.error(e))
@@ -605,19 +602,19 @@ impl Store {
     /// Saves what an active subscriber chose on their preference page:
     /// their name and topics (`None`: every topic). False, and nothing
     /// changed, when there is no such subscriber or they are not active:
-    /// the page subscribes no one again.
+    /// the page subscribes no one again. Like [`Store::set_topics`], it
+    /// leaves `updated_at`, the time of the last change of status.
     pub fn set_preferences(
         &self,
         id: i64,
         name: &str,
         topics: Option<&str>,
-        now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         self.conn
             .execute(
-                "UPDATE subscribers SET name = ?2, topics = ?3, updated_at = ?4 \
+                "UPDATE subscribers SET name = ?2, topics = ?3 \
                  WHERE id = ?1 AND status = 'active'",
-                params![id, name, topics, timestamp(now)],
+                params![id, name, topics],
             )
             .map(|n| n > 0)
             .map_err(|e| self.error(e))

@@ -787,3 +787,51 @@ fn saving_topics_between_soft_bounces_does_not_wipe_them() {
     assert_eq!(status(&site, "q@example.net"), "bounced");
     assert_eq!(status(&site, "r@example.net"), "bounced");
 }
+
+/// A hard bounce written before a reader was reactivated, read late (an
+/// old mbox), is recorded and changes nothing; one written after it
+/// bounces them as before.
+#[test]
+fn an_old_hard_bounce_read_late_does_not_undo_a_reactivation() {
+    let site = Site::with_mail().create();
+    site.subscribe(&["gone@example.net"]);
+    let first = sent_ids(&site);
+    site.write(
+        "h1.eml",
+        quoting(hard("h1", "gone@example.net"), &first["gone@example.net"]),
+    );
+    read(&site, &["h1.eml"]);
+    assert_eq!(status(&site, "gone@example.net"), "bounced");
+    run(&mut site.newsletter(["subscribers", "reactivate", "gone@example.net"])).success();
+
+    // Another copy of the same news, from another server, written a day
+    // ago and read only now.
+    site.write(
+        "h2.eml",
+        dated(
+            quoting(hard("h2", "gone@example.net"), &first["gone@example.net"]),
+            1,
+        ),
+    );
+    let late = read(&site, &["h2.eml"]);
+    assert!(late.stdout.contains("read 1 message"), "{late}");
+    assert_eq!(status(&site, "gone@example.net"), "active");
+
+    // A digest made after the reactivation, and its hard bounce.
+    site.write(
+        "content/2026-11-30-more.md",
+        "---\ntitle: More news\ncreated_at: 2026-11-30\n---\n\nMore.\n",
+    );
+    std::fs::remove_dir_all(site.path("outbox")).unwrap();
+    let out = run(site.newsletter(["send"]).env("NEWSLETTER_SECRET", SECRET)).success();
+    assert!(out.stdout.contains("1 sent"), "{out}");
+    let second = std::fs::read_dir(site.path("outbox"))
+        .unwrap()
+        .map(|e| common::smtp::mail_file(&e.unwrap().path()))
+        .map(|m| m.header("Message-ID").to_string())
+        .next()
+        .unwrap();
+    site.write("h3.eml", quoting(hard("h3", "gone@example.net"), &second));
+    read(&site, &["h3.eml"]);
+    assert_eq!(status(&site, "gone@example.net"), "bounced");
+}

@@ -136,6 +136,10 @@ fn record(
         return Ok(Recorded::NoOne);
     };
     let change = match report.event {
+        // Written before the subscriber's last change of status (a
+        // reactivation, a new sign-up): old news, read late (an old
+        // mbox), that must not undo that change.
+        Event::Hard if trusted && before_last_change(tx, id, at)? => None,
         Event::Hard if trusted => Some((Status::Bounced, "status IN ('active', 'pending')")),
         Event::Hard | Event::Soft if soft_limit_reached(tx, id, rules, now)? => {
             Some((Status::Bounced, "status IN ('active', 'pending')"))
@@ -164,6 +168,18 @@ fn record(
         email,
         now: changed,
     })
+}
+
+/// Whether `at` is before subscriber `id` last changed status.
+fn before_last_change(
+    tx: &Transaction,
+    id: i64,
+    at: DateTime<Utc>,
+) -> Result<bool, rusqlite::Error> {
+    tx.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM subscribers WHERE id = ?1 AND updated_at > ?2)",
+    )?
+    .query_row(params![id, timestamp(at)], |r| r.get(0))
 }
 
 /// A subscriber's id and address.

@@ -663,6 +663,8 @@ fn run_with_config(command: Command, config: Config) -> Result<Exit> {
                         anyhow::bail!("there is no digest {id} (see `newsletter digests`)");
                     };
                     for (address, outcome, detail) in outcomes.rows {
+                        // Old rows may hold a remote server's control characters.
+                        let detail = crate::text::one_line(&detail);
                         println!("{outcome}\t{address}\t{detail}");
                     }
                 }

@@ -1189,6 +1189,24 @@ fn a_reply_with_terminal_escapes_is_kept_without_them() {
         "{:?}",
         shown.stdout
     );
+
+    // A reply stored before the store cleaned them is cleaned when shown.
+    let script = "import sqlite3, sys\n\
+                  db = sqlite3.connect(sys.argv[1])\n\
+                  db.execute(\"UPDATE deliveries SET reply = '550 old \\x1b]0;owned\\x07\\x1b[2J' WHERE reply LIKE '%denied%'\")\n\
+                  db.commit()\n";
+    run(std::process::Command::new(common::python())
+        .arg("-c")
+        .arg(script)
+        .arg(site.path("newsletter.db")))
+    .success();
+    let shown = run(&mut site.newsletter(["digests", "show", "1"])).success();
+    assert!(shown.stdout.contains("550 old"), "{shown}");
+    assert!(
+        !shown.stdout.contains(['\u{1b}', '\u{7}']),
+        "{:?}",
+        shown.stdout
+    );
 }
 
 /// A relay answering 421 to every message ("try again later, closing

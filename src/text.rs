@@ -102,12 +102,15 @@ pub fn one_line_within(text: &str, max: usize) -> String {
     }
 }
 
-/// `n` and the noun, plural but for one: "1 post", "2 posts".
+/// `n` and the noun, plural but for one: "1 post", "2 posts",
+/// "2 auto-replies".
 pub fn count(n: usize, noun: &str) -> String {
     if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
+        return format!("1 {noun}");
+    }
+    match noun.strip_suffix('y') {
+        Some(stem) if !stem.ends_with(['a', 'e', 'o', 'u']) => format!("{n} {stem}ies"),
+        _ => format!("{n} {noun}s"),
     }
 }
 
@@ -120,6 +123,8 @@ mod tests {
         assert_eq!(count(0, "post"), "0 posts");
         assert_eq!(count(1, "post file"), "1 post file");
         assert_eq!(count(2, "problem"), "2 problems");
+        assert_eq!(count(3, "auto-reply"), "3 auto-replies");
+        assert_eq!(count(0, "delivery report"), "0 delivery reports");
     }
 
     #[test]

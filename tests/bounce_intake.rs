@@ -203,7 +203,7 @@ fn every_kind_of_report_does_what_it_says_and_counts_once() {
     assert!(
         out.stdout
             .contains("read 8 messages: 2 hard bounces, 2 soft bounces, 2 complaints")
-            && out.stdout.contains("1 auto-replies")
+            && out.stdout.contains("1 auto-reply and")
             && out.stdout.contains("1 not understood")
             && out.stdout.contains("now bounced: 1, complained: 1"),
         "{out}"
@@ -391,7 +391,7 @@ fn a_bounce_with_terminal_escapes_is_kept_without_them() {
         ),
     );
     let out = read(&site, &["escapes.eml"]);
-    assert!(out.stdout.contains("1 soft bounces"), "{out}");
+    assert!(out.stdout.contains("1 soft bounce,"), "{out}");
     let shown = run(&mut site.newsletter(["digests", "show", "1"])).success();
     assert!(shown.stdout.contains("552 5.2.2 full"), "{shown}");
     assert!(
@@ -517,7 +517,7 @@ fn bounces_read_imap_moves_what_it_handled_and_flags_the_rest() {
     };
     let out = read(&site).success();
     assert!(
-        out.stdout.contains("read 3 messages: 1 hard bounces")
+        out.stdout.contains("read 3 messages: 1 hard bounce,")
             && out.stdout.contains("moved 2 to Processed, flagged 2"),
         "{out}"
     );
@@ -699,7 +699,7 @@ fn an_mbox_on_standard_input_is_read_whole() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("read 3 messages: 1 hard bounces, 2 soft bounces"),
+        stdout.contains("read 3 messages: 1 hard bounce, 2 soft bounces"),
         "{stdout}"
     );
     // The same mbox as a file finds all three read before.

@@ -127,17 +127,17 @@ pub struct Tally {
 impl Tally {
     /// The run in one paragraph, for the terminal and the log.
     pub fn summary(&self) -> String {
+        use crate::text::count;
         format!(
-            "read {} messages: {} hard bounces, {} soft bounces, {} complaints, {} unsubscribe requests, \
-             {} auto-replies and {} delivery reports (ignored), {} not understood; {} read before, \
+            "read {}: {}, {}, {}, {}, {} and {} (ignored), {} not understood; {} read before, \
              {} about addresses not on the list; now bounced: {}, complained: {}, unsubscribed: {}",
-            self.messages,
-            self.hard,
-            self.soft,
-            self.complaints,
-            self.unsubscribes,
-            self.auto_replies,
-            self.delivered,
+            count(self.messages, "message"),
+            count(self.hard, "hard bounce"),
+            count(self.soft, "soft bounce"),
+            count(self.complaints, "complaint"),
+            count(self.unsubscribes, "unsubscribe request"),
+            count(self.auto_replies, "auto-reply"),
+            count(self.delivered, "delivery report"),
             self.not_understood.len(),
             self.again,
             self.no_one,

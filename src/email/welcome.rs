@@ -157,11 +157,18 @@ impl std::fmt::Display for Welcomed {
                 f,
                 "another process is sending the welcome mails right now; it sends the new ones too"
             ),
-            Welcomed::Waiting { pending } => write!(
-                f,
-                "{pending} welcome mail{} wait: there is no [smtp] section (email.outbox_mode is \"trial\"); they go out at the first `send` after you add one",
-                plural(*pending)
-            ),
+            Welcomed::Waiting { pending } => {
+                let (wait, go) = if *pending == 1 {
+                    ("waits", "it goes")
+                } else {
+                    ("wait", "they go")
+                };
+                write!(
+                    f,
+                    "{} {wait}: there is no [smtp] section (email.outbox_mode is \"trial\"); {go} out at the first `send` after you add one",
+                    crate::text::count(*pending, "welcome mail")
+                )
+            }
             Welcomed::Ran {
                 sent,
                 failed,

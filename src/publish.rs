@@ -170,6 +170,9 @@ pub fn last_slot(store: &Store) -> Result<Option<DateTime<Utc>>> {
 /// alone it would stop every digest until that time. It goes back to the
 /// latest slot at or before `now`, with a warning. A mark up to the next
 /// slot is left: a run whose `now` was a moment later may have sent it.
+/// A `--now` in the past (a look at the site as it was) is not a clock that
+/// was ahead: a mark up to the next slot after the real time is left too,
+/// or the slot it marks, sent already, would be due again for the next run.
 /// Called under the send lock.
 fn undo_a_mark_from_the_future(
     store: &Store,
@@ -180,7 +183,10 @@ fn undo_a_mark_from_the_future(
     let Some(last) = last_slot(store)? else {
         return Ok(());
     };
-    if slots.next_after(now).is_none_or(|next| last <= next) {
+    if slots
+        .next_after(now.max(Utc::now()))
+        .is_none_or(|next| last <= next)
+    {
         return Ok(());
     }
     let back = slots.latest_at_or_before(now);

@@ -1243,3 +1243,36 @@ fn a_relay_closing_every_connection_with_421_stops_the_run_quickly() {
         assert_eq!((status.as_str(), attempts), ("pending", 0), "{reader}");
     }
 }
+
+/// Full mailboxes are about their recipients: six readers in a row whose
+/// mailboxes are full (an old list, a company's abandoned accounts sorted
+/// together) after the relay took a message are not a relay that refuses
+/// everything now. They stopped the run as a sending limit does, with the
+/// rest pending and an error blaming the sender; now each is a failed
+/// delivery and the rest of the list gets the digest in the same run.
+#[test]
+fn readers_with_full_mailboxes_in_a_row_do_not_stop_the_run() {
+    let full = "552 5.2.2 Mailbox full\r\n";
+    let readers: Vec<String> = std::iter::once("first@example.net".to_string())
+        .chain((1..=6).map(|i| format!("full{i}@example.net")))
+        .chain((1..=3).map(|i| format!("fine{i}@example.net")))
+        .collect();
+    let script: Vec<(&str, &str)> = readers[1..7].iter().map(|r| (r.as_str(), full)).collect();
+    let server = common::scripted_smtp::ScriptedSmtp::start(&script);
+    let site = mail_site()
+        .smtp(server.config("connections = 1"))
+        .subscribers(&readers)
+        .create();
+    let out = send(&site).exit_code(1);
+    assert!(!out.stderr.contains("refused each of the last"), "{out}");
+    assert!(out.stdout.contains("4 sent, 6 failed, 0 pending"), "{out}");
+    assert_eq!(
+        server.accepted(),
+        [
+            "first@example.net",
+            "fine1@example.net",
+            "fine2@example.net",
+            "fine3@example.net"
+        ]
+    );
+}

@@ -727,6 +727,14 @@ struct Breaker {
     accepted: std::sync::atomic::AtomicBool,
 }
 
+/// Whether a permanent refusal is about its recipient: their address gone
+/// (what bounces them), or their mailbox full (5.2.2, whatever its words,
+/// which bounces no one). A run of these says nothing of the relay.
+fn about_the_recipient(reason: &str) -> bool {
+    use crate::bounces::parse::{is_recipient_refusal, status_of};
+    is_recipient_refusal(reason) || status_of(reason).is_some_and(|s| s == "5.2.2")
+}
+
 impl Breaker {
     fn new(workers: usize) -> Breaker {
         Breaker {
@@ -761,7 +769,7 @@ impl Breaker {
     fn refused(&self, reason: &str) -> Option<anyhow::Error> {
         self.in_a_row.store(0, std::sync::atomic::Ordering::Relaxed);
         if self.accepted.load(std::sync::atomic::Ordering::Relaxed) {
-            if crate::bounces::parse::is_recipient_refusal(reason) {
+            if about_the_recipient(reason) {
                 self.refused_since
                     .store(0, std::sync::atomic::Ordering::Relaxed);
                 return None;

@@ -708,6 +708,63 @@ fn an_mbox_on_standard_input_is_read_whole() {
     assert!(again.stdout.contains("3 read before"), "{again}");
 }
 
+/// Postfix pipes one message to an alias's command with a "From " line
+/// first and the body's lines that start "From " as they are (only an
+/// mbox file gets them quoted). Such a message, read as an mbox, was cut
+/// at the returned digest's "From now on" into a second "message", not
+/// understood: the summary said 2 messages. A "From " line is a message's
+/// start only when a header line follows it.
+#[test]
+fn a_message_piped_by_postfix_is_one_message_whatever_its_body_says() {
+    let site = Site::with_mail().create();
+    site.subscribe(&["a@example.net", "b@example.net"]);
+    let returned = "--B\r\nContent-Type: message/rfc822\r\n\r\n\
+                    From: Blog <news@blog.example.org>\r\nSubject: News\r\n\r\n\
+                    Hello.\r\n\r\nFrom now on the digest comes weekly.\r\n\r\n\
+                    From: the editors\r\n--B--\r\n";
+    let piped = |report: String| {
+        format!(
+            "From MAILER-DAEMON  Thu Dec  3 07:00:00 2026\nReturn-Path: <>\n{}",
+            report.replace("--B--\r\n", returned)
+        )
+    };
+    let bounce_read = |input: String| {
+        let mut child = site
+            .newsletter(["bounces", "read"])
+            .env("NEWSLETTER_SECRET", SECRET)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+        drop(stdin);
+        let output = child.wait_with_output().unwrap();
+        let out = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.status.success(), "{out}");
+        out
+    };
+    let out = bounce_read(piped(soft("p1", "a@example.net")));
+    assert!(
+        out.contains("read 1 message: 0 hard bounces, 1 soft bounce"),
+        "{out}"
+    );
+    assert!(out.contains("0 not understood"), "{out}");
+    // An mbox of two such messages is still two.
+    let two = piped(soft("p2", "a@example.net")) + "\n" + &piped(soft("p3", "b@example.net"));
+    let out = bounce_read(two);
+    assert!(
+        out.contains("read 2 messages: 0 hard bounces, 2 soft bounces"),
+        "{out}"
+    );
+    assert!(out.contains("0 not understood"), "{out}");
+}
+
 #[test]
 fn a_folder_of_messages_skips_what_it_cannot_read_or_is_too_large() {
     let site = Site::with_mail().create();

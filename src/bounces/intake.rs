@@ -5,7 +5,7 @@
 //! part way and started again counts every report once (each is kept by
 //! its identity, see [`crate::store::Incoming`]).
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -272,7 +272,7 @@ impl<'a> Run<'a> {
             .with_context(cannot)?;
         let mut whole = std::io::Cursor::new(start).chain(input);
         if whole.get_ref().0.get_ref().as_slice() == b"From " {
-            let reader = std::io::BufReader::new(whole);
+            let reader = std::io::BufReader::new(FromLines::new(std::io::BufReader::new(whole)));
             let messages = mail_parser::mailbox::mbox::MessageIterator::new(reader)
                 .enumerate()
                 .map(|(i, message)| {
@@ -537,5 +537,85 @@ fn identity(base: &str, recipient: Option<&str>, index: usize) -> String {
     match recipient {
         Some(r) => format!("{base} {}", r.to_ascii_lowercase()),
         None => format!("{base} #{index}"),
+    }
+}
+
+/// An mbox as `mail_parser` reads it, with each "From " line that does not
+/// start a message quoted (`>From `, which it unquotes): a message an MTA
+/// pipes to a command (Postfix's `local`, Exim's `pipe`) starts with a
+/// "From " line, and its body's lines that start "From " are not quoted as
+/// in an mbox file, so each would start a message of its own. A "From "
+/// line starts a message when it is the first line or a header line
+/// follows it.
+struct FromLines<R> {
+    input: R,
+    /// Bytes ready to be read.
+    out: Vec<u8>,
+    at: usize,
+    /// A "From " line waiting for the next line to say what it is.
+    held: Option<Vec<u8>>,
+    first: bool,
+    done: bool,
+}
+
+impl<R: BufRead> FromLines<R> {
+    fn new(input: R) -> Self {
+        FromLines {
+            input,
+            out: Vec::new(),
+            at: 0,
+            held: None,
+            first: true,
+            done: false,
+        }
+    }
+
+    /// Moves the next line (or the end) into `out`.
+    fn fill(&mut self) -> std::io::Result<()> {
+        self.out.clear();
+        self.at = 0;
+        let mut line = Vec::new();
+        if self.input.read_until(b'\n', &mut line)? == 0 {
+            self.done = true;
+            if let Some(held) = self.held.take() {
+                self.out.push(b'>');
+                self.out.extend_from_slice(&held);
+            }
+            return Ok(());
+        }
+        if let Some(held) = self.held.take() {
+            if !is_header_line(&line) {
+                self.out.push(b'>');
+            }
+            self.out.extend_from_slice(&held);
+        }
+        if line.starts_with(b"From ") && !std::mem::take(&mut self.first) {
+            self.held = Some(line);
+        } else {
+            self.first = false;
+            self.out.extend_from_slice(&line);
+        }
+        Ok(())
+    }
+}
+
+/// Whether `line` is a header field's first line (`Name: ...`).
+fn is_header_line(line: &[u8]) -> bool {
+    let name = line.iter().take_while(|&&b| b != b':').count();
+    name > 0 && name < line.len() && line[..name].iter().all(|b| (b'!'..=b'~').contains(b))
+}
+
+impl<R: BufRead> Read for FromLines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.out.len() {
+            if self.done {
+                return Ok(0);
+            }
+            self.fill()?;
+        }
+        let n = buf.len().min(self.out.len() - self.at);
+        buf[..n].copy_from_slice(&self.out[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
 }

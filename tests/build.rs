@@ -1100,6 +1100,43 @@ fn srcset_urls_with_commas_stay_whole() {
     }
 }
 
+/// A post's own path may hold a colon before a word (`re:Invent`,
+/// `std::optional`): Hugo writes `url:` as it is and Jekyll leaves what is
+/// not one of its placeholders, so the page is there. The build stopped
+/// on it, calling `:invent` a placeholder this tool does not know; only
+/// placeholders Hugo or Jekyll know and this tool does not are refused.
+#[test]
+fn a_posts_own_path_may_hold_a_colon() {
+    let site = Site::empty();
+    site.write(
+        "config.toml",
+        "[site]\nbase_url = \"https://example.org\"\n",
+    );
+    site.write(
+        "content/talk.md",
+        "---\ntitle: Notes from re:Invent\ndate: 2024-12-05\nurl: /talks/re:invent-2024/\n---\nText.\n",
+    );
+    site.write(
+        "content/cpp.md",
+        "---\ntitle: Optional\ndate: 2024-12-06\npermalink: /cpp/std::optional/\n---\nText.\n",
+    );
+    site.build();
+    let feeds = site.feeds("public");
+    for (title, path) in [
+        ("Notes from re:Invent", "talks/re:invent-2024/"),
+        ("Optional", "cpp/std::optional/"),
+    ] {
+        for (name, entry) in in_every_feed(&feeds, title) {
+            let link = entry
+                .link
+                .as_deref()
+                .unwrap_or_default()
+                .replace("%3A", ":");
+            assert_eq!(link, format!("https://example.org/{path}"), "{name}");
+        }
+    }
+}
+
 #[test]
 fn title_permalinks_are_the_urls_hugo_makes() {
     // What Hugo 0.111 wrote into its own feed for these titles under

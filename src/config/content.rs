@@ -35,14 +35,61 @@ pub const PERMALINK_TOKENS: [&str; 6] = [":year", ":month", ":day", ":slug", ":t
 /// The first `:word` in a permalink pattern that is not one of
 /// [`PERMALINK_TOKENS`] (Jekyll's `:categories`, a typo such as `:yaer`):
 /// left in, it would be part of every post's URL as written.
-pub fn unknown_placeholder(pattern: &str) -> Option<&str> {
-    pattern.match_indices(':').find_map(|(at, _)| {
+fn unknown_placeholder(pattern: &str) -> Option<&str> {
+    colon_words(pattern).find(|word| !PERMALINK_TOKENS.contains(word))
+}
+
+/// Placeholders that Jekyll or Hugo know and this tool does not.
+const FOREIGN_TOKENS: [&str; 30] = [
+    ":categories",
+    ":slugified_categories",
+    ":output_ext",
+    ":name",
+    ":path",
+    ":collection",
+    ":basename",
+    ":i_month",
+    ":i_day",
+    ":y_day",
+    ":w_year",
+    ":week",
+    ":w_day",
+    ":short_year",
+    ":short_month",
+    ":long_month",
+    ":short_day",
+    ":long_day",
+    ":hour",
+    ":minute",
+    ":second",
+    ":monthname",
+    ":weekday",
+    ":weekdayname",
+    ":yearday",
+    ":sections",
+    ":filename",
+    ":slugorfilename",
+    ":contentbasename",
+    ":slugorcontentbasename",
+];
+
+/// The first `:word` in a post's own permalink that Jekyll or Hugo would
+/// fill in and this tool cannot (`:categories`): the page is not where the
+/// link would say. Any other word after a colon is part of the path as
+/// written (`/talks/re:invent/`, `/cpp/std::optional/`), as Hugo writes
+/// `url:` and Jekyll leaves what is not a placeholder.
+pub fn foreign_placeholder(pattern: &str) -> Option<&str> {
+    colon_words(pattern).find(|word| FOREIGN_TOKENS.contains(word))
+}
+
+/// Each `:word` in `pattern` (letters, digits and `_` after a colon).
+fn colon_words(pattern: &str) -> impl Iterator<Item = &str> {
+    pattern.match_indices(':').filter_map(|(at, _)| {
         let rest = &pattern[at + 1..];
         let len = rest
             .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
             .unwrap_or(rest.len());
-        let word = &pattern[at..at + 1 + len];
-        (len > 0 && !PERMALINK_TOKENS.contains(&word)).then_some(word)
+        (len > 0).then(|| &pattern[at..at + 1 + len])
     })
 }
 

@@ -30,7 +30,7 @@ mod welcome;
 
 pub use archive::Archive;
 pub use bounces::{Bounces, Imap};
-pub use content::{Content, PERMALINK_TOKENS, UrlDate, unknown_placeholder};
+pub use content::{Content, PERMALINK_TOKENS, UrlDate, foreign_placeholder};
 pub use digest::{DEFAULT_SUBJECT, Digest};
 pub use email::{Dkim, Email, OutboxMode};
 pub use feeds::{Feeds, IframePolicy, RssGuid};

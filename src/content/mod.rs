@@ -14,7 +14,7 @@ use chrono_tz::Tz;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use rayon::prelude::*;
 
-use crate::config::{Config, PERMALINK_TOKENS, UrlDate, unknown_placeholder};
+use crate::config::{Config, PERMALINK_TOKENS, UrlDate, foreign_placeholder};
 use front_matter::LineError;
 
 /// One post, as its front matter and file name describe it. The body is
@@ -520,9 +520,9 @@ fn own_permalink(own: &str, config: &Config) -> Result<String, String> {
             own.escape_debug()
         ));
     }
-    if let Some(word) = unknown_placeholder(own) {
+    if let Some(word) = foreign_placeholder(own) {
         return Err(format!(
-            "`{own}` has `{word}`, which is not a placeholder; use {}",
+            "`{own}` has `{word}`, a placeholder this tool does not fill in; use {}",
             PERMALINK_TOKENS.join(", ")
         ));
     }

@@ -304,8 +304,12 @@ fn print_send_report(report: &SendReport) -> Exit {
             }
             let pending = report.pending();
             if pending > 0 {
+                let (deliveries, are) = match pending {
+                    1 => ("delivery", "is"),
+                    _ => ("deliveries", "are"),
+                };
                 eprintln!(
-                    "{pending} deliveries are still pending: run `newsletter send` again to retry them"
+                    "{pending} {deliveries} {are} still pending: run `newsletter send` again to retry them"
                 );
             }
             if pending > 0 || mailings.iter().any(|m| m.counts.failed > 0) {

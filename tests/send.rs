@@ -1276,3 +1276,41 @@ fn readers_with_full_mailboxes_in_a_row_do_not_stop_the_run() {
         ]
     );
 }
+
+/// A relay that answers one reader's RCPT with 421 (a limit on their
+/// domain, say) while it takes everyone else's is not closing for every
+/// message: the reader's attempts count, so after 20 they fail and the
+/// digest is finished. Uncounted, that delivery stayed pending for ever,
+/// and with a digest unfinished no new one is ever made.
+#[test]
+fn a_reader_refused_with_421_while_others_get_through_is_charged() {
+    let readers = ["a@example.net", "b@example.com", "c@example.net"];
+    // A first run against a relay closing for all makes the digest and
+    // charges no one.
+    let closing = SmtpServer::start(&["--closing"]);
+    let site = mail_site()
+        .smtp(closing.config("connections = 2"))
+        .subscribers(&readers)
+        .create();
+    send(&site).exit_code(1);
+    assert_eq!(delivery(&site, "b@example.com").1, 0);
+    // As if earlier runs had charged b 19 attempts.
+    rusqlite::Connection::open(site.path("newsletter.db"))
+        .unwrap()
+        .execute(
+            "UPDATE deliveries SET attempts = 19 WHERE subscriber_id = 2",
+            [],
+        )
+        .unwrap();
+    assert_eq!(delivery(&site, "b@example.com").1, 19);
+
+    let busy = "421 4.7.0 Too many messages to example.com, try again later\r\n";
+    let server = common::scripted_smtp::ScriptedSmtp::start(&[("b@example.com", busy)]);
+    site.replace_in_config(
+        &format!("port = {}", closing.port),
+        &format!("port = {}", server.port),
+    );
+    let out = send(&site).exit_code(1);
+    assert!(out.stdout.contains("2 sent, 1 failed, 0 pending"), "{out}");
+    assert_eq!(delivery(&site, "b@example.com").0, "failed", "{out}");
+}

@@ -634,6 +634,13 @@ fn worker(
                     connection,
                     reached,
                 } => {
+                    // A 421 from a relay that took other mail in this run
+                    // is about this message (a limit on its recipient's
+                    // domain), not the relay closing for all: it counts,
+                    // or the delivery would stay pending for ever, and its
+                    // digest unfinished, so no new one is ever made.
+                    let reached =
+                        reached || (reason.contains("(421)") && lane.breaker.has_accepted());
                     // With several relays, another that has not tried it
                     // takes the message at once, charging the reader
                     // nothing: one run costs a reader at most the attempts
@@ -750,6 +757,11 @@ impl Breaker {
     fn half_open(&self) {
         self.in_a_row
             .store(self.limit - 1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the relay took a message in this run.
+    fn has_accepted(&self) -> bool {
+        self.accepted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn succeeded(&self) {

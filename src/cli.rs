@@ -242,8 +242,9 @@ fn print_send_report(report: &SendReport) -> Exit {
                 println!("{email}\t{subject}");
             }
             println!(
-                "dry run: {subject:?} ({posts} new posts) would go to {} subscribers; nothing was sent or recorded",
-                recipients.len()
+                "dry run: {subject:?} ({}) would go to {}; nothing was sent or recorded",
+                counted(*posts, "new post", "new posts"),
+                counted(recipients.len(), "subscriber", "subscribers")
             );
             Exit::Ok
         }
@@ -304,12 +305,10 @@ fn print_send_report(report: &SendReport) -> Exit {
             }
             let pending = report.pending();
             if pending > 0 {
-                let (deliveries, are) = match pending {
-                    1 => ("delivery", "is"),
-                    _ => ("deliveries", "are"),
-                };
+                let are = if pending == 1 { "is" } else { "are" };
                 eprintln!(
-                    "{pending} {deliveries} {are} still pending: run `newsletter send` again to retry them"
+                    "{} {are} still pending: run `newsletter send` again to retry them",
+                    counted(pending, "delivery", "deliveries")
                 );
             }
             if pending > 0 || mailings.iter().any(|m| m.counts.failed > 0) {
@@ -832,4 +831,9 @@ fn read_bounce_mailbox(config: &Config, now: DateTime<Utc>) -> Result<String> {
     let mut store = Store::open(&config.store.path)?;
     let pass = crate::bounces::imap::read_mailbox_once(&mut store, config, now)?;
     Ok(pass.summary(config))
+}
+
+/// `n` and the noun for it: "1 subscriber", "3 subscribers".
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }

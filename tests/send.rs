@@ -693,7 +693,7 @@ fn dry_run_of_an_unfinished_digest_lists_only_who_is_still_pending() {
     let out = send(&site).exit_code(1);
     assert!(out.stdout.contains("4 sent, 0 failed, 1 pending"), "{out}");
     let dry = send_with(&site, &["--dry-run"]).success();
-    assert!(dry.stdout.contains("would go to 1 subscribers"), "{dry}");
+    assert!(dry.stdout.contains("would go to 1 subscriber;"), "{dry}");
     assert!(dry.stdout.contains(&readers[2]), "{dry}");
     assert!(!dry.stdout.contains(&readers[0]), "{dry}");
 }

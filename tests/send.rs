@@ -1314,3 +1314,37 @@ fn a_reader_refused_with_421_while_others_get_through_is_charged() {
     assert!(out.stdout.contains("2 sent, 1 failed, 0 pending"), "{out}");
     assert_eq!(delivery(&site, "b@example.com").0, "failed", "{out}");
 }
+
+/// Two readers in a row whose domain the relay throttles with 421 while
+/// it takes everyone else's mail: each was tried 5 times, their 421s
+/// added up to 6 "closed connections" in a row, and the run stopped
+/// ("it takes no mail for now") before the readers after them, in every
+/// run, as they come first among those pending. Now each is tried once a
+/// run, charged, and the run goes on.
+#[test]
+fn readers_throttled_with_421_do_not_stop_the_run_for_the_rest() {
+    let busy = "421 4.7.0 Too many messages to example.com, try again later\r\n";
+    let server = common::scripted_smtp::ScriptedSmtp::start(&[
+        ("b1@example.com", busy),
+        ("b2@example.com", busy),
+    ]);
+    let readers = [
+        "a@example.net",
+        "b1@example.com",
+        "b2@example.com",
+        "c@example.net",
+        "d@example.net",
+    ];
+    let site = mail_site()
+        .smtp(server.config("connections = 1"))
+        .subscribers(&readers)
+        .create();
+    let out = send(&site).exit_code(1);
+    assert!(!out.stderr.contains("in a row"), "{out}");
+    assert!(out.stdout.contains("3 sent, 0 failed, 2 pending"), "{out}");
+    assert_eq!(
+        server.accepted(),
+        ["a@example.net", "c@example.net", "d@example.net"]
+    );
+    assert_eq!(delivery(&site, "b1@example.com").1, 1);
+}

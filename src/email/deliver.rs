@@ -639,8 +639,13 @@ fn worker(
                     // domain), not the relay closing for all: it counts,
                     // or the delivery would stay pending for ever, and its
                     // digest unfinished, so no new one is ever made.
-                    let reached =
-                        reached || (reason.contains("(421)") && lane.breaker.has_accepted());
+                    // It is not tried again in this run either: retried,
+                    // its 421s would add up to a closed relay's and stop
+                    // the run, every run, before the readers after it. A
+                    // relay closing for all trips the breaker after as
+                    // many messages, each tried once.
+                    let throttled = reason.contains("(421)") && lane.breaker.has_accepted();
+                    let reached = reached || throttled;
                     // With several relays, another that has not tried it
                     // takes the message at once, charging the reader
                     // nothing: one run costs a reader at most the attempts
@@ -682,7 +687,7 @@ fn worker(
                                 )),
                                 true,
                             ),
-                            false => (again(reason), attempt == MAX_ATTEMPTS),
+                            false => (again(reason), throttled || attempt == MAX_ATTEMPTS),
                         }
                     }
                 }

@@ -727,7 +727,8 @@ fn trial_files_are_named_so_and_a_pickup_folder_refuses_them() {
     site.replace_in_config("[email]\n", "[email]\noutbox_mode = \"deliver\"\n");
     let refused = send(&site).exit_code(1);
     assert!(
-        refused.stderr.contains("2 trial message(s)") && refused.stderr.contains("trial-"),
+        refused.stderr.contains("2 trial messages written before")
+            && refused.stderr.contains("trial-"),
         "{refused}"
     );
     for name in &trials {

@@ -797,7 +797,7 @@ impl Breaker {
                 + 1;
             return (n >= self.limit).then(|| {
                 anyhow::anyhow!(
-                    "the SMTP server refused each of the last {n} messages (last: {reason}) after taking earlier ones: it refuses the sender or the message now, not the recipients (a sending limit reached?); the rest stay pending for the next `newsletter send`"
+                    "the SMTP server refused each of the last {n} messages (last: {reason}) after taking earlier ones: it refuses the sender or the message now, not the recipients (a sending limit reached?)"
                 )
             });
         }

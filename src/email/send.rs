@@ -124,11 +124,11 @@ pub fn send_locked(
         let trials = transport::Outbox::trials_left(&config.email.outbox);
         if let Some(first) = trials.first() {
             bail!(
-                "{} holds {} trial message(s) written before email.outbox_mode = \"deliver\" was set \
+                "{} holds {} written before email.outbox_mode = \"deliver\" was set \
                  (e.g. {}): delete them, or the program that sends from the outbox would mail them; \
                  nothing was sent",
                 config.email.outbox.display(),
-                trials.len(),
+                crate::text::count(trials.len(), "trial message"),
                 first.display()
             );
         }

@@ -225,7 +225,8 @@ fn check_activation_variables() -> Result<()> {
                 }
             };
             anyhow::bail!(
-                "{said} {count} socket(s) from file descriptor {first}, but descriptor {fd} is not open: unset them, or {as_systemd}"
+                "{said} {} from file descriptor {first}, but descriptor {fd} is not open: unset them, or {as_systemd}",
+                crate::text::count(count.unsigned_abs() as usize, "socket")
             );
         }
     }

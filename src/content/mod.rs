@@ -325,10 +325,14 @@ fn parse_text(
             "the post has no title: add `title: ...` to its front matter",
         )
     })?;
+    // A date key's value, or the error naming its key and line.
+    let dated = |d: &front_matter::Dated| {
+        date::parse_date(&d.text, zone)
+            .map_err(|e| LineError::new(d.line, format!("`{}`: {e}", d.key)))
+    };
     let (file_date, file_slug) = name_parts(path);
     let published = match (&fm.date, file_date) {
-        (Some(d), _) => date::parse_date(&d.text, zone)
-            .map_err(|e| LineError::new(d.line, format!("`{}`: {e}", d.key)))?,
+        (Some(d), _) => dated(d)?,
         (None, Some(d)) => date::parse_date(d, zone).map_err(|e| LineError::new(1, e))?,
         (None, None) => {
             return Err(LineError::new(
@@ -337,25 +341,14 @@ fn parse_text(
             ));
         }
     };
-    let updated = match &fm.updated {
-        Some(d) => date::parse_date(&d.text, zone)
-            .map_err(|e| LineError::new(d.line, format!("`{}`: {e}", d.key)))?,
-        None => published,
-    };
-    let publish_at = match &fm.publish_date {
-        Some(d) => Some(
-            date::parse_date(&d.text, zone)
-                .map_err(|e| LineError::new(d.line, format!("`{}`: {e}", d.key)))?,
-        ),
-        None => None,
-    };
-    let expires_at = match &fm.expiry_date {
-        Some(d) => Some(
-            date::parse_date(&d.text, zone)
-                .map_err(|e| LineError::new(d.line, format!("`{}`: {e}", d.key)))?,
-        ),
-        None => None,
-    };
+    let updated = fm
+        .updated
+        .as_ref()
+        .map(dated)
+        .transpose()?
+        .unwrap_or(published);
+    let publish_at = fm.publish_date.as_ref().map(dated).transpose()?;
+    let expires_at = fm.expiry_date.as_ref().map(dated).transpose()?;
     // Jekyll keeps drafts in `_drafts/`; they are never published.
     let in_drafts = path.components().any(|c| c.as_os_str() == "_drafts");
     let slug = encode_slug(fm.slug.as_deref().unwrap_or(&file_slug));

@@ -50,20 +50,19 @@ pub struct BuildReport {
 
 impl std::fmt::Display for BuildReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let plural =
-            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        use crate::text::count;
         write!(
             f,
             "read {}: {} published, {}, {} scheduled{}; wrote {} ({} unchanged) to {}",
-            plural(self.read, "post", "posts"),
+            count(self.read, "post"),
             self.published,
-            plural(self.drafts, "draft", "drafts"),
+            count(self.drafts, "draft"),
             self.scheduled,
             match self.expired {
                 0 => String::new(),
                 n => format!(", {n} expired"),
             },
-            plural(self.written, "file", "files"),
+            count(self.written, "file"),
             self.unchanged,
             self.output_dir.display(),
         )?;
@@ -71,7 +70,7 @@ impl std::fmt::Display for BuildReport {
             write!(
                 f,
                 ", removed {} no longer built",
-                plural(self.removed.len(), "file", "files")
+                count(self.removed.len(), "file")
             )?;
         }
         write!(f, " in {:.2} s", self.elapsed.as_secs_f64())

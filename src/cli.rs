@@ -243,8 +243,8 @@ fn print_send_report(report: &SendReport) -> Exit {
             }
             println!(
                 "dry run: {subject:?} ({}) would go to {}; nothing was sent or recorded",
-                counted(*posts, "new post", "new posts"),
-                counted(recipients.len(), "subscriber", "subscribers")
+                crate::text::count(*posts, "new post"),
+                crate::text::count(recipients.len(), "subscriber")
             );
             Exit::Ok
         }
@@ -308,7 +308,7 @@ fn print_send_report(report: &SendReport) -> Exit {
                 let are = if pending == 1 { "is" } else { "are" };
                 eprintln!(
                     "{} {are} still pending: run `newsletter send` again to retry them",
-                    counted(pending, "delivery", "deliveries")
+                    crate::text::count(pending, "delivery")
                 );
             }
             if pending > 0 || mailings.iter().any(|m| m.counts.failed > 0) {
@@ -831,9 +831,4 @@ fn read_bounce_mailbox(config: &Config, now: DateTime<Utc>) -> Result<String> {
     let mut store = Store::open(&config.store.path)?;
     let pass = crate::bounces::imap::read_mailbox_once(&mut store, config, now)?;
     Ok(pass.summary(config))
-}
-
-/// `n` and the noun for it: "1 subscriber", "3 subscribers".
-fn counted(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }

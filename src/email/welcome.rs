@@ -145,13 +145,13 @@ pub enum Welcomed {
 impl std::fmt::Display for Welcomed {
     /// One line for the command output and the log.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        use crate::text::count;
         match self {
             Welcomed::Nothing => write!(f, "no welcome mail to send"),
             Welcomed::Disabled { cancelled } => write!(
                 f,
-                "welcome mails are off ([welcome] enabled = false): {cancelled} pending welcome{} cancelled",
-                plural(*cancelled)
+                "welcome mails are off ([welcome] enabled = false): {} cancelled",
+                count(*cancelled, "pending welcome")
             ),
             Welcomed::Busy => write!(
                 f,
@@ -166,7 +166,7 @@ impl std::fmt::Display for Welcomed {
                 write!(
                     f,
                     "{} {wait}: there is no [smtp] section (email.outbox_mode is \"trial\"); {go} out at the first `send` after you add one",
-                    crate::text::count(*pending, "welcome mail")
+                    count(*pending, "welcome mail")
                 )
             }
             Welcomed::Ran {
@@ -174,9 +174,9 @@ impl std::fmt::Display for Welcomed {
                 failed,
                 pending,
             } => {
-                write!(f, "welcomed {sent} new subscriber{}", plural(*sent))?;
+                write!(f, "welcomed {}", count(*sent, "new subscriber"))?;
                 if *failed > 0 {
-                    write!(f, ", {failed} welcome{} refused", plural(*failed))?;
+                    write!(f, ", {} refused", count(*failed, "welcome"))?;
                 }
                 if *pending > 0 {
                     write!(

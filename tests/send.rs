@@ -38,6 +38,17 @@ fn send(site: &Site) -> Run {
         .env("NEWSLETTER_SECRET", SECRET))
 }
 
+/// `newsletter send --now NOW` started in the background, its output kept
+/// for [`finish_within`].
+fn send_in_background(site: &Site) -> std::process::Child {
+    site.newsletter(["send", "--now", NOW])
+        .env("NEWSLETTER_SECRET", SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn each_active_subscriber_gets_one_digest_over_starttls_with_auth() {
     let server = SmtpServer::start_tls(&[]);
@@ -311,21 +322,9 @@ fn a_second_send_while_one_runs_refuses_and_nobody_gets_two() {
         .smtp(held_config(server.port, 1))
         .subscribers(&readers)
         .create();
-    let first = site
-        .newsletter(["send", "--now", NOW])
-        .env("NEWSLETTER_SECRET", SECRET)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let first = send_in_background(&site);
     server.wait_for_logged("fault=hold", 1);
-    let second = site
-        .newsletter(["send", "--now", NOW])
-        .env("NEWSLETTER_SECRET", SECRET)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let second = send_in_background(&site);
     // A second run that got past the lock would be held at the server too.
     let second = finish_within(second, Duration::from_secs(60), "the second send").failure();
     assert!(
@@ -1098,13 +1097,7 @@ fn a_reader_who_leaves_while_a_digest_goes_out_is_not_mailed_after() {
         .smtp(held_config(server.port, 1))
         .subscribers(&readers)
         .create();
-    let sending = site
-        .newsletter(["send", "--now", NOW])
-        .env("NEWSLETTER_SECRET", SECRET)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let sending = send_in_background(&site);
     // The first message is at the server; the rest are read and waiting.
     server.wait_for_logged("fault=hold", 1);
     site.newsletter(["subscribers", "remove", &readers[2]])
@@ -1225,13 +1218,7 @@ fn a_relay_closing_every_connection_with_421_stops_the_run_quickly() {
         .smtp(server.config("connections = 2"))
         .subscribers(&readers)
         .create();
-    let sending = site
-        .newsletter(["send", "--now", NOW])
-        .env("NEWSLETTER_SECRET", SECRET)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let sending = send_in_background(&site);
     // Bounds a hang only: stopping takes one reader's retries (7.5 s).
     let out = finish_within(sending, Duration::from_secs(60), "the send").exit_code(1);
     assert!(

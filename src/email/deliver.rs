@@ -191,12 +191,11 @@ pub fn deliver(
         )
     });
     // Readers who left after the feeder last looked were passed over by
-    // the workers: their deliveries are cancelled now (reading pending
-    // deliveries cancels those of readers no longer active), not left
-    // pending for the next run.
-    // Best effort: the next run's first read cancels them as well.
+    // the workers: their deliveries are cancelled now, not left pending
+    // for the next run. Best effort: the next run's first read of pending
+    // deliveries cancels them as well.
     if delivered.is_ok() {
-        let _ = store.pending(digest.id, i64::MAX, 1, Utc::now());
+        let _ = store.cancel_departed(digest.id, Utc::now());
     }
     delivered
 }

@@ -87,6 +87,20 @@ impl Outcome {
 }
 
 impl Store {
+    /// Cancels a digest's pending deliveries to subscribers who are no
+    /// longer active.
+    pub fn cancel_departed(&self, digest_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE deliveries SET status = 'cancelled', updated_at = ?2 \
+                 WHERE digest_id = ?1 AND status = 'pending' AND subscriber_id IN \
+                 (SELECT id FROM subscribers WHERE status <> 'active')",
+                params![digest_id, timestamp(now)],
+            )
+            .map(drop)
+            .map_err(|e| self.error(e))
+    }
+
     /// Up to `limit` pending deliveries of a digest to subscribers with ids
     /// above `after`, in id order. Deliveries to subscribers who are no
     /// longer active are cancelled on the way.
@@ -97,14 +111,7 @@ impl Store {
         limit: usize,
         now: DateTime<Utc>,
     ) -> Result<Vec<Pending>, StoreError> {
-        self.conn
-            .execute(
-                "UPDATE deliveries SET status = 'cancelled', updated_at = ?2 \
-                 WHERE digest_id = ?1 AND status = 'pending' AND subscriber_id IN \
-                 (SELECT id FROM subscribers WHERE status <> 'active')",
-                params![digest_id, timestamp(now)],
-            )
-            .map_err(|e| self.error(e))?;
+        self.cancel_departed(digest_id, now)?;
         let mut statement = self
             .conn
             .prepare_cached(
